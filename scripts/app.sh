@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up on a fresh Linux machine, then start TL Studio on http://127.0.0.1:8501
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m streamlit run app.py "$@"

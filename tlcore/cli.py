@@ -1,0 +1,332 @@
+"""`tlcore` / `python -m tlcore`: the command line, exactly as DESIGN.md's contract.
+
+With --json a command prints one JSON document on stdout and nothing else: everything
+TensorFlow, Keras or the engine would print goes to stderr. Exit 0 on success, 1 on
+failure (one-line reason on stderr; `{"error": ...}` on stdout with --json), 2 on usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+from .errors import TLCoreError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print usage and exit; we answer per contract
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS
+    p.add_argument("--backbone", default=S, help="catalog backbone name (see `tlcore backbones`)")
+    p.add_argument("--backbone-file", dest="backbone_file", default=S, help="a saved model as backbone")
+    p.add_argument("--weights", default=S, help="imagenet (default), none, or a weights file")
+    p.add_argument("--input-size", dest="input_size", type=int, default=S)
+    p.add_argument("--cut", default=S, help="layer name or index where the backbone ends")
+    p.add_argument("--unfreeze-from", dest="unfreeze_from", default=S,
+                   help="layer name or index from which stage 2 trains (negative from the end)")
+    p.add_argument("--pooling", choices=["avg", "max", "flatten"], default=S)
+    p.add_argument("--dense", type=int, nargs="*", default=S, help="hidden dense layer sizes")
+    p.add_argument("--dropout", type=float, default=S)
+    p.add_argument("--train-bn", dest="train_bn", action="store_true", default=S)
+    p.add_argument("--val-split", dest="val_split", type=float, default=S)
+    p.add_argument("--test-split", dest="test_split", type=float, default=S)
+    p.add_argument("--seed", type=int, default=S)
+    p.add_argument("--resize", choices=["stretch", "pad", "crop"], default=S)
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=S)
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], default=S)
+    p.add_argument("--mixed-precision", dest="mixed_precision", choices=["auto", "on", "off"], default=S)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tlcore", description="Transfer learning and fine-tuning of image classifiers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def cmd(name, help):
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        return p
+
+    cmd("backbones", "list every backbone of the catalog")
+    p = cmd("layers", "the layer table of a backbone, with clean cut points")
+    p.add_argument("backbone", nargs="?")
+    p.add_argument("--backbone-file", dest="backbone_file")
+    p.add_argument("--input-size", dest="input_size", type=int)
+    p = cmd("import", "copy a .zip or folder into the managed datasets folder")
+    p.add_argument("source")
+    p.add_argument("--datasets-dir", dest="datasets_dir")
+    p.add_argument("--name")
+    p = cmd("scan", "check a folder dataset: classes, counts per split, problems")
+    p.add_argument("data")
+    p.add_argument("--val-split", dest="val_split", type=float, default=0.2)
+    p.add_argument("--test-split", dest="test_split", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=42)
+
+    S = argparse.SUPPRESS
+    p = cmd("train", "train a classifier: head on the frozen backbone, then fine-tuning")
+    p.add_argument("data", nargs="?", default=S)
+    _add_model_options(p)
+    p.add_argument("--head-epochs", dest="head_epochs", type=int, default=S)
+    p.add_argument("--fine-tune-epochs", dest="fine_tune_epochs", type=int, default=S)
+    p.add_argument("--lr", type=float, default=S)
+    p.add_argument("--fine-tune-lr", dest="fine_tune_lr", type=float, default=S)
+    p.add_argument("--augment", choices=["none", "light", "strong"], default=S)
+    p.add_argument("--flip", choices=["none", "horizontal", "vertical", "both"], default=S)
+    p.add_argument("--rotation", type=float, default=S, help="degrees")
+    p.add_argument("--zoom", type=float, default=S)
+    p.add_argument("--shift", type=float, default=S)
+    p.add_argument("--shear", type=float, default=S)
+    p.add_argument("--contrast", type=float, default=S)
+    p.add_argument("--early-stopping", dest="early_stopping", type=int, default=S, help="patience, 0 = off")
+    p.add_argument("--class-weights", dest="class_weights", choices=["auto", "none"], default=S)
+    p.add_argument("--feature-cache", dest="feature_cache", choices=["auto", "on", "off"], default=S)
+    p.add_argument("--xla", action="store_true", default=S)
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--run-id", dest="run_id")
+    p.add_argument("--name", default=S)
+    p.add_argument("--resume")
+    p.add_argument("--config", dest="config_file")
+    p.add_argument("--preset", default=S)
+    p.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
+
+    p = cmd("stop", "ask a running training to stop (it saves its model)")
+    p.add_argument("run_dir")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p = cmd("evaluate", "score a run on its test split (or validation)")
+    p.add_argument("run_dir")
+    p.add_argument("--data")
+    p.add_argument("--split", choices=["test", "validation"])
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p = cmd("predict", "classify images or folders of images with a run's model")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", dest="top_k", type=int, default=5)
+    p.add_argument("--csv")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"])
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p = cmd("runs", "list the runs in the store, or delete some")
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("--delete", nargs="+", metavar="RUN_ID")
+    return parser
+
+
+# --- commands ---------------------------------------------------------------------
+
+def _cmd_backbones(a):
+    from .catalog import CATALOG
+
+    return [b.to_dict() for b in CATALOG.values()]
+
+
+def _cmd_layers(a):
+    from .backbones import build_backbone
+    from .layers import layer_table
+
+    if not a.backbone and not a.backbone_file:
+        raise UsageError("tlcore layers: give a BACKBONE name or --backbone-file PATH")
+    if a.backbone_file:
+        from .source import load_source
+        from types import SimpleNamespace
+
+        src = load_source(SimpleNamespace(backbone=None, backbone_file=a.backbone_file,
+                                          weights=None, input_size=a.input_size))
+        model = src.backbone
+    else:
+        model = build_backbone(a.backbone, a.input_size, weights=None)
+    return [row.to_dict() for row in layer_table(model)]
+
+
+def _cmd_import(a):
+    from .importer import import_dataset
+
+    return import_dataset(a.source, a.datasets_dir, a.name)
+
+
+def _cmd_scan(a):
+    from .data import scan
+
+    report = scan(a.data, a.val_split, a.test_split, a.seed).report()
+    return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
+
+
+_TRAIN_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue"}
+
+
+def train_options(a: argparse.Namespace) -> dict:
+    """TrainConfig fields from defaults < --config file < --preset < explicit options."""
+    given = {k: v for k, v in vars(a).items() if k not in _TRAIN_CONTROL}
+    options: dict[str, Any] = {}
+    if a.config_file:
+        from .jsonio import read_json
+
+        cfg = read_json(a.config_file)
+        if not isinstance(cfg, dict):
+            raise TLCoreError(f"--config {a.config_file}: not a readable config.json.")
+        options.update(cfg.get("options", cfg))
+    preset = given.get("preset") or options.get("preset")
+    if preset:
+        from .presets import get_preset
+
+        base = dict(get_preset(preset).options)
+        base.update({k: v for k, v in options.items() if k in ("data",)})
+        options = {**options, **base} if not a.config_file else {**base, **options}
+    options.update(given)
+    return options
+
+
+def _cmd_train(a):
+    from .train import TrainConfig, train
+
+    def announce(path):
+        print(f"run_dir: {path}", file=sys.stderr, flush=True)
+
+    if a.resume:
+        return train(TrainConfig(), runs_dir=a.runs_dir, resume=a.resume, queue=a.queue, announce=announce)
+    config = TrainConfig.from_dict(train_options(a))
+    return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
+
+
+def _cmd_stop(a):
+    from .runs import RunStore
+
+    run = RunStore(a.runs_dir).get(a.run_dir)
+    state = run.state()
+    if state in ("queued", "running"):
+        run.request_stop()
+        return {"run_dir": str(run.path), "stop_requested": True, "state": state}
+    return {"run_dir": str(run.path), "stop_requested": False, "state": state}
+
+
+def _cmd_evaluate(a):
+    from .evaluate import evaluate_run
+
+    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir)
+
+
+def _cmd_predict(a):
+    from .predict import predict
+
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir)
+
+
+def _cmd_export(a):
+    from .export import export_run
+
+    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
+
+
+def _cmd_runs(a):
+    from .runs import RunStore
+
+    store = RunStore(a.runs_dir)
+    for rid in a.delete or []:
+        store.delete(rid)
+    return [r.summary() for r in store.runs()]
+
+
+COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
+            "scan": _cmd_scan, "train": _cmd_train, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs}
+
+
+# --- output -----------------------------------------------------------------------
+
+def _human(result: Any) -> str:
+    if isinstance(result, list):
+        if result and isinstance(result[0], dict):
+            keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))]
+            rows = [[_cell(r.get(k)) for k in keys] for r in result]
+            widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
+            lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
+            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+            extra = [k for k in result[0] if k not in keys]
+            if extra == ["top"]:
+                lines = [f"{r['image']}: " + (", ".join(f"{t['label']} {t['probability']:.3f}"
+                                                        for t in r["top"]) or r.get("error", ""))
+                         for r in result]
+            return "\n".join(lines)
+        return "\n".join(_cell(r) for r in result)
+    if isinstance(result, dict):
+        return "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else _cell(v)}"
+                         for k, v in result.items())
+    return str(result)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send everything written to fd 1 (Python, Keras, TensorFlow's C++) to stderr meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield os.fdopen(os.dup(saved), "w", encoding="utf-8")
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    want_json = "--json" in argv
+    with _stdout_to_stderr() as out:
+        code, payload = _run(argv)
+        if want_json:
+            out.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")
+        elif code == 0:
+            out.write(_human(payload) + "\n")
+        out.flush()
+        out.close()
+    return code
+
+
+def _json_default(obj):
+    from .jsonio import _default
+
+    return _default(obj)
+
+
+def _run(argv: list[str]) -> tuple[int, Any]:
+    try:
+        args = build_parser().parse_args(argv)
+        return 0, COMMANDS[args.command](args)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0), {}
+    except UsageError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return 2, {"error": str(exc)}
+    except TLCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1, {"error": str(exc)}
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1, {"error": "interrupted"}
+    except Exception as exc:  # a bug: still one line and a JSON answer, traceback to stderr
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        reason = f"internal error ({type(exc).__name__}): {str(exc).splitlines()[0] if str(exc) else ''}"
+        print(f"error: {reason}", file=sys.stderr)
+        return 1, {"error": reason}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Score a run on its test split (or validation): metrics, confusion matrix, mistakes, calibration."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import TLCoreError
+from .jsonio import write_json
+from .predict import RunModel
+
+
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error and reliability bins (equal-width confidence bins)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece, out, n = 0.0, [], max(len(confidence), 1)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
+        count = int(mask.sum())
+        if count == 0:
+            out.append({"confidence": float((lo + hi) / 2), "accuracy": None, "count": 0})
+            continue
+        conf, acc = float(confidence[mask].mean()), float(correct[mask].mean())
+        ece += count / n * abs(conf - acc)
+        out.append({"confidence": conf, "accuracy": acc, "count": count})
+    return float(ece), out
+
+
+def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: list[str]) -> dict:
+    """Every evaluation figure from probabilities [n, k] and true labels [n]."""
+    k = len(class_names)
+    pred = probs.argmax(axis=1)
+    eps = 1e-7
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0)))) if len(labels) else None
+    cm = np.zeros((k, k), dtype=int)
+    for t, p in zip(labels, pred):
+        cm[t, p] += 1
+    per_class = {}
+    for i, name in enumerate(class_names):
+        tp = cm[i, i]
+        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
+        recall = tp / cm[i, :].sum() if cm[i, :].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                           "support": int(cm[i, :].sum())}
+    wrong = [i for i in range(len(labels)) if pred[i] != labels[i]]
+    wrong.sort(key=lambda i: -probs[i, pred[i]])
+    misclassified = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
+                      "probability": float(probs[i, pred[i]]),
+                      "loss": float(-np.log(max(probs[i, labels[i]], eps)))} for i in wrong]
+    confidence = probs.max(axis=1) if len(labels) else np.zeros(0)
+    ece, bins = calibration_bins(confidence, (pred == labels).astype(float))
+    return {"loss": loss, "accuracy": float((pred == labels).mean()) if len(labels) else None,
+            "per_class": per_class, "confusion_matrix": cm.tolist(), "labels": class_names,
+            "misclassified": misclassified, "ece": ece, "calibration": bins, "count": int(len(labels))}
+
+
+def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
+                 model=None, dataset=None) -> dict:
+    """Score a run on `split` (default: test, else validation) of its own dataset or `data`.
+
+    The result is written to the run's evaluation.json when the run's own dataset is used.
+    """
+    from .data import scan, split_arrays
+
+    if split not in (None, "test", "validation"):
+        raise TLCoreError(f"--split must be test or validation. Received: {split!r}")
+    rm = RunModel(run_dir, runs_dir, model=model)
+    opts = rm.run.config().get("options", {})
+    ds = dataset
+    if ds is None:
+        source = data or opts.get("data")
+        if not source:
+            raise TLCoreError("The run does not record its dataset; give one with --data.")
+        ds = scan(source, opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42))
+    if ds.classes != rm.labels:
+        raise TLCoreError(f"The dataset's classes {ds.classes} differ from the model's {rm.labels}.")
+    chosen = split or ("test" if ds.files.get("test") else "validation")
+    if not ds.files.get(chosen):
+        raise TLCoreError(f"The dataset has no {chosen} images to evaluate on.")
+    images, labels, files, problems = split_arrays(ds, chosen, rm.input_size, rm.resize)
+    probs = rm.probabilities(images)
+    result = {"split": chosen, **score(probs, labels, rm.labels, files), "skipped": problems}
+    if data is None:
+        write_json(rm.run.file("evaluation.json"), result)
+    return result

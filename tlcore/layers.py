@@ -1,0 +1,148 @@
+"""The layer table of a backbone: every layer, its block, and whether it is a clean cut point.
+
+A clean cut point is a layer that every path from the input to the output passes through,
+so the model cut there is a self-contained feature extractor (InceptionV3's `mixed7` is one;
+a layer inside a residual branch is not). In a topological order that is exactly a layer
+that no edge of the graph jumps over.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import asdict, dataclass
+
+from .errors import TLCoreError
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    index: int
+    name: str
+    type: str
+    output_shape: list
+    params: int
+    trainable: bool
+    cut_point: bool
+    block: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _edges(model) -> list[tuple[int, int]]:
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    edges = []
+    for i, layer in enumerate(model.layers):
+        for node in layer._inbound_nodes:
+            for parent in node.parent_nodes:
+                j = index.get(id(parent.operation))
+                if j is not None:
+                    edges.append((j, i))
+    return edges
+
+
+def cut_points(model) -> list[bool]:
+    """For each layer of `model.layers`, whether it is a clean cut point."""
+    n = len(model.layers)
+    diff = [0] * (n + 1)
+    for u, v in _edges(model):
+        lo, hi = min(u, v), max(u, v)
+        if hi - lo > 1:
+            diff[lo + 1] += 1
+            diff[hi] -= 1
+    flags, running = [], 0
+    for i in range(n):
+        running += diff[i]
+        flags.append(running == 0 and i > 0 and not _is_input(model.layers[i]))
+    return flags
+
+
+def _is_input(layer) -> bool:
+    return type(layer).__name__ == "InputLayer"
+
+
+_BLOCK_PATTERNS = [
+    (re.compile(r"^(.*stage_\d+_block_\d+)(?:_|$)"), None),  # ConvNeXt
+    (re.compile(r"^(conv\d+_block\d+)(?:_|$)"), None),  # ResNet, DenseNet
+    (re.compile(r"^(block_?\d+[a-z]?(?:_\d+)?)(?:_|$)"), None),  # VGG, Xception, MobileNetV2, EfficientNet
+    (re.compile(r"^(expanded_conv(?:_\d+)?)(?:_|$)"), None),  # MobileNetV2/V3
+    (re.compile(r"^(mixed\d+)"), None),  # Inception
+    (re.compile(r"^(pool\d+)_"), None),  # DenseNet transitions
+    (re.compile(r"^conv_(?:dw|pw|pad)_(\d+)"), "block_{}"),  # MobileNet v1
+    (re.compile(r"^(?:conv1|stem|Conv1|bn_Conv1|conv_stem|conv1_)"), "stem"),
+    (re.compile(r"^(normal|reduction)_\w*?_((?:stem_)?\d+)$"), "{}_cell_{}"),  # NASNet
+]
+
+
+def _named_block(name: str) -> str | None:
+    for pattern, template in _BLOCK_PATTERNS:
+        m = pattern.match(name)
+        if m:
+            if template is None:
+                return m.group(1)
+            return template.format(*m.groups())
+    return None
+
+
+def _blocks(model) -> list[str]:
+    """Block of each layer: from its name where Keras names it, else the next named block."""
+    named = [_named_block(layer.name) for layer in model.layers]
+    out = list(named)
+    following = "top"
+    for i in range(len(named) - 1, -1, -1):
+        if named[i]:
+            following = named[i]
+        else:
+            out[i] = following
+    first_named = next((i for i, b in enumerate(named) if b), len(named))
+    for i in range(first_named):
+        out[i] = "stem"
+    return out
+
+
+def _output_shape(layer) -> list:
+    try:
+        shape = layer.output.shape
+    except (AttributeError, ValueError):
+        return []
+    return [None if d is None else int(d) for d in shape]
+
+
+def layer_table(model) -> list[LayerInfo]:
+    """Every layer of `model` with index, name, type, output shape, params, trainability, block."""
+    flags = cut_points(model)
+    blocks = _blocks(model)
+    return [
+        LayerInfo(
+            index=i,
+            name=layer.name,
+            type=type(layer).__name__,
+            output_shape=_output_shape(layer),
+            params=int(layer.count_params()) if layer.built else 0,
+            trainable=bool(layer.trainable),
+            cut_point=flags[i],
+            block=blocks[i],
+        )
+        for i, layer in enumerate(model.layers)
+    ]
+
+
+def resolve_layer(model, spec, what: str = "layer") -> int:
+    """Index in `model.layers` of a layer given by name, index, or negative index.
+
+    Raises:
+        TLCoreError: no such layer; the message suggests close names.
+    """
+    n = len(model.layers)
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().lstrip("-").isdigit()):
+        i = int(spec)
+        if not -n <= i < n:
+            raise TLCoreError(f"{what} index {i} is out of range: the backbone has {n} layers "
+                              f"(0 to {n - 1}, or -1 to -{n} from the end).")
+        return i % n
+    names = [layer.name for layer in model.layers]
+    if spec in names:
+        return names.index(spec)
+    close = difflib.get_close_matches(str(spec), names, n=5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else " Run `tlcore layers` to list them."
+    raise TLCoreError(f"The backbone has no layer named {spec!r} (given as {what}).{hint}")

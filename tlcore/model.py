@@ -1,0 +1,181 @@
+"""Model surgery: preprocessing baked in, cut, head, freeze and unfreeze, BatchNorm policy.
+
+A trained model is ``image (RGB 0-255) -> preprocessing layers -> backbone (cut) -> head``,
+where `backbone` and `head` are nested Functional models, so that the head can be trained
+alone on cached features and everything loads in plain Keras in safe mode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import TLCoreError
+from .layers import cut_points, resolve_layer
+
+POOLINGS = ("avg", "max", "flatten")
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+
+
+def preprocessing_layers(mode: str) -> list:
+    """Stock Keras layers doing what `keras.applications.<module>.preprocess_input` does.
+
+    Args:
+        mode: ``caffe``, ``tf``, ``torch`` or ``none`` (the backbone preprocesses itself).
+    """
+    import keras
+
+    if mode == "none":
+        return []
+    if mode == "tf":
+        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_tf", dtype="float32")]
+    if mode == "torch":
+        return [
+            keras.layers.Rescaling(1 / 255.0, name="preprocess_scale", dtype="float32"),
+            keras.layers.Normalization(mean=list(TORCH_MEAN), variance=[s * s for s in TORCH_STD],
+                                       name="preprocess_torch", dtype="float32"),
+        ]
+    if mode == "caffe":
+        kernel = np.zeros((1, 1, 3, 3), dtype="float32")
+        for out_channel, in_channel in enumerate((2, 1, 0)):  # RGB -> BGR
+            kernel[0, 0, in_channel, out_channel] = 1.0
+        bias = -np.array(IMAGENET_MEAN_BGR, dtype="float32")
+        layer = keras.layers.Conv2D(
+            3, 1, name="preprocess_caffe", trainable=False, dtype="float32",
+            kernel_initializer=keras.initializers.Constant(kernel),
+            bias_initializer=keras.initializers.Constant(bias),
+        )
+        return [layer]
+    raise TLCoreError(f"Unknown preprocessing {mode!r}: expected caffe, tf, torch or none.")
+
+
+def is_batchnorm(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    pooling: str = "avg"
+    dense: tuple[int, ...] = ()
+    dropout: float = 0.2
+
+    def check(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise TLCoreError(f"--pooling must be one of {', '.join(POOLINGS)}. Received: {self.pooling!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise TLCoreError(f"--dropout must be at least 0 and below 1. Received: {self.dropout}")
+        for units in self.dense:
+            if int(units) < 1:
+                raise TLCoreError(f"--dense units must be positive whole numbers. Received: {units}")
+
+
+def cut_backbone(backbone, cut=None):
+    """The backbone up to and including layer `cut` (name or index), as a Model named 'backbone'.
+
+    Raises:
+        TLCoreError: unknown layer, or a layer that is not a clean cut point.
+    """
+    import keras
+
+    index = len(backbone.layers) - 1 if cut in (None, "") else resolve_layer(backbone, cut, "--cut")
+    if not cut_points(backbone)[index] and index != len(backbone.layers) - 1:
+        layer = backbone.layers[index]
+        raise TLCoreError(
+            f"Layer {layer.name!r} (index {index}) is not a clean cut point: some path from the "
+            "input to the output goes around it (it sits inside a branch). Choose a layer marked "
+            "cut_point in `tlcore layers`, such as the end of a block."
+        )
+    if index == 0:
+        raise TLCoreError("--cut cannot be the input layer; choose a layer after it.")
+    output = backbone.layers[index].output
+    return keras.Model(backbone.inputs, output, name="backbone"), index
+
+
+def build_head(feature_shape, num_classes: int, spec: HeadSpec, mixed_precision: bool = False):
+    """Pooling, optional dense layers, dropout, and the output (1 sigmoid unit for 2 classes)."""
+    import keras
+
+    spec.check()
+    if num_classes < 2:
+        raise TLCoreError(f"A classifier needs at least 2 classes. Received: {num_classes}")
+    inputs = keras.Input(shape=tuple(feature_shape), name="features")
+    x = inputs
+    if len(feature_shape) == 3:
+        if spec.pooling == "avg":
+            x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+        elif spec.pooling == "max":
+            x = keras.layers.GlobalMaxPooling2D(name="head_pool")(x)
+        else:
+            x = keras.layers.Flatten(name="head_flatten")(x)
+    elif len(feature_shape) != 1:
+        x = keras.layers.Flatten(name="head_flatten")(x)
+    for i, units in enumerate(spec.dense, start=1):
+        x = keras.layers.Dense(int(units), activation="relu", name=f"head_dense_{i}")(x)
+        if spec.dropout:
+            x = keras.layers.Dropout(spec.dropout, name=f"head_dropout_{i}")(x)
+    if spec.dropout and not spec.dense:
+        x = keras.layers.Dropout(spec.dropout, name="head_dropout")(x)
+    if num_classes == 2:
+        outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
+    else:
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
+                                     dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def assemble(backbone_cut, head, preprocessing: str, input_size: int):
+    """image (RGB 0-255) -> preprocessing -> backbone -> head, as one Functional model."""
+    import keras
+
+    inputs = keras.Input(shape=(input_size, input_size, 3), name="image", dtype="float32")
+    x = inputs
+    for layer in preprocessing_layers(preprocessing):
+        x = layer(x)
+    features = backbone_cut(x)
+    outputs = head(features)
+    return keras.Model(inputs, outputs, name="classifier")
+
+
+def feature_extractor(model):
+    """image -> backbone features, sharing the layers of a model built by `assemble`."""
+    import keras
+
+    inputs = keras.Input(shape=model.input_shape[1:], name="image", dtype="float32")
+    x = inputs
+    for layer in model.layers:
+        if layer.name.startswith("preprocess_"):
+            x = layer(x)
+    return keras.Model(inputs, model.get_layer("backbone")(x), name="features")
+
+
+def set_trainable(model, stage: int, unfreeze_from: int | None, train_bn: bool = False,
+                  layer_index: dict[str, int] | None = None) -> None:
+    """Freeze or unfreeze the backbone for a stage; the head is always trainable.
+
+    Stage 1: the whole backbone frozen. Stage 2: layers whose index in the uncut backbone
+    (`layer_index`: name -> index) is at least `unfreeze_from` train; BatchNormalization
+    layers stay frozen (and so run in inference mode) unless `train_bn`.
+    """
+    backbone = model.get_layer("backbone")
+    backbone.trainable = True
+    for i, layer in enumerate(backbone.layers):
+        index = layer_index.get(layer.name, i) if layer_index else i
+        train = stage == 2 and unfreeze_from is not None and index >= unfreeze_from
+        if is_batchnorm(layer) and not train_bn:
+            train = False
+        layer.trainable = train
+    model.get_layer("head").trainable = True
+    for layer in model.layers:
+        if layer.name.startswith("preprocess_"):
+            layer.trainable = False
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable and non-trainable parameters, counted as Keras counts them."""
+    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    non_trainable = int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
+    return {"trainable": trainable, "non_trainable": non_trainable, "total": trainable + non_trainable}

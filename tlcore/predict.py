@@ -1,0 +1,160 @@
+"""Load a run's model and classify images: files, folders, arrays; batched, one trace."""
+from __future__ import annotations
+
+import csv
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TLCoreError
+from .images import ImageProblem, is_ignored, is_image_name, load_image
+from .runs import RunStore
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model_cached(path: str, mtime_ns: int):
+    import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        raise TLCoreError(f"Cannot load the model {path}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def load_model(path: str | os.PathLike):
+    """A .keras model loaded in safe mode (cached per file and modification time)."""
+    path = str(path)
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        raise TLCoreError(f"Model file not found: {path}") from None
+    return _load_model_cached(path, mtime)
+
+
+class RunModel:
+    """A run's model with its labels and input settings, ready to classify images."""
+
+    def __init__(self, run_dir, runs_dir=None, model=None):
+        run = RunStore(runs_dir).get(run_dir)
+        self.run = run
+        path = run.model_path()
+        if model is None and path is None:
+            raise TLCoreError(f"Run {run.run_id} has no model yet (state {run.state()}): wait until "
+                              "its first epoch ends, or train it again.")
+        self.model = model if model is not None else load_model(path)
+        self.labels = run.labels()
+        cfg = run.config()
+        self.resize = (cfg.get("options") or {}).get("resize", "stretch")
+        self.input_size = int(self.model.input_shape[1])
+        if not self.labels:
+            raise TLCoreError(f"Run {run.run_id} has no labels.json.")
+        self._fn = None
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities [n, classes] for uint8/float RGB images [n, size, size, 3]."""
+        return predict_probabilities(self.model, images, len(self.labels), batch_size)
+
+    def load(self, source) -> np.ndarray:
+        return load_image(source, self.input_size, self.resize)
+
+
+def predict_probabilities(model, images: np.ndarray, num_classes: int, batch_size: int = 32) -> np.ndarray:
+    """Call the model directly in fixed-size batches (padded), one trace for every call."""
+    import tensorflow as tf
+
+    fn = _serving_fn(model)
+    n = len(images)
+    out = []
+    for start in range(0, n, batch_size):
+        chunk = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        out.append(np.asarray(fn(tf.constant(chunk))))
+    probs = np.concatenate(out, axis=0) if out else np.zeros((0, 1), dtype=np.float32)
+    if num_classes == 2 and probs.shape[-1] == 1:
+        probs = np.concatenate([1.0 - probs, probs], axis=1)
+    return probs.astype(np.float64)
+
+
+_FNS: dict[int, object] = {}
+
+
+def _serving_fn(model):
+    import tensorflow as tf
+
+    key = id(model)
+    fn = _FNS.get(key)
+    if fn is None:
+        shape = [None, *model.input_shape[1:]]
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
+        def fn(x):
+            return tf.cast(model(x, training=False), tf.float32)
+
+        _FNS[key] = fn
+    return fn
+
+
+def collect_images(paths) -> list[Path]:
+    """Image files from files and folders (walked, hidden and litter files skipped)."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if not is_ignored(d))
+                out += [Path(dirpath) / f for f in sorted(filenames)
+                        if not is_ignored(f) and is_image_name(f)]
+        elif p.exists():
+            out.append(p)
+        else:
+            raise TLCoreError(f"No such image or folder: {p}")
+    return out
+
+
+def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None) -> list[dict]:
+    """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones)."""
+    if int(top_k) < 1:
+        raise TLCoreError(f"--top-k must be 1 or more. Received: {top_k}")
+    rm = RunModel(run_dir, runs_dir)
+    files = collect_images(images)
+    if not files:
+        raise TLCoreError("No images found in what was given.")
+    arrays, ok, results = [], [], []
+    for i, f in enumerate(files):
+        try:
+            arrays.append(rm.load(f))
+            ok.append(i)
+        except ImageProblem as exc:
+            results.append((i, {"image": str(f), "top": [], "error": str(exc)}))
+    if arrays:
+        probs = rm.probabilities(np.stack(arrays))
+        for i, p in zip(ok, probs):
+            results.append((i, {"image": str(files[i]), "top": top_labels(p, rm.labels, top_k)}))
+    out = [r for _, r in sorted(results, key=lambda t: t[0])]
+    if csv_path:
+        write_csv(out, csv_path, top_k)
+    return out
+
+
+def top_labels(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:
+    order = np.argsort(-probs)[: min(k, len(labels))]
+    return [{"label": labels[j], "probability": float(probs[j])} for j in order]
+
+
+def write_csv(results: list[dict], path, top_k: int) -> None:
+    k = max([len(r["top"]) for r in results] + [0])
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        header = ["image"]
+        for j in range(1, k + 1):
+            header += [f"label_{j}", f"probability_{j}"]
+        w.writerow(header + ["error"])
+        for r in results:
+            row = [r["image"]]
+            for j in range(k):
+                if j < len(r["top"]):
+                    row += [r["top"][j]["label"], f"{r['top'][j]['probability']:.6f}"]
+                else:
+                    row += ["", ""]
+            w.writerow(row + [r.get("error", "")])

@@ -1,0 +1,212 @@
+"""The run store: one self-contained folder per run, readable live by other processes.
+
+Files (see DESIGN.md): config.json, status.json, metrics.jsonl, checkpoint.keras,
+model.keras, labels.json, evaluation.json, stop, tb/. Status is written atomically; a run
+whose process is gone, a zombie, or silent for 60 s reads as ``interrupted``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import secrets
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+from . import home
+from .errors import TLCoreError
+from .jsonio import append_jsonl, read_json, read_jsonl, write_json
+
+STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
+LIVE_STATES = ("queued", "running")
+HEARTBEAT_SECONDS = 2.0
+SILENCE_LIMIT = 60.0
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: str | None) -> _dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def process_alive(pid: int | None) -> bool:
+    """True if `pid` runs on this machine and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+class Run:
+    """One run folder. Writing methods are used by the training process only."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    # --- reading -----------------------------------------------------------------
+    def config(self) -> dict:
+        return read_json(self.file("config.json"), {}) or {}
+
+    def labels(self) -> list[str]:
+        return read_json(self.file("labels.json"), []) or []
+
+    def metrics(self) -> list[dict]:
+        return read_jsonl(self.file("metrics.jsonl"))
+
+    def evaluation(self) -> dict | None:
+        return read_json(self.file("evaluation.json"))
+
+    def raw_status(self) -> dict:
+        return read_json(self.file("status.json"), {}) or {}
+
+    def status(self) -> dict:
+        """status.json, with a live state that no longer has a live process read as interrupted."""
+        status = self.raw_status()
+        if status.get("state") in LIVE_STATES:
+            same_host = status.get("host") in (None, socket.gethostname())
+            updated = _parse_iso(status.get("updated_at"))
+            silent = updated is None or (
+                _dt.datetime.now(_dt.timezone.utc) - updated).total_seconds() > SILENCE_LIMIT
+            dead = same_host and not process_alive(status.get("pid"))
+            if dead or silent:
+                status = dict(status, state="interrupted")
+        return status
+
+    def state(self) -> str:
+        return self.status().get("state", "unknown")
+
+    def model_path(self) -> Path | None:
+        for name in ("model.keras", "checkpoint.keras"):
+            if self.file(name).exists():
+                return self.file(name)
+        return None
+
+    # --- writing -----------------------------------------------------------------
+    def write_status(self, **fields) -> dict:
+        with self._lock:
+            status = self.raw_status()
+            status.update(fields)
+            status["updated_at"] = now_iso()
+            write_json(self.file("status.json"), status)
+            return status
+
+    def append_metric(self, record: dict) -> None:
+        append_jsonl(self.file("metrics.jsonl"), record)
+
+    def request_stop(self) -> None:
+        self.file("stop").touch()
+
+    def stop_requested(self) -> bool:
+        return self.file("stop").exists()
+
+    def summary(self) -> dict:
+        cfg = self.config().get("options", {})
+        status = self.status()
+        ev = self.evaluation() or {}
+        metrics = self.metrics()
+        val = max((m.get("val_accuracy") for m in metrics if m.get("val_accuracy") is not None),
+                  default=None)
+        return {
+            "run_id": self.run_id, "run_dir": str(self.path), "state": status.get("state", "unknown"),
+            "backbone": cfg.get("backbone") or cfg.get("backbone_file"), "dataset": cfg.get("data"),
+            "name": cfg.get("name"), "started_at": status.get("started_at"),
+            "val_accuracy": val, "test_accuracy": ev.get("accuracy") if ev.get("split") == "test" else None,
+        }
+
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class RunStore:
+    """The runs folder: creates run folders exclusively, lists and deletes them."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = home.runs_dir(root).absolute()
+
+    def check_writable(self) -> None:
+        """Raise a clear error now, before any training, if runs cannot be written here."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe-{os.getpid()}-{secrets.token_hex(3)}"
+            probe.write_bytes(b"x" * 4096)
+            probe.unlink()
+        except (OSError, NotADirectoryError) as exc:
+            raise TLCoreError(
+                f"Cannot write runs to {self.root}: {exc.strerror or exc}. Choose another folder "
+                "with --runs-dir, or set TLCORE_HOME.") from None
+        free = shutil.disk_usage(self.root).free
+        if free < 50 * 2 ** 20:
+            raise TLCoreError(f"Only {free // 2 ** 20} MiB free where runs are kept ({self.root}): "
+                              "free some space or choose another --runs-dir.")
+
+    def create(self, run_id: str | None = None, hint: str = "run") -> Run:
+        self.check_writable()
+        if run_id is not None and not _ID_RE.match(run_id):
+            raise TLCoreError(f"--run-id may use letters, digits, '.', '_' and '-' (up to 100). "
+                              f"Received: {run_id!r}")
+        for _ in range(20):
+            rid = run_id or "{}-{}-{}".format(
+                _dt.datetime.now().strftime("%Y%m%d-%H%M%S"),
+                re.sub(r"[^a-z0-9]+", "", hint.lower())[:24] or "run", secrets.token_hex(2))
+            path = self.root / rid
+            try:
+                path.mkdir()
+            except FileExistsError:
+                if run_id:
+                    raise TLCoreError(f"A run named {run_id!r} exists already in {self.root}. "
+                                      "Choose another --run-id.") from None
+                continue
+            return Run(path)
+        raise TLCoreError(f"Could not create a new run folder in {self.root}.")
+
+    def runs(self) -> list[Run]:
+        if not self.root.is_dir():
+            return []
+        runs = [Run(p) for p in self.root.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and (p / "status.json").exists()]
+        return sorted(runs, key=lambda r: (r.raw_status().get("started_at") or "", r.run_id), reverse=True)
+
+    def get(self, ref: str | os.PathLike) -> Run:
+        """A run by folder path or by id in this store."""
+        path = Path(ref).expanduser()
+        if not path.is_dir():
+            path = self.root / str(ref)
+        if not (path / "status.json").exists() and not (path / "config.json").exists():
+            raise TLCoreError(f"No run at {ref}: give a run folder (as printed by `tlcore train`) "
+                              "or a run id from `tlcore runs`.")
+        return Run(path)
+
+    def delete(self, run_id: str) -> None:
+        run = self.get(run_id)
+        if run.status().get("state") in LIVE_STATES:
+            raise TLCoreError(f"Run {run.run_id} is still {run.status()['state']}; stop it first.")
+        shutil.rmtree(run.path)

@@ -1,0 +1,446 @@
+"""Two-stage training into the run store: head on a frozen backbone, then fine-tuning.
+
+`TrainConfig` holds every option of `tlcore train` and is what config.json records;
+`train()` creates the run folder first, then scans, builds, fits and saves, reporting
+through the run store only (status heartbeat, metrics.jsonl, checkpoint), so the command
+line and the app follow a run the same way. A stop file or SIGTERM ends it within a batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__, home
+from .errors import TLCoreError
+from .runs import Run, RunStore, now_iso
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    backbone: str | None = None
+    backbone_file: str | None = None
+    weights: str | None = "imagenet"
+    input_size: int | None = None
+    cut: str | None = None
+    unfreeze_from: str | None = None
+    head_epochs: int = 10
+    fine_tune_epochs: int = 5
+    lr: float = 1e-3
+    fine_tune_lr: float | None = None
+    optimizer: str = "adam"
+    batch_size: int = 32
+    pooling: str = "avg"
+    dense: list[int] = field(default_factory=list)
+    dropout: float = 0.2
+    augment: str = "light"
+    flip: str | None = None
+    rotation: float | None = None
+    zoom: float | None = None
+    shift: float | None = None
+    shear: float | None = None
+    contrast: float | None = None
+    val_split: float = 0.2
+    test_split: float = 0.1
+    seed: int = 42
+    early_stopping: int = 5
+    train_bn: bool = False
+    class_weights: str = "auto"
+    feature_cache: str = "auto"
+    mixed_precision: str = "auto"
+    xla: bool = False
+    resize: str = "stretch"
+    name: str | None = None
+    preset: str | None = None
+
+    @classmethod
+    def from_dict(cls, options: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TLCoreError(f"Unknown training option(s): {', '.join(unknown)}.")
+        return cls(**options)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Every argument check, before any work."""
+        if not self.data:
+            raise TLCoreError("Give the dataset folder (DATA).")
+        if bool(self.backbone) == bool(self.backbone_file):
+            raise TLCoreError("Give exactly one of --backbone NAME or --backbone-file PATH.")
+        if self.backbone:
+            from .catalog import get_backbone
+            from .backbones import check_input_size
+
+            self.backbone = get_backbone(self.backbone).name
+            self.input_size = check_input_size(self.backbone, self.input_size)
+        for name in ("head_epochs", "fine_tune_epochs", "early_stopping"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise TLCoreError(f"--{name.replace('_', '-')} must be a whole number, 0 or more. "
+                                  f"Received: {value!r}")
+        if self.head_epochs + self.fine_tune_epochs == 0:
+            raise TLCoreError("Nothing to train: --head-epochs and --fine-tune-epochs are both 0.")
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 4096:
+            raise TLCoreError(f"--batch-size must be a whole number from 1 to 4096. Received: {self.batch_size!r}")
+        for name in ("lr", "fine_tune_lr"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and 0 < value < 10):
+                raise TLCoreError(f"--{name.replace('_', '-')} must be a positive number below 10. "
+                                  f"Received: {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise TLCoreError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {self.optimizer!r}")
+        if self.feature_cache not in ("auto", "on", "off"):
+            raise TLCoreError(f"--feature-cache must be auto, on or off. Received: {self.feature_cache!r}")
+        if self.mixed_precision not in ("auto", "on", "off"):
+            raise TLCoreError(f"--mixed-precision must be auto, on or off. Received: {self.mixed_precision!r}")
+        if self.weights not in (None, "imagenet", "none") and not Path(self.weights).expanduser().is_file():
+            raise TLCoreError(f"--weights must be imagenet, none, or a weights file. File not found: {self.weights}")
+        from .data import augmentation_options
+        from .images import RESIZE_MODES
+        from .model import HeadSpec
+
+        if self.resize not in RESIZE_MODES:
+            raise TLCoreError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {self.resize!r}")
+        HeadSpec(self.pooling, tuple(self.dense), self.dropout).check()
+        augmentation_options(self.augment, **self.augment_overrides())
+
+    def augment_overrides(self) -> dict:
+        return {k: getattr(self, k) for k in ("flip", "rotation", "zoom", "shift", "shear", "contrast")}
+
+    @property
+    def stage2_lr(self) -> float:
+        return self.fine_tune_lr if self.fine_tune_lr is not None else self.lr / 10.0
+
+
+def _optimizer(name: str, lr: float):
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=lr)
+    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+
+
+def compile_model(model, optimizer: str, lr: float, num_classes: int, xla: bool = False) -> None:
+    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=_optimizer(optimizer, lr), loss=loss, metrics=["accuracy"],
+                  jit_compile=bool(xla))
+
+
+class StopRequested:
+    """A stop request from the stop file or SIGTERM, checked after every batch."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.signalled = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signalled = True
+
+    def __bool__(self) -> bool:
+        return self.signalled or self.run.stop_requested()
+
+
+def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, first_epoch: int,
+               patience: int, save_model: Callable[[Path], None]):
+    import keras
+
+    class RunRecorder(keras.callbacks.Callback):
+        """Writes status and metrics to the run store; saves the best checkpoint; honours stops."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = None
+            self.t0 = time.time()
+            self.last_write = 0.0
+
+        def on_train_begin(self, logs=None):
+            self.batches_total = self.params.get("steps")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+            run.write_status(stage=stage, epoch=epoch + 1, epochs_total=epochs_total, batch=0,
+                             batches_total=self.batches_total)
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.time()
+            if now - self.last_write > 0.5 or batch + 1 == self.batches_total:
+                run.write_status(batch=batch + 1, batches_total=self.batches_total)
+                self.last_write = now
+            if stop:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            lr = logs.get("learning_rate")
+            if lr is None:
+                try:
+                    lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                except Exception:
+                    lr = None
+            record = {"stage": stage, "epoch": epoch + 1}
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                value = logs.get(key)
+                record[key] = None if value is None else float(value)
+            record["lr"] = None if lr is None else float(lr)
+            record["seconds"] = round(time.time() - self.t0, 3)
+            if stop and self.batches_total and run.raw_status().get("batch", 0) < self.batches_total:
+                return  # a partial epoch after a stop request is not a finished epoch
+            run.append_metric(record)
+            score = record.get("val_loss")
+            if score is not None and (self.best is None or score < self.best):
+                self.best = score
+                save_model(run.file("checkpoint.keras"))
+
+    cbs = [RunRecorder()]
+    if patience:
+        cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                 restore_best_weights=True, start_from_epoch=0))
+    cbs.append(keras.callbacks.TensorBoard(log_dir=str(run.file("tb")), write_graph=False,
+                                           profile_batch=0))
+    return cbs
+
+
+def _save_atomic(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def machine_slot(run: Run, wait: bool):
+    """One training at a time per machine when `wait`: later starts stay queued, in order."""
+    if not wait:
+        yield
+        return
+    home.home().mkdir(parents=True, exist_ok=True)
+    with open(home.home() / "train.lock", "a+") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                run.write_status(state="queued")
+                if run.stop_requested():
+                    raise _StoppedWhileQueued()
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _StoppedWhileQueued(Exception):
+    pass
+
+
+def versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"tlcore": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version()}
+
+
+def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None = None,
+          resume: str | None = None, queue: bool = False,
+          announce: Callable[[Path], None] | None = None) -> dict:
+    """Train one run; returns {run_dir, state, epochs, val_accuracy, test_accuracy, seconds}.
+
+    Raises:
+        TLCoreError: bad options or data, found before the run folder is made where possible;
+            after that the run is marked failed with the reason, and the error re-raised.
+    """
+    t_start = time.time()
+    store = RunStore(runs_dir)
+    if resume:
+        run = store.get(resume)
+        old = run.config()
+        if not old:
+            raise TLCoreError(f"{resume} has no config.json to resume from.")
+        config = TrainConfig.from_dict(old["options"])
+        if run.status().get("state") in ("running", "queued"):
+            raise TLCoreError(f"Run {run.run_id} is still {run.status()['state']}; it cannot be resumed twice.")
+        if run.model_path() is None:
+            raise TLCoreError(f"Run {run.run_id} has no checkpoint to resume from; start it again instead.")
+        config.check()
+    else:
+        config.check()
+        run = store.create(run_id, hint=config.backbone or Path(config.backbone_file).stem)
+    if announce:
+        announce(run.path)
+    stop = StopRequested(run)
+    stop.install()
+    status = {"state": "queued" if queue else "running", "pid": os.getpid(),
+              "host": socket.gethostname(), "started_at": now_iso(), "ended_at": None,
+              "stage": None, "epoch": 0, "epochs_total": config.head_epochs + config.fine_tune_epochs,
+              "batch": 0, "batches_total": None, "error": None, "traceback": None}
+    if resume:
+        status["resumed_at"] = now_iso()
+        status.pop("started_at")
+    run.write_status(**status)
+    beat_stop = threading.Event()
+    threading.Thread(target=_beat, args=(run, beat_stop), daemon=True).start()
+    try:
+        with machine_slot(run, queue):
+            run.write_status(state="running")
+            result = _train_in_run(config, run, stop, bool(resume))
+    except _StoppedWhileQueued:
+        run.write_status(state="stopped", ended_at=now_iso())
+        result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None}
+    except TLCoreError as exc:
+        run.write_status(state="failed", ended_at=now_iso(), error=str(exc))
+        raise
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        if isinstance(exc, KeyboardInterrupt):
+            run.write_status(state="stopped", ended_at=now_iso(), error="interrupted by the user")
+        else:
+            run.write_status(state="failed", ended_at=now_iso(), error=reason.splitlines()[0][:500],
+                             traceback=traceback.format_exc())
+        raise
+    finally:
+        beat_stop.set()
+    result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
+    return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds")}
+
+
+def _beat(run: Run, done: threading.Event) -> None:
+    while not done.wait(2.0):
+        try:
+            if run.raw_status().get("state") in ("queued", "running"):
+                run.write_status()
+        except OSError:
+            pass
+
+
+def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool) -> dict:
+    import keras
+
+    from . import device
+    from .data import (augmentation_layers, augmentation_options, class_weights, make_dataset,
+                       scan, split_arrays)
+    from .evaluate import evaluate_run
+    from .model import (HeadSpec, assemble, build_head, cut_backbone, parameter_counts,
+                        set_trainable)
+    from .source import load_source
+
+    keras.utils.set_random_seed(config.seed)
+    dev = device.setup(config.mixed_precision, config.xla)
+    ds = scan(config.data, config.val_split, config.test_split, config.seed)
+    classes = ds.classes
+    n_classes = len(classes)
+    source = load_source(config)  # backbone (uncut), preprocessing, input size, provenance
+    size = source.input_size
+    if not resuming:
+        from .jsonio import write_json
+
+        write_json(run.file("labels.json"), classes)
+        write_json(run.file("config.json"), {
+            "options": config.to_dict(), "resolved": {
+                "input_size": size, "preprocessing": source.preprocessing,
+                "num_classes": n_classes, "layout": ds.layout, "data_root": str(ds.root),
+                "backbone_source": source.provenance, "device": {
+                    k: v for k, v in dev.items() if k != "strategy"}},
+            "seed": config.seed, "dataset_fingerprint": ds.fingerprint(),
+            "dataset_counts": ds.counts(), "versions": versions(), "created_at": now_iso()})
+    else:
+        saved = run.labels()
+        if saved and saved != classes:
+            raise TLCoreError(f"The dataset's classes changed since the run started "
+                              f"({saved} -> {classes}); it cannot be resumed.")
+
+    x_train, y_train, _, bad_train = split_arrays(ds, "train", size, config.resize)
+    x_val, y_val, _, bad_val = split_arrays(ds, "validation", size, config.resize)
+    skipped = bad_train + bad_val
+    if skipped:
+        run.write_status(skipped_files=skipped[:200])
+    if len(x_train) == 0:
+        raise TLCoreError("No training images could be read; see `tlcore scan` for the reasons.")
+    aug_opts = augmentation_options(config.augment, **config.augment_overrides())
+    train_ds = make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True,
+                            augment=augmentation_layers(aug_opts, config.seed), seed=config.seed)
+    val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size) if len(x_val) else None
+    weights = class_weights(y_train, n_classes, config.class_weights)
+
+    layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
+    with dev["strategy"].scope():
+        if resuming:
+            model = keras.models.load_model(str(run.model_path()), safe_mode=True, compile=False)
+        else:
+            backbone_cut, _ = cut_backbone(source.backbone, config.cut)
+            head = build_head(backbone_cut.output.shape[1:], n_classes,
+                              HeadSpec(config.pooling, tuple(config.dense), config.dropout))
+            model = assemble(backbone_cut, head, source.preprocessing, size)
+    unfreeze = _unfreeze_index(source.backbone, config)
+
+    done = [m for m in run.metrics()] if resuming else []
+    epochs_done = max((m["epoch"] for m in done), default=0)
+    total_epochs = config.head_epochs + config.fine_tune_epochs
+    state = "completed"
+    stages = [(1, config.head_epochs, config.lr), (2, config.fine_tune_epochs, config.stage2_lr)]
+    first = 0
+    for stage, n_epochs, lr in stages:
+        last = first + n_epochs
+        if n_epochs == 0 or epochs_done >= last:
+            first = last
+            continue
+        set_trainable(model, stage, unfreeze, config.train_bn, layer_index)
+        run.write_status(stage=stage, parameters=parameter_counts(model))
+        with dev["strategy"].scope():
+            compile_model(model, config.optimizer, lr, n_classes, config.xla)
+        verbose = 1 if sys.stderr.isatty() else 2
+        model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=max(first, epochs_done),
+                  class_weight=weights, verbose=verbose, shuffle=False,
+                  callbacks=_callbacks(run, stop, stage, total_epochs, first, config.early_stopping,
+                                       lambda p: _save_atomic(model, p)))
+        epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
+        if stop:
+            state = "stopped"
+            break
+        first = last
+
+    _save_atomic(model, run.file("model.keras"))
+    metrics = run.metrics()
+    val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
+    test_acc = None
+    if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
+        run.write_status(stage="evaluate")
+        ev = evaluate_run(run.path, model=model, dataset=ds)
+        test_acc = ev["accuracy"] if ev["split"] == "test" else None
+    run.write_status(state=state, ended_at=now_iso())
+    return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc}
+
+
+def _unfreeze_index(backbone, config: TrainConfig) -> int | None:
+    from .layers import resolve_layer
+
+    if config.fine_tune_epochs == 0:
+        return None
+    if config.unfreeze_from not in (None, ""):
+        return resolve_layer(backbone, config.unfreeze_from, "--unfreeze-from")
+    return (2 * len(backbone.layers)) // 3  # the last third, as TensorFlow's fine-tuning tutorial
