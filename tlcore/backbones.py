@@ -167,7 +167,7 @@ def _build_from_file(name, ctor, shape, include_top, path: Path):
             return model
     raise TLCoreError(
         f"The weights file {path.name} does not fit {name} "
-        f"({'with' if include_top else 'without'} its top): {first_error}. "
+        f"({'with' if include_top else 'without'} its top): {first_error.rstrip('.')}. "
         f"Use a file saved from keras.applications.{name}, or 'imagenet' / 'none'."
     )
 

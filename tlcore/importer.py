@@ -38,7 +38,11 @@ _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _CLASH_ERRNOS = {errno.EEXIST, errno.ENOTDIR, errno.EISDIR}
 _ENTRY_ERRNOS = _CLASH_ERRNOS | {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL}
-_BOMB_HINT = "; it looks like a zip bomb. Unpack it yourself if you trust it, then import the folder."
+_BOMB_HINT = ("; it looks like a zip bomb. Unpack it yourself if you trust it, then import "
+              "the folder.")
+_LINK = "symbolic link, skipped"
+_SPECIAL = "special file (device, pipe or socket), skipped"
+_CLASH = "another file or folder has the same name, skipped"
 
 
 def import_dataset(source, datasets_dir=None, name: str | None = None) -> dict:
@@ -74,8 +78,12 @@ def import_dataset(source, datasets_dir=None, name: str | None = None) -> dict:
                           "into it. Give the dataset's own folder.")
     stem = _safe_name(name or (src.resolve().name if is_dir else src.stem))
 
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=parent))
+    except OSError as exc:
+        raise TLCoreError(f"Cannot write in the datasets folder {parent}: {exc}. Check its "
+                          "permissions or use another --datasets-dir.") from None
     try:
         content = tmp / "content"
         content.mkdir()
@@ -151,9 +159,9 @@ def _classify(info: zipfile.ZipInfo, name: str) -> tuple[tuple[str, ...] | None,
         return None, None
     kind = stat.S_IFMT(info.external_attr >> 16)
     if kind == stat.S_IFLNK:
-        return None, "symbolic link, skipped"
+        return None, _LINK
     if kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
-        return None, "special file (device, pipe or socket), skipped"
+        return None, _SPECIAL
     if info.flag_bits & _ENCRYPTED_FLAG:
         return None, "encrypted (password-protected), skipped"
     if not info.is_dir() and Path(parts[-1]).suffix.lower() in ARCHIVE_EXTENSIONS:
@@ -204,8 +212,8 @@ def _extract_zip(src: Path, dest: Path) -> list[dict]:
             except OSError as exc:
                 if exc.errno not in _ENTRY_ERRNOS:
                     raise
-                reason = ("another file or folder has the same name, skipped"
-                          if exc.errno in _CLASH_ERRNOS else f"cannot be written: {exc.strerror}")
+                clash = exc.errno in _CLASH_ERRNOS
+                reason = _CLASH if clash else f"cannot be written: {exc.strerror}"
                 problems.append({"file": name, "reason": reason})
     return problems
 
@@ -241,7 +249,7 @@ def _copy_folder(src: Path, dest: Path) -> list[dict]:
                 continue
             if (here / d).is_symlink():
                 problems.append({"file": (here / d).relative_to(src).as_posix(),
-                                 "reason": "symbolic link, skipped"})
+                                 "reason": _LINK})
             else:
                 keep.append(d)
         dirnames[:] = keep
@@ -252,13 +260,13 @@ def _copy_folder(src: Path, dest: Path) -> list[dict]:
                 continue
             mode = os.lstat(path).st_mode
             if stat.S_ISLNK(mode):
-                problems.append({"file": rel, "reason": "symbolic link, skipped"})
+                problems.append({"file": rel, "reason": _LINK})
             elif not stat.S_ISREG(mode):
-                problems.append({"file": rel, "reason": "special file (device, pipe or socket), skipped"})
+                problems.append({"file": rel, "reason": _SPECIAL})
             elif Path(f).suffix.lower() in ARCHIVE_EXTENSIONS:
                 problems.append({"file": rel, "reason": "archive inside the folder, not expanded"})
             elif out in seen:
-                problems.append({"file": rel, "reason": "another file or folder has the same name, skipped"})
+                problems.append({"file": rel, "reason": _CLASH})
             else:
                 copies.append((path, out))
                 seen.add(out)

@@ -165,7 +165,7 @@ class StopRequested:
         return self.signalled or self.run.stop_requested()
 
 
-def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, first_epoch: int,
+def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, best: dict,
                patience: int, save_model: Callable[[Path], None]):
     import keras
 
@@ -174,7 +174,6 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, fir
 
         def __init__(self):
             super().__init__()
-            self.best = None
             self.t0 = time.time()
             self.last_write = 0.0
 
@@ -212,8 +211,8 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, fir
                 return  # a partial epoch after a stop request is not a finished epoch
             run.append_metric(record)
             score = record.get("val_loss")
-            if score is not None and (self.best is None or score < self.best):
-                self.best = score
+            if score is None or best.get("val_loss") is None or score < best["val_loss"]:
+                best.update(val_loss=score, epoch=epoch + 1)
                 save_model(run.file("checkpoint.keras"))
 
     cbs = [RunRecorder()]
@@ -285,6 +284,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         config = TrainConfig.from_dict(old["options"])
         if run.status().get("state") in ("running", "queued"):
             raise TLCoreError(f"Run {run.run_id} is still {run.status()['state']}; it cannot be resumed twice.")
+        run.file("stop").unlink(missing_ok=True)
         if run.model_path() is None:
             raise TLCoreError(f"Run {run.run_id} has no checkpoint to resume from; start it again instead.")
         config.check()
@@ -403,6 +403,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     total_epochs = config.head_epochs + config.fine_tune_epochs
     state = "completed"
     stages = [(1, config.head_epochs, config.lr), (2, config.fine_tune_epochs, config.stage2_lr)]
+    best: dict = {}
     first = 0
     for stage, n_epochs, lr in stages:
         last = first + n_epochs
@@ -416,7 +417,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         verbose = 1 if sys.stderr.isatty() else 2
         model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=max(first, epochs_done),
                   class_weight=weights, verbose=verbose, shuffle=False,
-                  callbacks=_callbacks(run, stop, stage, total_epochs, first, config.early_stopping,
+                  callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
                                        lambda p: _save_atomic(model, p)))
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if stop:
@@ -424,8 +425,15 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
             break
         first = last
 
-    _save_atomic(model, run.file("model.keras"))
     metrics = run.metrics()
+    last_epoch = max((m["epoch"] for m in metrics), default=0)
+    if config.early_stopping and best.get("epoch") not in (None, last_epoch) \
+            and run.file("checkpoint.keras").exists():
+        # Early stopping restores the best weights of the whole run, across both stages.
+        best_model = keras.models.load_model(str(run.file("checkpoint.keras")), safe_mode=True, compile=False)
+        model.set_weights(best_model.get_weights())
+        run.write_status(best_epoch=best["epoch"])
+    _save_atomic(model, run.file("model.keras"))
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
     test_acc = None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
