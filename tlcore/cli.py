@@ -323,7 +323,8 @@ def _run(argv: list[str]) -> tuple[int, Any]:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-        reason = f"internal error ({type(exc).__name__}): {str(exc).splitlines()[0] if str(exc) else ''}"
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        reason = f"internal error ({type(exc).__name__}): {first}"
         print(f"error: {reason}", file=sys.stderr)
         return 1, {"error": reason}
 

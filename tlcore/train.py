@@ -354,7 +354,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     ds = scan(config.data, config.val_split, config.test_split, config.seed)
     classes = ds.classes
     n_classes = len(classes)
-    source = load_source(config)  # backbone (uncut), preprocessing, input size, provenance
+    with dev["strategy"].scope():  # every variable must be made inside the strategy's scope
+        source = load_source(config)  # backbone (uncut), preprocessing, input size, provenance
     size = source.input_size
     if not resuming:
         from .jsonio import write_json

@@ -1,0 +1,141 @@
+"""Training as a process: stop within a batch, SIGKILL then resume, both head types, repeat a run."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datagen import write_flat, write_split
+
+FAST = ["--backbone", "ResNet50", "--weights", "none", "--input-size", "32", "--augment", "none",
+        "--early-stopping", "0", "--lr", "0.01"]
+
+
+def _env(home):
+    return dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _start(home, *args):
+    return subprocess.Popen([sys.executable, "-m", "tlcore", "train", *map(str, args), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(home))
+
+
+def _run_dir(proc) -> Path:
+    line = proc.stderr.readline()
+    assert line.startswith("run_dir: "), line
+    return Path(line.split("run_dir: ", 1)[1].strip())
+
+
+def _status(run: Path) -> dict:
+    try:
+        return json.loads((run / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _wait(pred, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_stop_request_ends_within_a_batch_and_keeps_the_model(tmp_path):
+    data = write_split(tmp_path / "data", counts=(40, 4, 0))
+    proc = _start(tmp_path, data, *FAST, "--batch-size", "1", "--head-epochs", "50",
+                  "--fine-tune-epochs", "0")
+    run = _run_dir(proc)
+    _wait(lambda: _status(run).get("state") == "running" and (_status(run).get("batch") or 0) >= 3)
+    epoch_at_stop = _status(run)["epoch"]
+    subprocess.run([sys.executable, "-m", "tlcore", "stop", str(run), "--json"], env=_env(tmp_path),
+                   check=True, capture_output=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert json.loads(out)["state"] == "stopped"
+    status = _status(run)
+    assert status["state"] == "stopped" and status["ended_at"]
+    assert status["epoch"] == epoch_at_stop  # no further epoch began
+    assert status["batch"] < status["batches_total"]  # it did not finish the epoch
+    assert (run / "model.keras").exists()
+
+
+def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
+    from tlcore.runs import Run
+
+    data = write_split(tmp_path / "data", counts=(16, 4, 4))
+    proc = _start(tmp_path, data, *FAST, "--batch-size", "4", "--head-epochs", "6",
+                  "--fine-tune-epochs", "0")
+    run = _run_dir(proc)
+    _wait(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 2
+          and (run / "checkpoint.keras").exists())
+    os.kill(proc.pid, signal.SIGKILL)
+    time.sleep(0.5)  # not reaped yet: a zombie, which must still read as interrupted
+    assert Run(run).status()["state"] == "interrupted"
+    proc.wait()
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    res = subprocess.run([sys.executable, "-m", "tlcore", "train", "--resume", str(run), "--json"],
+                         capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)["state"] == "completed"
+    epochs = [json.loads(l)["epoch"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[:done] == list(range(1, done + 1))
+    assert epochs[-1] == 6 and sorted(set(epochs)) == list(range(1, 7))
+
+
+def test_binary_head_flat_layout_and_repeat_from_config(tmp_path):
+    from tlcore.train import TrainConfig, train
+    from tlcore.runs import Run
+    import keras
+
+    data = write_flat(tmp_path / "data", n=16)
+    cfg = TrainConfig(data=str(data), backbone="ResNet50", weights="none", input_size=32, head_epochs=8,
+                      fine_tune_epochs=0, batch_size=8, augment="none", early_stopping=0, lr=0.01,
+                      val_split=0.25, test_split=0.25, seed=7)
+    out = train(cfg, runs_dir=str(tmp_path / "runs"))
+    run = Run(out["run_dir"])
+    model = keras.models.load_model(str(run.file("model.keras")), safe_mode=True)
+    assert model.output_shape == (None, 1)  # two classes: one sigmoid unit
+    assert model.get_layer("head").get_layer("predictions").activation.__name__ == "sigmoid"
+    assert out["test_accuracy"] is not None and out["test_accuracy"] >= 0.75
+    # repeat from its config.json: same options, same split, explicit options win
+    res = subprocess.run([sys.executable, "-m", "tlcore", "train", "--config", str(run.file("config.json")),
+                          "--head-epochs", "1", "--runs-dir", str(tmp_path / "runs"), "--json"],
+                         capture_output=True, text=True, env=_env(tmp_path), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    again = Run(json.loads(res.stdout)["run_dir"])
+    assert again.config()["options"]["head_epochs"] == 1
+    assert again.config()["options"]["seed"] == 7
+    assert again.config()["dataset_counts"] == run.config()["dataset_counts"]
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    data = write_split(tmp_path / "data", counts=(8, 2, 0))
+    env = dict(_env(tmp_path), TLCORE_CPU_REPLICAS="2")
+    res = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *FAST, "--batch-size", "4",
+                          "--head-epochs", "1", "--fine-tune-epochs", "1", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    cfg = json.loads((Path(out["run_dir"]) / "config.json").read_text())
+    assert cfg["resolved"]["device"]["strategy_name"] == "MirroredStrategy"
+    assert cfg["resolved"]["device"]["replicas"] == 2
+    assert out["state"] == "completed"
+
+
+def test_unwritable_runs_folder_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    data = write_split(tmp_path / "data", counts=(4, 2, 0))
+    res = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *FAST,
+                          "--runs-dir", str(blocker / "runs"), "--json"],
+                         capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert res.returncode == 1
+    assert "Cannot write runs to" in json.loads(res.stdout)["error"]
