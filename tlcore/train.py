@@ -413,13 +413,22 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
             continue
         set_trainable(model, stage, unfreeze, config.train_bn, layer_index)
         run.write_status(stage=stage, parameters=parameter_counts(model))
+        fit_model, fit_train, fit_val = model, train_ds, val_ds
+        copies = _cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
+        if copies:
+            run.write_status(stage=1, feature_cache=f"computing ({copies} cop{'y' if copies == 1 else 'ies'})")
+            fit_train, fit_val = _feature_datasets(model, source, config, ds, aug_opts, copies,
+                                                   (x_train, y_train), (x_val, y_val), n_classes)
+            fit_model = model.get_layer("head")
+            run.write_status(feature_cache=f"on ({copies} cop{'y' if copies == 1 else 'ies'})")
         with dev["strategy"].scope():
-            compile_model(model, config.optimizer, lr, n_classes, config.xla)
+            compile_model(fit_model, config.optimizer, lr, n_classes, config.xla)
         verbose = 1 if sys.stderr.isatty() else 2
-        model.fit(train_ds, validation_data=val_ds, epochs=last, initial_epoch=max(first, epochs_done),
-                  class_weight=weights, verbose=verbose, shuffle=False,
-                  callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
-                                       lambda p: _save_atomic(model, p)))
+        fit_model.fit(fit_train, validation_data=fit_val, epochs=last,
+                      initial_epoch=max(first, epochs_done),
+                      class_weight=weights, verbose=verbose, shuffle=False,
+                      callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
+                                           lambda p: _save_atomic(model, p)))
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if stop:
             state = "stopped"
@@ -443,6 +452,46 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
     run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc}
+
+
+def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> int:
+    """How many copies of the training features to cache for stage 1 (0: train end to end)."""
+    from . import features
+
+    if config.feature_cache == "off":
+        return 0
+    copies = features.AUGMENTED_COPIES if aug_opts else 1
+    if config.feature_cache == "auto":
+        if aug_opts and config.head_epochs < 2 * copies:
+            return 0  # fewer epochs than it would take to pay for the copies
+        shape = model.get_layer("head").input_shape[1:]
+        if features.feature_bytes(shape, n_train, copies) > features.MAX_CACHE_BYTES:
+            return 0
+    return copies
+
+
+def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, copies: int,
+                      train: tuple, val: tuple, n_classes: int):
+    from . import features
+    from .data import augmentation_layers
+    from .model import feature_extractor
+
+    extractor = feature_extractor(model)
+    key = dict(source=source.provenance, cut=config.cut, size=source.input_size,
+               resize=config.resize, data=ds.fingerprint(), seed=config.seed,
+               val_split=config.val_split, test_split=config.test_split,
+               policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
+    aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
+    f_train = features.cached(
+        features.cache_key(split="train", copies=copies, augment=aug_opts, **key),
+        lambda: features.compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
+    train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed)
+    val_ds = None
+    if len(val[0]):
+        f_val = features.cached(features.cache_key(split="validation", copies=1, augment={}, **key),
+                                lambda: features.compute(extractor, val[0], config.batch_size))
+        val_ds = features.dataset(f_val, val[1], n_classes, config.batch_size)
+    return train_ds, val_ds
 
 
 def _unfreeze_index(backbone, config: TrainConfig) -> int | None:

@@ -1,0 +1,97 @@
+"""The feature cache: backbone outputs computed once per split, kept on disk, reused by heads.
+
+Stage 1 trains only the head on a frozen backbone (BatchNorm in inference mode), so the
+backbone's output for an image never changes during that stage: computing it once and
+training the head on it gives the same model as running the backbone every epoch. With
+augmentation, a fixed number of augmented copies per image is cached instead, and every
+epoch draws one copy of each image at random.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from . import home
+
+AUGMENTED_COPIES = 5
+MAX_CACHE_BYTES = 6 * 2 ** 30
+
+
+def feature_bytes(feature_shape, n_images: int, copies: int = 1) -> int:
+    return int(np.prod(feature_shape)) * 4 * n_images * copies
+
+
+def cache_key(**parts) -> str:
+    """A stable key of everything that changes the features (backbone, weights hash, cut, size...)."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list | None = None,
+            copies: int = 1, seed: int = 0) -> np.ndarray:
+    """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace for all batches."""
+    import tensorflow as tf
+
+    shape = [None, *extractor.input_shape[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
+    def forward(x):
+        return tf.cast(extractor(x, training=False), tf.float32)
+
+    out = []
+    for k in range(copies):
+        if augment:
+            import keras
+
+            keras.utils.set_random_seed(seed + k)
+        parts = []
+        for start in range(0, len(images), batch_size):
+            x = tf.constant(np.asarray(images[start:start + batch_size], dtype=np.float32))
+            if augment:
+                for layer in augment:
+                    x = layer(x, training=True)
+                x = tf.clip_by_value(x, 0.0, 255.0)
+            parts.append(forward(x).numpy())
+        out.append(np.concatenate(parts, axis=0))
+    return np.stack(out, axis=0)
+
+
+def cached(key: str, make) -> np.ndarray:
+    """Features from the disk cache under `key`, else `make()` stored there for the next run."""
+    folder = home.cache_dir() / "features"
+    path = folder / f"{key}.npy"
+    if path.exists():
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            pass
+    feats = make()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return feats
+
+
+def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+            shuffle: bool = False, seed: int = 42):
+    """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
+    import tensorflow as tf
+
+    y = labels.astype("float32").reshape(-1, 1) if num_classes == 2 else labels.astype("int64")
+    copies = features.shape[0]
+    per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
+    ds = tf.data.Dataset.from_tensor_slices((per_image, y))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if copies > 1:
+        ds = ds.map(lambda f, t: (f[tf.random.uniform([], 0, copies, dtype=tf.int32, seed=seed)], t),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda f, t: (f[0], t))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
