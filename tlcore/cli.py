@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=S)
     p.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
 
+    cmd("presets", "the classic recipes `train --preset NAME` applies")
+    p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
+    p.add_argument("out_dir")
+    p.add_argument("--classes", type=int, default=4)
+    p.add_argument("--per-class", dest="per_class", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
     p = cmd("stop", "ask a running training to stop (it saves its model)")
     p.add_argument("run_dir")
     p.add_argument("--runs-dir", dest="runs_dir")
@@ -164,25 +170,21 @@ _TRAIN_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_fil
 
 
 def train_options(a: argparse.Namespace) -> dict:
-    """TrainConfig fields from defaults < --config file < --preset < explicit options."""
+    """TrainConfig fields from defaults < --preset < --config file < explicit options."""
+    from .presets import apply_preset
+
     given = {k: v for k, v in vars(a).items() if k not in _TRAIN_CONTROL}
     options: dict[str, Any] = {}
     if a.config_file:
         from .jsonio import read_json
 
         cfg = read_json(a.config_file)
-        if not isinstance(cfg, dict):
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("options", cfg), dict):
             raise TLCoreError(f"--config {a.config_file}: not a readable config.json.")
         options.update(cfg.get("options", cfg))
-    preset = given.get("preset") or options.get("preset")
-    if preset:
-        from .presets import get_preset
-
-        base = dict(get_preset(preset).options)
-        base.update({k: v for k, v in options.items() if k in ("data",)})
-        options = {**options, **base} if not a.config_file else {**base, **options}
     options.update(given)
-    return options
+    preset = given.get("preset") or options.get("preset")
+    return apply_preset(preset, options) if "preset" in given else options
 
 
 def _cmd_train(a):
@@ -195,6 +197,18 @@ def _cmd_train(a):
         return train(TrainConfig(), runs_dir=a.runs_dir, resume=a.resume, queue=a.queue, announce=announce)
     config = TrainConfig.from_dict(train_options(a))
     return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
+
+
+def _cmd_demo_data(a):
+    from .demo import make_demo_dataset
+
+    return make_demo_dataset(a.out_dir, a.classes, a.per_class, a.seed)
+
+
+def _cmd_presets(a):
+    from .presets import list_presets
+
+    return [p.to_dict() for p in list_presets()]
 
 
 def _cmd_stop(a):
@@ -236,7 +250,7 @@ def _cmd_runs(a):
 
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
-            "scan": _cmd_scan, "train": _cmd_train, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "scan": _cmd_scan, "train": _cmd_train, "presets": _cmd_presets, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs}
 
 
