@@ -96,11 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
 
     cmd("presets", "the classic recipes `train --preset NAME` applies")
+    p = cmd("explain", "Grad-CAM: where the model looked, as an overlay PNG")
+    p.add_argument("run_dir")
+    p.add_argument("image")
+    p.add_argument("--out", required=True)
+    p.add_argument("--class", dest="label")
+    p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
     p.add_argument("out_dir")
     p.add_argument("--classes", type=int, default=4)
     p.add_argument("--per-class", dest="per_class", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
+    p.add_argument("data", nargs="?", default=S)
+    _add_model_options(p)
+    p.add_argument("--stage", type=int, default=1, choices=[1, 2])
+    p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7)
+    p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--preset", default=S)
     p = cmd("stop", "ask a running training to stop (it saves its model)")
     p.add_argument("run_dir")
     p.add_argument("--runs-dir", dest="runs_dir")
@@ -205,6 +219,23 @@ def _cmd_demo_data(a):
     return make_demo_dataset(a.out_dir, a.classes, a.per_class, a.seed)
 
 
+def _cmd_lr_find(a):
+    from .lrfind import lr_find
+    from .presets import apply_preset
+    from .train import TrainConfig
+
+    control = {"command", "json", "stage", "min_lr", "max_lr", "steps"}
+    options = {k: v for k, v in vars(a).items() if k not in control}
+    options = apply_preset(options.get("preset"), options)
+    return lr_find(TrainConfig.from_dict(options), a.stage, a.min_lr, a.max_lr, a.steps)
+
+
+def _cmd_explain(a):
+    from .explain import explain
+
+    return explain(a.run_dir, a.image, a.out, a.label, a.runs_dir)
+
+
 def _cmd_presets(a):
     from .presets import list_presets
 
@@ -250,7 +281,7 @@ def _cmd_runs(a):
 
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
-            "scan": _cmd_scan, "train": _cmd_train, "presets": _cmd_presets, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "scan": _cmd_scan, "train": _cmd_train, "presets": _cmd_presets, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs}
 
 

@@ -464,6 +464,26 @@ def thumbnail(path: str | os.PathLike, size: int = 96) -> np.ndarray | None:
         return None
 
 
+def display_image(source, max_side: int = 320) -> np.ndarray | None:
+    """An image (path or file-like) read the studio's way, scaled to fit `max_side`, for showing.
+
+    Returns None when it cannot be read.
+    """
+    from .images import ImageProblem, open_rgb
+
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        im = open_rgb(source)
+        im.thumbnail((max_side, max_side))
+        return np.asarray(im, dtype=np.uint8)
+    except (ImageProblem, OSError):
+        return None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+
+
 def augmentation_preview(image: np.ndarray, options: dict, n: int = 6, seed: int = 0) -> list[np.ndarray]:
     """`n` augmented copies of one uint8 RGB image, with the layers training would use."""
     import keras
