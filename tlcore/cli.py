@@ -41,6 +41,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", dest="batch_size", type=int, default=S)
     p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], default=S)
     p.add_argument("--mixed-precision", dest="mixed_precision", choices=["auto", "on", "off"], default=S)
+    p.add_argument("--preprocessing", choices=["auto", "none", "tf", "caffe", "torch"], default=S,
+                   help="with --backbone-file: what to do to 0-255 RGB before the model (auto: guess)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,14 +158,11 @@ def _cmd_layers(a):
     if not a.backbone and not a.backbone_file:
         raise UsageError("tlcore layers: give a BACKBONE name or --backbone-file PATH")
     if a.backbone_file:
-        from .source import load_source
-        from types import SimpleNamespace
+        from .source import load_backbone_file
 
-        src = load_source(SimpleNamespace(backbone=None, backbone_file=a.backbone_file,
-                                          weights=None, input_size=a.input_size))
-        model = src.backbone
-    else:
-        model = build_backbone(a.backbone, a.input_size, weights=None)
+        src = load_backbone_file(a.backbone_file)
+        return [row.to_dict() for row in layer_table(src.backbone, src.paths)]
+    model = build_backbone(a.backbone, a.input_size, weights=None)
     return [row.to_dict() for row in layer_table(model)]
 
 

@@ -29,11 +29,28 @@ class LayerInfo:
         return asdict(self)
 
 
+def _own_nodes(model, layer) -> list:
+    """The nodes of `layer` that belong to `model`'s graph (a layer shared with a nested or
+    flattened copy of a model has nodes in several graphs)."""
+    own = getattr(model, "_nodes", None)
+    if not own:
+        return list(layer._inbound_nodes)
+    ids = {id(n) for n in own}
+    return [n for n in layer._inbound_nodes if id(n) in ids] or list(layer._inbound_nodes)
+
+
+def layer_output(model, layer):
+    """`layer`'s output tensor in `model`'s own graph (not `layer.output`, its first graph's)."""
+    nodes = _own_nodes(model, layer)
+    outputs = nodes[-1].outputs
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
 def _edges(model) -> list[tuple[int, int]]:
     index = {id(layer): i for i, layer in enumerate(model.layers)}
     edges = []
     for i, layer in enumerate(model.layers):
-        for node in layer._inbound_nodes:
+        for node in _own_nodes(model, layer):
             for parent in node.parent_nodes:
                 j = index.get(id(parent.operation))
                 if j is not None:
@@ -108,14 +125,18 @@ def _output_shape(layer) -> list:
     return [None if d is None else int(d) for d in shape]
 
 
-def layer_table(model) -> list[LayerInfo]:
-    """Every layer of `model` with index, name, type, output shape, params, trainability, block."""
+def layer_table(model, paths: dict[str, str] | None = None) -> list[LayerInfo]:
+    """Every layer of `model` with index, name, type, output shape, params, trainability, block.
+
+    `paths` names layers that came from inside nested models by their path (see source.py).
+    """
+    paths = paths or {}
     flags = cut_points(model)
     blocks = _blocks(model)
     return [
         LayerInfo(
             index=i,
-            name=layer.name,
+            name=paths.get(layer.name, layer.name),
             type=type(layer).__name__,
             output_shape=_output_shape(layer),
             params=int(layer.count_params()) if layer.built else 0,
@@ -127,7 +148,7 @@ def layer_table(model) -> list[LayerInfo]:
     ]
 
 
-def resolve_layer(model, spec, what: str = "layer") -> int:
+def resolve_layer(model, spec, what: str = "layer", paths: dict[str, str] | None = None) -> int:
     """Index in `model.layers` of a layer given by name, index, or negative index.
 
     Raises:
@@ -143,6 +164,9 @@ def resolve_layer(model, spec, what: str = "layer") -> int:
     names = [layer.name for layer in model.layers]
     if spec in names:
         return names.index(spec)
-    close = difflib.get_close_matches(str(spec), names, n=5)
+    full = [(paths or {}).get(n, n) for n in names]
+    if spec in full:
+        return full.index(spec)
+    close = difflib.get_close_matches(str(spec), full, n=5)
     hint = f" Did you mean: {', '.join(close)}?" if close else " Run `tlcore layers` to list them."
     raise TLCoreError(f"The backbone has no layer named {spec!r} (given as {what}).{hint}")

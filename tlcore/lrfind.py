@@ -60,11 +60,12 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     if len(x) == 0:
         raise TLCoreError("No training images could be read.")
     n_classes = len(ds.classes)
-    cut, _ = cut_backbone(source.backbone, config.cut)
+    cut, _ = cut_backbone(source.backbone, config.cut if config.cut not in (None, "") else source.default_cut,
+                          source.paths)
     head = build_head(cut.output.shape[1:], n_classes, HeadSpec(config.pooling, tuple(config.dense), config.dropout))
     model = assemble(cut, head, source.preprocessing, source.input_size)
     layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
-    set_trainable(model, stage, _unfreeze_index(source.backbone, config), config.train_bn, layer_index)
+    set_trainable(model, stage, _unfreeze_index(source.backbone, config, source.paths), config.train_bn, layer_index)
     if stage == 1:
         data, net = features.compute(feature_extractor(model), x, config.batch_size)[0], head
     else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import TLCoreError
-from .layers import cut_points, resolve_layer
+from .layers import cut_points, layer_output, resolve_layer
 
 POOLINGS = ("avg", "max", "flatten")
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -73,7 +73,7 @@ class HeadSpec:
                 raise TLCoreError(f"--dense units must be positive whole numbers. Received: {units}")
 
 
-def cut_backbone(backbone, cut=None):
+def cut_backbone(backbone, cut=None, paths: dict[str, str] | None = None):
     """The backbone up to and including layer `cut` (name or index), as a Model named 'backbone'.
 
     Raises:
@@ -81,7 +81,7 @@ def cut_backbone(backbone, cut=None):
     """
     import keras
 
-    index = len(backbone.layers) - 1 if cut in (None, "") else resolve_layer(backbone, cut, "--cut")
+    index = len(backbone.layers) - 1 if cut in (None, "") else resolve_layer(backbone, cut, "--cut", paths)
     if not cut_points(backbone)[index] and index != len(backbone.layers) - 1:
         layer = backbone.layers[index]
         raise TLCoreError(
@@ -91,7 +91,7 @@ def cut_backbone(backbone, cut=None):
         )
     if index == 0:
         raise TLCoreError("--cut cannot be the input layer; choose a layer after it.")
-    output = backbone.layers[index].output
+    output = layer_output(backbone, backbone.layers[index])
     return keras.Model(backbone.inputs, output, name="backbone"), index
 
 

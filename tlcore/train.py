@@ -12,6 +12,7 @@ import dataclasses
 import fcntl
 import os
 import platform
+import shutil
 import signal
 import socket
 import sys
@@ -68,6 +69,7 @@ class TrainConfig:
     resize: str = "stretch"
     name: str | None = None
     preset: str | None = None
+    preprocessing: str | None = None
 
     @classmethod
     def from_dict(cls, options: dict) -> "TrainConfig":
@@ -112,6 +114,8 @@ class TrainConfig:
             raise TLCoreError(f"--feature-cache must be auto, on or off. Received: {self.feature_cache!r}")
         if self.mixed_precision not in ("auto", "on", "off"):
             raise TLCoreError(f"--mixed-precision must be auto, on or off. Received: {self.mixed_precision!r}")
+        if self.backbone_file and not Path(self.backbone_file).expanduser().exists():
+            raise TLCoreError(f"--backbone-file not found: {self.backbone_file}")
         if self.weights not in (None, "imagenet", "none") and not Path(self.weights).expanduser().is_file():
             raise TLCoreError(f"--weights must be imagenet, none, or a weights file. File not found: {self.weights}")
         from .data import augmentation_options
@@ -354,6 +358,13 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     ds = scan(config.data, config.val_split, config.test_split, config.seed)
     classes = ds.classes
     n_classes = len(classes)
+    if config.backbone_file and Path(config.backbone_file).is_dir():
+        copy = run.file("backbone_savedmodel")  # a TF-Hub style folder travels with the run
+        if not copy.exists():
+            shutil.copytree(Path(config.backbone_file).expanduser(), copy)
+        config = dataclasses.replace(config, backbone_file=str(copy))
+        run.write_status(portable=False, note="This model contains a TFSMLayer: it loads only with "
+                         "tlcore (or export it to SavedModel/TFLite, which carry it).")
     with dev["strategy"].scope():  # every variable must be made inside the strategy's scope
         source = load_source(config)  # backbone (uncut), preprocessing, input size, provenance
     size = source.input_size
@@ -393,11 +404,12 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         if resuming:
             model = keras.models.load_model(str(run.model_path()), safe_mode=True, compile=False)
         else:
-            backbone_cut, _ = cut_backbone(source.backbone, config.cut)
+            cut = config.cut if config.cut not in (None, "") else source.default_cut
+            backbone_cut, _ = cut_backbone(source.backbone, cut, source.paths)
             head = build_head(backbone_cut.output.shape[1:], n_classes,
                               HeadSpec(config.pooling, tuple(config.dense), config.dropout))
             model = assemble(backbone_cut, head, source.preprocessing, size)
-    unfreeze = _unfreeze_index(source.backbone, config)
+    unfreeze = _unfreeze_index(source.backbone, config, source.paths)
 
     done = [m for m in run.metrics()] if resuming else []
     epochs_done = max((m["epoch"] for m in done), default=0)
@@ -494,11 +506,11 @@ def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, co
     return train_ds, val_ds
 
 
-def _unfreeze_index(backbone, config: TrainConfig) -> int | None:
+def _unfreeze_index(backbone, config: TrainConfig, paths: dict | None = None) -> int | None:
     from .layers import resolve_layer
 
     if config.fine_tune_epochs == 0:
         return None
     if config.unfreeze_from not in (None, ""):
-        return resolve_layer(backbone, config.unfreeze_from, "--unfreeze-from")
+        return resolve_layer(backbone, config.unfreeze_from, "--unfreeze-from", paths)
     return (2 * len(backbone.layers)) // 3  # the last third, as TensorFlow's fine-tuning tutorial
