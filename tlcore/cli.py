@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
 
     cmd("presets", "the classic recipes `train --preset NAME` applies")
+    p = cmd("calibrate", "fit temperature scaling on the validation split and bake it into the model")
+    p.add_argument("run_dir")
+    p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("explain", "Grad-CAM: where the model looked, as an overlay PNG")
     p.add_argument("run_dir")
     p.add_argument("image")
@@ -235,6 +238,12 @@ def _cmd_explain(a):
     return explain(a.run_dir, a.image, a.out, a.label, a.runs_dir)
 
 
+def _cmd_calibrate(a):
+    from .calibrate import calibrate_run
+
+    return calibrate_run(a.run_dir, a.runs_dir)
+
+
 def _cmd_presets(a):
     from .presets import list_presets
 
@@ -280,7 +289,7 @@ def _cmd_runs(a):
 
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
-            "scan": _cmd_scan, "train": _cmd_train, "presets": _cmd_presets, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "scan": _cmd_scan, "train": _cmd_train, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs}
 
 
