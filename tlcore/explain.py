@@ -40,13 +40,22 @@ def gradcam(model, image: np.ndarray, class_index: int | None = None) -> tuple[n
     for layer in model.layers:
         if layer.name.startswith("preprocess_"):
             x = layer(x)
+    import keras
+
+    final = head.get_layer("predictions")
+    body = keras.Model(head.inputs, final.input)  # everything of the head before its output layer
+    kernel, bias = (tf.cast(w, tf.float32) for w in (final.kernel, final.bias))
     with tf.GradientTape() as tape:
         feats = tf.cast(backbone(x, training=False), tf.float32)
         tape.watch(feats)
-        out = tf.cast(head(feats, training=False), tf.float32)
-        probs = tf.concat([1.0 - out, out], axis=-1) if out.shape[-1] == 1 else out
+        logits = tf.matmul(tf.cast(body(feats, training=False), tf.float32), kernel) + bias
+        if logits.shape[-1] == 1:  # sigmoid: class 1 scores z, class 0 scores -z
+            logits = tf.concat([-logits, logits], axis=-1)
+            probs = tf.sigmoid(logits)
+        else:
+            probs = tf.nn.softmax(logits)
         c = int(tf.argmax(probs[0])) if class_index is None else int(class_index)
-        score = probs[:, c]
+        score = logits[:, c]  # the pre-activation score, as in the paper (no saturation)
     if len(feats.shape) != 4:
         raise TLCoreError("Grad-CAM needs spatial features: this run's cut ends after pooling. "
                           "Cut at a convolutional block instead.")

@@ -37,9 +37,9 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
 
     from . import features
     from .data import scan, split_arrays
-    from .model import HeadSpec, assemble, build_head, cut_backbone, feature_extractor, set_trainable
+    from .model import feature_extractor, set_trainable
     from .source import load_source
-    from .train import _optimizer, _unfreeze_index
+    from .train import _optimizer, _unfreeze_index, build_model
 
     if stage not in (1, 2):
         raise TLCoreError(f"--stage must be 1 or 2. Received: {stage}")
@@ -60,10 +60,8 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     if len(x) == 0:
         raise TLCoreError("No training images could be read.")
     n_classes = len(ds.classes)
-    cut, _ = cut_backbone(source.backbone, config.cut if config.cut not in (None, "") else source.default_cut,
-                          source.paths)
-    head = build_head(cut.output.shape[1:], n_classes, HeadSpec(config.pooling, tuple(config.dense), config.dropout))
-    model = assemble(cut, head, source.preprocessing, source.input_size)
+    model = build_model(config, source, n_classes)
+    head = model.get_layer("head")
     layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
     set_trainable(model, stage, _unfreeze_index(source.backbone, config, source.paths), config.train_bn, layer_index)
     if stage == 1:

@@ -349,8 +349,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     from .data import (augmentation_layers, augmentation_options, class_weights, make_dataset,
                        scan, split_arrays)
     from .evaluate import evaluate_run
-    from .model import (HeadSpec, assemble, build_head, cut_backbone, parameter_counts,
-                        set_trainable)
+    from .model import parameter_counts, set_trainable
     from .source import load_source
 
     keras.utils.set_random_seed(config.seed)
@@ -404,11 +403,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         if resuming:
             model = keras.models.load_model(str(run.model_path()), safe_mode=True, compile=False)
         else:
-            cut = config.cut if config.cut not in (None, "") else source.default_cut
-            backbone_cut, _ = cut_backbone(source.backbone, cut, source.paths)
-            head = build_head(backbone_cut.output.shape[1:], n_classes,
-                              HeadSpec(config.pooling, tuple(config.dense), config.dropout))
-            model = assemble(backbone_cut, head, source.preprocessing, size)
+            model = build_model(config, source, n_classes)
     unfreeze = _unfreeze_index(source.backbone, config, source.paths)
 
     done = [m for m in run.metrics()] if resuming else []
@@ -464,6 +459,37 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
     run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc}
+
+
+def build_model(config: TrainConfig, source, num_classes: int):
+    """The untrained classifier `config` describes, on a backbone from `source.load_source`."""
+    from .model import HeadSpec, assemble, build_head, cut_backbone
+
+    cut = config.cut if config.cut not in (None, "") else source.default_cut
+    backbone_cut, _ = cut_backbone(source.backbone, cut, source.paths)
+    head = build_head(backbone_cut.output.shape[1:], num_classes,
+                      HeadSpec(config.pooling, tuple(config.dense), config.dropout))
+    return assemble(backbone_cut, head, source.preprocessing, source.input_size)
+
+
+def plan(config: TrainConfig, num_classes: int, source=None) -> dict:
+    """What training would train, without data: the model and parameter counts per stage.
+
+    Returns:
+        {model, source, unfreeze_index, stage1: {trainable, non_trainable, total}, stage2: {...}}
+    """
+    from .model import parameter_counts, set_trainable
+    from .source import load_source
+
+    source = source or load_source(config)
+    model = build_model(config, source, num_classes)
+    layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
+    unfreeze = _unfreeze_index(source.backbone, config, source.paths)
+    counts = {}
+    for stage in (1, 2):
+        set_trainable(model, stage, unfreeze, config.train_bn, layer_index)
+        counts[f"stage{stage}"] = parameter_counts(model)
+    return {"model": model, "source": source, "unfreeze_index": unfreeze, **counts}
 
 
 def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> int:
