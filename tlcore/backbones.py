@@ -45,13 +45,18 @@ class _Recorded(Exception):
     pass
 
 
-def imagenet_weights_file(name: str, include_top: bool = False) -> str:
-    """The file name Keras downloads for `name`'s ImageNet weights (without downloading)."""
-    return _imagenet_file_cached(get_backbone(name).name, include_top)
+def imagenet_weights_file(name: str, include_top: bool = False, input_size: int | None = None) -> str:
+    """The file name Keras downloads for `name`'s ImageNet weights (without downloading).
+
+    MobileNet and MobileNetV2 have one file per input size, so the size matters.
+    """
+    info = get_backbone(name)
+    size = info.default_input_size if include_top or input_size is None else int(input_size)
+    return _imagenet_file_cached(info.name, include_top, size)
 
 
 @functools.lru_cache(maxsize=None)
-def _imagenet_file_cached(name: str, include_top: bool) -> str:
+def _imagenet_file_cached(name: str, include_top: bool, size: int) -> str:
     from keras.src.utils import file_utils
 
     seen: list[str] = []
@@ -63,7 +68,6 @@ def _imagenet_file_cached(name: str, include_top: bool) -> str:
 
     file_utils.get_file = record
     try:
-        size = get_backbone(name).default_input_size
         with fresh_names():
             _constructor(name)(include_top=include_top, weights="imagenet", input_shape=(size, size, 3))
     except _Recorded:
@@ -75,8 +79,8 @@ def _imagenet_file_cached(name: str, include_top: bool) -> str:
     return seen[0]
 
 
-def imagenet_weights_cached(name: str, include_top: bool = False) -> bool:
-    return (keras_models_dir() / imagenet_weights_file(name, include_top)).exists()
+def imagenet_weights_cached(name: str, include_top: bool = False, input_size: int | None = None) -> bool:
+    return (keras_models_dir() / imagenet_weights_file(name, include_top, input_size)).exists()
 
 
 def check_input_size(name: str, input_size: int | None) -> int:
@@ -133,7 +137,7 @@ def _build_imagenet(name, ctor, shape, include_top):
         text = str(exc)
         if "fetch" not in text.lower() and "url" not in text.lower() and "download" not in text.lower():
             raise TLCoreError(f"Could not build {name} with ImageNet weights: {text.splitlines()[0]}")
-        fname = imagenet_weights_file(name, include_top)
+        fname = imagenet_weights_file(name, include_top, shape[0])
         raise TLCoreError(
             f"Could not download the ImageNet weights for {name} (no network?). Keras wants the "
             f"file {fname!r}: copy it into {keras_models_dir()} and run again, or pass the file "

@@ -158,6 +158,11 @@ def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
 def check_image(path) -> str | None:
     """None if the file decodes as an image, else the reason it cannot be used."""
     try:
+        if Path(path).stat().st_size == 0:
+            return "empty file"
+    except OSError as exc:
+        return f"cannot open: {exc.strerror or exc}"
+    try:
         with Image.open(path) as probe:
             if probe.format == "JPEG":
                 probe.draft("RGB", (64, 64))

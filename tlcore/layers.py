@@ -46,11 +46,18 @@ def layer_output(model, layer):
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def _edges(model) -> list[tuple[int, int]]:
-    index = {id(layer): i for i, layer in enumerate(model.layers)}
+def _operations(model) -> list:
+    """Every operation of the graph in topological order: layers, and bare ops such as the
+    `inputs + x` of a ConvNeXt residual, which `model.layers` leaves out."""
+    ops = list(getattr(model, "operations", None) or model.layers)
+    return ops if all(any(op is l for op in ops) for l in model.layers) else list(model.layers)
+
+
+def _edges(model, ops: list) -> list[tuple[int, int]]:
+    index = {id(op): i for i, op in enumerate(ops)}
     edges = []
-    for i, layer in enumerate(model.layers):
-        for node in _own_nodes(model, layer):
+    for i, op in enumerate(ops):
+        for node in _own_nodes(model, op):
             for parent in node.parent_nodes:
                 j = index.get(id(parent.operation))
                 if j is not None:
@@ -60,18 +67,19 @@ def _edges(model) -> list[tuple[int, int]]:
 
 def cut_points(model) -> list[bool]:
     """For each layer of `model.layers`, whether it is a clean cut point."""
-    n = len(model.layers)
+    ops = _operations(model)
+    n = len(ops)
     diff = [0] * (n + 1)
-    for u, v in _edges(model):
+    for u, v in _edges(model, ops):
         lo, hi = min(u, v), max(u, v)
         if hi - lo > 1:
             diff[lo + 1] += 1
             diff[hi] -= 1
-    flags, running = [], 0
-    for i in range(n):
+    flag_of, running = {}, 0
+    for i, op in enumerate(ops):
         running += diff[i]
-        flags.append(running == 0 and i > 0 and not _is_input(model.layers[i]))
-    return flags
+        flag_of[id(op)] = running == 0 and i > 0
+    return [flag_of.get(id(layer), False) and not _is_input(layer) for layer in model.layers]
 
 
 def _is_input(layer) -> bool:

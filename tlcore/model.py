@@ -14,6 +14,7 @@ from .errors import TLCoreError
 from .layers import cut_points, layer_output, resolve_layer
 
 POOLINGS = ("avg", "max", "flatten")
+BN_TRAIN_MOMENTUM = 0.9
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
@@ -158,15 +159,21 @@ def set_trainable(model, stage: int, unfreeze_from: int | None, train_bn: bool =
 
     Stage 1: the whole backbone frozen. Stage 2: layers whose index in the uncut backbone
     (`layer_index`: name -> index) is at least `unfreeze_from` train; BatchNormalization
-    layers stay frozen (and so run in inference mode) unless `train_bn`.
+    layers stay frozen (and so run in inference mode) unless `train_bn`; BatchNormalization
+    layers that train get a moving-average momentum of at most 0.9.
     """
     backbone = model.get_layer("backbone")
     backbone.trainable = True
     for i, layer in enumerate(backbone.layers):
         index = layer_index.get(layer.name, i) if layer_index else i
         train = stage == 2 and unfreeze_from is not None and index >= unfreeze_from
-        if is_batchnorm(layer) and not train_bn:
-            train = False
+        if is_batchnorm(layer):
+            if not train_bn:
+                train = False
+            elif train and getattr(layer, "momentum", 0) > BN_TRAIN_MOMENTUM:
+                # Keras' applications use 0.99-0.999: with the few hundred steps of a small
+                # dataset the moving statistics would never catch up with the batch ones.
+                layer.momentum = BN_TRAIN_MOMENTUM
         layer.trainable = train
     model.get_layer("head").trainable = True
     for layer in model.layers:
