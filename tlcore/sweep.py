@@ -1,0 +1,60 @@
+"""Comparisons that are several runs: with versus without pretraining, and cut x unfreeze grids.
+
+Runs start through `jobs.start_training`, so they wait in the machine's queue and run one
+after another; a grid shares the stage-1 feature cache wherever cut and data are the same.
+"""
+from __future__ import annotations
+
+import itertools
+import secrets
+
+from .errors import TLCoreError
+from .runs import RunStore
+
+
+def from_scratch(options: dict) -> dict:
+    """The same architecture and data trained from random weights: everything trains from the
+    first epoch (no frozen stage, BatchNorm included), for as many epochs as the original."""
+    out = dict(options)
+    epochs = int(out.get("head_epochs", 10)) + int(out.get("fine_tune_epochs", 5))
+    out.update(weights="none", head_epochs=0, fine_tune_epochs=epochs, unfreeze_from="0",
+               train_bn=True, fine_tune_lr=float(out.get("lr", 1e-3)),
+               name=f"{out.get('name') or out.get('backbone') or 'run'} (from scratch)")
+    return out
+
+
+def grid(base: dict, cuts: list, unfreezes: list, sweep_id: str) -> list[dict]:
+    """Options for every (cut, unfreeze point) pair, each tagged with the sweep id in its name."""
+    if not cuts or not unfreezes:
+        raise TLCoreError("A sweep needs at least one cut point and one unfreeze point.")
+    if len(cuts) * len(unfreezes) > 25:
+        raise TLCoreError(f"{len(cuts) * len(unfreezes)} runs is too many for one sweep; use at most 25.")
+    out = []
+    for cut, unfreeze in itertools.product(cuts, unfreezes):
+        opts = dict(base, cut=str(cut), unfreeze_from=str(unfreeze),
+                    name=f"sweep:{sweep_id}:{cut}:{unfreeze}")
+        if int(opts.get("fine_tune_epochs", 0)) == 0:
+            opts["fine_tune_epochs"] = 3
+        out.append(opts)
+    return out
+
+
+def start_sweep(base: dict, cuts: list, unfreezes: list, runs_dir=None) -> tuple[str, list]:
+    from .jobs import start_training
+
+    sweep_id = secrets.token_hex(3)
+    runs = [start_training(opts, runs_dir) for opts in grid(base, cuts, unfreezes, sweep_id)]
+    return sweep_id, runs
+
+
+def sweep_results(sweep_id: str, runs_dir=None) -> list[dict]:
+    """[{cut, unfreeze_from, run_id, run_dir, state, val_accuracy}] of one sweep's runs."""
+    rows = []
+    for run in RunStore(runs_dir).runs():
+        name = (run.config().get("options") or {}).get("name") or ""
+        parts = name.split(":")
+        if len(parts) == 4 and parts[0] == "sweep" and parts[1] == sweep_id:
+            s = run.summary()
+            rows.append({"cut": parts[2], "unfreeze_from": parts[3], "run_id": s["run_id"],
+                         "run_dir": s["run_dir"], "state": s["state"], "val_accuracy": s["val_accuracy"]})
+    return sorted(rows, key=lambda r: (r["cut"], r["unfreeze_from"]))
