@@ -306,6 +306,11 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     if resume:
         status["resumed_at"] = now_iso()
         status.pop("started_at")
+    else:  # what the run will do is readable at once, even while it waits in the queue
+        from .jsonio import write_json
+
+        write_json(run.file("config.json"), {"options": config.to_dict(), "seed": config.seed,
+                                             "created_at": now_iso()})
     run.write_status(**status)
     beat_stop = threading.Event()
     threading.Thread(target=_beat, args=(run, beat_stop), daemon=True).start()
