@@ -24,12 +24,18 @@ def describe() -> dict:
 
 
 def _gpu_memory_mb(gpu) -> int | None:
-    try:
-        import tensorflow as tf
+    """Total memory of a GPU in MiB, from nvidia-smi where it is installed (None if unknown)."""
+    import shutil
+    import subprocess
 
-        info = tf.config.experimental.get_memory_info(gpu.name.replace("physical_device:", ""))
-        return int(info.get("peak", 0) // 2 ** 20) or None
-    except Exception:
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        index = int(gpu.name.rsplit(":", 1)[-1])
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits",
+                              f"--id={index}"], capture_output=True, text=True, timeout=5)
+        return int(out.stdout.strip().splitlines()[0])
+    except (ValueError, IndexError, OSError, subprocess.SubprocessError):
         return None
 
 

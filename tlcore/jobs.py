@@ -68,7 +68,10 @@ def start_training(options: dict, runs_dir: str | None = None) -> Run:
     write_json(cfg_path, {"options": config.to_dict()})
     proc = _spawn(["train", "--config", str(cfg_path), "--run-id", run_id,
                    "--runs-dir", str(store.root), "--queue", "--json"], run_id)
-    return _wait_for_run(Run(store.root / run_id), proc)
+    try:
+        return _wait_for_run(Run(store.root / run_id), proc)
+    finally:
+        cfg_path.unlink(missing_ok=True)  # read by the process before its run folder exists
 
 
 def resume_training(run_dir, runs_dir: str | None = None) -> Run:

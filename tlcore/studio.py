@@ -232,13 +232,13 @@ class StageCounts:
 
 def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpec | None = None,
                            num_classes: int = 2, train_bn: bool = False,
-                           preprocessing: str = "none") -> StageCounts:
+                           preprocessing: str = "none", fine_tune_epochs: int = 1) -> StageCounts:
     """Trainable and non-trainable parameters of the model training would build, per stage.
 
-    Builds exactly what `train` builds (`cut_backbone`, `build_head`, `assemble`,
-    `set_trainable`) and counts with `parameter_counts`. The backbone's layers are shared
-    with the model, so their `trainable` flags are restored afterwards (under a lock: the
-    app shares one built backbone between sessions).
+    Delegates to `train.plan` (what training itself builds and counts) on an already built
+    backbone. The backbone's layers are shared with the planned model, so their `trainable`
+    flags are restored afterwards, under a lock: the app shares one built backbone between
+    sessions.
 
     Args:
         backbone: the uncut backbone (`build_backbone(..., weights=None)` is enough).
@@ -249,36 +249,36 @@ def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpe
         num_classes: classes of the dataset (2 gives one sigmoid unit).
         train_bn: whether BatchNormalization layers train in stage 2.
         preprocessing: the backbone family's preprocessing (`Backbone.preprocessing`).
+        fine_tune_epochs: stage 2's epochs; with 0 nothing unfreezes.
 
     Raises:
         TLCoreError: unknown layer, a cut that is not a clean cut point, a bad head.
     """
     from .layers import resolve_layer
-    from .model import assemble, build_head, cut_backbone, parameter_counts, set_trainable
+    from .model import parameter_counts
+    from .source import BackboneSource
+    from .train import TrainConfig, plan
 
     head = head or HeadSpec()
-    unfreeze = default_unfreeze_index(len(backbone.layers)) if unfreeze_from in (None, "") \
-        else resolve_layer(backbone, unfreeze_from, "--unfreeze-from")
-    layer_index = {layer.name: i for i, layer in enumerate(backbone.layers)}
+    config = TrainConfig(cut=cut, unfreeze_from=unfreeze_from, pooling=head.pooling,
+                         dense=list(head.dense), dropout=head.dropout, train_bn=bool(train_bn),
+                         fine_tune_epochs=int(fine_tune_epochs))
+    source = BackboneSource(backbone, preprocessing, int(backbone.input_shape[1]))
+    cut_index = len(backbone.layers) - 1 if cut in (None, "") else resolve_layer(backbone, cut, "--cut")
     with _SURGERY_LOCK:
         saved = [(layer, layer.trainable) for layer in backbone.layers]
         saved_top = backbone.trainable
         try:
-            cut_model, cut_index = cut_backbone(backbone, cut)
-            feature_shape = tuple(cut_model.output.shape[1:])
-            head_model = build_head(feature_shape, int(num_classes), head)
-            model = assemble(cut_model, head_model, preprocessing, int(backbone.input_shape[1]))
-            set_trainable(model, 1, unfreeze, train_bn, layer_index)
-            stage1 = parameter_counts(model)
-            head_trainable = parameter_counts(head_model)["trainable"]
-            set_trainable(model, 2, unfreeze, train_bn, layer_index)
-            stage2 = parameter_counts(model)
+            planned = plan(config, int(num_classes), source)
+            head_trainable = parameter_counts(planned["model"].get_layer("head"))["trainable"]
+            feature_shape = tuple(planned["model"].get_layer("head").input_shape[1:])
         finally:
             backbone.trainable = saved_top
             for layer, flag in saved:
                 layer.trainable = flag
-    return StageCounts(cut_index=cut_index, unfreeze_index=unfreeze, feature_shape=feature_shape,
-                       stage1=stage1, stage2=stage2, head=head_trainable,
+    stage1, stage2 = planned["stage1"], planned["stage2"]
+    return StageCounts(cut_index=cut_index, unfreeze_index=planned["unfreeze_index"],
+                       feature_shape=feature_shape, stage1=stage1, stage2=stage2, head=head_trainable,
                        backbone_trainable_stage2=stage2["trainable"] - head_trainable)
 
 
@@ -288,7 +288,7 @@ def no_backbone_training_reason(counts: StageCounts, table: Sequence[LayerInfo],
     if counts.backbone_trainable_stage2 > 0:
         return None
     if counts.unfreeze_index is None:
-        return "Stage 2 unfreezes nothing."
+        return "Stage 2 has no epochs, so nothing is unfrozen."
     if counts.unfreeze_index > counts.cut_index:
         return (f"The unfreeze point (layer {counts.unfreeze_index}, "
                 f"{table[counts.unfreeze_index].name}) lies past the cut (layer {counts.cut_index}, "
@@ -605,9 +605,10 @@ def run_label(run: Run) -> str:
 def export_file(run_dir, fmt: str, quantize: str = "none", runs_dir=None) -> tuple[str, bytes, dict]:
     """Export a run's model and return (download file name, bytes, export_run's report).
 
-    A SavedModel folder is zipped (with labels.txt and preprocessing.json inside); a .keras
-    or .tflite file is returned with its labels next to it dropped (they are in the model's
-    run folder, and the SavedModel zip carries them).
+    The export is written to a temporary folder under the home and removed afterwards. A
+    SavedModel folder comes back zipped (labels.txt and preprocessing.json inside it); a
+    .keras or .tflite file comes back alone (the class names are inside the .keras model's
+    run, and a TFLite user reads them from the run's labels.json).
     """
     from .export import export_run
 

@@ -159,8 +159,13 @@ class StopRequested:
         self.signalled = False
 
     def install(self) -> None:
+        self.previous = None
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
+            self.previous = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def uninstall(self) -> None:
+        if self.previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.previous)
 
     def _on_signal(self, signum, frame) -> None:
         self.signalled = True
@@ -334,6 +339,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         raise
     finally:
         beat_stop.set()
+        stop.uninstall()
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds")}
 
@@ -459,8 +465,10 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
     test_acc = None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
+        stage_before = run.raw_status().get("stage")
         run.write_status(stage="evaluate")
         ev = evaluate_run(run.path, model=model, dataset=ds)
+        run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
     run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc}

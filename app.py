@@ -1,0 +1,53 @@
+"""TL Studio: the Streamlit entry point. It only routes; every step is a page in pages/.
+
+Run with ``streamlit run app.py``. With a password set (``st.secrets["password"]`` or the
+environment variable ``TLSTUDIO_PASSWORD``) nothing but the sign-in page is reachable until
+it is entered.
+
+The url paths are lower case on purpose: Streamlit also serves files in ``pages/`` the old
+way (as ``/Backbone``, ``/Layers``, ... without running this script). Distinct paths keep every
+in-app navigation going through this script, and each page refuses to run without it
+(`studio_ui.page_guard`).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+import studio_ui
+
+st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
+
+PAGES = {
+    "Studio": [
+        st.Page("pages/1_Home.py", url_path="home", title="Home", icon=":material/home:", default=True),
+    ],
+    "Build": [
+        st.Page("pages/2_Backbone.py", url_path="backbone", title="Backbone", icon=":material/account_tree:"),
+        st.Page("pages/3_Layers.py", url_path="layers", title="Layers", icon=":material/layers:"),
+        st.Page("pages/4_Data.py", url_path="data", title="Data", icon=":material/photo_library:"),
+    ],
+    "Train and use": [
+        st.Page("pages/5_Train.py", url_path="train", title="Train", icon=":material/model_training:"),
+        st.Page("pages/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("pages/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
+        st.Page("pages/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
+    ],
+}
+
+if studio_ui.required_password() and not st.session_state.get("authenticated"):
+    st.navigation([st.Page(studio_ui.login_page, title="Sign in", icon=":material/lock:")]).run()
+else:
+    page = st.navigation(PAGES)
+    studio_ui.reattach()
+    sidebar = st.sidebar.empty()
+
+    def draw_sidebar() -> None:
+        with sidebar.container(), studio_ui.guard("Drawing the sidebar"):
+            studio_ui.render_sidebar()
+
+    draw_sidebar()  # at once, then again after the page (which may change the selection)
+    try:
+        with studio_ui.routed():
+            page.run()
+    finally:
+        draw_sidebar()

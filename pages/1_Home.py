@@ -1,0 +1,78 @@
+"""Home: what the studio does, the machine, and the current selection."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import studio_ui as ui
+
+STEPS = [
+    ("pages/2_Backbone.py", "Backbone", ":material/account_tree:", "pick a pretrained model and its input size"),
+    ("pages/3_Layers.py", "Layers", ":material/layers:", "choose where to cut it and where fine-tuning starts"),
+    ("pages/4_Data.py", "Data", ":material/photo_library:", "bring a folder of images, one sub-folder per class"),
+    ("pages/5_Train.py", "Train", ":material/model_training:", "train the head, then fine-tune, with live charts"),
+    ("pages/6_Evaluate.py", "Evaluate", ":material/fact_check:", "test scores, confusion matrix, mistakes"),
+    ("pages/7_Predict.py", "Predict", ":material/image_search:", "drop images and see what the model says"),
+    ("pages/8_Runs.py", "Runs", ":material/history:", "compare, resume, repeat, export"),
+]
+
+
+def machine() -> None:
+    st.subheader("This machine")
+    with ui.guard("Looking at the machine"):
+        with st.spinner("Loading TensorFlow…"):
+            info = ui.device_info()
+        gpus = info.get("gpus") or []
+        c1, c2, c3 = st.columns(3)
+        c1.metric("TensorFlow", info["tensorflow"], help=f"Keras {info['keras']}", border=True)
+        c2.metric("GPUs", len(gpus) if gpus else "CPU only", border=True)
+        c3.metric("Mixed precision", "available" if info["mixed_precision_available"] else "not available",
+                  help="float16 compute on GPUs of compute capability 7.0 or more", border=True)
+        for gpu in gpus:
+            memory = f"{gpu['memory_mb']:,} MB" if gpu.get("memory_mb") else "memory unknown"
+            st.markdown(f":material/memory: **{gpu['name']}** · {memory}"
+                        + (f" · compute capability {'.'.join(map(str, gpu['compute_capability']))}"
+                           if gpu.get("compute_capability") else ""))
+        if not gpus:
+            st.caption("No GPU found: training runs on the CPU. Small backbones (MobileNet, "
+                       "EfficientNetB0) and small input sizes keep it quick.")
+
+
+def selection() -> None:
+    st.subheader("Current selection")
+    c1, c2, c3 = st.columns(3)
+    with c1.container(border=True):
+        st.markdown("**Backbone**")
+        st.markdown(ui.backbone_text())
+        st.page_link("pages/2_Backbone.py", label="Change", icon=":material/edit:")
+    with c2.container(border=True):
+        st.markdown("**Dataset**")
+        data = ui.get("data")
+        st.markdown(Path(data).name if data else "_none yet_")
+        st.page_link("pages/4_Data.py", label="Choose data", icon=":material/edit:")
+    with c3.container(border=True):
+        st.markdown("**Run**")
+        run = ui.current_run()
+        st.markdown(f"{run.run_id} · {run.state()}" if run else "_none yet_")
+        st.page_link("pages/5_Train.py", label="Train", icon=":material/play_arrow:")
+
+
+def main() -> None:
+    ui.header("TL Studio", "Transfer learning and fine-tuning of image classifiers, point and click.")
+    st.markdown(
+        "Pick a pretrained Keras backbone and see every layer of it.  \n"
+        "Cut it, choose what to unfreeze, add a head, and bring a folder-per-class image dataset.  \n"
+        "Train with live charts (on a GPU when there is one), evaluate, and try the model on your own images.")
+    with st.container(border=True):
+        cols = st.columns(len(STEPS))
+        for col, (path, title, icon, what) in zip(cols, STEPS):
+            with col:
+                st.page_link(path, label=title, icon=icon)
+                st.caption(what)
+    selection()
+    machine()
+
+
+ui.page_guard()
+main()

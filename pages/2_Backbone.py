@@ -1,0 +1,141 @@
+"""Backbone: the catalog as a sortable table; choose backbone, input size and weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import studio_ui as ui
+from tlcore.catalog import CATALOG, get_backbone
+from tlcore import studio
+
+PREPROCESSING = {
+    "tf": "scales pixels to [-1, 1]",
+    "caffe": "converts RGB to BGR and subtracts the ImageNet means",
+    "torch": "scales to [0, 1], then normalises with the ImageNet mean and standard deviation",
+    "none": "the model preprocesses 0–255 pixels itself",
+}
+WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "None (train from scratch)",
+                  "file": "Upload a weights file"}
+
+
+def catalog_table() -> None:
+    st.dataframe(
+        studio.catalog_rows(), hide_index=True, height=320,
+        column_config={
+            "Size (MB)": st.column_config.NumberColumn(format="%.0f"),
+            "Top-1 accuracy": st.column_config.NumberColumn(format="%.1f%%", help="ImageNet validation"),
+            "Top-5 accuracy": st.column_config.NumberColumn(format="%.1f%%", help="ImageNet validation"),
+            "Parameters (M)": st.column_config.NumberColumn(format="%.1f M", help="with the ImageNet top"),
+            "Depth": st.column_config.NumberColumn(help="as Keras publishes it"),
+            "Input size": st.column_config.NumberColumn(format="%d px", help="default input size"),
+            "Min input": st.column_config.NumberColumn(format="%d px"),
+        })
+    st.caption("Figures as Keras publishes them in its Applications table. Click a column to sort.")
+
+
+def _reset_size() -> None:
+    name = st.session_state["w:backbone"]
+    st.session_state["w:input_size"] = get_backbone(name).default_input_size
+    for key in ("cut", "unfreeze_from"):  # layer names belong to the old backbone
+        st.session_state[key] = None
+
+
+def choose_backbone() -> None:
+    names = list(CATALOG)
+    c1, c2 = st.columns([2, 1])
+    with c1:
+        name = st.selectbox(
+            "Backbone", names, key=ui.bound("backbone", "MobileNetV2", lambda v: v in CATALOG),
+            on_change=_reset_size,
+            format_func=lambda n: f"{n} · {CATALOG[n].size_mb or '?'} MB"
+                                  + (f" · {CATALOG[n].top1:.1%} top-1" if CATALOG[n].top1 else ""))
+    info = get_backbone(name)
+    with c2:
+        size = st.number_input(
+            "Input size (pixels)", min_value=info.min_input_size, max_value=2048, step=1,
+            key=ui.bound("input_size", info.default_input_size,
+                         lambda v: isinstance(v, int) and info.min_input_size <= v <= 2048),
+            help=f"{name} was trained at {info.default_input_size} px; it accepts {info.min_input_size} px or more. "
+                 "Smaller is faster; larger sees more detail.")
+    ui.put("backbone", name)
+    ui.put("input_size", int(size))
+    params = f"{info.params / 1e6:.1f} M parameters" if info.params else "parameters not published"
+    st.caption(f"{info.family} family · {params} · preprocessing: {PREPROCESSING.get(info.preprocessing, info.preprocessing)} "
+               "(built into the trained model).")
+
+
+def imagenet_status(name: str) -> None:
+    with ui.guard("Looking for the ImageNet weights"):
+        with st.spinner("Looking for the weights file…"):
+            status = studio.weights_status(name)
+        if status["file"] is None:
+            st.warning(status.get("error") or f"Keras publishes no ImageNet weights for {name}.")
+        elif status["cached"]:
+            st.success(f"Already on this machine: `{status['path']}`", icon=":material/check_circle:")
+        else:
+            st.info(f"Not on this machine yet: Keras downloads `{status['file']}` when training starts. "
+                    f"Without internet access, copy that file into `{status['folder']}`, or upload it "
+                    "below as a weights file.", icon=":material/cloud_download:")
+
+
+def weights_file(name: str, size: int) -> str | None:
+    saved = studio.list_weights_files()
+    upload = st.file_uploader("Weights file (.h5, .weights.h5, .keras)", type=["h5", "hdf5", "keras"],
+                              help=f"Saved from keras.applications.{name}, with or without its top. "
+                                   f"Kept in {studio.weights_dir()}.")
+    if upload is not None:
+        done = st.session_state.setdefault("_weights_uploads", {})
+        if upload.file_id not in done:
+            with ui.guard("Saving the weights file"):
+                done[upload.file_id] = str(studio.save_weights_file(upload.name, upload.getvalue()))
+                saved = studio.list_weights_files()
+        if upload.file_id in done:
+            ui.put("weights", done[upload.file_id])
+    if not saved:
+        st.caption("No weights files uploaded yet.")
+        return None
+    paths = [str(p) for p in saved]
+    current = ui.get("weights")
+    chosen = st.selectbox("Use the file", paths, index=paths.index(current) if current in paths else 0,
+                          format_func=lambda p: Path(p).name)
+    if st.button("Check that it fits", icon=":material/rule:"):
+        with ui.guard("Checking the weights file"):
+            from tlcore.backbones import build_backbone
+
+            with st.spinner(f"Loading it into {name}…"):
+                build_backbone(name, size, weights=chosen)
+            st.success(f"{Path(chosen).name} fits {name}.", icon=":material/check_circle:")
+    return chosen
+
+
+def choose_weights() -> None:
+    name, size = ui.get("backbone"), ui.get("input_size")
+    current = ui.get("weights")
+    kind = current if current in ("imagenet", "none") else "file"
+    choice = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, horizontal=True,
+                      key=ui.bound("weights_kind", kind, lambda v: v in WEIGHT_CHOICES))
+    if choice == "imagenet":
+        ui.put("weights", "imagenet")
+        imagenet_status(name)
+    elif choice == "none":
+        ui.put("weights", "none")
+        st.caption("Random initial weights: nothing is transferred, so expect to need far more "
+                   "images and epochs. Useful as a baseline to compare pretraining against.")
+    else:
+        path = weights_file(name, size)
+        if path:
+            ui.put("weights", path)
+
+
+def main() -> None:
+    ui.header("Backbone", "The pretrained network whose features your classifier builds on.")
+    catalog_table()
+    st.subheader("Your choice")
+    choose_backbone()
+    choose_weights()
+    st.page_link("pages/3_Layers.py", label="Next: layers, cut and head", icon=":material/arrow_forward:")
+
+
+ui.page_guard()
+main()

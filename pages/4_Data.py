@@ -1,0 +1,227 @@
+"""Data: upload a folder or a .zip, or pick a folder on the server; the scan; splits; augmentation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+import studio_charts as charts
+import studio_ui as ui
+from tlcore import home, studio
+from tlcore.data import AUGMENT_PRESETS, augmentation_options
+
+AUG_FIELDS = {  # name: (label, min, max, step, help)
+    "rotation": ("Rotation (degrees)", 0.0, 180.0, 5.0, "random rotation up to this many degrees either way"),
+    "zoom": ("Zoom", 0.0, 0.5, 0.05, "random zoom in or out by up to this fraction"),
+    "shift": ("Shift", 0.0, 0.5, 0.05, "random shift by up to this fraction of the width and height"),
+    "shear": ("Shear", 0.0, 0.5, 0.05, "random shear by up to this fraction"),
+    "contrast": ("Contrast", 0.0, 0.5, 0.05, "random contrast change by up to this fraction"),
+}
+FLIPS = ["none", "horizontal", "vertical", "both"]
+PRESET_HELP = {"none": "no augmentation", "light": "flips, small rotations and zoom",
+               "strong": "the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast"}
+
+
+def show_import(result: dict) -> None:
+    total = studio.dataset_size(result["counts"])
+    st.success(f"Imported **{Path(result['path']).name}**: {total} images in {len(result['classes'])} "
+               f"classes ({', '.join(result['classes'][:8])}{'…' if len(result['classes']) > 8 else ''}).",
+               icon=":material/check_circle:")
+    if result.get("problems"):
+        with st.expander(f"{len(result['problems'])} file(s) not imported"):
+            st.dataframe(result["problems"], hide_index=True)
+
+
+def upload_folder() -> None:
+    files = st.file_uploader("Drop a folder of class folders (or with train/ validation/ test/)",
+                             accept_multiple_files="directory", key="upload_folder")
+    if not files:
+        st.caption("Each sub-folder is a class: `cats/`, `dogs/`… or `train/cats/`, `validation/cats/`…")
+        return
+    st.caption(f"{len(files)} files ready, {studio.format_bytes(sum(f.size for f in files))}.")
+    batch = tuple(sorted(f.file_id for f in files))
+    done = st.session_state.setdefault("_folder_imports", {})
+    if batch in done:
+        show_import(done[batch])
+    elif st.button("Import this folder", type="primary", icon=":material/upload:"):
+        with ui.guard("Importing the folder"):
+            with st.spinner("Copying and checking every image…"):
+                result = studio.import_uploaded_folder([(f.name, f.getvalue()) for f in files])
+            done[batch] = result
+            ui.put("data", result["path"])
+            st.rerun()
+
+
+def upload_zip() -> None:
+    upload = st.file_uploader("Drop a .zip of the dataset", type=["zip"], key="upload_zip")
+    if upload is None:
+        st.caption("A zip of one folder per class, or of train/ validation/ test/ folders. A single "
+                   "top folder inside is fine.")
+        return
+    done = st.session_state.setdefault("_zip_imports", {})
+    if upload.file_id not in done:
+        with ui.guard(f"Importing {upload.name}"):
+            with st.spinner(f"Unpacking {upload.name} and checking every image…"):
+                result = studio.import_uploaded_zip(upload.name, upload.getvalue())
+            done[upload.file_id] = result
+            ui.put("data", result["path"])
+            st.rerun()
+    if upload.file_id in done:
+        show_import(done[upload.file_id])
+
+
+def server_folder() -> None:
+    roots = home.data_roots()
+    st.caption("Readable folders on this server: " + ", ".join(f"`{r}`" for r in roots)
+               + " (set `TLCORE_DATA_ROOTS` to change them).")
+    path = st.text_input("Folder path on the server", placeholder=str(roots[0] / "my-dataset"),
+                         key="server_path")
+    if st.button("Use this folder", icon=":material/folder_open:"):
+        with ui.guard("Opening the folder"):
+            folder = studio.resolve_under_roots(path, roots)
+            ui.scan(str(folder))  # refuse a folder that is not a dataset before selecting it
+            ui.put("data", str(folder))
+            st.rerun()
+
+
+def imported() -> None:
+    sets = studio.list_datasets()
+    if not sets:
+        st.caption("No imported datasets yet.")
+        return
+    paths = [d["path"] for d in sets]
+    labels = {d["path"]: f"{d['name']} · {studio.format_bytes(d['bytes'])}" for d in sets}
+    current = ui.get("data")
+    chosen = st.selectbox("Imported datasets", paths, format_func=labels.get,
+                          index=paths.index(current) if current in paths else 0)
+    if st.button("Use this dataset", icon=":material/check:"):
+        ui.put("data", chosen)
+        st.rerun()
+
+
+def report(ds) -> None:
+    counts = ds.counts()
+    st.subheader(f"Dataset: {ds.root.name}")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Classes", len(ds.classes), border=True)
+    for col, split in zip((c2, c3, c4), ("train", "validation", "test")):
+        col.metric(f"{split.capitalize()} images", sum(counts[split].values()), border=True)
+    st.caption(f"`{ds.root}` · layout: "
+               + ("split folders (train/validation/test)" if ds.layout == "split" else "one folder per class, split here"))
+    if ds.warnings:
+        st.warning("\n".join(f"- {w}" for w in ds.warnings), icon=":material/warning:")
+    st.plotly_chart(charts.class_counts(counts), key="class_counts")
+    st.markdown("**Samples**")
+    samples = studio.sample_files(ds, per_class=8)
+    for cls in ds.classes[:20]:
+        images = [img for img in (studio.thumbnail(p, 96) for p in samples[cls]) if img is not None]
+        label, pics = st.columns([1, 6], vertical_alignment="center")
+        label.markdown(f"**{cls}**  \n{sum(counts[s][cls] for s in counts)} images")
+        if images:
+            pics.image(images, width=72)
+        else:
+            pics.caption("no readable images")
+    if len(ds.classes) > 20:
+        st.caption(f"Samples of the first 20 of {len(ds.classes)} classes.")
+    if ds.problems:
+        with st.expander(f"{len(ds.problems)} file(s) skipped", icon=":material/block:"):
+            st.dataframe(ds.problems, hide_index=True, column_config={"file": "File", "reason": "Why"})
+    else:
+        st.caption("No files skipped.")
+
+
+def split_settings(layout: str | None) -> None:
+    st.subheader("Splits and resizing")
+    c1, c2, c3, c4 = st.columns(4)
+    disabled = layout == "split"
+    val = c1.slider("Validation share", 0.0, 0.5, step=0.05, key=ui.bound("val_split"), disabled=disabled)
+    test = c2.slider("Test share", 0.0, 0.5, step=0.05, key=ui.bound("test_split"), disabled=disabled)
+    seed = c3.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=ui.bound("seed"),
+                           help="The same seed gives the same split and augmentation.")
+    resize = c4.selectbox("Resize images by", ["stretch", "pad", "crop"], key=ui.bound("resize"),
+                          help="stretch: to a square, ignoring the aspect ratio · pad: black borders · "
+                               "crop: the centre square")
+    if disabled:
+        st.caption("The dataset has split folders, so they are used as they are and the shares are ignored.")
+    if val + test >= 0.9:
+        st.error("Validation and test together must leave most images for training (below 90%).")
+    else:
+        ui.put("val_split", float(val))
+        ui.put("test_split", float(test))
+    ui.put("seed", int(seed))
+    ui.put("resize", resize)
+
+
+def _new_preset() -> None:
+    for name in ("flip", *AUG_FIELDS):
+        st.session_state[name] = None
+        st.session_state.pop(f"w:{name}", None)
+
+
+def augmentation(ds) -> None:
+    st.subheader("Augmentation (training images only)")
+    preset = st.segmented_control("Preset", list(AUGMENT_PRESETS), key=ui.bound("augment", "light"),
+                                  on_change=_new_preset, required=True,
+                                  format_func=lambda p: p.capitalize())
+    preset = preset or "light"
+    ui.put("augment", preset)
+    st.caption(PRESET_HELP.get(preset, ""))
+    base = augmentation_options(preset)
+    with st.expander("Fine-tune the augmentation", icon=":material/tune:"):
+        cols = st.columns(3)
+        flip_default = {"horizontal_and_vertical": "both"}.get(base.get("flip"), base.get("flip") or "none")
+        flip = cols[0].selectbox("Flip", FLIPS, key=ui.bound("flip", flip_default, lambda v: v in FLIPS))
+        ui.put("flip", None if flip == flip_default else flip)
+        for i, (name, (label, lo, hi, step, help_)) in enumerate(AUG_FIELDS.items(), start=1):
+            default = float(base.get(name, 0.0))
+            value = cols[i % 3].slider(label, lo, hi, step=step, help=help_,
+                                       key=ui.bound(name, default, lambda v: isinstance(v, float), float))
+            ui.put(name, None if value == default else float(value))
+    options = augmentation_options(preset, **{k: ui.get(k) for k in ("flip", *AUG_FIELDS)})
+    st.caption("In effect: " + (", ".join(f"{k} {v}" for k, v in options.items()) or "nothing"))
+    if ds is None or not options:
+        return
+    samples = [paths[0] for paths in studio.sample_files(ds, per_class=1).values() if paths][:2]
+    c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
+    c1.markdown("**Preview**")
+    if c2.button("New samples", icon=":material/casino:"):
+        st.session_state["_aug_seed"] = st.session_state.get("_aug_seed", 0) + 1
+    with ui.guard("Previewing the augmentation"):
+        for path in samples:
+            original = studio.thumbnail(path, 128)
+            if original is None:
+                continue
+            variants = studio.augmentation_preview(original, options, n=5,
+                                                   seed=st.session_state.get("_aug_seed", 0))
+            st.image([original, *variants], width=110, caption=["original"] + ["augmented"] * len(variants))
+
+
+def main() -> None:
+    ui.header("Data", "A folder of images with one sub-folder per class: upload it, or point to it on the server.")
+    tabs = st.tabs(["Upload a folder", "Upload a .zip", "Folder on this server", "Imported datasets"])
+    with tabs[0]:
+        upload_folder()
+    with tabs[1]:
+        upload_zip()
+    with tabs[2]:
+        server_folder()
+    with tabs[3]:
+        imported()
+    ds = None
+    if ui.get("data"):
+        with ui.guard("Scanning the dataset"):
+            with st.spinner("Scanning the dataset…"):
+                ds = ui.selected_dataset()
+    if ds is not None:
+        report(ds)
+    else:
+        st.info("No dataset chosen yet. Upload one above, or pick a folder on the server.",
+                icon=":material/photo_library:")
+    split_settings(ds.layout if ds is not None else None)
+    augmentation(ds)
+    if ds is not None:
+        st.page_link("pages/5_Train.py", label="Next: train", icon=":material/arrow_forward:")
+
+
+ui.page_guard()
+main()

@@ -1,0 +1,160 @@
+"""Runs: every run with its results; compare curves; resume, repeat, delete, export; housekeeping."""
+from __future__ import annotations
+
+import streamlit as st
+
+import studio_charts as charts
+import studio_ui as ui
+from tlcore import home, studio
+from tlcore.runs import LIVE_STATES, RunStore
+
+EXPORTS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)"}
+CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
+          "accuracy": "training accuracy", "loss": "training loss"}
+
+
+def table(runs) -> None:
+    rows = []
+    for r in runs:
+        s = r.summary()
+        metrics = r.metrics()
+        rows.append({"run": s["run_id"], "label": s.get("name") or "", "state": s["state"],
+                     "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
+                     "epochs": len(metrics), "val accuracy": s["val_accuracy"],
+                     "test accuracy": s["test_accuracy"], "started": s["started_at"]})
+    st.dataframe(rows, hide_index=True, column_config={
+        "val accuracy": st.column_config.NumberColumn(format="percent"),
+        "test accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+def compare(runs) -> None:
+    with_metrics = [r for r in runs if r.metrics()]
+    if len(with_metrics) < 1:
+        return
+    st.subheader("Compare")
+    ids = [r.run_id for r in with_metrics]
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.multiselect("Runs", ids, default=ids[:3], key="compare_runs")
+    key = c2.selectbox("Curve", list(CURVES), format_func=CURVES.get, key="compare_curve")
+    if chosen:
+        series = {r.run_id: r.metrics() for r in with_metrics if r.run_id in chosen}
+        st.plotly_chart(charts.overlay_curves(series, key), key="overlay")
+
+
+def actions(runs) -> None:
+    st.subheader("One run")
+    run = ui.pick_run("Run", runs, "runs_run")
+    state = run.state()
+    c1, c2, c3 = st.columns(3)
+    with c1.container(border=True):
+        st.markdown("**Resume**")
+        can_resume = state in ("interrupted", "stopped") and run.model_path() is not None
+        st.caption("Continue an interrupted or stopped run from its last checkpoint."
+                   if can_resume else f"Only interrupted or stopped runs resume (this one is {state}).")
+        if st.button("Resume", icon=":material/play_arrow:", disabled=not can_resume, key="resume"):
+            with ui.guard("Resuming the run"):
+                from tlcore.jobs import resume_training
+
+                with st.spinner("Starting the training process…"):
+                    resumed = resume_training(run.path)
+                ui.put("run_dir", str(resumed.path))
+                st.switch_page("pages/5_Train.py")
+    with c2.container(border=True):
+        st.markdown("**Repeat with changes**")
+        st.caption("Load this run's settings into the studio, change what you like, train again.")
+        if st.button("Load its settings", icon=":material/replay:", key="repeat",
+                     disabled=not run.config().get("options")):
+            ui.load_options(run.config()["options"])
+            st.switch_page("pages/5_Train.py")
+    with c3.container(border=True):
+        st.markdown("**Delete**")
+        live = state in LIVE_STATES
+        sure = st.checkbox(f"Yes, delete {run.run_id}", key=f"sure_{run.run_id}", disabled=live)
+        if st.button("Delete run", icon=":material/delete:", disabled=not sure or live, key="delete_run"):
+            with ui.guard("Deleting the run"):
+                RunStore().delete(run.run_id)
+                if ui.get("run_dir") == str(run.path):
+                    ui.put("run_dir", None)
+                st.session_state.pop("w:runs_run", None)
+                st.toast(f"Deleted {run.run_id}.")
+                st.rerun()
+    export(run)
+
+
+def export(run) -> None:
+    if run.model_path() is None:
+        return
+    with st.container(border=True):
+        st.markdown("**Export**")
+        c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+        fmt = c1.segmented_control("Format", list(EXPORTS), format_func=EXPORTS.get, default="keras",
+                                   key="export_format", required=True)
+        quantize = c2.selectbox("Quantize (TFLite)", ["none", "float16", "int8"], key="export_quantize",
+                                disabled=fmt != "tflite")
+        if c3.button("Prepare the file", icon=":material/build:", key="export"):
+            with ui.guard("Exporting the model"):
+                with st.spinner("Exporting and checking the copy against the original…"):
+                    name, data, report = studio.export_file(run.path, fmt, quantize if fmt == "tflite" else "none")
+                st.session_state["_export"] = {"run": run.run_id, "name": name, "data": data, "report": report}
+        ready = st.session_state.get("_export")
+        if ready and ready["run"] == run.run_id:
+            report = ready["report"]
+            st.download_button(f"Download {ready['name']} ({studio.format_bytes(len(ready['data']))})",
+                               ready["data"], file_name=ready["name"], icon=":material/download:",
+                               mime="application/octet-stream", type="primary")
+            st.caption(f"Checked on {report['images_checked']} images: the copy agrees with the original on "
+                       f"{report['top1_agreement']:.0%} of top-1 labels (largest probability difference "
+                       f"{report['max_probability_difference']:.2g}).")
+
+
+def housekeeping() -> None:
+    st.subheader("Housekeeping")
+    c1, c2 = st.columns(2)
+    with c1.container(border=True):
+        st.markdown("**Imported datasets**")
+        sets = studio.list_datasets()
+        if not sets:
+            st.caption(f"None in {home.datasets_dir()}.")
+        else:
+            labels = {d["path"]: f"{d['name']} · {studio.format_bytes(d['bytes'])}" for d in sets}
+            chosen = st.multiselect("Datasets to delete", list(labels), format_func=labels.get, key="del_sets")
+            sure = st.checkbox("Yes, delete them", key="sure_sets", disabled=not chosen)
+            if st.button("Delete datasets", icon=":material/delete:", disabled=not (chosen and sure)):
+                with ui.guard("Deleting the datasets"):
+                    for path in chosen:
+                        studio.delete_dataset(path)
+                        if ui.get("data") == path:
+                            ui.put("data", "")
+                    st.toast(f"Deleted {len(chosen)} dataset(s).")
+                    for key in ("del_sets", "sure_sets"):
+                        st.session_state.pop(key, None)
+                    st.rerun()
+    with c2.container(border=True):
+        st.markdown("**Cache**")
+        size = studio.folder_size(home.cache_dir())
+        st.caption(f"Decoded images and features: {studio.format_bytes(size)} in {home.cache_dir()}. "
+                   "Deleting it is safe; the next training decodes the images again.")
+        sure = st.checkbox("Yes, clear the cache", key="sure_cache", disabled=size == 0)
+        if st.button("Clear the cache", icon=":material/cleaning_services:", disabled=not sure or size == 0):
+            with ui.guard("Clearing the cache"):
+                freed = studio.clear_cache()
+                st.toast(f"Freed {studio.format_bytes(freed)}.")
+                st.session_state.pop("sure_cache", None)
+                st.rerun()
+
+
+def main() -> None:
+    ui.header("Runs", "Every training run on this machine, from the app and the command line.")
+    runs = RunStore().runs()
+    if not runs:
+        st.info("No runs yet.", icon=":material/history:")
+        st.page_link("pages/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
+    else:
+        table(runs)
+        compare(runs)
+        actions(runs)
+    housekeeping()
+
+
+ui.page_guard()
+main()

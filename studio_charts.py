@@ -1,0 +1,139 @@
+"""Plotly figures for the studio's pages: pure functions from plain values to figures."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+TRAIN = "#1f77b4"
+VAL = "#ff7f0e"
+FROZEN = "#9aa5b1"
+TRAINS = "#2ca02c"
+CUT_AWAY = "#e3e6ea"
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1),
+                      **kw)
+    return fig
+
+
+def layer_params(rows: Sequence[Mapping], cut_index: int, unfreeze_index: int | None,
+                 train_bn: bool = False) -> go.Figure:
+    """Parameters per layer, coloured by what stage 2 does with it, cut and unfreeze marked.
+
+    Args:
+        rows: layer table rows (dicts with index, name, type, params, block).
+        cut_index: last layer kept.
+        unfreeze_index: first layer that trains in stage 2 (None: nothing unfreezes).
+    """
+    groups = {"trains in stage 2": [], "frozen": [], "cut away": []}
+    for r in rows:
+        i = r["index"]
+        if i > cut_index:
+            groups["cut away"].append(r)
+        elif unfreeze_index is not None and i >= unfreeze_index and r["params"] > 0 \
+                and (train_bn or r["type"] != "BatchNormalization"):
+            groups["trains in stage 2"].append(r)
+        else:
+            groups["frozen"].append(r)
+    colours = {"trains in stage 2": TRAINS, "frozen": FROZEN, "cut away": CUT_AWAY}
+    fig = go.Figure()
+    for label, items in groups.items():
+        fig.add_trace(go.Bar(
+            x=[r["index"] for r in items], y=[max(r["params"], 0) for r in items], name=label,
+            marker_color=colours[label], marker_line_width=0,
+            customdata=[[r["name"], r["type"], r["block"]] for r in items],
+            hovertemplate="%{x}: %{customdata[0]}<br>%{customdata[1]} · block %{customdata[2]}"
+                          "<br>%{y:,} parameters<extra></extra>"))
+    label = dict(bgcolor="rgba(255,255,255,0.85)", font=dict(size=11))
+    fig.add_vline(x=cut_index + 0.5, line_color="#d62728", line_width=2,
+                  annotation=dict(text="cut", **label), annotation_position="top left")
+    if unfreeze_index is not None:
+        fig.add_vline(x=unfreeze_index - 0.5, line_color=TRAINS, line_width=2, line_dash="dash",
+                      annotation=dict(text="unfreeze from", **label), annotation_position="bottom right")
+    fig.update_yaxes(type="log", dtick=1, tickformat="~s", title="parameters (log scale)")
+    fig.update_xaxes(title="layer index", range=[-1, len(rows) + 1])
+    return _layout(fig, 340, barmode="overlay", bargap=0.1)
+
+
+def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,
+                    epochs_total: int | None = None) -> go.Figure:
+    """Accuracy and loss per epoch, training and validation, with the stage boundary marked."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"), horizontal_spacing=0.08)
+    epochs = [m["epoch"] for m in metrics]
+    for col, key in ((1, "accuracy"), (2, "loss")):
+        for prefix, colour, label, dash in (("", TRAIN, "training", "solid"),
+                                            ("val_", VAL, "validation", "dash")):
+            ys = [m.get(prefix + key) for m in metrics]
+            if all(y is None for y in ys):
+                continue
+            fig.add_trace(go.Scatter(
+                x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=label,
+                showlegend=col == 1, line=dict(color=colour, dash=dash), marker=dict(size=8),
+                hovertemplate=f"epoch %{{x}}<br>{label} {key} %{{y:.4f}}<extra></extra>"), row=1, col=col)
+    if boundary is not None:
+        for col in (1, 2):
+            fig.add_vline(x=boundary, line_color="#7f7f7f", line_dash="dot", row=1, col=col)
+        fig.add_annotation(x=boundary, y=1.0, yref="y domain", xref="x", text="fine-tuning →",
+                           showarrow=False, xanchor="left", yanchor="top", font=dict(size=11))
+    right = max([*epochs, epochs_total or 0, 1])
+    fig.update_xaxes(title="epoch", range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
+    fig.update_yaxes(range=[0, 1.02], row=1, col=1)
+    _layout(fig, 380)
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="center", x=0.5),
+                      margin=dict(l=10, r=10, t=40, b=40))
+    return fig
+
+
+def overlay_curves(series: Mapping[str, Sequence[Mapping]], key: str = "val_accuracy") -> go.Figure:
+    """One line per run: `key` per epoch (several runs compared)."""
+    fig = go.Figure()
+    for i, (label, metrics) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(
+            x=[m["epoch"] for m in metrics], y=[m.get(key) for m in metrics], mode="lines+markers",
+            name=label, line=dict(color=PALETTE[i % len(PALETTE)])))
+    right = max([m["epoch"] for metrics in series.values() for m in metrics] or [1])
+    fig.update_xaxes(title="epoch", range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
+    fig.update_yaxes(title=key.replace("_", " "),
+                     range=[0, 1.02] if key.endswith("accuracy") else None, rangemode="tozero")
+    return _layout(fig, 340)
+
+
+def class_counts(counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
+    """Images per class, one bar per split."""
+    fig = go.Figure()
+    colours = {"train": TRAIN, "validation": VAL, "test": "#2ca02c"}
+    for split, per_class in counts.items():
+        if not any(per_class.values()):
+            continue
+        fig.add_trace(go.Bar(x=list(per_class), y=list(per_class.values()), name=split,
+                             marker_color=colours.get(split)))
+    fig.update_yaxes(title="images")
+    return _layout(fig, 300, barmode="group")
+
+
+def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:
+    """Counts of true (rows) against predicted (columns) classes."""
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=list(labels), y=list(labels), colorscale="Blues", text=matrix,
+        texttemplate="%{text}", hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+    fig.update_xaxes(title="predicted", side="bottom")
+    fig.update_yaxes(title="true", autorange="reversed")
+    side = max(300, 60 * len(labels) + 120)
+    return _layout(fig, min(side, 700))
+
+
+def top_k(top: Sequence[Mapping]) -> go.Figure:
+    """Horizontal bars of the top-k labels and their probabilities, best on top."""
+    labels = [t["label"] for t in top][::-1]
+    probs = [t["probability"] for t in top][::-1]
+    fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color=TRAIN,
+                           text=[f"{p:.1%}" for p in probs], textposition="auto",
+                           hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+    fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    return _layout(fig, 60 + 34 * len(labels))
