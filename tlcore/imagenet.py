@@ -1,0 +1,66 @@
+"""Classify with the untouched ImageNet model of a catalog backbone and its 1000 class names.
+
+The class names ship with the package (imagenet_classes.json, in Keras' class-index order);
+the weights follow the usual rules: `imagenet` (Keras' download and cache) or a weights file
+saved with the top.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TLCoreError
+from .images import ImageProblem, load_image
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_classes() -> list[str]:
+    return json.loads((Path(__file__).with_name("imagenet_classes.json")).read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=2)
+def _classifier(name: str, weights: str):
+    import keras
+
+    from .backbones import build_backbone
+    from .catalog import get_backbone
+    from .model import preprocessing_layers
+
+    info = get_backbone(name)
+    net = build_backbone(info.name, None, weights, include_top=True)
+    inputs = keras.Input(shape=net.input_shape[1:], name="image")
+    x = inputs
+    for layer in preprocessing_layers(info.preprocessing):
+        x = layer(x)
+    return keras.Model(inputs, net(x), name=f"{info.name}_imagenet")
+
+
+def classify(name: str, images, weights: str = "imagenet", top_k: int = 5) -> list[dict]:
+    """[{image, top: [{label, probability}]}] from the 1000-class ImageNet model `name`.
+
+    `images` are paths, streams or PIL images; unreadable ones get an `error`.
+    """
+    from .predict import predict_probabilities, top_labels
+
+    if weights in (None, "none"):
+        raise TLCoreError("ImageNet mode needs ImageNet weights: 'imagenet' or a weights file with the top.")
+    model = _classifier(name, str(weights))
+    size = int(model.input_shape[1])
+    classes = imagenet_classes()
+    out, arrays, where = [], [], []
+    for i, img in enumerate(images):
+        label = str(getattr(img, "name", img))
+        try:
+            arrays.append(load_image(img, size))
+            where.append(len(out))
+            out.append({"image": label, "top": []})
+        except ImageProblem as exc:
+            out.append({"image": label, "top": [], "error": str(exc)})
+    if arrays:
+        probs = predict_probabilities(model, np.stack(arrays), 1000)
+        for j, p in zip(where, probs):
+            out[j]["top"] = top_labels(p, classes, top_k)
+    return out
