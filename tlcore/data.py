@@ -185,6 +185,8 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
             split_dirs[key] = d
     for stray in sorted(p.name for p in root.iterdir() if p.is_file() and not is_ignored(p.name)):
         problems.append({"file": stray, "reason": "file outside any class folder, skipped"})
+    for link in sorted(p for p in root.rglob("*") if p.is_symlink() and p.is_dir()):
+        problems.append({"file": str(link.relative_to(root)) + "/", "reason": "symbolic link, skipped"})
 
     if "train" in split_dirs:
         layout = "split"
@@ -381,8 +383,16 @@ def augmentation_options(preset: str = "none", **overrides) -> dict:
     if opts.get("flip") not in (None, "none", "horizontal", "vertical", "both", "horizontal_and_vertical"):
         raise TLCoreError(f"--flip must be none, horizontal, vertical or both. Received: {opts['flip']!r}")
     for k in ("rotation", "zoom", "shift", "shear", "contrast"):
-        if k in opts and float(opts[k]) < 0:
-            raise TLCoreError(f"--{k} must not be negative. Received: {opts[k]}")
+        if k not in opts:
+            continue
+        top = 360.0 if k == "rotation" else 1.0
+        try:
+            value = float(opts[k])
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (0.0 <= value <= top):  # also refuses nan
+            unit = " degrees" if k == "rotation" else " (a fraction of the image)"
+            raise TLCoreError(f"--{k} must be from 0 to {top:g}{unit}. Received: {opts[k]}")
     return {k: v for k, v in opts.items() if v not in (None, 0, 0.0, "none")}
 
 

@@ -58,10 +58,10 @@ def open_rgb(source) -> Image.Image:
             im = Image.open(source)
         except UnidentifiedImageError:
             raise ImageProblem("not an image (Pillow cannot identify it)") from None
-        except Image.DecompressionBombError as exc:
-            raise ImageProblem(f"image too large: {exc}".split(" could be")[0]) from None
-        except OSError as exc:
-            raise ImageProblem(f"cannot open: {exc}") from None
+        except Image.DecompressionBombError:
+            raise ImageProblem(f"image too large: above the limit of {MAX_PIXELS} pixels") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageProblem(_open_reason(exc)) from None
     width, height = im.size
     if width * height > MAX_PIXELS:
         raise ImageProblem(f"image too large: {width}x{height} pixels is above the limit of {MAX_PIXELS}")
@@ -150,8 +150,8 @@ def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
             raise ImageProblem("not an image (Pillow cannot identify it)") from None
         except Image.DecompressionBombError:
             raise ImageProblem(f"image too large: above the limit of {MAX_PIXELS} pixels") from None
-        except OSError as exc:
-            raise ImageProblem(f"cannot open: {exc}") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageProblem(_open_reason(exc)) from None
     return np.asarray(resize(open_rgb(source), size, mode), dtype=np.uint8)
 
 
@@ -172,9 +172,16 @@ def check_image(path) -> str | None:
     except UnidentifiedImageError:
         return "not an image (Pillow cannot identify it)"
     except Image.DecompressionBombError:
-        return "image too large: above the pixel limit"
-    except OSError as exc:
-        if Path(path).stat().st_size == 0:
-            return "empty file"
-        return f"cannot open: {exc}"
+        return f"image too large: above the limit of {MAX_PIXELS} pixels"
+    except (OSError, ValueError, SyntaxError) as exc:
+        return _open_reason(exc)
     return None
+
+
+def _open_reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if "too large" in text or "MAX_TEXT_CHUNK" in text:
+        return "image too large: metadata decompresses beyond Pillow's limit"
+    if "truncated" in text:
+        return "truncated image file"
+    return f"cannot open: {text}"

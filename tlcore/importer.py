@@ -99,9 +99,12 @@ def import_dataset(source, datasets_dir=None, name: str | None = None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     try:
         ds = scan(target)
-    except TLCoreError as exc:
+    except BaseException as exc:
         shutil.rmtree(target, ignore_errors=True)
-        raise TLCoreError(f"Nothing was imported from {src}: {exc}") from None
+        if not isinstance(exc, (TLCoreError, OSError, ValueError)):
+            raise
+        reason = str(exc).replace(str(target), Path(src).name)
+        raise TLCoreError(f"Nothing was imported from {src}: {reason}") from None
     return {"path": str(target), "classes": ds.classes, "counts": ds.counts(),
             "problems": problems + ds.problems, "warnings": ds.warnings}
 

@@ -167,7 +167,9 @@ def set_trainable(model, stage: int, unfreeze_from: int | None, train_bn: bool =
     for i, layer in enumerate(backbone.layers):
         index = layer_index.get(layer.name, i) if layer_index else i
         train = stage == 2 and unfreeze_from is not None and index >= unfreeze_from
-        if is_batchnorm(layer):
+        if type(layer).__name__ == "TFSMLayer":
+            train = False  # a SavedModel wrapped as a layer is frozen for good
+        elif is_batchnorm(layer):
             if not train_bn:
                 train = False
             elif train and getattr(layer, "momentum", 0) > BN_TRAIN_MOMENTUM:

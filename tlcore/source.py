@@ -60,7 +60,13 @@ def load_source(config) -> BackboneSource:
 
 def _load_saved(path: Path):
     import keras
+    import zipfile
 
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not (zipfile.is_zipfile(path) or head == b"\x89HDF\r\n\x1a\n"):
+        raise TLCoreError(f"{path.name} is not a Keras model file (neither a .keras zip nor an HDF5 "
+                          "file). Give a model saved with model.save(...).")
     try:
         return keras.models.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:
@@ -75,6 +81,9 @@ def _load_saved(path: Path):
             raise TLCoreError(
                 f"{path.name} uses custom layers this studio does not know, so it cannot be loaded "
                 f"safely ({text.splitlines()[0][:200]}). Save a model made of stock Keras layers.") from None
+        if "No model config" in text or "model_config" in text:
+            raise TLCoreError(f"{path.name} holds weights only, not a model. Use --backbone NAME "
+                              "--weights PATH for a weights file of a catalog backbone.") from None
         raise TLCoreError(f"{path.name} is not a Keras model file that loads: "
                           f"{text.splitlines()[0][:300] if text else type(exc).__name__}") from None
 
@@ -89,12 +98,23 @@ def flatten_model(model):
 
     paths: dict[str, str] = {}
 
+    def graph_of(m):
+        inner = getattr(m, "_functional", None)  # a Sequential model keeps its graph there
+        return inner if isinstance(m, keras.Sequential) and inner is not None else m
+
     def call(graph, inputs, prefix):
+        graph = graph_of(graph)
+
         def op_fn(op):
-            if isinstance(op, keras.Model) and hasattr(op, "_nodes_by_depth") and op.layers:
+            if isinstance(op, keras.Model) and op.layers and hasattr(graph_of(op), "_nodes_by_depth"):
                 return lambda *args, **kwargs: call(op, args[0] if len(args) == 1 else list(args),
                                                     f"{prefix}{op.name}/")
             if not isinstance(op, keras.layers.InputLayer):
+                if op.name in paths and paths[op.name] != f"{prefix}{op.name}":
+                    raise TLCoreError(
+                        f"Two layers of the saved model are both named {op.name!r} "
+                        f"({paths[op.name]} and {prefix}{op.name}); the studio needs unique layer "
+                        "names. Rename one (name=...) and save the model again.")
                 paths[op.name] = f"{prefix}{op.name}"
             return op
 

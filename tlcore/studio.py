@@ -55,22 +55,27 @@ def catalog_rows() -> list[dict]:
     return rows
 
 
-def weights_status(name: str) -> dict:
+def weights_status(name: str, input_size: int | None = None) -> dict:
     """Whether the ImageNet weights file for backbone `name` is already on this machine.
+
+    Args:
+        name: catalog name.
+        input_size: the chosen input size; MobileNet and MobileNetV2 have one file per size
+            (96, 128, 160, 192, 224), so the file Keras wants depends on it.
 
     Returns:
         ``{file, folder, path, cached}``; ``file`` is None (and ``error`` says why) when Keras
         publishes no ImageNet weights for the backbone.
     """
-    from .backbones import imagenet_weights_cached, imagenet_weights_file, keras_models_dir
+    from .backbones import imagenet_weights_file, keras_models_dir
 
     folder = keras_models_dir()
     try:
-        fname = imagenet_weights_file(name)
+        fname = imagenet_weights_file(name, False, input_size)
     except TLCoreError as exc:
         return {"file": None, "folder": str(folder), "path": None, "cached": False, "error": str(exc)}
     return {"file": fname, "folder": str(folder), "path": str(folder / fname),
-            "cached": imagenet_weights_cached(name)}
+            "cached": (folder / fname).exists()}
 
 
 def weights_dir() -> Path:
@@ -93,7 +98,11 @@ def save_weights_file(filename: str, data: bytes, folder: str | os.PathLike | No
                           f"(such as mobilenet_v2.weights.h5). Received: {filename!r}")
     if not data:
         raise TLCoreError(f"The weights file {base!r} is empty; upload it again.")
-    out_dir = Path(folder) if folder else weights_dir()
+    return _save_unique(base, data, Path(folder) if folder else weights_dir())
+
+
+def _save_unique(base: str, data: bytes, out_dir: Path) -> Path:
+    """Write `data` as `out_dir/base`, or `stem-2.ext`, `stem-3.ext`... if taken (never overwrites)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem, suffix = _split_suffix(base)
     for i in range(1, 10_000):
@@ -104,7 +113,7 @@ def save_weights_file(filename: str, data: bytes, folder: str | os.PathLike | No
             return target
         except FileExistsError:
             continue
-    raise TLCoreError(f"Too many weights files named {base!r} in {out_dir}.")
+    raise TLCoreError(f"Too many files named {base!r} in {out_dir}.")
 
 
 def _split_suffix(name: str) -> tuple[str, str]:
@@ -122,6 +131,71 @@ def list_weights_files(folder: str | os.PathLike | None = None) -> list[Path]:
         return []
     files = [p for p in out_dir.iterdir() if p.is_file() and p.name.lower().endswith(WEIGHTS_SUFFIXES)]
     return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+# --- your own model as the backbone ------------------------------------------------
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def models_dir() -> Path:
+    """Where uploaded backbone models are kept: ``TLCORE_HOME/models``."""
+    return home.home() / "models"
+
+
+def save_model_file(filename: str, data: bytes, folder: str | os.PathLike | None = None) -> Path:
+    """Save an uploaded model file (.keras or .h5) under `folder` (default `models_dir()`).
+
+    The name is reduced to its last path part and never overwrites an earlier upload.
+
+    Raises:
+        TLCoreError: empty, a weights-only file, or not a .keras / .h5 name.
+    """
+    base = _nfc(Path(str(filename).replace("\\", "/")).name).strip().lstrip(".")
+    lower = base.lower()
+    if lower.endswith(".weights.h5"):
+        raise TLCoreError(f"{base} holds weights only, not a model. Use it as a weights file of a "
+                          "Keras Applications backbone (Weights: Upload a weights file) instead.")
+    if not base or not lower.endswith(MODEL_SUFFIXES):
+        raise TLCoreError(f"A model file must end in {', '.join(MODEL_SUFFIXES)} "
+                          f"(saved with model.save). Received: {filename!r}")
+    if not data:
+        raise TLCoreError(f"The model file {base!r} is empty; upload it again.")
+    return _save_unique(base, data, Path(folder) if folder else models_dir())
+
+
+def list_model_files(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Model files uploaded earlier, newest first."""
+    out_dir = Path(folder) if folder else models_dir()
+    if not out_dir.is_dir():
+        return []
+    files = [p for p in out_dir.iterdir() if p.is_file() and p.name.lower().endswith(MODEL_SUFFIXES)]
+    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def backbone_file_stamp(path: str | os.PathLike) -> int:
+    """A number that changes when the model file (or SavedModel folder) changes, for caches."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return max([p.stat().st_mtime_ns] + [f.stat().st_mtime_ns for f in p.rglob("*")])
+        return p.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def source_summary(source, table: Sequence[LayerInfo]) -> dict:
+    """What the studio found in a loaded backbone file, in plain values.
+
+    Returns:
+        ``{layers, nested, input_size, preprocessing, default_cut, default_cut_name, portable,
+        kind}``; ``nested`` counts layers that came from inside nested models.
+    """
+    default = source.default_cut if source.default_cut is not None else len(table) - 1
+    return {"layers": len(table), "nested": sum("/" in row.name for row in table),
+            "input_size": int(source.input_size), "preprocessing": source.preprocessing,
+            "default_cut": int(default), "default_cut_name": table[default].name if table else None,
+            "portable": bool(source.portable), "kind": source.provenance.get("kind", "file")}
 
 
 # --- layers, cut and unfreeze ------------------------------------------------------
@@ -232,7 +306,9 @@ class StageCounts:
 
 def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpec | None = None,
                            num_classes: int = 2, train_bn: bool = False,
-                           preprocessing: str = "none", fine_tune_epochs: int = 1) -> StageCounts:
+                           preprocessing: str = "none", fine_tune_epochs: int = 1,
+                           paths: dict[str, str] | None = None,
+                           default_cut: int | None = None) -> StageCounts:
     """Trainable and non-trainable parameters of the model training would build, per stage.
 
     Delegates to `train.plan` (what training itself builds and counts) on an already built
@@ -250,6 +326,9 @@ def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpe
         train_bn: whether BatchNormalization layers train in stage 2.
         preprocessing: the backbone family's preprocessing (`Backbone.preprocessing`).
         fine_tune_epochs: stage 2's epochs; with 0 nothing unfreezes.
+        paths: for a backbone loaded from a file, layer name -> path inside nested models
+            (`BackboneSource.paths`), so `cut` and `unfreeze_from` may be given as paths.
+        default_cut: where training cuts when `cut` is None (`BackboneSource.default_cut`).
 
     Raises:
         TLCoreError: unknown layer, a cut that is not a clean cut point, a bad head.
@@ -263,8 +342,12 @@ def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpe
     config = TrainConfig(cut=cut, unfreeze_from=unfreeze_from, pooling=head.pooling,
                          dense=list(head.dense), dropout=head.dropout, train_bn=bool(train_bn),
                          fine_tune_epochs=int(fine_tune_epochs))
-    source = BackboneSource(backbone, preprocessing, int(backbone.input_shape[1]))
-    cut_index = len(backbone.layers) - 1 if cut in (None, "") else resolve_layer(backbone, cut, "--cut")
+    source = BackboneSource(backbone, preprocessing, int(backbone.input_shape[1]), paths=dict(paths or {}),
+                            default_cut=default_cut)
+    if cut in (None, ""):
+        cut_index = len(backbone.layers) - 1 if default_cut is None else int(default_cut)
+    else:
+        cut_index = resolve_layer(backbone, cut, "--cut", paths)
     with _SURGERY_LOCK:
         saved = [(layer, layer.trainable) for layer in backbone.layers]
         saved_top = backbone.trainable
@@ -504,6 +587,269 @@ def augmentation_preview(image: np.ndarray, options: dict, n: int = 6, seed: int
 def dataset_size(counts: dict) -> int:
     """Images in a `Dataset.counts()` result, over every split and class."""
     return int(sum(sum(per_class.values()) for per_class in counts.values()))
+
+
+# --- the demo dataset and webcam datasets ------------------------------------------
+
+DEMO_NAME = "demo-shapes"
+SPLIT_WORDS = ("train", "training", "validation", "valid", "val", "test", "testing")
+_SNAP = re.compile(r"^(\d+)\.png$")
+
+
+def demo_dataset_path(datasets_dir=None) -> Path:
+    """Where the demo dataset lives: ``datasets/demo-shapes``."""
+    return home.datasets_dir(datasets_dir) / DEMO_NAME
+
+
+def ensure_demo_dataset(datasets_dir=None, classes: int = 4, per_class: int = 100) -> dict:
+    """The demo dataset (`demo.make_demo_dataset`), made on first use; ``{path, created}``.
+
+    It is written to a hidden folder first and renamed into place, so a half-made demo never
+    shows up as a dataset (and a second click while the first is busy finds it complete).
+    """
+    from .demo import make_demo_dataset
+
+    target = demo_dataset_path(datasets_dir)
+    if target.is_dir() and any(target.iterdir()):
+        return {"path": str(target), "created": False}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{DEMO_NAME}-{os.getpid()}-{threading.get_ident()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        make_demo_dataset(tmp, classes=classes, per_class=per_class)
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target.is_dir() and any(target.iterdir())):
+                raise TLCoreError(f"Cannot create the demo dataset at {target}.") from None
+            return {"path": str(target), "created": False}  # made meanwhile by another session
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"path": str(target), "created": True}
+
+
+def check_name(name: str, what: str = "class") -> str:
+    """A class or dataset name usable as one folder name (NFC, trimmed).
+
+    Raises:
+        TLCoreError: empty, hidden, a path, too long, or (for a class) a split folder's name,
+            which would make the dataset read as train/validation/test folders.
+    """
+    text = _nfc(str(name or "")).strip()
+    if not text:
+        raise TLCoreError(f"Type a {what} name first.")
+    if len(text) > 64:
+        raise TLCoreError(f"A {what} name has at most 64 characters. Received: {len(text)}")
+    if any(c in text for c in "/\\\0:*?\"<>|") or text.startswith(".") or text != text.strip("."):
+        raise TLCoreError(f"A {what} name cannot contain / \\ : * ? \" < > | or start or end with a dot. "
+                          f"Received: {text!r}")
+    if what == "class" and text.lower() in SPLIT_WORDS:
+        raise TLCoreError(f"{text!r} is the name of a split folder; a class called that would make the "
+                          "dataset read as train/validation/test folders. Choose another name.")
+    return text
+
+
+def webcam_dataset(name: str = "webcam", datasets_dir=None) -> Path:
+    """The managed folder of a webcam dataset, ``datasets/<name>`` (made by its first class)."""
+    return home.datasets_dir(datasets_dir) / check_name(name, "dataset")
+
+
+def add_class(root: str | os.PathLike, name: str) -> Path:
+    """Create class folder `name` in a webcam dataset (nothing happens if it exists)."""
+    folder = Path(root) / check_name(name, "class")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def dataset_classes(root: str | os.PathLike) -> list[str]:
+    """Class folders of a flat dataset, sorted (as training orders them)."""
+    p = Path(root)
+    if not p.is_dir():
+        return []
+    return sorted(c.name for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+
+
+def snaps(root: str | os.PathLike, class_name: str) -> list[Path]:
+    """The snaps of one class, in the order they were taken (1.png, 2.png, ...)."""
+    folder = Path(root) / check_name(class_name, "class")
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), f) for f in folder.iterdir() if (m := _SNAP.match(f.name))]
+    return [f for _, f in sorted(found)]
+
+
+def snap_counts(root: str | os.PathLike) -> dict[str, int]:
+    """Snaps per class of a webcam dataset."""
+    return {c: len(snaps(root, c)) for c in dataset_classes(root)}
+
+
+def save_snap(root: str | os.PathLike, class_name: str, data: bytes) -> Path:
+    """Store one camera snap (JPEG or any image) as the class's next ``<n>.png``.
+
+    The image is read the studio's way (EXIF orientation applied, RGB), so the file on disk
+    is exactly what training will see.
+
+    Raises:
+        TLCoreError: not an image, or an unknown class.
+    """
+    import io
+
+    from .images import ImageProblem, open_rgb
+
+    folder = Path(root) / check_name(class_name, "class")
+    if not folder.is_dir():
+        raise TLCoreError(f"No class {class_name!r} in {Path(root).name}; add it first.")
+    try:
+        image = open_rgb(io.BytesIO(data))
+    except ImageProblem as exc:
+        raise TLCoreError(f"The snap is not a usable image: {exc}") from None
+    existing = [int(m.group(1)) for f in folder.iterdir() if (m := _SNAP.match(f.name))]
+    n = max(existing, default=0) + 1
+    while True:
+        target = folder / f"{n}.png"
+        try:
+            with open(target, "xb") as f:
+                image.save(f, format="PNG")
+            return target
+        except FileExistsError:
+            n += 1
+
+
+def delete_snap(root: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Delete one snap; only ``<class>/<n>.png`` files directly inside the dataset `root`.
+
+    Raises:
+        TLCoreError: anything else.
+    """
+    base, target = Path(root).resolve(), Path(path)
+    if target.is_symlink() or not _SNAP.match(target.name) or target.resolve().parent.parent != base \
+            or not target.is_file():
+        raise TLCoreError(f"{path} is not a snap of the dataset {base.name}; nothing deleted.")
+    target.unlink()
+
+
+def delete_class(root: str | os.PathLike, class_name: str) -> int:
+    """Delete a class folder of a webcam dataset with its snaps; returns how many snaps went.
+
+    Raises:
+        TLCoreError: the class holds files that are not snaps (it is not a webcam class).
+    """
+    folder = Path(root) / check_name(class_name, "class")
+    if not folder.is_dir():
+        return 0
+    others = [f.name for f in folder.iterdir() if not _SNAP.match(f.name)]
+    if others:
+        raise TLCoreError(f"{class_name} holds other files too ({', '.join(others[:3])}); delete it by hand.")
+    gone = len(snaps(root, class_name))
+    shutil.rmtree(folder)
+    return gone
+
+
+# --- quick start ------------------------------------------------------------------
+
+QUICK_START = {"backbone": "MobileNetV2", "input_size": 96, "backbone_file": None, "cut": None,
+               "unfreeze_from": None, "head_epochs": 5, "fine_tune_epochs": 2, "lr": 1e-3,
+               "fine_tune_lr": None, "batch_size": 32, "pooling": "avg", "dense": [], "dropout": 0.2,
+               "augment": "light", "early_stopping": 3, "preset": None}
+
+
+def quick_start_options() -> dict:
+    """The quick start's recommended settings: MobileNetV2 at 96 px, ImageNet weights when their
+    file is on this machine already (else none), a short two-stage run."""
+    status = weights_status("MobileNetV2", QUICK_START["input_size"])
+    return dict(QUICK_START, weights="imagenet" if status["cached"] else "none")
+
+
+# --- insight: presets, evaluation, ImageNet mode, sweeps --------------------------
+
+def preset_form_options(name: str, current: dict | None = None) -> dict:
+    """The options a preset puts into the form (`presets.apply_preset` with nothing explicit).
+
+    Args:
+        name: the preset.
+        current: the options chosen so far. With your own model chosen (``backbone_file``) the
+            backbone stays: the preset's backbone, input size, weights and layer names are left
+            out. A preset that changes the backbone resets what belonged to the old one (input
+            size, cut, unfreeze point, a weights file) unless it sets them itself.
+    """
+    from .presets import apply_preset
+
+    current = current or {}
+    opts = apply_preset(name, {})
+    opts.pop("preset", None)
+    if current.get("backbone_file"):
+        for key in ("backbone", "input_size", "weights", "cut", "unfreeze_from"):
+            opts.pop(key, None)
+    elif "backbone" in opts:
+        for key in ("input_size", "cut", "unfreeze_from"):
+            opts.setdefault(key, None)
+        if opts["backbone"] != current.get("backbone") and current.get("weights") not in (None, "imagenet", "none"):
+            opts.setdefault("weights", "imagenet")  # a weights file fits only the backbone it came from
+    return opts
+
+
+def top_losses(evaluation: dict, n: int = 24) -> list[dict]:
+    """The `n` misclassified images with the highest loss (most confidently wrong first)."""
+    wrong = list(evaluation.get("misclassified") or [])
+    wrong.sort(key=lambda m: -(m.get("loss") if m.get("loss") is not None else -np.log(
+        max(1e-7, 1.0 - float(m.get("probability", 0.0))))))
+    return wrong[:n]
+
+
+def calibration_info(run: Run) -> dict | None:
+    """The run's calibration.json (temperature and log-losses), or None if never calibrated."""
+    from .jsonio import read_json
+
+    return read_json(run.file("calibration.json"))
+
+
+def imagenet_weights(weights) -> str:
+    """The weights ImageNet mode classifies with: 'imagenet', or a weights file with the top.
+
+    Raises:
+        TLCoreError: no pretrained weights chosen (the untouched model would be random).
+    """
+    if weights in (None, "", "none"):
+        raise TLCoreError("ImageNet mode classifies with the pretrained 1000-class model, but the "
+                          "Backbone page has no pretrained weights chosen (None). Choose ImageNet, or "
+                          "upload a weights file saved with the top, on the Backbone page.")
+    return str(weights)
+
+
+def list_sweeps(store: RunStore | None = None) -> list[str]:
+    """Ids of the sweeps in the run store, newest first."""
+    out: list[str] = []
+    for run in (store or RunStore()).runs():
+        parts = str((run.config().get("options") or {}).get("name") or "").split(":")
+        if len(parts) == 4 and parts[0] == "sweep" and parts[1] not in out:
+            out.append(parts[1])
+    return out
+
+
+def sweep_matrix(rows: Sequence[dict], cut_order: Sequence[str] = (),
+                 unfreeze_order: Sequence[str] = ()) -> tuple[list[str], list[str], list[list]]:
+    """(cuts, unfreeze points, validation accuracy [cut][unfreeze] or None) of sweep rows.
+
+    Cuts and unfreeze points follow the given orders (layer order), then first appearance.
+    """
+    def order(values, preferred):
+        seen = [str(v) for v in preferred if str(v) in values]
+        return seen + [v for v in dict.fromkeys(values) if v not in seen]
+
+    cuts = order([str(r["cut"]) for r in rows], cut_order)
+    unfreezes = order([str(r["unfreeze_from"]) for r in rows], unfreeze_order)
+    z: list[list] = [[None] * len(unfreezes) for _ in cuts]
+    for r in rows:
+        z[cuts.index(str(r["cut"]))][unfreezes.index(str(r["unfreeze_from"]))] = r.get("val_accuracy")
+    return cuts, unfreezes, z
+
+
+def best_sweep_row(rows: Sequence[dict]) -> dict | None:
+    """The sweep run with the best validation accuracy (None until one has a score)."""
+    scored = [r for r in rows if r.get("val_accuracy") is not None]
+    return max(scored, key=lambda r: r["val_accuracy"]) if scored else None
 
 
 # --- runs --------------------------------------------------------------------------

@@ -86,6 +86,20 @@ class TrainConfig:
         """Every argument check, before any work."""
         if not self.data:
             raise TLCoreError("Give the dataset folder (DATA).")
+        data = Path(self.data).expanduser()
+        if not data.exists():
+            raise TLCoreError(f"Dataset folder not found: {data}. Give a folder with one sub-folder "
+                              "per class, or with train/ and validation/ folders.")
+        if not data.is_dir():
+            raise TLCoreError(f"The dataset must be a folder, not a file: {data}. "
+                              "Use `tlcore import` for a .zip.")
+        for name in ("val_split", "test_split"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise TLCoreError(f"--{name.replace('_', '-')} must be at least 0 and below 1. "
+                                  f"Received: {value!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
+            raise TLCoreError(f"--seed must be a whole number from 0 to {2 ** 32 - 1}. Received: {self.seed!r}")
         if bool(self.backbone) == bool(self.backbone_file):
             raise TLCoreError("Give exactly one of --backbone NAME or --backbone-file PATH.")
         if self.backbone:
