@@ -41,7 +41,6 @@ TARGETS = {"input_first": 2.0, "input_later": 5.0, "stage1_wall": 5.0, "stage1_e
 _TUTORIAL = '''\
 """The tutorials' recipe: ImageDataGenerator + flow_from_directory + model.fit on the frozen model."""
 import json
-import sys
 import time
 
 T0 = time.perf_counter()
@@ -516,6 +515,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout = sys.stderr  # Keras and TensorFlow print to stdout; only the answer goes there
     try:
         results = run(a)
+    except RuntimeError as exc:  # a timed process failed: say which, and how
+        sys.stdout = stdout
+        print(f"error: {exc}", file=sys.stderr)
+        if a.json:
+            print(json.dumps({"error": str(exc).splitlines()[0]}))
+        return 1
     finally:
         sys.stdout = stdout
     if a.json:

@@ -223,10 +223,8 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
         by_class = {i: _class_files(d, root, problems) for i, d in enumerate(subs)}
         files = {"all": [(f, i) for i, fs in by_class.items() for f in fs]}
 
-    all_paths = [f for split_files in files.values() for f, _ in split_files]
-    bad = _check_all(all_paths, root, problems) if check_files else set()
-    files = {s: [(f, l) for f, l in fs if f not in bad] for s, fs in files.items()}
-
+    # Split first, then drop unusable files: the split of a file never depends on whether the
+    # others were checked, so `scan`, training and evaluation always agree on it.
     if layout == "folders":
         by_class: dict[int, list[str]] = {i: [] for i in range(len(classes))}
         for f, label in files.pop("all"):
@@ -238,6 +236,9 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
             by_class[label].append(f)
         split = _stratified_split(by_class, 0.2, 0.0, seed)
         files["train"], files["validation"] = split["train"], split["validation"]
+    all_paths = [f for split_files in files.values() for f, _ in split_files]
+    bad = _check_all(sorted(all_paths), root, problems) if check_files else set()
+    files = {s: [(f, l) for f, l in fs if f not in bad] for s, fs in files.items()}
 
     ds = Dataset(root=root, layout=layout, classes=classes, files=files, problems=problems,
                  warnings=warnings)

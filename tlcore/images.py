@@ -71,7 +71,8 @@ def open_rgb(source) -> Image.Image:
         if getattr(im, "n_frames", 1) > 1:
             im.seek(0)
         im.load()
-        im = ImageOps.exif_transpose(im)
+        if im.getexif().get(0x0112, 1) != 1:  # only rotated photos pay for a transposed copy
+            im = ImageOps.exif_transpose(im)
         return _to_rgb(im)
     except ImageProblem:
         raise
@@ -133,7 +134,7 @@ def resize(im: Image.Image, size: int, mode: str = "stretch") -> Image.Image:
 def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
     """`size`x`size`x3 uint8 RGB array of an image file (or stream, or PIL image).
 
-    Large JPEGs are decoded at a reduced scale that is still at least twice `size`.
+    Large JPEGs are decoded at a reduced scale (a power of two) that is still at least `size`.
 
     Raises:
         ImageProblem: the file cannot be used; the message says why.
@@ -144,7 +145,7 @@ def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
         try:
             with Image.open(source) as im:
                 if im.format == "JPEG":
-                    im.draft("RGB", (2 * size, 2 * size))
+                    im.draft("RGB", (size, size))
                 return np.asarray(resize(open_rgb(im), size, mode), dtype=np.uint8)
         except UnidentifiedImageError:
             raise ImageProblem("not an image (Pillow cannot identify it)") from None

@@ -61,7 +61,7 @@ class RunModel:
 
 
 def predict_probabilities(model, images: np.ndarray, num_classes: int, batch_size: int = 32) -> np.ndarray:
-    """Call the model directly in fixed-size batches (padded), one trace for every call."""
+    """Call the model directly, batch by batch, through one tf.function traced once."""
     import tensorflow as tf
 
     fn = _serving_fn(model)

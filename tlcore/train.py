@@ -379,7 +379,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
 
     keras.utils.set_random_seed(config.seed)
     dev = device.setup(config.mixed_precision, config.xla)
-    ds = scan(config.data, config.val_split, config.test_split, config.seed)
+    # decode_images below reads every file once and skips (and reports) the unusable ones
+    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
     classes = ds.classes
     n_classes = len(classes)
     if config.backbone_file and Path(config.backbone_file).is_dir():
