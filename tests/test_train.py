@@ -50,7 +50,7 @@ def _wait(pred, timeout=180):
 
 def test_stop_request_ends_within_a_batch_and_keeps_the_model(tmp_path):
     data = write_split(tmp_path / "data", counts=(40, 4, 0))
-    proc = _start(tmp_path, data, *FAST, "--batch-size", "1", "--head-epochs", "50",
+    proc = _start(tmp_path, data, *FAST, "--batch-size", "1", "--head-epochs", "50", "--feature-cache", "off",
                   "--fine-tune-epochs", "0")
     run = _run_dir(proc)
     _wait(lambda: _status(run).get("state") == "running" and (_status(run).get("batch") or 0) >= 3)
