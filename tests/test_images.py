@@ -272,3 +272,28 @@ def test_names():
     assert is_image_name("a.JPG") and is_image_name("b.webp") and not is_image_name("c.txt")
     assert is_ignored(".DS_Store") and is_ignored("Thumbs.db") and is_ignored(".hidden.png")
     assert not is_ignored("cat.png")
+
+
+def test_heic_photo_from_a_phone_is_read(tmp_path):
+    """HEIC (pillow-heif plug-in): read, oriented and resized like any other photo."""
+    import numpy as np
+    from PIL import Image
+
+    from tlcore.data import scan
+    from tlcore.images import check_image, is_image_name, load_image
+
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :20] = (250, 0, 0)
+    path = tmp_path / "photo.HEIC"
+    Image.fromarray(arr).save(path, format="HEIF")
+    assert is_image_name(path.name)
+    assert check_image(path) is None
+    out = load_image(path, 8)
+    assert out.shape == (8, 8, 3)
+    assert out[4, 1, 0] > 200 and out[4, 6, 0] < 60  # left half red, right half black
+    for c in ("a", "b"):
+        (tmp_path / "ds" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(arr).save(tmp_path / "ds" / c / f"{i}.heic", format="HEIF")
+    ds = scan(tmp_path / "ds", 0.34, 0.0)
+    assert ds.problems == [] and sum(ds.counts()["train"].values()) == 4
