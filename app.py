@@ -19,6 +19,7 @@ st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:"
 
 PAGES = {
     "Studio": [
+        st.Page("pages/0_Quick_start.py", url_path="quick-start", title="Quick start", icon=":material/bolt:"),
         st.Page("pages/1_Home.py", url_path="home", title="Home", icon=":material/home:", default=True),
     ],
     "Build": [
@@ -31,6 +32,7 @@ PAGES = {
         st.Page("pages/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
         st.Page("pages/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
         st.Page("pages/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
+        st.Page("pages/9_Sweep.py", url_path="sweep", title="Sweep", icon=":material/grid_view:"),
     ],
 }
 

@@ -137,3 +137,70 @@ def top_k(top: Sequence[Mapping]) -> go.Figure:
                            hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
     fig.update_xaxes(range=[0, 1], tickformat=".0%")
     return _layout(fig, 60 + 34 * len(labels))
+
+
+def reliability(bins: Sequence[Mapping], ece: float | None = None) -> go.Figure:
+    """Reliability diagram: accuracy per confidence bin (bars) against the diagonal.
+
+    Args:
+        bins: equal-width confidence bins from `evaluate.calibration_bins`, in order:
+            ``{confidence (mean in the bin), accuracy (None when empty), count}``.
+        ece: expected calibration error, shown in the title.
+    """
+    n = max(len(bins), 1)
+    width = 1.0 / n
+    centres = [(i + 0.5) * width for i in range(len(bins))]
+    acc = [b["accuracy"] if b.get("accuracy") is not None else 0.0 for b in bins]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        x=centres, y=acc, width=[width * 0.92] * len(bins), name="accuracy in the bin",
+        marker_color=TRAIN, marker_line_width=0,
+        customdata=[[b.get("count", 0), b.get("confidence") or 0.0, i * width, (i + 1) * width]
+                    for i, b in enumerate(bins)],
+        hovertemplate="confidence %{customdata[2]:.1f}–%{customdata[3]:.1f}<br>accuracy %{y:.1%}"
+                      "<br>mean confidence %{customdata[1]:.1%}<br>%{customdata[0]} images<extra></extra>"))
+    fig.add_trace(go.Scatter(
+        x=[b.get("confidence") for b in bins if b.get("count")],
+        y=[b.get("accuracy") for b in bins if b.get("count")], mode="markers", name="mean confidence",
+        marker=dict(color=VAL, size=9, symbol="diamond"), showlegend=True,
+        hovertemplate="mean confidence %{x:.1%}<br>accuracy %{y:.1%}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line=dict(color="#7f7f7f", dash="dash"), hoverinfo="skip"))
+    for x, b in zip(centres, bins):  # how many images each bin holds, in a row above the bars
+        if b.get("count"):
+            fig.add_annotation(x=x, y=1.07, text=f"n={b['count']}", showarrow=False, font=dict(size=10, color="#555"))
+    fig.update_xaxes(title="confidence (probability of the predicted class)", range=[0, 1], tickformat=".0%",
+                     dtick=width if n <= 10 else None)
+    fig.update_yaxes(title="accuracy", range=[0, 1.12], tickformat=".0%")
+    title = None if ece is None else dict(text=f"ECE {ece:.3f}", x=0.01, y=0.98, font=dict(size=13))
+    return _layout(fig, 340, title=title, bargap=0)
+
+
+def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggested: float | None = None) -> go.Figure:
+    """Smoothed loss against the learning rate (log scale), the suggestion marked."""
+    fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name="loss (smoothed)",
+                               line=dict(color=TRAIN),
+                               hovertemplate="learning rate %{x:.2e}<br>loss %{y:.4f}<extra></extra>"))
+    if suggested is not None and len(lrs):
+        i = min(range(len(lrs)), key=lambda j: abs(lrs[j] - suggested))
+        fig.add_trace(go.Scatter(x=[suggested], y=[losses[i]], mode="markers+text", name="suggestion",
+                                 marker=dict(color="#d62728", size=12), text=[f"  {suggested:.1e}"],
+                                 textposition="bottom right",
+                                 hovertemplate="suggested %{x:.2e}<extra></extra>"))
+        fig.add_vline(x=suggested, line_color="#d62728", line_dash="dot")
+    fig.update_xaxes(type="log", title="learning rate (log scale)", exponentformat="power")
+    fig.update_yaxes(title="training loss")
+    return _layout(fig, 320)
+
+
+def sweep_heatmap(cuts: Sequence[str], unfreezes: Sequence[str], z: Sequence[Sequence]) -> go.Figure:
+    """Validation accuracy of each (cut, unfreeze point) run of a sweep; blank until scored."""
+    text = [["" if v is None else f"{v:.1%}" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(
+        z=[[None if v is None else float(v) for v in row] for row in z], x=list(unfreezes), y=list(cuts),
+        colorscale="Viridis", zmin=0, zmax=1, text=text, texttemplate="%{text}",
+        colorbar=dict(title="val acc", tickformat=".0%"),
+        hovertemplate="cut %{y}<br>unfreeze from %{x}<br>validation accuracy %{z:.1%}<extra></extra>"))
+    fig.update_xaxes(title="unfreeze from", type="category")
+    fig.update_yaxes(title="cut after", type="category", autorange="reversed")
+    return _layout(fig, min(700, max(260, 70 * len(cuts) + 140)))

@@ -15,6 +15,7 @@ STEPS = [
     ("pages/6_Evaluate.py", "Evaluate", ":material/fact_check:", "test scores, confusion matrix, mistakes"),
     ("pages/7_Predict.py", "Predict", ":material/image_search:", "drop images and see what the model says"),
     ("pages/8_Runs.py", "Runs", ":material/history:", "compare, resume, repeat, export"),
+    ("pages/9_Sweep.py", "Sweep", ":material/grid_view:", "a grid of cut × unfreeze points, compared"),
 ]
 
 
@@ -64,6 +65,11 @@ def main() -> None:
         "Pick a pretrained Keras backbone and see every layer of it.  \n"
         "Cut it, choose what to unfreeze, add a head, and bring a folder-per-class image dataset.  \n"
         "Train with live charts (on a GPU when there is one), evaluate, and try the model on your own images.")
+    with st.container(border=True):
+        c1, c2 = st.columns([1, 4], vertical_alignment="center")
+        c1.page_link("pages/0_Quick_start.py", label="Quick start", icon=":material/bolt:")
+        c2.caption("New here? Four steps with recommended settings: the demo dataset (or yours), a small fast "
+                   "backbone, a short training with live charts, and your first predictions.")
     with st.container(border=True):
         cols = st.columns(len(STEPS))
         for col, (path, title, icon, what) in zip(cols, STEPS):

@@ -1,4 +1,4 @@
-"""Backbone: the catalog as a sortable table; choose backbone, input size and weights."""
+"""Backbone: the catalog as a sortable table (backbone, input size, weights), or your own saved model."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import streamlit as st
 
 import studio_ui as ui
 from tlcore.catalog import CATALOG, get_backbone
-from tlcore import studio
+from tlcore import home, studio
 
 PREPROCESSING = {
     "tf": "scales pixels to [-1, 1]",
@@ -17,6 +17,9 @@ PREPROCESSING = {
 }
 WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "None (train from scratch)",
                   "file": "Upload a weights file"}
+SOURCES = {"catalog": "A Keras Applications backbone", "file": "Your own model"}
+PREPROCESSING_CHOICES = {"auto": "auto (from the model)", "none": PREPROCESSING["none"],
+                         "tf": PREPROCESSING["tf"], "caffe": PREPROCESSING["caffe"], "torch": PREPROCESSING["torch"]}
 
 
 def catalog_table() -> None:
@@ -65,10 +68,10 @@ def choose_backbone() -> None:
                "(built into the trained model).")
 
 
-def imagenet_status(name: str) -> None:
+def imagenet_status(name: str, size: int | None) -> None:
     with ui.guard("Looking for the ImageNet weights"):
         with st.spinner("Looking for the weights file…"):
-            status = studio.weights_status(name)
+            status = studio.weights_status(name, size)
         if status["file"] is None:
             st.warning(status.get("error") or f"Keras publishes no ImageNet weights for {name}.")
         elif status["cached"]:
@@ -117,7 +120,7 @@ def choose_weights() -> None:
                       key=ui.bound("weights_kind", kind, lambda v: v in WEIGHT_CHOICES))
     if choice == "imagenet":
         ui.put("weights", "imagenet")
-        imagenet_status(name)
+        imagenet_status(name, size)
     elif choice == "none":
         ui.put("weights", "none")
         st.caption("Random initial weights: nothing is transferred, so expect to need far more "
@@ -128,12 +131,125 @@ def choose_weights() -> None:
             ui.put("weights", path)
 
 
+def _adopt(path: str) -> str | None:
+    """Load a model file as the backbone; the refusal in plain words, or None when it is usable."""
+    from tlcore.errors import TLCoreError
+
+    try:
+        ui.backbone_file_source(path, studio.backbone_file_stamp(path), ui.get("preprocessing") or "auto")
+    except TLCoreError as exc:
+        return str(exc)
+    except Exception as exc:  # a bug: plain words, details in the log
+        ui.LOG.exception("Loading %s failed", path)
+        return f"Loading {Path(path).name} failed unexpectedly ({type(exc).__name__}). Details are in the server's log."
+    return None
+
+
+def upload_model() -> None:
+    upload = st.file_uploader("Model file (.keras or .h5, saved with model.save)", type=["keras", "h5", "hdf5"],
+                              key="model_upload",
+                              help=f"A whole Keras model, such as a classifier you trained before. Kept in "
+                                   f"{studio.models_dir()}.")
+    if upload is None:
+        st.caption("Its layers, nested models included, become the backbone: the old head is cut off by default, "
+                   "and you can cut and unfreeze anywhere inside on the Layers page.")
+        return
+    done = st.session_state.setdefault("_model_uploads", {})
+    if upload.file_id not in done:
+        with ui.guard("Saving the model file"):
+            with st.spinner(f"Loading {upload.name} in Keras' safe mode…"):
+                path = studio.save_model_file(upload.name, upload.getvalue())
+                error = _adopt(str(path))
+            if error:
+                path.unlink(missing_ok=True)  # a refused model is not kept
+                done[upload.file_id] = {"error": error}
+            else:
+                done[upload.file_id] = {"path": str(path)}
+                ui.put("backbone_file", str(path))
+    result = done.get(upload.file_id, {})
+    if result.get("error"):
+        st.error(result["error"], icon=":material/block:")
+    elif result.get("path"):
+        st.success(f"Saved as `{result['path']}`.", icon=":material/check_circle:")
+
+
+def savedmodel_folder() -> None:
+    roots = home.data_roots()
+    st.caption("A TensorFlow SavedModel folder (TF-Hub style) on this server, below "
+               + ", ".join(f"`{r}`" for r in roots) + ". It is used whole and frozen: it cannot be cut.")
+    path = st.text_input("SavedModel folder on the server", placeholder=str(roots[0] / "my-savedmodel"),
+                         key="savedmodel_path")
+    if st.button("Use this folder", icon=":material/folder_open:", key="use_savedmodel"):
+        with ui.guard("Opening the SavedModel folder"):
+            folder = studio.resolve_under_roots(path, roots)
+            with st.spinner("Loading the SavedModel…"):
+                error = _adopt(str(folder))
+            if error:
+                st.error(error, icon=":material/block:")
+            else:
+                ui.put("backbone_file", str(folder))
+                st.rerun()
+
+
+def own_model() -> None:
+    tabs = st.tabs(["Upload a .keras or .h5 model", "SavedModel folder on this server"])
+    with tabs[0]:
+        upload_model()
+    with tabs[1]:
+        savedmodel_folder()
+    current = ui.get("backbone_file")
+    choices = [str(p) for p in studio.list_model_files()]
+    if current and current not in choices:
+        choices.insert(0, current)
+    if not choices:
+        st.info("No model yet. Upload one above; until then training uses the Keras Applications backbone "
+                f"({ui.get('backbone')}).", icon=":material/upload_file:")
+        return
+    c1, c2 = st.columns([2, 1])
+    chosen = c1.selectbox("Use the model", choices, index=choices.index(current) if current in choices else 0,
+                          format_func=lambda p: Path(p).name + ("/ (SavedModel)" if Path(p).is_dir() else ""))
+    pre = c2.selectbox("Preprocessing", list(PREPROCESSING_CHOICES), format_func=PREPROCESSING_CHOICES.get,
+                       key=ui.bound("preprocessing", "auto", lambda v: v in PREPROCESSING_CHOICES),
+                       help="What the model expects before its first layer, given 0–255 RGB pixels. auto: "
+                            "nothing when the model rescales itself, else what the Keras Applications model "
+                            "it wraps expects.")
+    ui.put("preprocessing", pre)
+    error = _adopt(chosen)
+    if error:
+        st.error(error, icon=":material/block:")
+        return
+    ui.put("backbone_file", chosen)
+    with ui.guard("Reading the model"):
+        bb = ui.chosen_backbone()
+        info = studio.source_summary(bb.source, bb.table)
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Layers (flattened)", info["layers"], border=True,
+                  help=f"{info['nested']} of them come from inside nested models and are named by their path.")
+        c2.metric("Input size", f"{info['input_size']} px", border=True)
+        c3.metric("Preprocessing", info["preprocessing"], border=True,
+                  help=PREPROCESSING.get(info["preprocessing"], ""))
+        c4.metric("Cut by default after", f"#{info['default_cut']}", border=True,
+                  help="The last layer with spatial features: the model's old head (pooling, dense) goes.")
+        st.caption(f"Default cut after **{info['default_cut_name']}**. "
+                   + ("Frozen as a whole: a SavedModel cannot be cut or fine-tuned layer by layer, and its "
+                      "trained model loads only with this package." if not info["portable"] else
+                      "On the Layers page you can cut and unfreeze anywhere inside."))
+
+
 def main() -> None:
     ui.header("Backbone", "The pretrained network whose features your classifier builds on.")
-    catalog_table()
-    st.subheader("Your choice")
-    choose_backbone()
-    choose_weights()
+    kind = st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, required=True,
+                                key=ui.bound("backbone_kind", "file" if ui.get("backbone_file") else "catalog",
+                                             lambda v: v in SOURCES))
+    ui.put("backbone_kind", kind)
+    if kind == "file":
+        own_model()
+    else:
+        ui.put("backbone_file", None)
+        catalog_table()
+        st.subheader("Your choice")
+        choose_backbone()
+        choose_weights()
     st.page_link("pages/3_Layers.py", label="Next: layers, cut and head", icon=":material/arrow_forward:")
 
 

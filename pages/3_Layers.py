@@ -6,7 +6,6 @@ import streamlit as st
 import studio_charts as charts
 import studio_ui as ui
 from tlcore import studio
-from tlcore.catalog import get_backbone
 from tlcore.model import POOLINGS
 
 POOLING_LABELS = {"avg": "Global average", "max": "Global max", "flatten": "Flatten"}
@@ -25,13 +24,15 @@ def num_classes() -> int:
                                help="No dataset chosen yet: how many classes the head will output."))
 
 
-def cut_and_unfreeze(table) -> tuple[int, int]:
+def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
     n = len(table)
     options = studio.cut_options(table)
+    if default_cut not in options:
+        default_cut = options[-1]
     cut_key = "w:cut_index"
     if st.session_state.get(cut_key) not in options:
-        st.session_state[cut_key] = studio.index_of(table, ui.get("cut"), n - 1) \
-            if studio.index_of(table, ui.get("cut"), n - 1) in options else options[-1]
+        wanted = studio.index_of(table, ui.get("cut"), default_cut)
+        st.session_state[cut_key] = wanted if wanted in options else default_cut
     cut = st.select_slider(
         "Cut after layer (clean cut points only)", options=options, key=cut_key,
         format_func=lambda i: f"{i} · {table[i].name}",
@@ -47,7 +48,8 @@ def cut_and_unfreeze(table) -> tuple[int, int]:
                               "earlier layers stay frozen.")
     st.caption(f"Cut after **{table[cut].name}** ({table[cut].type}) · unfreeze from "
                f"**{table[unfreeze].name}** ({table[unfreeze].type}).")
-    ui.put("cut", None if cut == n - 1 else table[cut].name)
+    # A catalog backbone's whole is "no cut"; your own model's layers are named by their path.
+    ui.put("cut", table[cut].name if own or cut != n - 1 else None)
     ui.put("unfreeze_from", table[unfreeze].name)
     return cut, unfreeze
 
@@ -113,20 +115,23 @@ def layer_tables(table, rows, cut: int, unfreeze: int, train_bn: bool) -> None:
 
 def main() -> None:
     ui.header("Layers", "Where to cut the backbone, what fine-tuning unfreezes, and the head on top.")
-    name = ui.get("backbone")
-    size = ui.get("input_size") or get_backbone(name).default_input_size
-    table = None
-    with ui.guard(f"Building {name}"):
-        with st.spinner(f"Building {name} at {size} px (once per backbone and size)…"):
-            _, table = ui.backbone_and_table(name, int(size))
-    if table is None:
+    bb = None
+    with ui.guard("Building the backbone"):
+        with st.spinner(f"Building {ui.backbone_text()} (once per backbone and size)…"):
+            bb = ui.chosen_backbone()
+    if bb is None:
         return
+    table = bb.table
     rows = [r.to_dict() for r in table]
-    st.caption(f"**{name}** at {size} × {size} px: {len(table)} layers, "
-               f"{sum(r.cut_point for r in table)} clean cut points.")
+    own = bb.kind == "file"
+    st.caption((f"**{bb.label}**, your own model," if own else f"**{bb.name}**")
+               + f" at {bb.input_size} × {bb.input_size} px: {len(table)} layers, "
+               f"{sum(r.cut_point for r in table)} clean cut points."
+               + (f" Layers from nested models are named by their path; by default the cut drops the old "
+                  f"head (after {table[bb.default_cut].name})." if own else ""))
     counts_slot = st.container()
     chart_slot = st.container()
-    cut, unfreeze = cut_and_unfreeze(table)
+    cut, unfreeze = cut_and_unfreeze(table, bb.default_cut, own)
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**BatchNormalization**")
@@ -138,8 +143,8 @@ def main() -> None:
         pooling, dense, dropout = head_designer()
     with counts_slot:
         with ui.guard("Counting parameters"):
-            counts = ui.stage_counts(name, int(size), ui.get("cut"), ui.get("unfreeze_from"), pooling,
-                                     dense, dropout, classes, bool(train_bn), int(ui.get("fine_tune_epochs")))
+            counts = ui.chosen_stage_counts(bb, ui.get("cut"), ui.get("unfreeze_from"), pooling, dense, dropout,
+                                            classes, bool(train_bn), int(ui.get("fine_tune_epochs")))
             counts_row(counts)
             reason = studio.no_backbone_training_reason(studio.StageCounts(
                 counts["cut_index"], counts["unfreeze_index"], tuple(counts["feature_shape"]),

@@ -1,4 +1,5 @@
-"""Data: upload a folder or a .zip, or pick a folder on the server; the scan; splits; augmentation."""
+"""Data: upload a folder or a .zip, a server folder, the demo dataset or webcam snaps; the scan; splits;
+augmentation."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -96,6 +97,70 @@ def imported() -> None:
                           index=paths.index(current) if current in paths else 0)
     if st.button("Use this dataset", icon=":material/check:"):
         ui.put("data", chosen)
+        st.rerun()
+
+
+def demo() -> None:
+    st.caption(ui.DEMO_TEXT)
+    ui.demo_dataset_button("demo_tab")
+
+
+def webcam() -> None:
+    st.caption("Make a dataset with this computer's camera: add a class per kind of object, choose one, snap "
+               "a picture at a time. Snaps are kept as `<class>/<n>.png` in a dataset folder of its own.")
+    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+    name = c1.text_input("Dataset name", value="webcam", key="cam_dataset")
+    root = None
+    with ui.guard("Opening the webcam dataset"):
+        root = studio.webcam_dataset(name)
+    if root is None:
+        return
+    with c2.form("cam_add_class", clear_on_submit=True, border=False):
+        f1, f2 = st.columns([3, 1], vertical_alignment="bottom")
+        new = f1.text_input("New class", placeholder="e.g. mug, keys, pen", key="cam_new_class")
+        if f2.form_submit_button("Add class", icon=":material/add:"):
+            with ui.guard("Adding the class"):
+                studio.add_class(root, new)
+    counts = studio.snap_counts(root)
+    if not counts:
+        st.caption("No classes yet: add at least two.")
+        return
+    if st.session_state.get("cam_class") not in counts:
+        st.session_state["cam_class"] = list(counts)[0]
+    cls = st.session_state["cam_class"]
+    selector = st.container()  # drawn after the snap is filed, so its counts include it
+    if st.toggle("Turn the camera on", key="cam_on",
+                 help="The browser asks for the camera once; it works on localhost or over HTTPS."):
+        snap = st.camera_input(f"Snap a picture of {cls}", key="cam_snap")
+        saved = st.session_state.setdefault("_snaps_saved", {})
+        if snap is not None and snap.file_id not in saved:
+            with ui.guard("Saving the snap"):
+                saved[snap.file_id] = str(studio.save_snap(root, cls, snap.getvalue()))
+                counts = studio.snap_counts(root)
+                st.toast(f"Added to {cls} ({counts[cls]} now).")
+    with selector:
+        st.segmented_control("Snap into", list(counts), key="cam_class", required=True,
+                             format_func=lambda c: f"{c} · {counts.get(c, 0)}")
+    pictures = studio.snaps(root, cls)
+    st.markdown(f"**{cls}**: {len(pictures)} snap{'s' if len(pictures) != 1 else ''}"
+                + (" (a few dozen per class give a usable model)" if len(pictures) < 20 else ""))
+    shown = pictures[-12:]
+    cols = st.columns(6)
+    for i, path in enumerate(shown):
+        with cols[i % 6]:
+            img = studio.thumbnail(path, 96)
+            if img is not None:
+                st.image(img, width="stretch", caption=path.name)
+            if st.button("Delete", key=f"del_snap_{cls}_{path.name}", icon=":material/delete:"):
+                with ui.guard("Deleting the snap"):
+                    studio.delete_snap(root, path)
+                    st.rerun()
+    if len(pictures) > len(shown):
+        st.caption(f"The last {len(shown)} of {len(pictures)}.")
+    ready = sum(1 for n in counts.values() if n) >= 2
+    if st.button("Use this dataset", key="cam_use", icon=":material/check:", disabled=not ready,
+                 help=None if ready else "Needs snaps in at least two classes."):
+        ui.put("data", str(root))
         st.rerun()
 
 
@@ -198,7 +263,12 @@ def augmentation(ds) -> None:
 
 def main() -> None:
     ui.header("Data", "A folder of images with one sub-folder per class: upload it, or point to it on the server.")
-    tabs = st.tabs(["Upload a folder", "Upload a .zip", "Folder on this server", "Imported datasets"])
+    if not ui.get("data") and not studio.list_datasets():
+        with st.container(border=True):
+            st.markdown("**New here? Start with the demo dataset.** " + ui.DEMO_TEXT)
+            ui.demo_dataset_button("demo_first", primary=True)
+    tabs = st.tabs(["Upload a folder", "Upload a .zip", "Folder on this server", "Imported datasets",
+                    "Demo dataset", "Webcam"])
     with tabs[0]:
         upload_folder()
     with tabs[1]:
@@ -207,6 +277,10 @@ def main() -> None:
         server_folder()
     with tabs[3]:
         imported()
+    with tabs[4]:
+        demo()
+    with tabs[5]:
+        webcam()
     ds = None
     if ui.get("data"):
         with ui.guard("Scanning the dataset"):

@@ -1,4 +1,4 @@
-"""Train: hyperparameters, Start (a process of its own), live charts and progress, Stop, queue."""
+"""Train: a preset, hyperparameters, a learning-rate finder, Start (a process of its own), live charts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,12 @@ import streamlit as st
 
 import studio_charts as charts
 import studio_ui as ui
-from tlcore import home, studio
-from tlcore.runs import LIVE_STATES, Run, RunStore
+from tlcore import studio
+from tlcore.presets import list_presets
+from tlcore.runs import LIVE_STATES, RunStore
 from tlcore.train import OPTIMIZERS
+
+PRESETS = {p.name: p for p in list_presets()}
 
 
 def plan() -> bool:
@@ -18,10 +21,14 @@ def plan() -> bool:
     data = o["data"]
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
-        c1.markdown(f"**Backbone**  \n{o['backbone']} · {o['input_size'] or 'default'} px  \n"
-                    f"weights: {o['weights'] if o['weights'] in ('imagenet', 'none') else Path(str(o['weights'])).name}")
-        c2.markdown(f"**Model**  \ncut: {o['cut'] or 'last layer'} · unfreeze from: "
-                    f"{o['unfreeze_from'] or 'last third'}  \nhead: {o['pooling']} pooling"
+        if o["backbone_file"]:
+            c1.markdown(f"**Backbone**  \nyour own model `{Path(str(o['backbone_file'])).name}`  \n"
+                        f"preprocessing: {o['preprocessing'] or 'auto'}")
+        else:
+            c1.markdown(f"**Backbone**  \n{o['backbone']} · {o['input_size'] or 'default'} px  \n"
+                        f"weights: {o['weights'] if o['weights'] in ('imagenet', 'none') else Path(str(o['weights'])).name}")
+        c2.markdown(f"**Model**  \ncut: {o['cut'] or ('its old head removed' if o['backbone_file'] else 'last layer')}"
+                    f" · unfreeze from: {o['unfreeze_from'] or 'last third'}  \nhead: {o['pooling']} pooling"
                     + (f", dense {', '.join(map(str, o['dense']))}" if o["dense"] else "")
                     + f", dropout {o['dropout']}" + (" · BatchNorm trains" if o["train_bn"] else ""))
         c3.markdown(f"**Data**  \n{Path(data).name if data else '—'}  \naugmentation: {o['augment']}"
@@ -33,8 +40,37 @@ def plan() -> bool:
     return True
 
 
+NO_PRESET = "—"  # a selectbox shows None as "no choice", so "no preset" needs a value of its own
+
+
+def _apply_preset() -> None:
+    name = st.session_state.get("w:preset_choice")
+    name = None if name == NO_PRESET else name
+    ui.put("preset", name)
+    if name:
+        ui.load_options(studio.preset_form_options(name, ui.options_from_selection()), keep=("w:preset_choice",))
+
+
+def preset() -> None:
+    key = "w:preset_choice"
+    if st.session_state.get(key) not in (NO_PRESET, *PRESETS):
+        st.session_state[key] = ui.get("preset") if ui.get("preset") in PRESETS else NO_PRESET
+    name = st.selectbox(
+        "Start from a classic recipe", [NO_PRESET, *PRESETS], on_change=_apply_preset, key=key,
+        format_func=lambda n: "None: my own settings" if n == NO_PRESET else n,
+        help="Puts a recipe of the course material into the form (and on the Backbone, Layers and Data "
+             "pages). Change anything afterwards: your edits win.")
+    if name != NO_PRESET:
+        p = PRESETS[name]
+        st.caption(p.description)
+        shown = ", ".join(f"{k} {v}" for k, v in studio.preset_form_options(name, ui.options_from_selection()).items()
+                          if v is not None)
+        st.caption(f"It set: {shown}. The run records the preset's name.")
+
+
 def hyperparameters() -> None:
     st.subheader("Hyperparameters")
+    preset()
     c1, c2, c3, c4 = st.columns(4)
     head = c1.number_input("Stage 1 epochs (head only)", 0, 1000, step=1, key=ui.bound("head_epochs"))
     fine = c2.number_input("Stage 2 epochs (fine-tuning)", 0, 1000, step=1, key=ui.bound("fine_tune_epochs"))
@@ -71,80 +107,71 @@ def hyperparameters() -> None:
         ui.put(key, value)
 
 
+def _use_rate(stage: int, lr: float) -> None:
+    ui.put("lr" if stage == 1 else "fine_tune_lr", float(lr))
+    for key in ("w:lr", "w:fine_tune_lr", "w:fine_tune_lr_auto"):
+        st.session_state.pop(key, None)
+
+
+def lr_finder(ready: bool) -> None:
+    result = st.session_state.get("_lr_find")
+    with st.expander("Find a learning rate", icon=":material/search:", expanded=result is not None):
+        st.caption("A range test (as fastai's lr_find): a few hundred training images, one batch per step, "
+                   "the learning rate rising from 1e-7 to 1; the suggestion is where the loss falls fastest. "
+                   "Takes a few seconds to a minute.")
+        c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
+        stage = c1.segmented_control("For", [1, 2], default=1, key="lr_stage", required=True,
+                                     format_func={1: "Stage 1 (head)", 2: "Stage 2 (fine-tuning)"}.get)
+        if c2.button("Find learning rate", icon=":material/search:", disabled=not ready):
+            with ui.guard("Finding a learning rate"):
+                from tlcore.lrfind import lr_find
+                from tlcore.train import TrainConfig
+
+                with st.spinner("Training on a few batches at rising learning rates…"):
+                    result = lr_find(TrainConfig.from_dict(ui.options_from_selection()), stage=int(stage or 1))
+                st.session_state["_lr_find"] = result
+        if result:
+            st.plotly_chart(charts.lr_finder(result["lrs"], result["losses"], result["suggested_lr"]),
+                            key="lr_chart")
+            which = "stage 1" if result["stage"] == 1 else "stage 2"
+            st.button(f"Use this rate: {result['suggested_lr']:.1e} for {which}", icon=":material/check:",
+                      on_click=_use_rate, args=(result["stage"], result["suggested_lr"]), key="use_lr")
+
+
 def start() -> None:
+    o = ui.options_from_selection()
     live = [r for r in RunStore().runs() if r.state() in LIVE_STATES]
-    label = "Start training" if not live else "Start (waits in the queue)"
-    if st.button(label, type="primary", icon=":material/play_arrow:"):
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    main = c1.button("Start training" if not live else "Start (waits in the queue)", type="primary",
+                     icon=":material/play_arrow:")
+    why_not = ("Your own model keeps its own weights, so there is no from-scratch twin to train."
+               if o["backbone_file"] else
+               "The weights are None already: this run trains from scratch." if o["weights"] in (None, "none")
+               else None)
+    compare = c2.button("Also train from scratch (compare)", icon=":material/compare_arrows:",
+                        disabled=why_not is not None,
+                        help=why_not or "Starts this run and, right after it in the queue, the same model from "
+                                        "random weights (everything trains from the first epoch, as many epochs). "
+                                        "The Runs page then overlays both curves.")
+    if main or compare:
         with ui.guard("Starting the training"):
+            from tlcore.jobs import start_training
+            from tlcore.sweep import from_scratch
+
             with st.spinner("Starting a training process…"):
-                from tlcore.jobs import start_training
-
-                run = start_training(ui.options_from_selection())
-            ui.put("run_dir", str(run.path))
+                run = start_training(o)
+                ui.put("run_dir", str(run.path))
+                if compare:
+                    scratch = start_training(from_scratch(o))
+                    st.session_state["_compare_pair"] = [run.run_id, scratch.run_id]
             st.rerun()
+    pair = st.session_state.get("_compare_pair")
+    if pair:
+        st.caption(f"Pretrained {pair[0]} and from scratch {pair[1]}: both queue, one after the other.")
+        st.page_link("pages/8_Runs.py", label="Compare their curves on Runs", icon=":material/stacked_line_chart:")
 
 
-def render_run(run_dir: str, was_live: bool) -> None:
-    """The run's state, progress, charts and controls, read from the run store."""
-    run = Run(run_dir)
-    with ui.guard("Reading the run"):
-        status = run.status()
-        state = status.get("state", "unknown")
-        metrics = run.metrics()
-        options = run.config().get("options") or {}
-        if was_live and state not in LIVE_STATES:
-            st.rerun()  # finished: redraw the whole page (and stop polling)
-        c1, c2 = st.columns([5, 1], vertical_alignment="center")
-        with c1:
-            ui.state_badge(state)
-            st.markdown(f"**{run.run_id}**" + (f" · {options['name']}" if options.get("name") else ""))
-        if state in LIVE_STATES:
-            if c2.button("Stop", icon=":material/stop:", key="stop_run",
-                         help="Ends within one batch; the model so far is saved."):
-                run.request_stop()
-            if run.stop_requested():
-                st.caption("Stop requested: the run ends after the current batch and saves its model.")
-        if state == "queued":
-            st.info("Waiting for the machine: another training is running. This one starts when it ends.",
-                    icon=":material/hourglass_empty:")
-        elif state == "running":
-            seen = st.session_state.get("_progress_seen")
-            progress, seen = studio.epoch_progress(status, metrics, seen)
-            st.session_state["_progress_seen"] = seen
-            st.progress(progress["fraction"], text=progress["text"])
-        elif state == "failed":
-            st.error(f"The training failed: {status.get('error') or 'no reason recorded'}",
-                     icon=":material/error:")
-            st.caption(f"The training log is `{home.home() / 'logs' / (run.run_id + '.log')}`.")
-        elif state == "interrupted":
-            st.warning("The training process is gone (the machine restarted, or it was killed). Resume it "
-                       "from its last checkpoint on the Runs page.", icon=":material/warning:")
-        elif state == "stopped":
-            st.info("Stopped on request; the model so far is saved.", icon=":material/stop_circle:")
-        if metrics:
-            boundary = studio.stage_boundary(metrics) or (
-                studio.planned_boundary(options) if state in LIVE_STATES else None)
-            st.plotly_chart(charts.training_curves(metrics, boundary, status.get("epochs_total")),
-                            key=f"curves_{run.run_id}")
-        elif state in LIVE_STATES:
-            st.caption("The charts appear when the first epoch ends.")
-        if state == "completed":
-            final(run, metrics)
-
-
-def final(run: Run, metrics: list[dict]) -> None:
-    summary = run.summary()
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Best validation accuracy", studio.format_percent(summary["val_accuracy"]), border=True)
-    c2.metric("Test accuracy", studio.format_percent(summary["test_accuracy"]), border=True)
-    c3.metric("Epochs", len(metrics), border=True)
-    c4.metric("Time", studio.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
-    l1, l2, _ = st.columns([1, 1, 3])
-    l1.page_link("pages/6_Evaluate.py", label="Evaluate", icon=":material/fact_check:")
-    l2.page_link("pages/7_Predict.py", label="Try it on images", icon=":material/image_search:")
-
-
-live_run = st.fragment(run_every=2)(render_run)
+live_run = st.fragment(run_every=2)(ui.run_panel)
 
 
 def queue() -> None:
@@ -160,16 +187,16 @@ def main() -> None:
     ui.header("Train", "Stage 1 trains the head on the frozen backbone; stage 2 fine-tunes from the unfreeze point.")
     ready = plan()
     hyperparameters()
+    lr_finder(ready)
     if ready:
         start()
     run = ui.current_run()
     if run is not None:
         st.subheader("Run")
-        state = run.state()
-        if state in LIVE_STATES:
+        if run.state() in LIVE_STATES:
             live_run(str(run.path), True)
         else:
-            render_run(str(run.path), False)
+            ui.run_panel(str(run.path), False)
     queue()
     st.caption("Training runs in a process of its own: closing or reloading this page does not stop it, "
                "and coming back shows it again.")

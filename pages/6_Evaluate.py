@@ -1,4 +1,4 @@
-"""Evaluate: a run's test scores, per-class table, confusion matrix and its mistakes."""
+"""Evaluate: test scores, per-class table, confusion matrix, calibration, and the top losses."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +11,7 @@ from tlcore import studio
 from tlcore.runs import RunStore
 
 GALLERY = 24
+PER_ROW = 4
 
 
 def evaluate(run, split: str | None) -> None:
@@ -27,7 +28,8 @@ def scores(ev: dict) -> None:
     c1.metric("Accuracy", studio.format_percent(ev.get("accuracy")), border=True)
     c2.metric("Loss", "—" if ev.get("loss") is None else f"{ev['loss']:.4f}", border=True)
     c3.metric("Calibration error (ECE)", "—" if ev.get("ece") is None else f"{ev['ece']:.3f}", border=True,
-              help="How far the model's confidence is from its accuracy; 0 is perfectly calibrated.")
+              help="Expected calibration error: how far the model's confidence is from its accuracy, "
+                   "averaged over confidence bins; 0 is perfectly calibrated.")
     c4.metric("Images scored", ev.get("count", "—"), border=True)
     left, right = st.columns([6, 5], gap="large")
     with left:
@@ -44,25 +46,101 @@ def scores(ev: dict) -> None:
         st.plotly_chart(charts.confusion_matrix(ev["confusion_matrix"], ev["labels"]), key="confusion")
 
 
-def mistakes(ev: dict) -> None:
+def calibration(run, ev: dict) -> None:
+    st.subheader("Calibration")
+    left, right = st.columns([6, 5], gap="large")
+    with left:
+        if ev.get("calibration"):
+            st.plotly_chart(charts.reliability(ev["calibration"], ev.get("ece")), key="reliability")
+            st.caption("Bars: the accuracy of the images whose confidence falls in each bin (n: how many). "
+                       "On the dashed diagonal, confidence matches accuracy; bars below it mean an "
+                       "overconfident model, above it an underconfident one.")
+        else:
+            st.caption("This evaluation has no calibration bins; evaluate again.")
+    with right:
+        st.markdown("**Temperature scaling**")
+        st.caption("Fits one number T on the validation split so that the probabilities match how often the "
+                   "model is right (Guo et al. 2017), and builds it into the model: predictions keep their "
+                   "order, only the confidence changes. Predict, evaluate and exports use it from then on.")
+        done = studio.calibration_info(run)
+        if done:
+            st.markdown(f"Calibrated: **T = {done['temperature']:.3f}** (validation log-loss "
+                        f"{done['val_log_loss_before']:.4f} → {done['val_log_loss_after']:.4f}).")
+        if st.button("Calibrate (temperature scaling)" if not done else "Calibrate again",
+                     icon=":material/thermostat:", key="calibrate"):
+            with ui.guard("Calibrating the model"):
+                from tlcore.calibrate import calibrate_run
+                from tlcore.evaluate import evaluate_run
+
+                with st.spinner("Fitting the temperature on the validation images…"):
+                    result = calibrate_run(run.path)
+                with st.spinner("Scoring again with the calibrated model…"):
+                    evaluate_run(run.path, split=ev.get("split"))
+                st.session_state["_calibrated"] = {"run": run.run_id, **result}
+                st.rerun()
+    fresh = st.session_state.get("_calibrated")
+    if fresh and fresh["run"] == run.run_id:
+        c1, c2, c3, _ = st.columns([1, 1, 1, 1])
+        c1.metric("Temperature T", f"{fresh['temperature']:.3f}", border=True,
+                  help="Above 1 softens an overconfident model; below 1 sharpens a timid one.")
+        c2.metric("Val log-loss before", f"{fresh['val_log_loss_before']:.4f}", border=True)
+        c3.metric("Val log-loss after", f"{fresh['val_log_loss_after']:.4f}", border=True,
+                  delta=f"{fresh['val_log_loss_after'] - fresh['val_log_loss_before']:+.4f}",
+                  delta_color="inverse")
+
+
+def _explain(run, item: dict, key: tuple) -> dict | None:
+    with ui.guard("Computing the Grad-CAM"):
+        model = ui.load_run_model(run)
+        with st.spinner("Grad-CAM…"):
+            return ui.gradcam(model, item["file"], key, item["predicted"])
+    return None
+
+
+def top_losses(run, ev: dict) -> None:
     wrong = ev.get("misclassified") or []
-    st.markdown(f"**Misclassified images** ({len(wrong)})")
+    st.subheader(f"Top losses ({len(wrong)} misclassified)")
     if not wrong:
         st.caption("None: every image was classified correctly.")
         return
-    shown = wrong[:GALLERY]
-    cols = st.columns(6)
-    for i, item in enumerate(shown):
-        with cols[i % 6]:
-            img = studio.thumbnail(item["file"], 128)
-            if img is None:
-                st.caption(f"{Path(item['file']).name} (file gone)")
-            else:
-                st.image(img, width="stretch")
-            st.caption(f"true **{item['true']}** → predicted **{item['predicted']}** "
-                       f"({item['probability']:.0%})")
+    st.caption("The mistakes the model is surest of, highest loss first. Grad-CAM shows where in the image "
+               "the features pushed it to the wrong answer.")
+    shown = studio.top_losses(ev, GALLERY)
+    cams = st.session_state.get("_gradcam", {})
+    stamp = ui.run_stamp(run)
+    for start in range(0, len(shown), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for i, item in enumerate(shown[start:start + PER_ROW], start=start):
+            with cols[i - start].container(border=True):
+                img = studio.thumbnail(item["file"], 160)
+                if img is None:
+                    st.caption(f"{Path(item['file']).name} (file gone)")
+                    continue
+                picture = st.empty()
+                st.markdown(f"true **{item['true']}** · predicted **{item['predicted']}**")
+                loss = item.get("loss")
+                st.caption(f"probability {item['probability']:.0%} · loss {loss:.2f}" if loss is not None
+                           else f"probability {item['probability']:.0%}")
+                key = (*stamp, item["file"], item["predicted"])
+                cam = cams.get(key)
+                if cam is None:
+                    slot = st.empty()
+                    if slot.button("Grad-CAM", key=f"cam_{i}", icon=":material/blur_on:",
+                                   help=f"Where the evidence for {item['predicted']} lies (computed now)"):
+                        slot.empty()
+                        cam = _explain(run, item, key)
+                with picture.container():
+                    if cam is not None and ui.gradcam_note(cam):
+                        st.image(img, width="stretch")
+                        st.caption(ui.gradcam_note(cam))
+                    elif cam is not None:
+                        a, b = st.columns(2)
+                        a.image(img, width="stretch")
+                        b.image(cam["overlay"], width="stretch")
+                    else:
+                        st.image(img, width="stretch")
     if len(wrong) > GALLERY:
-        st.caption(f"The {GALLERY} most confident mistakes of {len(wrong)}.")
+        st.caption(f"The {GALLERY} highest losses of {len(wrong)} mistakes.")
 
 
 def main() -> None:
@@ -86,7 +164,8 @@ def main() -> None:
         return
     st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`.")
     scores(ev)
-    mistakes(ev)
+    calibration(run, ev)
+    top_losses(run, ev)
 
 
 ui.page_guard()

@@ -1,63 +1,93 @@
-"""Predict: drop images and see the top labels of a run's model for each."""
+"""Predict: drop images (or snap one) and see the top labels of a run's model, with Grad-CAM;
+or classify with the untouched ImageNet model and its 1000 classes."""
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import streamlit as st
 
-import studio_charts as charts
 import studio_ui as ui
 from tlcore import studio
-from tlcore.images import IMAGE_EXTENSIONS, ImageProblem
+from tlcore.images import IMAGE_EXTENSIONS
 from tlcore.runs import RunStore
 
+MODES = {"run": "A trained run", "imagenet": "ImageNet (1000 classes)"}
 
-def main() -> None:
-    ui.header("Predict", "Drop images; the model says what it sees.")
+
+def images() -> list:
+    """The dropped images, plus a webcam snap when the camera is on."""
+    files = list(st.file_uploader("Images", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS),
+                                  accept_multiple_files=True, key="predict_images") or [])
+    if st.toggle("Use the webcam", key="predict_camera_on",
+                 help="Take a snapshot with this computer's camera (browsers allow it on localhost or HTTPS)."):
+        snap = st.camera_input("Snap a photo to classify", key="predict_camera")
+        if snap is not None:
+            files.append(snap)
+    return files
+
+
+def with_run() -> None:
     runs = [r for r in RunStore().runs() if r.model_path() is not None]
     if not runs:
-        st.info("No trained model yet. Train one first.", icon=":material/model_training:")
+        st.info("No trained model yet. Train one first, or switch to ImageNet mode.", icon=":material/model_training:")
         st.page_link("pages/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
         return
-    c1, c2 = st.columns([3, 1])
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     with c1:
         run = ui.pick_run("Model of run", runs, "predict_run")
     ui.put("run_dir", str(run.path))
     labels = run.labels()
     k = c2.slider("Top k", 1, max(1, min(10, len(labels))), min(5, max(1, len(labels))), key=f"top_k_{len(labels)}") \
         if len(labels) > 1 else 1
-    files = st.file_uploader("Images", type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS),
-                             accept_multiple_files=True, key="predict_images")
+    cam = c3.toggle("Grad-CAM", value=True, key="predict_gradcam",
+                    help="Beside each image, a heatmap of where the features that decided its top label lie.")
+    files = images()
     if not files:
         st.caption(f"Classes: {', '.join(labels)}")
         return
-    with ui.guard("Classifying the images"):
-        from tlcore.predict import top_labels
+    ui.show_predictions(run, files, k, cam)
 
-        with st.spinner("Loading the model…"):
-            model = ui.load_run_model(run)
-        arrays, ok, problems = [], [], {}
-        for f in files:
-            try:
-                arrays.append(model.load(f))
-                ok.append(f)
-            except ImageProblem as exc:
-                problems[f.file_id] = str(exc)
-        probs = model.probabilities(np.stack(arrays)) if arrays else []
-        results = {f.file_id: top_labels(p, model.labels, k) for f, p in zip(ok, probs)}
-        for f in files:
-            with st.container(border=True):
-                left, right = st.columns([1, 3], vertical_alignment="center")
-                if f.file_id in problems:
-                    left.markdown(f"**{f.name}**")
-                    right.error(f"Cannot read this image: {problems[f.file_id]}", icon=":material/broken_image:")
-                    continue
-                top = results[f.file_id]
-                shown = studio.display_image(f)
-                if shown is not None:
-                    left.image(shown, width="stretch")
-                left.caption(f"{f.name}")
-                right.markdown(f"**{top[0]['label']}** · {top[0]['probability']:.1%}")
-                right.plotly_chart(charts.top_k(top), key=f"top_{f.file_id}")
+
+def with_imagenet() -> None:
+    if ui.get("backbone_file"):
+        st.info("ImageNet mode classifies with a Keras Applications backbone and its ImageNet top; your own "
+                "model has none. Choose a catalog backbone on the Backbone page.", icon=":material/info:")
+        return
+    name = ui.get("backbone")
+    weights = None
+    with ui.guard("Choosing the weights"):
+        weights = studio.imagenet_weights(ui.get("weights"))
+    if weights is None:
+        st.page_link("pages/2_Backbone.py", label="Choose weights", icon=":material/arrow_forward:")
+        return
+    shown = "ImageNet weights" if weights == "imagenet" else f"the weights file {Path(weights).name}"
+    c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
+    c1.caption(f"**{name}** untouched, with {shown} and its 1000-class ImageNet top, at its default input "
+               "size: what the backbone saw before any transfer learning. The backbone and weights are those "
+               "chosen on the Backbone page; a weights file must include the top.")
+    k = c2.slider("Top k", 1, 10, 5, key="imagenet_top_k")
+    files = images()
+    if not files:
+        return
+    with ui.guard(f"Classifying with {name}'s ImageNet model"):
+        from tlcore.imagenet import classify
+
+        with st.spinner(f"Building {name} with its ImageNet top (once)…"):
+            for f in files:
+                f.seek(0)
+            results = classify(name, files, weights, k)
+        for f, r in zip(files, results):
+            ui.prediction_card(f.name, studio.display_image(f), r["top"], f"in_{f.file_id}", error=r.get("error"))
+
+
+def main() -> None:
+    ui.header("Predict", "Drop images or snap one; the model says what it sees, and where it looked.")
+    mode = st.segmented_control("Classify with", list(MODES), format_func=MODES.get, default="run",
+                                key="predict_mode", required=True)
+    if mode == "imagenet":
+        with_imagenet()
+    else:
+        with_run()
 
 
 ui.page_guard()

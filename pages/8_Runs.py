@@ -18,7 +18,7 @@ def table(runs) -> None:
     for r in runs:
         s = r.summary()
         metrics = r.metrics()
-        rows.append({"run": s["run_id"], "label": s.get("name") or "", "state": s["state"],
+        rows.append({"run": s["run_id"], "label": studio.display_name(s.get("name")), "state": s["state"],
                      "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
                      "test accuracy": s["test_accuracy"], "started": s["started_at"]})
@@ -33,8 +33,16 @@ def compare(runs) -> None:
         return
     st.subheader("Compare")
     ids = [r.run_id for r in with_metrics]
+    pair = st.session_state.get("_compare_pair") or []
+    if pair and st.session_state.get("_compared") != pair:  # just started "with versus without pretraining"
+        st.session_state["compare_runs"] = [i for i in pair if i in ids] or ids[:3]
+        if all(i in ids for i in pair):
+            st.session_state["_compared"] = pair
+    elif [i for i in st.session_state.get("compare_runs", []) if i not in ids]:
+        st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in ids]
     c1, c2 = st.columns([3, 1])
-    chosen = c1.multiselect("Runs", ids, default=ids[:3], key="compare_runs")
+    chosen = c1.multiselect("Runs", ids, default=ids[:3] if "compare_runs" not in st.session_state else None,
+                            key="compare_runs")
     key = c2.selectbox("Curve", list(CURVES), format_func=CURVES.get, key="compare_curve")
     if chosen:
         series = {r.run_id: r.metrics() for r in with_metrics if r.run_id in chosen}

@@ -2,7 +2,10 @@
 
 The finished run is trained once per module with the engine itself (MobileNetV2 without
 pretrained weights at 32 px, one epoch per stage) on a tiny generated dataset, in a run
-store under a temporary TLCORE_HOME.
+store under a temporary TLCORE_HOME. Its features end 1 x 1, so Grad-CAM has no map there;
+`cam_run` (ResNet50 at 64 px cut at conv4_block6_out, 4 x 4 features) is the run for maps.
+Where a page would start training processes (compare, sweep), `fake_starts` stands in for
+`tlcore.jobs.start_training` and writes completed runs.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ from datagen import COLOURS, write_split
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["pages/1_Home.py", "pages/2_Backbone.py", "pages/3_Layers.py", "pages/4_Data.py",
-         "pages/5_Train.py", "pages/6_Evaluate.py", "pages/7_Predict.py", "pages/8_Runs.py"]
+         "pages/5_Train.py", "pages/6_Evaluate.py", "pages/7_Predict.py", "pages/8_Runs.py",
+         "pages/0_Quick_start.py", "pages/9_Sweep.py"]
+QUICK, SWEEP = PAGES[8], PAGES[9]
 SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 
 
@@ -47,6 +52,24 @@ def finished(tmp_path_factory):
     assert result["state"] == "completed"
     return SimpleNamespace(home=home, data=data, run_dir=result["run_dir"],
                            run_id=Path(result["run_dir"]).name)
+
+
+@pytest.fixture(scope="module")
+def cam_run(finished):
+    """A completed run whose cut keeps a spatial map for Grad-CAM (MobileNetV2 at 32 px ends 1 x 1):
+    ResNet50 without pretrained weights at 64 px, cut at conv4_block6_out (4 x 4 features)."""
+    from tlcore.train import TrainConfig, train
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TLCORE_HOME", str(finished.home))
+        result = train(TrainConfig(data=str(finished.data), backbone="ResNet50", weights="none", input_size=64,
+                                   cut="conv4_block6_out", head_epochs=2, fine_tune_epochs=0, batch_size=4,
+                                   augment="none", early_stopping=0, lr=0.01, name="gradcam"),
+                       runs_dir=str(finished.home / "runs"))
+    signal.signal(signal.SIGTERM, sigterm)
+    assert result["state"] == "completed"
+    return result["run_dir"]
 
 
 @pytest.fixture
@@ -111,7 +134,8 @@ def test_every_page_renders_empty(page, tmp_path, monkeypatch):
     expected = {"pages/1_Home.py": "Mixed precision", "pages/2_Backbone.py": "Your choice",
                 "pages/3_Layers.py": "Trainable, stage 2", "pages/4_Data.py": "No dataset chosen yet",
                 "pages/5_Train.py": "Choose a dataset first", "pages/6_Evaluate.py": "No trained model yet",
-                "pages/7_Predict.py": "No trained model yet", "pages/8_Runs.py": "No runs yet"}[page]
+                "pages/7_Predict.py": "No trained model yet", "pages/8_Runs.py": "No runs yet",
+                "pages/0_Quick_start.py": "No dataset yet", "pages/9_Sweep.py": "Choose a dataset first"}[page]
     assert expected in shown
     assert "no run yet" in "\n".join(m.value for m in at.sidebar.markdown)
 
@@ -317,8 +341,8 @@ def test_evaluate_shows_the_stored_evaluation(studio_home):
     assert metric(at, "Images scored") == str(ev["count"])
     per_class = at.dataframe[0].value
     assert sorted(per_class["class"]) == ["blue", "green", "red"]
-    assert len(at.get("plotly_chart")) == 1  # the confusion matrix
-    assert f"Misclassified images** ({len(ev['misclassified'])})" in texts(at)
+    assert [c.key for c in at.get("plotly_chart")] == ["confusion", "reliability"]
+    assert f"Top losses ({len(ev['misclassified'])} misclassified)" in texts(at)
     at.button[0].click().run()  # evaluate again
     assert not at.exception and not at.error
 
@@ -363,3 +387,319 @@ def test_runs_lists_exports_repeats_and_deletes(studio_home):
     assert at.session_state["head_epochs"] == 1 and at.session_state["batch_size"] == 4
     assert [t.value for t in at.title] == ["Train"]
     assert at.number_input(key="w:head_epochs").value == 1
+
+
+# --- insight, your own backbone, demo and quick start --------------------------------
+
+def jpeg_bytes(colour=(220, 40, 40), size=48, seed=0) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = np.clip(np.array(colour, float) + rng.normal(0, 20, (size, size, 3)), 0, 255).astype("uint8")
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r} in {[b.label for b in at.button]}"
+    return found[0]
+
+
+def fake_starts(monkeypatch, home: Path, val_accuracy=lambda options: 0.5) -> list[dict]:
+    """Replace tlcore.jobs.start_training: each call makes a completed run with one epoch."""
+    from tlcore.runs import Run
+
+    started: list[dict] = []
+
+    def start_training(options, runs_dir=None):
+        started.append(dict(options))
+        path = home / "runs" / f"29990101-{len(started):06d}-fake"
+        path.mkdir(parents=True)
+        (path / "status.json").write_text(json.dumps({"state": "completed", "host": socket.gethostname(),
+                                                      "started_at": f"2999-01-01T00:00:{len(started):02d}Z"}))
+        (path / "config.json").write_text(json.dumps({"options": options}))
+        acc = val_accuracy(options)
+        (path / "metrics.jsonl").write_text(json.dumps({"stage": 1, "epoch": 1, "loss": 1.0, "accuracy": acc,
+                                                        "val_loss": 1.0, "val_accuracy": acc}) + "\n")
+        return Run(path)
+
+    monkeypatch.setattr("tlcore.jobs.start_training", start_training)
+    return started
+
+
+def own_model(path: Path, lam: bool = False) -> Path:
+    """A small saved classifier wrapping a nested model (optionally with a Lambda layer)."""
+    import keras
+
+    inner_in = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="inner_conv")(inner_in)
+    inner = keras.Model(inner_in, keras.layers.ReLU(name="inner_relu")(x), name="inner")
+    inputs = keras.Input((32, 32, 3), name="img")
+    x = keras.layers.Rescaling(1 / 255.0, name="rescale")(inputs)
+    if lam:
+        x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(inner(x))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="old_head")(x), name="clf").save(path)
+    return path
+
+
+def test_quick_start_recommends_a_small_fast_setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet weights on this "machine"
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    at = open_page(QUICK)  # a fresh session: nothing chosen yet
+    assert not at.error, [e.value for e in at.error]
+    assert [at.session_state[k] for k in ("backbone", "input_size", "weights")] == ["MobileNetV2", 96, "none"]
+    assert any("accuracy will be low" in i.value and "mobilenet_v2" in i.value for i in at.info)
+    start = [b for b in at.button if b.label == "Start training"][0]
+    assert start.disabled  # no data yet
+    links = " ".join(str(link.proto.page) for link in at.get("page_link"))
+    assert all(page in links for page in ("data", "backbone", "layers", "train", "predict", "evaluate")), links
+
+    button(at, "Use the demo dataset").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    demo = tmp_path / "home" / "datasets" / "demo-shapes"
+    assert at.session_state["data"] == str(demo)
+    assert sorted(p.name for p in (demo / "train").iterdir()) == ["circle", "square", "star", "triangle"]
+    assert "400 images in 4 classes" in texts(at)
+    assert not [b for b in at.button if b.label == "Start training"][0].disabled
+
+
+def test_quick_start_with_a_finished_run_predicts_with_gradcam(studio_home):
+    at = open_page(QUICK, data=str(studio_home.data), run_dir=studio_home.run_dir, **SMALL)
+    shown = texts(at)
+    assert "3 classes" in shown and "Your selection: **MobileNetV2 · 32 px · no pretraining**" in shown
+    assert metric(at, "Epochs") == "2" and metric(at, "Best validation accuracy").endswith("%")
+    at.file_uploader(key="qs_images").set_value([("red.png", png_bytes(COLOURS["red"]), "image/png")]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 2  # the training curves and the top-k bars
+    # MobileNetV2 at 32 px ends in 1 x 1 features: the page says why there is no map rather than tint the image.
+    assert any("features at this run's cut are 1 × 1" in c.value for c in at.caption)
+    button(at, "Use the recommended settings").click().run()
+    assert at.session_state["input_size"] == 96 and at.session_state["head_epochs"] == 5
+
+
+def test_predict_shows_gradcam_and_imagenet_mode(studio_home, cam_run, monkeypatch, tmp_path):
+    at = open_page(PAGES[6], run_dir=cam_run, **SMALL)
+    image = np.full((40, 60, 3), 30, np.uint8)
+    image[5:35, 35:58] = COLOURS["red"]  # an object on one side
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    at.file_uploader(key="predict_images").set_value([("red.png", buf.getvalue(), "image/png")]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    images = at.get("image")
+    assert len(images) == 2 and "Grad-CAM · " in str(images[1].proto)  # the picture and its heatmap
+    cam = list(at.session_state["_gradcam"].values())[0]
+    assert cam["overlay"].size == (60, 40) and cam["shape"] == (4, 4) and not cam["flat"]
+    assert cam["label"] in ("red", "green", "blue")
+    at.toggle(key="predict_gradcam").set_value(False).run()
+    assert len(at.get("image")) == 1
+
+    # A run whose features are 1 x 1 says so instead of a flat map.
+    at.selectbox(key="w:predict_run").select(studio_home.run_dir).run()
+    at.toggle(key="predict_gradcam").set_value(True).run()
+    assert len(at.get("image")) == 1
+    assert any("features at this run's cut are 1 × 1" in c.value for c in at.caption)
+
+    # A webcam snap is classified like a dropped image.
+    at.toggle(key="predict_camera_on").set_value(True).run()
+    at.camera_input(key="predict_camera").set_value(("snap.jpg", jpeg_bytes(COLOURS["blue"]), "image/jpeg")).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+    # ImageNet mode: with weights None it says what to choose; offline it names the file to copy.
+    at.segmented_control(key="predict_mode").set_value("imagenet").run()
+    assert any("no pretrained weights chosen" in e.value for e in at.error) and not at.exception
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    at.session_state["weights"] = "imagenet"
+    at.run()
+    at.file_uploader(key="predict_images").set_value([("red.png", png_bytes(COLOURS["red"]), "image/png")]).run()
+    assert not at.exception
+    assert any("Could not download the ImageNet weights" in e.value and "_224.h5" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
+def test_evaluate_shows_calibration_top_losses_gradcam_and_calibrates(studio_home, cam_run, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    copy = home / "runs" / Path(cam_run).name
+    shutil.copytree(cam_run, copy)
+    ev = json.loads((copy / "evaluation.json").read_text())
+    if not ev["misclassified"]:  # make sure there is a mistake to show
+        f = sorted((Path(studio_home.data) / "test" / "red").iterdir())[0]
+        ev["misclassified"] = [{"file": str(f), "true": "red", "predicted": "blue", "probability": 0.6, "loss": 1.6}]
+        (copy / "evaluation.json").write_text(json.dumps(ev))
+    monkeypatch.setenv("TLCORE_HOME", str(home))
+    at = open_page(PAGES[5], run_dir=str(copy), **SMALL)
+    assert metric(at, "Calibration error (ECE)") == f"{ev['ece']:.3f}"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the confusion matrix and the reliability diagram
+    assert "perfectly calibrated" in str(charts[1].proto)
+    worst = max(ev["misclassified"], key=lambda m: m["loss"])
+    assert f"predicted **{worst['predicted']}**" in texts(at) and f"loss {worst['loss']:.2f}" in texts(at)
+    before = len(at.get("image"))
+    button(at, "Grad-CAM").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("image")) == before + 1
+
+    button(at, "Calibrate (temperature scaling)").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert float(metric(at, "Temperature T")) > 0
+    assert float(metric(at, "Val log-loss after")) <= float(metric(at, "Val log-loss before")) + 1e-9
+    assert json.loads((copy / "calibration.json").read_text())["temperature"] > 0
+    assert any("Calibrated: **T = " in m.value for m in at.markdown)
+
+
+def test_train_presets_fill_the_form_and_edits_win(studio_home):
+    at = open_page(PAGES[4], data=str(studio_home.data), **SMALL)
+    assert at.selectbox(key="w:preset_choice").value == "—"  # no preset until one is chosen
+    at.selectbox(key="w:preset_choice").select("vgg19-frozen").run()
+    assert not at.exception
+    assert [at.session_state[k] for k in ("backbone", "head_epochs", "optimizer", "weights", "preset")] == \
+        ["VGG19", 20, "rmsprop", "imagenet", "vgg19-frozen"]
+    assert at.number_input(key="w:head_epochs").value == 20
+    assert any("include_top=False, all frozen" in c.value for c in at.caption)
+    at.number_input(key="w:head_epochs").set_value(2).run()
+    assert at.session_state["head_epochs"] == 2 and at.session_state["backbone"] == "VGG19"
+    assert at.selectbox(key="w:preset_choice").value == "vgg19-frozen"
+    at.switch_page(PAGES[1]).run()  # the Backbone page shows what the preset chose
+    assert at.selectbox(key="w:backbone").value == "VGG19" and at.number_input(key="w:input_size").value == 224
+
+
+def test_train_finds_a_learning_rate_and_uses_it(studio_home):
+    at = open_page(PAGES[4], data=str(studio_home.data), **SMALL)
+    button(at, "Find learning rate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    result = at.session_state["_lr_find"]
+    assert 1e-7 <= result["suggested_lr"] <= 1.0 and len(result["lrs"]) >= 11
+    chart = at.get("plotly_chart")[0]
+    assert '"type":"log"' in chart.proto.spec.replace(" ", "")
+    [b for b in at.button if b.label.startswith("Use this rate")][0].click().run()
+    assert at.session_state["lr"] == pytest.approx(result["suggested_lr"])
+    assert at.number_input(key="w:lr").value == pytest.approx(result["suggested_lr"])
+
+
+def test_train_also_from_scratch_queues_both_and_runs_overlays_them(studio_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
+    started = fake_starts(monkeypatch, tmp_path)
+    at = open_page(PAGES[4], data=str(studio_home.data), **{**SMALL, "weights": "imagenet"})
+    button(at, "Also train from scratch (compare)").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(started) == 2
+    assert started[0]["weights"] == "imagenet" and started[1]["weights"] == "none"
+    assert started[1]["head_epochs"] == 0 and started[1]["fine_tune_epochs"] == 15
+    assert started[1]["name"].endswith("(from scratch)")
+    pair = at.session_state["_compare_pair"]
+    at.switch_page(PAGES[7]).run()
+    assert at.multiselect(key="compare_runs").value == pair
+    # With weights None there is nothing to compare against.
+    at.session_state["weights"] = "none"
+    at.switch_page(PAGES[4]).run()
+    assert button(at, "Also train from scratch (compare)").disabled
+
+
+def test_sweep_starts_a_grid_and_opens_the_best_run(studio_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
+    started = fake_starts(monkeypatch, tmp_path,
+                          val_accuracy=lambda o: 0.9 if o["cut"] == "block_16_project_BN" else 0.4)
+    at = open_page(SWEEP, data=str(studio_home.data), **SMALL)
+    assert not at.error, [e.value for e in at.error]
+    cuts = [m for m in at.multiselect if m.label.startswith("Cut after")][0]
+    assert len(cuts.value) == 1
+    table_names = [o for o in cuts.options]
+    target = [o for o in table_names if o.endswith(" · block_16_project_BN")][0]
+    cuts.select(target).run()
+    button(at, "Start 2 runs").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(started) == 2 and all(o["name"].startswith("sweep:") for o in started)
+    rows = at.dataframe[0].value
+    assert len(rows) == 2 and set(rows["state"]) == {"completed"}
+    assert ['"type":"heatmap"' in c.proto.spec.replace(" ", "") for c in at.get("plotly_chart")] == [True]
+    best = button(at, "Open the best run (90.0%)")
+    best.click().run()
+    chosen = [r for r in (tmp_path / "runs").iterdir()
+              if json.loads((r / "config.json").read_text())["options"]["cut"] == "block_16_project_BN"][0]
+    assert at.session_state["run_dir"] == str(chosen)
+    assert any("The current run is" in s.value for s in at.success)
+
+
+def test_data_demo_button_and_webcam_snaps(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    at = open_page(PAGES[3], **SMALL)
+    assert "New here? Start with the demo dataset." in texts(at)  # offered first to a newcomer
+
+    root = tmp_path / "datasets" / "webcam"
+    at.text_input(key="cam_new_class").input("mug")
+    button(at, "Add class").click().run()
+    at.text_input(key="cam_new_class").input("train")
+    button(at, "Add class").click().run()
+    assert any("name of a split folder" in e.value for e in at.error)
+    at.text_input(key="cam_new_class").input("pen")
+    button(at, "Add class").click().run()
+    assert sorted(p.name for p in root.iterdir()) == ["mug", "pen"]
+    assert at.button(key="cam_use").disabled  # no snaps yet
+
+    at.segmented_control(key="cam_class").set_value("mug").run()
+    at.toggle(key="cam_on").set_value(True).run()
+    for seed in (1, 2):
+        at.camera_input(key="cam_snap").set_value(("snap.jpg", jpeg_bytes(seed=seed), "image/jpeg")).run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert sorted(p.name for p in (root / "mug").iterdir()) == ["1.png", "2.png"]
+    assert Image.open(root / "mug" / "1.png").mode == "RGB"
+    at.segmented_control(key="cam_class").set_value("pen").run()
+    assert not any((root / "pen").iterdir())  # switching class does not file the last snap again
+    at.camera_input(key="cam_snap").set_value(("snap.jpg", jpeg_bytes(COLOURS["blue"], seed=3), "image/jpeg")).run()
+    at.camera_input(key="cam_snap").set_value(("snap.jpg", jpeg_bytes(COLOURS["blue"], seed=4), "image/jpeg")).run()
+    assert "**pen**: 2 snaps" in texts(at)
+    button(at, "Delete").click().run()  # the first shown snap of pen
+    assert [p.name for p in (root / "pen").iterdir()] == ["2.png"]
+
+    use = at.button(key="cam_use")
+    assert not use.disabled
+    use.click().run()
+    assert not at.exception and at.session_state["data"] == str(root)
+    assert metric(at, "Classes") == "2"
+
+
+def test_own_model_as_backbone(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    at = open_page(PAGES[1], **SMALL)
+    at.segmented_control(key="w:backbone_kind").set_value("file").run()
+    assert any("No model yet" in i.value for i in at.info)
+
+    # Refused: a Lambda layer, and a file that is no model; neither is kept.
+    lam = own_model(tmp_path / "lam.keras", lam=True).read_bytes()
+    at.file_uploader(key="model_upload").set_value(("lam.keras", lam, "application/octet-stream")).run()
+    assert any("Lambda layer" in e.value for e in at.error) and not at.exception
+    at.file_uploader(key="model_upload").set_value(("junk.h5", b"not a model", "application/octet-stream")).run()
+    assert any("junk.h5 is not a Keras model file" in e.value for e in at.error)
+    assert not list((tmp_path / "home" / "models").iterdir())
+    assert at.session_state["backbone_file"] is None
+
+    data = own_model(tmp_path / "clf.keras").read_bytes()
+    at.file_uploader(key="model_upload").set_value(("clf.keras", data, "application/octet-stream")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    saved = tmp_path / "home" / "models" / "clf.keras"
+    assert at.session_state["backbone_file"] == str(saved) and saved.exists()
+    assert metric(at, "Input size") == "32 px" and metric(at, "Preprocessing") == "none"
+    assert "your own model" in "\n".join(m.value for m in at.sidebar.markdown)
+
+    at.switch_page(PAGES[2]).run()  # Layers: the flattened model, nested layers named by path
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    names = list(at.dataframe[0].value["name"])
+    assert "inner/inner_conv" in names and "old_head" in names
+    assert at.session_state["cut"] == "inner/inner_relu"  # the default cut drops the old head
+    assert metric(at, "Trainable, stage 1 (head)") == "5"  # 4 pooled features -> one sigmoid unit
+
+    # Train passes the file instead of a catalog backbone.
+    started = fake_starts(monkeypatch, tmp_path / "home")
+    data = write_split(tmp_path / "data", counts=(2, 1, 1))
+    at.session_state["data"] = str(data)
+    at.switch_page(PAGES[4]).run()
+    assert "your own model `clf.keras`" in texts(at)
+    assert button(at, "Also train from scratch (compare)").disabled
+    button(at, "Start training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    options = started[0]
+    assert options["backbone"] is None and options["backbone_file"] == str(saved)
+    assert options["cut"] == "inner/inner_relu" and options["preprocessing"] == "auto"

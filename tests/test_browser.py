@@ -1,4 +1,6 @@
-"""The served studio in headless Chromium: choose, upload, train live, predict, with screenshots.
+"""The served studio in headless Chromium: choose, upload, train live, predict, with screenshots;
+then the quick start on the demo dataset, and the insight pages (calibration, Grad-CAM, the
+learning-rate finder, a sweep, webcam snaps from Chromium's fake camera).
 
 Skipped only when the `chromium` browser is not installed. Screenshots go to
 artifacts/screenshots/ (gitignored).
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
+        "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
 
 
@@ -191,6 +194,8 @@ def test_studio_end_to_end(server, page, tmp_path):
     page.get_by_text("Imported").first.wait_for(timeout=120_000)
     settle(page)
     page.get_by_test_id("stMetric").filter(has_text="Classes").get_by_text("3").wait_for()
+    page.get_by_text("augmented").first.wait_for()  # drawn after the scan report, in the same run
+    settle(page)
     assert page.get_by_text("augmented").count() >= 5  # the live preview of the light preset
     shot(page, "04-data")
     page.get_by_role("radio", name="None", exact=True).click()
@@ -231,3 +236,149 @@ def test_studio_end_to_end(server, page, tmp_path):
     go(page, "Runs")
     page.get_by_text("Housekeeping").wait_for()
     shot(page, "09-runs")
+
+
+def _fake_sweep(home: Path, sweep_id: str, results: dict) -> None:
+    """Completed runs of a sweep as `tlcore.sweep.start_sweep` names them, one epoch each."""
+    import json
+
+    for i, ((cut, unfreeze), acc) in enumerate(results.items()):
+        run = home / "runs" / f"29990101-00000{i}-sweep-{sweep_id}"
+        run.mkdir(parents=True)
+        (run / "status.json").write_text(json.dumps({"state": "completed", "host": socket.gethostname(),
+                                                     "started_at": f"2999-01-01T00:00:0{i}Z"}))
+        (run / "config.json").write_text(json.dumps({"options": {
+            "backbone": "MobileNetV2", "cut": cut, "unfreeze_from": unfreeze,
+            "name": f"sweep:{sweep_id}:{cut}:{unfreeze}"}}))
+        (run / "metrics.jsonl").write_text(json.dumps({"stage": 2, "epoch": 1, "val_accuracy": acc}) + "\n")
+
+
+def wait_for_text(page, text: str, timeout: float = 240.0) -> None:
+    page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
+    settle(page)
+
+
+def test_quick_start_end_to_end(server, page, tmp_path):
+    """A newcomer's path: demo dataset, recommended backbone, a short training, a prediction."""
+    from tlcore.demo import make_demo_dataset
+
+    url, home = server
+    make_demo_dataset(home / "datasets" / "demo-shapes", classes=4, per_class=20)  # small: quick to train
+    page.goto(url)  # a new session: nothing chosen yet
+    page.get_by_test_id("stSidebarNav").wait_for()
+    go(page, "Quick start")
+    page.get_by_role("button", name="Use the demo dataset").click()
+    wait_for_text(page, "80 images in 4 classes")
+    assert page.get_by_text("Recommended: MobileNetV2 at 96 px").count() == 1
+    assert page.get_by_text("In use: MobileNetV2 · 96 px").count() == 1
+    set_number(page, "Head epochs (stage 1)", 1)
+    set_number(page, "Fine-tuning epochs (stage 2)", 1)
+    shot(page, "10-quick-start")
+
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_test_id("stMetric").filter(has_text="Best validation accuracy").wait_for(timeout=300_000)
+    settle(page)
+    probe = home / "datasets" / "demo-shapes" / "test" / "star" / "star_0017.png"
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Drop images")
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(probe))
+    page.get_by_text(re.compile("Grad-CAM · |No Grad-CAM map")).first.wait_for(timeout=120_000)
+    settle(page)
+    assert page.locator("[data-testid='stPlotlyChart'] .barlayer .point").count() == 3  # top 3 of 4 classes
+    shot(page, "11-quick-start-done")
+
+    # Evaluate: reliability diagram, temperature scaling, a Grad-CAM of a mistake.
+    go(page, "Evaluate")
+    page.get_by_text("perfectly calibrated").first.wait_for()
+    page.get_by_role("button", name="Calibrate (temperature scaling)").click()
+    page.get_by_test_id("stMetric").filter(has_text="Temperature T").wait_for(timeout=120_000)
+    settle(page)
+    cams = page.get_by_role("button", name="Grad-CAM")
+    if cams.count():
+        before = page.get_by_test_id("stImage").count()
+        cams.first.click()
+        settle(page)
+        assert page.get_by_test_id("stImage").count() == before + 1 or page.get_by_text("No Grad-CAM map").count()
+    shot(page, "12-evaluate-insight")
+
+    # Train: the learning-rate finder.
+    go(page, "Train")
+    page.get_by_text("Find a learning rate").click()
+    page.get_by_role("button", name="Find learning rate").click()
+    page.get_by_role("button", name="Use this rate").wait_for(timeout=180_000)
+    settle(page)
+    shot(page, "13-train-lr-finder")
+    page.get_by_role("button", name="Use this rate").click()
+    settle(page)
+
+    # Predict in ImageNet mode: without pretrained weights it says what to choose.
+    go(page, "Predict")
+    page.get_by_text("ImageNet (1000 classes)", exact=True).click()
+    page.get_by_text("no pretrained weights chosen").wait_for()
+    settle(page)
+    shot(page, "18-predict-imagenet-mode")
+
+    # Sweep: the results of a 2 x 2 grid (its runs written here; the app test starts one for real).
+    _fake_sweep(home, "b1e55e", {("block_13_expand_relu", "block_11_depthwise_BN"): 0.62,
+                                 ("block_13_expand_relu", "block_15_project"): 0.58,
+                                 ("out_relu", "block_11_depthwise_BN"): 0.81,
+                                 ("out_relu", "block_15_project"): 0.74})
+    go(page, "Sweep")
+    page.get_by_test_id("stPlotlyChart").first.wait_for()
+    assert page.get_by_text("4 runs, 4 completed").count() == 1
+    page.get_by_role("button", name="Open the best run (81.0%)").click()
+    wait_for_text(page, "The current run is")
+    page.mouse.move(0, 0)
+    shot(page, "14-sweep")
+
+    # Data: webcam snaps from Chromium's fake camera.
+    go(page, "Data")
+    page.get_by_role("tab", name="Webcam").click()
+    for name in ("mug", "pen"):
+        box = page.get_by_label("New class", exact=True)
+        box.fill(name)
+        page.get_by_role("button", name="Add class").click()
+        settle(page)
+    page.get_by_text("Turn the camera on").click()
+    settle(page)
+    snap = home / "datasets" / "webcam" / "mug" / "1.png"
+    for _ in range(3):  # the fake camera may still be starting: take the photo again until it is filed
+        page.get_by_role("button", name="Take Photo").click(timeout=60_000)
+        deadline = time.time() + 20
+        while not snap.exists() and time.time() < deadline:
+            page.wait_for_timeout(250)
+        if snap.exists():
+            break
+        if page.get_by_role("button", name="Clear photo").count():
+            page.get_by_role("button", name="Clear photo").click()
+            settle(page)
+    assert snap.exists(), "the webcam snap was not saved"
+    wait_for_text(page, "1 snap", timeout=60)
+    shot(page, "15-data-webcam")
+
+    # Backbone: your own model.
+    go(page, "Backbone")
+    page.get_by_text("Your own model", exact=True).click()
+    page.get_by_text("No model yet").wait_for()
+    settle(page)
+    model = _nested_classifier(tmp_path / "my_classifier.keras")
+    page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(str(model))
+    page.get_by_test_id("stMetric").filter(has_text="Layers (flattened)").wait_for(timeout=120_000)
+    settle(page)
+    shot(page, "16-backbone-own-model")
+    go(page, "Layers")
+    page.get_by_text("your own model").first.wait_for()
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "17-layers-own-model")
+
+
+def _nested_classifier(path: Path) -> Path:
+    """A classifier wrapping a whole MobileNetV2 (alpha 0.35, 64 px, random weights), saved."""
+    import keras
+
+    inputs = keras.Input((64, 64, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    x = keras.applications.MobileNetV2(input_shape=(64, 64, 3), alpha=0.35, include_top=False, weights=None)(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(5, activation="softmax", name="old_head")(x)
+    keras.Model(inputs, outputs, name="my_classifier").save(path)
+    return path

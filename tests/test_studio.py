@@ -145,3 +145,117 @@ def test_studio_does_not_import_streamlit():
     code = "import tlcore.studio, sys; assert 'streamlit' not in sys.modules; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1],
                    env=dict(os.environ))
+
+
+def test_save_model_file_keeps_models_apart_from_weights(tmp_path):
+    first = studio.save_model_file("../clf.keras", b"a", tmp_path)
+    second = studio.save_model_file("clf.keras", b"b", tmp_path)
+    assert first == tmp_path / "clf.keras" and second == tmp_path / "clf-2.keras"
+    with pytest.raises(TLCoreError, match="weights only"):
+        studio.save_model_file("m.weights.h5", b"a", tmp_path)
+    with pytest.raises(TLCoreError, match="must end in"):
+        studio.save_model_file("model.zip", b"a", tmp_path)
+    with pytest.raises(TLCoreError, match="empty"):
+        studio.save_model_file("m.h5", b"", tmp_path)
+    assert {p.name for p in studio.list_model_files(tmp_path)} == {"clf.keras", "clf-2.keras"}
+
+
+def _jpeg(size=(30, 20), orientation=None) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    im = Image.fromarray(np.full((size[1], size[0], 3), (200, 30, 30), np.uint8))
+    buf = io.BytesIO()
+    if orientation:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        im.save(buf, format="JPEG", exif=exif)
+    else:
+        im.save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def test_webcam_snaps_make_a_flat_dataset(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from tlcore.data import scan
+
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
+    root = studio.webcam_dataset("webcam")
+    assert root == tmp_path / "datasets" / "webcam" and not root.exists()  # made by its first class
+    for bad, reason in (("", "Type a class"), ("a/b", "cannot contain"), (".hidden", "cannot contain"),
+                        ("Train", "split folder"), ("val", "split folder"), ("x" * 65, "at most 64")):
+        with pytest.raises(TLCoreError, match=reason):
+            studio.add_class(root, bad)
+    studio.add_class(root, " mug ")
+    studio.add_class(root, "pen")
+    with pytest.raises(TLCoreError, match="No class"):
+        studio.save_snap(root, "cup", _jpeg())
+    with pytest.raises(TLCoreError, match="not a usable image"):
+        studio.save_snap(root, "mug", b"not an image")
+    first = studio.save_snap(root, "mug", _jpeg(orientation=6))  # a phone photo held upright
+    assert first == root / "mug" / "1.png" and Image.open(first).size == (20, 30)
+    assert studio.save_snap(root, "mug", _jpeg()).name == "2.png"
+    studio.save_snap(root, "pen", _jpeg())
+    assert studio.snap_counts(root) == {"mug": 2, "pen": 1}
+    studio.delete_snap(root, first)
+    assert [p.name for p in studio.snaps(root, "mug")] == ["2.png"]
+    assert studio.save_snap(root, "mug", _jpeg()).name == "3.png"  # numbers are never reused while higher ones exist
+    outside = tmp_path / "1.png"
+    outside.write_bytes(b"x")
+    with pytest.raises(TLCoreError, match="not a snap"):
+        studio.delete_snap(root, outside)
+    ds = scan(str(root), 0.0, 0.0)
+    assert ds.layout != "split" and ds.classes == ["mug", "pen"]
+    assert studio.delete_class(root, "pen") == 1 and studio.dataset_classes(root) == ["mug"]
+
+
+def test_demo_dataset_is_made_once_and_selected(tmp_path, monkeypatch):
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
+    made = studio.ensure_demo_dataset(per_class=10)
+    assert made["created"] and made["path"] == str(tmp_path / "datasets" / "demo-shapes")
+    assert sum(1 for _ in (tmp_path / "datasets" / "demo-shapes").rglob("*.png")) == 40
+    again = studio.ensure_demo_dataset(per_class=10)
+    assert not again["created"] and again["path"] == made["path"]
+    assert [d["name"] for d in studio.list_datasets()] == ["demo-shapes"]  # no half-made hidden copy shows
+
+
+def test_presets_in_the_form():
+    vgg = studio.preset_form_options("vgg19-frozen", {"backbone": "MobileNetV2", "weights": "/w/mobilenet.h5"})
+    assert vgg["backbone"] == "VGG19" and vgg["input_size"] == 224 and vgg["weights"] == "imagenet"
+    assert vgg["cut"] is None and vgg["unfreeze_from"] is None and "preset" not in vgg
+    two = studio.preset_form_options("two-stage", {"backbone": "MobileNetV2", "weights": "/w/mobilenet.h5"})
+    assert two["input_size"] is None and "weights" not in two  # same backbone: the weights file still fits
+    own = studio.preset_form_options("inception-mixed7", {"backbone_file": "/m/clf.keras"})
+    assert not {"backbone", "input_size", "weights", "cut", "unfreeze_from"} & set(own)
+    assert own["pooling"] == "flatten" and own["dense"] == [1024]
+
+
+def test_insight_helpers():
+    ev = {"misclassified": [{"file": "a", "probability": 0.6, "loss": 0.9},
+                            {"file": "b", "probability": 0.9, "loss": 2.3},
+                            {"file": "c", "probability": 0.7, "loss": 1.2}]}
+    assert [m["file"] for m in studio.top_losses(ev, 2)] == ["b", "c"]
+    with pytest.raises(TLCoreError, match="no pretrained weights"):
+        studio.imagenet_weights("none")
+    assert studio.imagenet_weights("imagenet") == "imagenet"
+    rows = [{"cut": "b", "unfreeze_from": "x", "val_accuracy": 0.5},
+            {"cut": "a", "unfreeze_from": "y", "val_accuracy": 0.8},
+            {"cut": "a", "unfreeze_from": "x", "val_accuracy": None}]
+    cuts, unfreezes, z = studio.sweep_matrix(rows, ["a", "b"], ["x", "y"])
+    assert cuts == ["a", "b"] and unfreezes == ["x", "y"] and z == [[None, 0.8], [0.5, None]]
+    assert studio.best_sweep_row(rows)["cut"] == "a"
+    assert studio.best_sweep_row([rows[2]]) is None
+
+
+def test_quick_start_uses_imagenet_weights_only_when_on_this_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    options = studio.quick_start_options()
+    assert (options["backbone"], options["input_size"], options["weights"]) == ("MobileNetV2", 96, "none")
+    status = studio.weights_status("MobileNetV2", 96)
+    assert status["file"].endswith("_96_no_top.h5") and not status["cached"]  # one file per input size
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / status["file"]).write_bytes(b"weights")
+    assert studio.quick_start_options()["weights"] == "imagenet"

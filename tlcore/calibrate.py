@@ -41,7 +41,7 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float
         t = float(grid[best])
     before = nll(logits, labels, 1.0)
     after = nll(logits, labels, t)
-    if after > before:
+    if after >= before - 1e-9:  # no real gain (a flat loss, say): keep the model as it is
         t, after = 1.0, before
     return float(t), before, after
 

@@ -47,6 +47,9 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
         raise TLCoreError(f"Need 0 < --min-lr < --max-lr <= 10. Received: {min_lr}, {max_lr}")
     if not 10 <= steps <= 1000:
         raise TLCoreError(f"--steps must be from 10 to 1000. Received: {steps}")
+    import dataclasses
+
+    config = dataclasses.replace(config)  # never change the caller's config
     config.check()
     if stage == 2 and config.fine_tune_epochs == 0:
         config.fine_tune_epochs = 1  # only to choose the default unfreeze point

@@ -75,8 +75,8 @@ def _load_saved(path: Path):
             raise TLCoreError(
                 f"{path.name} holds a Lambda layer (arbitrary Python code), which Keras' safe mode "
                 "refuses to load, so the studio will not run it. Rebuild the model without Lambda "
-                "layers (use stock Keras layers), or save only its weights and use --backbone "
-                "with --weights.") from None
+                "layers (use stock Keras layers), or save only its weights and load them into the "
+                "matching catalog backbone as a weights file.") from None
         if "Could not locate" in text or "Unknown layer" in text or "custom" in text.lower():
             raise TLCoreError(
                 f"{path.name} uses custom layers this studio does not know, so it cannot be loaded "

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,9 @@ def weights_status(name: str, input_size: int | None = None) -> dict:
 
     folder = keras_models_dir()
     try:
-        fname = imagenet_weights_file(name, False, input_size)
+        with warnings.catch_warnings():  # Keras warns that sizes without their own file use the 224 one
+            warnings.simplefilter("ignore", UserWarning)
+            fname = imagenet_weights_file(name, False, input_size)
     except TLCoreError as exc:
         return {"file": None, "folder": str(folder), "path": None, "cached": False, "error": str(exc)}
     return {"file": fname, "folder": str(folder), "path": str(folder / fname),
@@ -944,8 +947,16 @@ def epoch_progress(status: dict, metrics: Sequence[dict], seen: dict | None = No
 def run_label(run: Run) -> str:
     """A short human label: id, optional name, state."""
     summary = run.summary()
-    name = f" ({summary['name']})" if summary.get("name") else ""
+    name = f" ({display_name(summary['name'])})" if summary.get("name") else ""
     return f"{run.run_id}{name} · {summary['state']}"
+
+
+def display_name(name: str | None) -> str:
+    """A run's name for people: a sweep's tag ``sweep:ID:CUT:UNFREEZE`` reads as words."""
+    parts = str(name or "").split(":")
+    if len(parts) == 4 and parts[0] == "sweep":
+        return f"sweep {parts[1]}: cut {parts[2]}, unfreeze {parts[3]}"
+    return str(name or "")
 
 
 def export_file(run_dir, fmt: str, quantize: str = "none", runs_dir=None) -> tuple[str, bytes, dict]:

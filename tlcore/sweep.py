@@ -42,7 +42,7 @@ def grid(base: dict, cuts: list, unfreezes: list, sweep_id: str) -> list[dict]:
 def start_sweep(base: dict, cuts: list, unfreezes: list, runs_dir=None) -> tuple[str, list]:
     from .jobs import start_training
 
-    sweep_id = secrets.token_hex(3)
+    sweep_id = secrets.token_hex(6)
     runs = [start_training(opts, runs_dir) for opts in grid(base, cuts, unfreezes, sweep_id)]
     return sweep_id, runs
 
@@ -51,10 +51,9 @@ def sweep_results(sweep_id: str, runs_dir=None) -> list[dict]:
     """[{cut, unfreeze_from, run_id, run_dir, state, val_accuracy}] of one sweep's runs."""
     rows = []
     for run in RunStore(runs_dir).runs():
-        name = (run.config().get("options") or {}).get("name") or ""
-        parts = name.split(":")
-        if len(parts) == 4 and parts[0] == "sweep" and parts[1] == sweep_id:
+        opts = run.config().get("options") or {}
+        if str(opts.get("name") or "").startswith(f"sweep:{sweep_id}:"):
             s = run.summary()
-            rows.append({"cut": parts[2], "unfreeze_from": parts[3], "run_id": s["run_id"],
+            rows.append({"cut": opts.get("cut"), "unfreeze_from": opts.get("unfreeze_from"), "run_id": s["run_id"],
                          "run_dir": s["run_dir"], "state": s["state"], "val_accuracy": s["val_accuracy"]})
     return sorted(rows, key=lambda r: (r["cut"], r["unfreeze_from"]))

@@ -1,0 +1,154 @@
+"""Quick start: the shortest path from images to a model that answers, with recommended settings.
+
+Four steps on one page (data, backbone, train, predict); each says what its full page would
+let you change, and links to it.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+import studio_ui as ui
+from tlcore import studio
+from tlcore.runs import LIVE_STATES
+
+BACKBONE_KEYS = ("backbone", "input_size", "weights", "backbone_file")
+
+
+def step(number: int, title: str, done: bool) -> None:
+    icon = ":material/check_circle:" if done else ":material/radio_button_unchecked:"
+    st.markdown(f"### {icon} {number} · {title}")
+
+
+def data_step():
+    ds = None
+    if ui.get("data"):
+        with ui.guard("Reading the dataset"):
+            ds = ui.selected_dataset()
+    with st.container(border=True):
+        step(1, "Data", ds is not None)
+        if ds is not None:
+            total = studio.dataset_size(ds.counts())
+            st.markdown(f"**{ds.root.name}**: {total} images in {len(ds.classes)} classes "
+                        f"({', '.join(ds.classes[:8])}{'…' if len(ds.classes) > 8 else ''}).")
+        else:
+            st.markdown("Images in one folder per class. No dataset yet: take the demo one, or one imported before.")
+        c1, c2 = st.columns(2, gap="large")
+        with c1:
+            ui.demo_dataset_button("qs_demo", primary=ds is None)
+            st.caption(ui.DEMO_TEXT)
+        sets = studio.list_datasets()
+        if sets:
+            with c2:
+                paths = [d["path"] for d in sets]
+                current = ui.get("data")
+                chosen = st.selectbox("Or an imported dataset", paths, key="qs_dataset",
+                                      index=paths.index(current) if current in paths else 0,
+                                      format_func=lambda p: next(d["name"] for d in sets if d["path"] == p))
+                if st.button("Use this dataset", key="qs_use_dataset", icon=":material/check:"):
+                    ui.put("data", chosen)
+                    st.rerun()
+        st.page_link("pages/4_Data.py", label="Data page: upload a folder or a .zip, open a server folder, snap "
+                     "webcam pictures, set the splits and the augmentation", icon=":material/photo_library:")
+    return ds
+
+
+def backbone_step() -> None:
+    recommended = studio.quick_start_options()
+    if "backbone" not in st.session_state and "w:backbone" not in st.session_state \
+            and not st.session_state.get("_qs_applied"):
+        ui.load_options(recommended)  # a fresh session: start from the recommendation
+        st.session_state["_qs_applied"] = True
+    current = ui.options_from_selection()
+    matches = all(current.get(k) == recommended.get(k) for k in BACKBONE_KEYS)
+    with st.container(border=True):
+        step(2, "Backbone", True)
+        weights = "ImageNet weights (already on this machine)" if recommended["weights"] == "imagenet" \
+            else "no pretrained weights"
+        st.markdown(f"Recommended: **MobileNetV2 at 96 px** with {weights}: small (3.5 M parameters) and quick "
+                    "on a CPU; stage 1 trains the head for 5 epochs, stage 2 fine-tunes the last third for 2.")
+        if recommended["weights"] == "none":
+            status = studio.weights_status("MobileNetV2", 96)
+            st.info("Without pretrained weights nothing is transferred, so accuracy will be low: the network "
+                    "learns from your few images alone. To use ImageNet weights, copy "
+                    f"`{status['file']}` into `{status['folder']}` (Keras downloads it there when online), "
+                    "or upload it on the Backbone page as a weights file; this step then picks it up.",
+                    icon=":material/info:")
+        if matches:
+            st.caption(f"In use: {ui.backbone_text()}.")
+        else:
+            c1, c2 = st.columns([3, 2], vertical_alignment="center")
+            c1.markdown(f"Your selection: **{ui.backbone_text()}**.")
+            if c2.button("Use the recommended settings", key="qs_recommended", icon=":material/auto_awesome:"):
+                ui.load_options(recommended)
+                st.rerun()
+        c1, c2 = st.columns(2)
+        c1.page_link("pages/2_Backbone.py", label="Backbone page: any of 40 backbones, input size, weights, "
+                     "or your own model", icon=":material/account_tree:")
+        c2.page_link("pages/3_Layers.py", label="Layers page: where to cut, what to unfreeze, the head",
+                     icon=":material/layers:")
+
+
+live_panel = st.fragment(run_every=2)(ui.run_panel)
+
+
+def train_step(ready: bool):
+    run = ui.current_run()
+    with st.container(border=True):
+        step(3, "Train", run is not None and run.state() == "completed")
+        c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+        head = c1.number_input("Head epochs (stage 1)", 0, 1000, step=1, key=ui.bound("head_epochs"))
+        fine = c2.number_input("Fine-tuning epochs (stage 2)", 0, 1000, step=1, key=ui.bound("fine_tune_epochs"))
+        ui.put("head_epochs", int(head))
+        ui.put("fine_tune_epochs", int(fine))
+        if c3.button("Start training", key="qs_start", type="primary", icon=":material/play_arrow:",
+                     disabled=not ready, help=None if ready else "Choose a dataset first (step 1)."):
+            with ui.guard("Starting the training"):
+                from tlcore.jobs import start_training
+
+                with st.spinner("Starting a training process…"):
+                    run = start_training(ui.options_from_selection())
+                ui.put("run_dir", str(run.path))
+                st.rerun()
+        if run is not None:
+            if run.state() in LIVE_STATES:
+                live_panel(str(run.path), True, False)
+            else:
+                ui.run_panel(str(run.path), False, False)
+        st.page_link("pages/5_Train.py", label="Train page: presets, a learning-rate finder, optimizer, batch "
+                     "size, early stopping, a from-scratch comparison", icon=":material/model_training:")
+    return run
+
+
+def predict_step(run) -> None:
+    usable = run is not None and run.state() not in LIVE_STATES and run.model_path() is not None
+    with st.container(border=True):
+        step(4, "Predict", False)
+        if not usable:
+            st.caption("Once the model is trained, drop an image here (or snap one) to see what it says.")
+        else:
+            files = list(st.file_uploader("Drop images", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
+                                          accept_multiple_files=True, key="qs_images") or [])
+            if st.toggle("Use the webcam", key="qs_camera_on"):
+                snap = st.camera_input("Snap a photo", key="qs_camera")
+                if snap is not None:
+                    files.append(snap)
+            if files:
+                ui.show_predictions(run, files, min(3, max(1, len(run.labels()))), with_gradcam=True)
+        c1, c2 = st.columns(2)
+        c1.page_link("pages/7_Predict.py", label="Predict page: top-k, Grad-CAM, ImageNet mode",
+                     icon=":material/image_search:")
+        c2.page_link("pages/6_Evaluate.py", label="Evaluate page: test scores, confusion matrix, calibration, "
+                     "top losses", icon=":material/fact_check:")
+
+
+def main() -> None:
+    ui.header("Quick start", "From a folder of images to a model that answers, in four steps with "
+              "recommended settings.")
+    ds = data_step()
+    backbone_step()
+    run = train_step(ds is not None)
+    predict_step(run)
+
+
+ui.page_guard()
+main()

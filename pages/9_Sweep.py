@@ -1,0 +1,132 @@
+"""Sweep: train a grid of cut points × unfreeze points and compare their validation accuracy."""
+from __future__ import annotations
+
+import streamlit as st
+
+import studio_charts as charts
+import studio_ui as ui
+from tlcore import studio
+from tlcore.runs import LIVE_STATES
+
+MAX_RUNS = 25
+
+
+def choose(bb) -> tuple[list[int], list[int]]:
+    table = bb.table
+    n = len(table)
+    cut_options = studio.cut_options(table)
+    tag = f"{bb.label}:{n}"  # indexes belong to one backbone: new widgets when it changes
+    default_cut = studio.index_of(table, ui.get("cut"), bb.default_cut)
+    default_unfreeze = studio.index_of(table, ui.get("unfreeze_from"), studio.default_unfreeze_index(n))
+    c1, c2 = st.columns(2, gap="large")
+    cuts = c1.multiselect(
+        "Cut after (clean cut points)", cut_options, key=f"sweep_cuts:{tag}",
+        default=[default_cut] if default_cut in cut_options else [cut_options[-1]],
+        format_func=lambda i: f"{i} · {table[i].name}",
+        help="Each is a complete feature extractor: every path from input to output passes through it.")
+    unfreezes = c2.multiselect(
+        "Unfreeze from (stage 2)", list(range(n)), key=f"sweep_unfreezes:{tag}", default=[default_unfreeze],
+        format_func=lambda i: f"{i} · {table[i].name}",
+        help="In stage 2 this layer and every later one (up to the cut) trains.")
+    return sorted(cuts), sorted(unfreezes)
+
+
+def start(bb, cuts: list[int], unfreezes: list[int], ready: bool) -> None:
+    table = bb.table
+    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    head = c1.number_input("Stage 1 epochs per run", 0, 1000, step=1, key="sweep_head",
+                           value=int(ui.get("head_epochs")))
+    fine = c2.number_input("Stage 2 epochs per run", 1, 1000, step=1, key="sweep_fine",
+                           value=max(1, int(ui.get("fine_tune_epochs"))))
+    total = len(cuts) * len(unfreezes)
+    past = sum(1 for c in cuts for u in unfreezes if u > c)
+    if past:
+        st.caption(f"{past} of the {total} pairs unfreeze past their cut: those train the head only, "
+                   "a baseline for the others.")
+    too_many = total > MAX_RUNS
+    if too_many:
+        st.error(f"{total} runs is too many for one sweep; choose at most {MAX_RUNS} pairs.", icon=":material/error:")
+    label = f"Start {total} run{'s' if total != 1 else ''}" if total else "Start the sweep"
+    if c3.button(label, type="primary", icon=":material/grid_view:", disabled=not (ready and total) or too_many,
+                 help="Every run waits in the machine's queue and starts when the one before it ends. Runs "
+                      "with the same cut share the stage-1 feature cache."):
+        with ui.guard("Starting the sweep"):
+            from tlcore.sweep import start_sweep
+
+            base = dict(ui.options_from_selection(), head_epochs=int(head), fine_tune_epochs=int(fine))
+            with st.spinner(f"Starting {total} training processes…"):
+                sweep_id, runs = start_sweep(base, [table[i].name for i in cuts], [table[i].name for i in unfreezes])
+            st.session_state["sweep_id"] = sweep_id
+            st.rerun()
+
+
+def results(sweep_id: str, order: tuple[list[str], list[str]], was_live: bool) -> None:
+    from tlcore.sweep import sweep_results
+
+    rows = sweep_results(sweep_id)
+    live = any(r["state"] in LIVE_STATES for r in rows)
+    if was_live and not live:
+        st.rerun()  # all done: redraw the page once (and stop polling)
+    done = sum(r["state"] == "completed" for r in rows)
+    st.caption(f"Sweep **{sweep_id}**: {len(rows)} runs, {done} completed"
+               + (", the rest waiting or running (this refreshes by itself)." if live else "."))
+    cuts, unfreezes, z = studio.sweep_matrix(rows, *order)
+    st.plotly_chart(charts.sweep_heatmap(cuts, unfreezes, z), key="sweep_heatmap")
+    st.dataframe([{"cut after": r["cut"], "unfreeze from": r["unfreeze_from"], "state": r["state"],
+                   "val accuracy": r["val_accuracy"], "run": r["run_id"]} for r in rows],
+                 hide_index=True, column_config={"val accuracy": st.column_config.NumberColumn(format="percent")})
+
+
+live_results = st.fragment(run_every=3)(results)
+
+
+def main() -> None:
+    ui.header("Sweep", "Train every pair of cut point and unfreeze point, and see which transfers best.")
+    bb = None
+    with ui.guard("Building the backbone"):
+        with st.spinner(f"Building {ui.backbone_text()}…"):
+            bb = ui.chosen_backbone()
+    ready = bool(ui.get("data"))
+    if bb is not None:
+        st.caption(f"Backbone **{ui.backbone_text()}** and the other settings of the Backbone, Layers, Data and "
+                   "Train pages; only the cut, the unfreeze point and the epochs change from run to run.")
+        if not ready:
+            st.info("Choose a dataset first.", icon=":material/photo_library:")
+            st.page_link("pages/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
+        cuts, unfreezes = choose(bb)
+        start(bb, cuts, unfreezes, ready)
+    sweeps = studio.list_sweeps()
+    if not sweeps:
+        st.caption("No sweeps yet.")
+        return
+    st.subheader("Results")
+    current = st.session_state.get("sweep_id")
+    sweep_id = st.selectbox("Sweep", sweeps, index=sweeps.index(current) if current in sweeps else 0, key="sweep_pick")
+    order = ([r.name for r in bb.table], [r.name for r in bb.table]) if bb is not None else ([], [])
+    from tlcore.sweep import sweep_results
+
+    rows = sweep_results(sweep_id)
+    if any(r["state"] in LIVE_STATES for r in rows):
+        live_results(sweep_id, order, True)
+    else:
+        results(sweep_id, order, False)
+    best = studio.best_sweep_row(rows)
+    if best is not None:
+        c1, c2 = st.columns([2, 3], vertical_alignment="center")
+        if c1.button(f"Open the best run ({best['val_accuracy']:.1%})", icon=":material/trophy:", key="open_best",
+                     help=f"Cut after {best['cut']}, unfreeze from {best['unfreeze_from']}: make it the current run."):
+            ui.put("run_dir", best["run_dir"])
+            for key in ("w:evaluate_run", "w:predict_run", "w:runs_run"):  # those pickers start from it
+                st.session_state.pop(key, None)
+            st.rerun()
+        if ui.get("run_dir") == best["run_dir"]:
+            c2.success(f"The current run is {best['run_id']} (cut after {best['cut']}, unfreeze from "
+                       f"{best['unfreeze_from']}).", icon=":material/check_circle:")
+            l1, l2, l3 = st.columns(3)
+            l1.page_link("pages/5_Train.py", label="Its curves", icon=":material/monitoring:")
+            l2.page_link("pages/6_Evaluate.py", label="Evaluate it", icon=":material/fact_check:")
+            l3.page_link("pages/7_Predict.py", label="Try it on images", icon=":material/image_search:")
+
+
+ui.page_guard()
+main()
