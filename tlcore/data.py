@@ -147,6 +147,18 @@ def _stratified_split(files_by_class: dict[int, list[str]], val_split: float, te
     return out
 
 
+def check_folder(data) -> Path:
+    """The dataset folder as a Path; a clear error if it is missing or is a file."""
+    root = Path(data).expanduser()
+    if not root.exists():
+        raise TLCoreError(f"Dataset folder not found: {root}. Give a folder with one sub-folder "
+                          "per class, or with train/ and validation/ folders.")
+    if not root.is_dir():
+        raise TLCoreError(f"The dataset must be a folder, not a file: {root}. "
+                          "Use `tlcore import` for a .zip.")
+    return root
+
+
 def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
          check_files: bool = True) -> Dataset:
     """Scan a folder dataset in either layout.
@@ -161,13 +173,7 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
     Raises:
         TLCoreError: missing folder, no classes, fewer than two usable classes.
     """
-    root = Path(data).expanduser()
-    if not root.exists():
-        raise TLCoreError(f"Dataset folder not found: {root}. Give a folder with one sub-folder "
-                          "per class, or with train/ and validation/ folders.")
-    if not root.is_dir():
-        raise TLCoreError(f"The dataset must be a folder, not a file: {root}. "
-                          "Use `tlcore import` for a .zip.")
+    root = check_folder(data)
     for name, value in (("--val-split", val_split), ("--test-split", test_split)):
         if not 0.0 <= float(value) < 1.0:
             raise TLCoreError(f"{name} must be at least 0 and below 1. Received: {value}")

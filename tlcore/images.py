@@ -49,19 +49,7 @@ def open_rgb(source) -> Image.Image:
     Raises:
         ImageProblem: empty, not an image, truncated, or larger than MAX_PIXELS.
     """
-    if isinstance(source, Image.Image):
-        im = source
-    else:
-        if isinstance(source, (str, Path)) and Path(source).stat().st_size == 0:
-            raise ImageProblem("empty file")
-        try:
-            im = Image.open(source)
-        except UnidentifiedImageError:
-            raise ImageProblem("not an image (Pillow cannot identify it)") from None
-        except Image.DecompressionBombError:
-            raise ImageProblem(f"image too large: above the limit of {MAX_PIXELS} pixels") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageProblem(_open_reason(exc)) from None
+    im = source if isinstance(source, Image.Image) else _open(source)
     width, height = im.size
     if width * height > MAX_PIXELS:
         raise ImageProblem(f"image too large: {width}x{height} pixels is above the limit of {MAX_PIXELS}")
@@ -140,19 +128,10 @@ def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
         ImageProblem: the file cannot be used; the message says why.
     """
     if isinstance(source, (str, Path)):
-        if Path(source).stat().st_size == 0:
-            raise ImageProblem("empty file")
-        try:
-            with Image.open(source) as im:
-                if im.format == "JPEG":
-                    im.draft("RGB", (size, size))
-                return np.asarray(resize(open_rgb(im), size, mode), dtype=np.uint8)
-        except UnidentifiedImageError:
-            raise ImageProblem("not an image (Pillow cannot identify it)") from None
-        except Image.DecompressionBombError:
-            raise ImageProblem(f"image too large: above the limit of {MAX_PIXELS} pixels") from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageProblem(_open_reason(exc)) from None
+        with _open(source) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (size, size))
+            return np.asarray(resize(open_rgb(im), size, mode), dtype=np.uint8)
     return np.asarray(resize(open_rgb(source), size, mode), dtype=np.uint8)
 
 
@@ -164,19 +143,29 @@ def check_image(path) -> str | None:
     except OSError as exc:
         return f"cannot open: {exc.strerror or exc}"
     try:
-        with Image.open(path) as probe:
+        with _open(path) as probe:
             if probe.format == "JPEG":
                 probe.draft("RGB", (64, 64))
             open_rgb(probe)
     except ImageProblem as exc:
         return str(exc)
-    except UnidentifiedImageError:
-        return "not an image (Pillow cannot identify it)"
-    except Image.DecompressionBombError:
-        return f"image too large: above the limit of {MAX_PIXELS} pixels"
     except (OSError, ValueError, SyntaxError) as exc:
         return _open_reason(exc)
     return None
+
+
+def _open(source) -> Image.Image:
+    """Image.open with every way it fails turned into an ImageProblem with the reason."""
+    if isinstance(source, (str, Path)) and Path(source).stat().st_size == 0:
+        raise ImageProblem("empty file")
+    try:
+        return Image.open(source)
+    except UnidentifiedImageError:
+        raise ImageProblem("not an image (Pillow cannot identify it)") from None
+    except Image.DecompressionBombError:
+        raise ImageProblem(f"image too large: above the limit of {MAX_PIXELS} pixels") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageProblem(_open_reason(exc)) from None
 
 
 def _open_reason(exc: Exception) -> str:

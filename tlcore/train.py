@@ -86,13 +86,9 @@ class TrainConfig:
         """Every argument check, before any work."""
         if not self.data:
             raise TLCoreError("Give the dataset folder (DATA).")
-        data = Path(self.data).expanduser()
-        if not data.exists():
-            raise TLCoreError(f"Dataset folder not found: {data}. Give a folder with one sub-folder "
-                              "per class, or with train/ and validation/ folders.")
-        if not data.is_dir():
-            raise TLCoreError(f"The dataset must be a folder, not a file: {data}. "
-                              "Use `tlcore import` for a .zip.")
+        from .data import check_folder
+
+        check_folder(self.data)
         for name in ("val_split", "test_split"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
