@@ -416,7 +416,8 @@ def backbone_text() -> str:
     weights = get("weights")
     shown = {"imagenet": "ImageNet weights", "none": "no pretraining", None: "no pretraining"}.get(
         weights, f"weights {Path(str(weights)).name}")
-    return f"{name} · {size} px · {shown}"
+    cut = f" · cut at {get('cut')}" if get("cut") else ""
+    return f"{name} · {size} px · {shown}{cut}"
 
 
 def render_sidebar() -> None:
@@ -664,7 +665,7 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True) -> Non
 # --- the demo dataset (Data, Quick start) --------------------------------------------
 
 DEMO_TEXT = ("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
-             "100 images each, split 70/15/15: made on this machine in a few seconds, no download.")
+             "150 images each, split 70/15/15: made on this machine in a few seconds, no download.")
 
 
 def demo_dataset_button(key: str, primary: bool = False) -> bool:
@@ -675,7 +676,7 @@ def demo_dataset_button(key: str, primary: bool = False) -> bool:
                  icon=":material/category:"):
         with guard("Making the demo dataset"):
             with st.spinner("Drawing the demo images…"):
-                result = studio.ensure_demo_dataset(classes=4, per_class=100)
+                result = studio.ensure_demo_dataset(classes=4, per_class=150)
             put("data", result["path"])
             st.rerun()
     return False

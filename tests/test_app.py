@@ -449,8 +449,12 @@ def test_quick_start_recommends_a_small_fast_setup(tmp_path, monkeypatch):
     monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
     at = open_page(QUICK)  # a fresh session: nothing chosen yet
     assert not at.error, [e.value for e in at.error]
-    assert [at.session_state[k] for k in ("backbone", "input_size", "weights")] == ["MobileNetV2", 96, "none"]
-    assert any("accuracy will be low" in i.value and "mobilenet_v2" in i.value for i in at.info)
+    # offline: a small MobileNetV2 trained from scratch, and how to get transfer learning instead
+    assert [at.session_state[k] for k in ("backbone", "input_size", "weights", "cut", "unfreeze_from")] == \
+        ["MobileNetV2", 64, "none", "block_6_expand_relu", "0"]
+    assert at.session_state["train_bn"] and at.session_state["fine_tune_epochs"] == 45
+    assert any("nothing can be transferred" in i.value and "mobilenet_v2" in i.value for i in at.info)
+    assert "trained from scratch" in texts(at)
     start = [b for b in at.button if b.label == "Start training"][0]
     assert start.disabled  # no data yet
     links = " ".join(str(link.proto.page) for link in at.get("page_link"))
@@ -461,7 +465,7 @@ def test_quick_start_recommends_a_small_fast_setup(tmp_path, monkeypatch):
     demo = tmp_path / "home" / "datasets" / "demo-shapes"
     assert at.session_state["data"] == str(demo)
     assert sorted(p.name for p in (demo / "train").iterdir()) == ["circle", "square", "star", "triangle"]
-    assert "400 images in 4 classes" in texts(at)
+    assert "600 images in 4 classes" in texts(at)
     assert not [b for b in at.button if b.label == "Start training"][0].disabled
 
 
@@ -476,7 +480,8 @@ def test_quick_start_with_a_finished_run_predicts_with_gradcam(studio_home):
     # MobileNetV2 at 32 px ends in 1 x 1 features: the page says why there is no map rather than tint the image.
     assert any("features at this run's cut are 1 × 1" in c.value for c in at.caption)
     button(at, "Use the recommended settings").click().run()
-    assert at.session_state["input_size"] == 96 and at.session_state["head_epochs"] == 5
+    assert at.session_state["input_size"] == 64 and at.session_state["head_epochs"] == 0
+    assert at.session_state["cut"] == "block_6_expand_relu" and at.session_state["rotation"] == 180.0
 
 
 def test_predict_shows_gradcam_and_imagenet_mode(studio_home, cam_run, monkeypatch, tmp_path):

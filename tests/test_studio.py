@@ -252,10 +252,13 @@ def test_insight_helpers():
 
 def test_quick_start_uses_imagenet_weights_only_when_on_this_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    options = studio.quick_start_options()
-    assert (options["backbone"], options["input_size"], options["weights"]) == ("MobileNetV2", 96, "none")
+    options = studio.quick_start_options()  # offline: a small network trained from scratch
+    assert (options["backbone"], options["input_size"], options["weights"]) == ("MobileNetV2", 64, "none")
+    assert options["unfreeze_from"] == "0" and options["train_bn"] and options["head_epochs"] == 0
     status = studio.weights_status("MobileNetV2", 96)
     assert status["file"].endswith("_96_no_top.h5") and not status["cached"]  # one file per input size
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / status["file"]).write_bytes(b"weights")
-    assert studio.quick_start_options()["weights"] == "imagenet"
+    options = studio.quick_start_options()
+    assert (options["input_size"], options["weights"], options["cut"]) == (96, "imagenet", None)
+    assert set(options) == set(studio.QUICK_START_SCRATCH)  # switching recipes resets every option

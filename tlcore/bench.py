@@ -55,7 +55,7 @@ train = datagen.flow_from_directory(DATA + "/train", target_size=(SIZE, SIZE), b
                                     class_mode="sparse", seed=42)
 val = datagen.flow_from_directory(DATA + "/validation", target_size=(SIZE, SIZE), batch_size=BATCH,
                                   class_mode="sparse", shuffle=False)
-base = keras.applications.{backbone}(input_shape=(SIZE, SIZE, 3), include_top=False, weights=None)
+base = keras.applications.{backbone}(input_shape=(SIZE, SIZE, 3), include_top=False, weights={weights!r})
 base.trainable = False
 inputs = keras.Input(shape=(SIZE, SIZE, 3))
 x = base(inputs, training=False)
@@ -80,6 +80,11 @@ class EpochTimer(keras.callbacks.Callback):
 model.fit(train, validation_data=val, epochs=EPOCHS, callbacks=[EpochTimer()], verbose=0)
 model.save("tutorial_model.keras")
 print(json.dumps({{"total_seconds": round(time.perf_counter() - T0, 3)}}), flush=True)
+# Not timed: the score on the held-out test folder, to compare with the engine's.
+test = datagen.flow_from_directory(DATA + "/test", target_size=(SIZE, SIZE), batch_size=BATCH,
+                                   class_mode="sparse", shuffle=False)
+loss, accuracy = model.evaluate(test, verbose=0)
+print(json.dumps({{"test_accuracy": float(accuracy), "test_loss": float(loss)}}), flush=True)
 '''
 
 
@@ -91,7 +96,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tlcore.bench", description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=300, help="images in the generated dataset (default 300)")
     p.add_argument("--size", type=int, default=160, help="input size in pixels (default 160)")
-    p.add_argument("--backbone", default="MobileNetV2", help="catalog backbone, built with weights=None")
+    p.add_argument("--backbone", default="MobileNetV2", help="catalog backbone (default MobileNetV2)")
+    p.add_argument("--weights", default="none",
+                   help="none (default), imagenet, or a weights file: the same for both recipes")
+    p.add_argument("--data", default=None,
+                   help="your own dataset with train/, validation/ and test/ folders instead of the "
+                        "generated one")
     p.add_argument("--epochs", type=int, default=20, help="stage-1 epochs for both recipes (default 20)")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=32)
     p.add_argument("--quick", action="store_true", help="a tiny run (60 images, 96 px, 3 epochs) to try it")
@@ -113,6 +123,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         check_input_size(a.backbone, a.size)
     except TLCoreError as exc:
         p.error(str(exc))
+    if a.weights not in ("none", "imagenet"):
+        if not Path(a.weights).expanduser().is_file():
+            p.error(f"--weights must be none, imagenet or an existing weights file. Received: {a.weights}")
+        a.weights = str(Path(a.weights).expanduser().resolve())
+    if a.data is not None:
+        a.data = str(Path(a.data).expanduser().resolve())
+        missing = [d for d in ("train", "validation", "test") if not (Path(a.data) / d).is_dir()]
+        if missing:
+            p.error(f"--data needs train/, validation/ and test/ folders (one folder per class in each); "
+                    f"{a.data} has no {', '.join(m + '/' for m in missing)}")
     return a
 
 
@@ -140,13 +160,15 @@ def _draw(rng: np.random.Generator, cls: str, width: int, height: int) -> np.nda
 
 
 def make_data(root: Path, n_images: int, seed: int = 0) -> dict:
-    """root/{train,validation}/<class>/*.jpg: varied sizes (240-800 px a side), JPEG quality 90."""
+    """root/{train,validation,test}/<class>/*.jpg: varied sizes (240-800 px a side), JPEG
+    quality 90. `n_images` are split into train and validation; test has as many as validation,
+    on top."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     per_class = n_images // len(CLASSES)
     n_val = max(2, round(per_class * VAL_FRACTION))
-    counts = {"train": per_class - n_val, "validation": n_val}
+    counts = {"train": per_class - n_val, "validation": n_val, "test": n_val}
     for split, n in counts.items():
         for cls in CLASSES:
             folder = root / split / cls
@@ -155,7 +177,19 @@ def make_data(root: Path, n_images: int, seed: int = 0) -> dict:
                 w, h = (int(v) for v in rng.integers(240, 801, 2))
                 Image.fromarray(_draw(rng, cls, w, h)).save(folder / f"{cls}_{i:04d}.jpg", quality=90)
     return {"path": str(root), "classes": len(CLASSES),
-            "train": counts["train"] * len(CLASSES), "validation": n_val * len(CLASSES)}
+            **{split: n * len(CLASSES) for split, n in counts.items()}}
+
+
+def describe_data(root: Path) -> dict:
+    """The counts of a dataset given with --data (train/, validation/, test/)."""
+    from .images import is_image_name
+
+    out: dict = {"path": str(root)}
+    for split in ("train", "validation", "test"):
+        classes = [d for d in sorted((root / split).iterdir()) if d.is_dir()]
+        out["classes"] = max(out.get("classes", 0), len(classes))
+        out[split] = sum(1 for d in classes for f in d.iterdir() if is_image_name(f.name))
+    return out
 
 
 # --- input pipeline -----------------------------------------------------------------------------
@@ -265,7 +299,7 @@ def train_process(data: Path, home: Path, work: Path, a: argparse.Namespace, lab
                   *options: str) -> dict:
     """`tlcore train` as a whole process; its wall time, result and metrics.jsonl."""
     cmd = [sys.executable, "-m", "tlcore", "train", str(data), "--backbone", a.backbone,
-           "--weights", "none", "--input-size", str(a.size), "--batch-size", str(a.batch_size),
+           "--weights", a.weights, "--input-size", str(a.size), "--batch-size", str(a.batch_size),
            "--augment", "none", "--early-stopping", "0", *options, "--json"]
     timing, out, _ = _run(cmd, home, work, label)
     result = json.loads(out)
@@ -282,11 +316,20 @@ def tutorial_process(data: Path, home: Path, work: Path, a: argparse.Namespace) 
     script = work / "tutorial.py"
     script.write_text(_TUTORIAL.format(
         preprocess_import=f"from {module} import preprocess_input", data=str(data), size=a.size,
-        epochs=a.epochs, batch=a.batch_size, lr=1e-3, backbone=a.backbone))
+        epochs=a.epochs, batch=a.batch_size, lr=1e-3, backbone=a.backbone,
+        weights=None if a.weights == "none" else a.weights))
     timing, out, _ = _run([sys.executable, str(script)], home, work, "tutorial recipe")
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {**timing, "epochs": [r for r in records if "epoch" in r],
-            "script_seconds": next((r["total_seconds"] for r in records if "total_seconds" in r), None)}
+            "script_seconds": next((r["total_seconds"] for r in records if "total_seconds" in r), None),
+            "test_accuracy": next((r["test_accuracy"] for r in records if "test_accuracy" in r), None)}
+
+
+def test_accuracy(run_dir: str, home: Path, work: Path) -> float:
+    """`tlcore evaluate RUN --split test`, not timed: the engine's score on the test folder."""
+    _, out, _ = _run([sys.executable, "-m", "tlcore", "evaluate", run_dir, "--split", "test", "--json"],
+                     home, work, "tlcore evaluate (not timed)")
+    return float(json.loads(out)["accuracy"])
 
 
 def _steady(seconds: list[float]) -> float:
@@ -405,6 +448,9 @@ def table(r: dict) -> str:
     save = s["checkpoint_save_seconds"]
     row(f"Stage 1, mean epoch + one checkpoint save ({save:.2f} s) each, s", s["ours_sum_epochs"] / e + save,
         s["tutorial_sum_epochs"] / e, " s", (s["tutorial_sum_epochs"] / e) / (s["ours_sum_epochs"] / e + save))
+    rows.append((f"Stage 1, {e} epochs, test accuracy (not timed)", _fmt(s["ours_test_accuracy"]),
+                 _fmt(s["tutorial_test_accuracy"]), f"{s['ours_test_accuracy'] - s['tutorial_test_accuracy']:+.3f}",
+                 "no lower", "yes" if s["ours_test_accuracy"] >= s["tutorial_test_accuracy"] - 1e-9 else "**no**"))
     row(f"Stage 1, {e} epochs, re-run (image + feature caches warm), s", s["ours_rerun_wall"],
         s["tutorial_wall"], " s", s["tutorial_wall"] / s["ours_rerun_wall"])
     row(f"Stage 1, {e} epochs, CPU time (user + system) of the process, s", s["ours_cpu"], s["tutorial_cpu"],
@@ -434,9 +480,15 @@ def run(a: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="tlcore-bench-"))
     t_all, load_start = time.perf_counter(), _load()
     try:
-        data = work / "data"
-        _log(f"dataset: {a.images} JPEG images, {len(CLASSES)} classes, in {data}")
-        info = make_data(data, a.images)
+        if a.data:
+            data = Path(a.data)
+            info = describe_data(data)
+            _log(f"dataset: {data} ({info['train']} train, {info['validation']} validation, "
+                 f"{info['test']} test images)")
+        else:
+            data = work / "data"
+            _log(f"dataset: {a.images} JPEG images, {len(CLASSES)} classes, in {data}")
+            info = make_data(data, a.images)
         home_in = work / "home-inprocess"
         os.environ["TLCORE_HOME"] = str(home_in)
         import keras
@@ -467,10 +519,14 @@ def run(a: argparse.Namespace) -> dict:
             "feature_cache": ours["status"].get("feature_cache"),
             "ours_checkpoint_saves": _improvements([m.get("val_loss") for m in ours["metrics"]]),
             "ours_val_accuracy": ours["metrics"][-1].get("val_accuracy"),
-            "tutorial_val_accuracy": tut["epochs"][-1].get("val_accuracy")}
+            "tutorial_val_accuracy": tut["epochs"][-1].get("val_accuracy"),
+            "ours_test_accuracy": test_accuracy(ours["run_dir"], home, work),
+            "tutorial_test_accuracy": tut["test_accuracy"]}
 
         _log("prediction latency, one image")
-        image = next((data / "validation" / CLASSES[0]).glob("*.jpg"))
+        from .images import is_image_name
+
+        image = next(f for f in sorted((data / "validation").rglob("*")) if is_image_name(f.name))
         load = _load()
         results["predict"] = bench_latency(ours["run_dir"], str(image), 20 if a.quick else LATENCY_CALLS)
         results["predict"]["load"] = [load, _load()]
@@ -528,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         m = results["machine"]
         print(f"{m['cores']} cores ({m['cpu']}), {m['gpus']} GPU; TensorFlow {m['tensorflow']}, "
-              f"Keras {m['keras']}; {a.backbone} at {a.size} px, weights none; "
+              f"Keras {m['keras']}; {a.backbone} at {a.size} px, weights {a.weights}; "
               f"{results['dataset']['train']} train + {results['dataset']['validation']} validation images; "
               f"benchmark took {results['seconds']:.0f} s; 1-minute load average "
               f"{results['load'][0]} at the start, {results['load'][1]} at the end\n")

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
     p.add_argument("out_dir")
     p.add_argument("--classes", type=int, default=4)
-    p.add_argument("--per-class", dest="per_class", type=int, default=100)
+    p.add_argument("--per-class", dest="per_class", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
     p.add_argument("data", nargs="?", default=S)

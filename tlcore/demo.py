@@ -50,6 +50,22 @@ def _background(rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
+def _luma(rgb) -> float:
+    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
+
+
+def _contrasting(rng: np.random.Generator, background) -> tuple[int, int, int]:
+    """A random colour whose brightness differs from the background's by at least 70 of 255:
+    any hue, but the object never melts into its background."""
+    for _ in range(50):
+        colour = rng.integers(0, 256, 3)
+        if abs(_luma(colour) - _luma(background)) >= 70:
+            break
+    else:
+        colour = np.where(_luma(background) > 127, rng.integers(0, 60, 3), rng.integers(196, 256, 3))
+    return tuple(int(c) for c in colour)
+
+
 def _draw(shape: str, rng: np.random.Generator) -> Image.Image:
     im = _background(rng)
     d = ImageDraw.Draw(im)
@@ -59,7 +75,7 @@ def _draw(shape: str, rng: np.random.Generator) -> Image.Image:
     r = float(rng.uniform(0.16, 0.34) * SIZE)
     cx, cy = (float(rng.uniform(r, SIZE - r)) for _ in range(2))
     rot = float(rng.uniform(0, 2 * math.pi))
-    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    colour = _contrasting(rng, np.asarray(im, dtype=np.float32).mean((0, 1)))
     if shape == "circle":
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
     elif shape == "ring":
@@ -89,7 +105,7 @@ def _draw(shape: str, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def make_demo_dataset(out_dir, classes: int = 4, per_class: int = 100, seed: int = 0) -> dict:
+def make_demo_dataset(out_dir, classes: int = 4, per_class: int = 150, seed: int = 0) -> dict:
     """Write OUT_DIR/{train,validation,test}/<shape>/*.png; returns {path, classes, counts}.
 
     Raises:
