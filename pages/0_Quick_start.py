@@ -129,7 +129,8 @@ def train_step(ready: bool):
 def predict_step(run) -> None:
     usable = run is not None and run.state() not in LIVE_STATES and run.model_path() is not None
     with st.container(border=True):
-        step(4, "Predict", False)
+        title = st.empty()  # the step's tick shows once something was predicted
+        files = []
         if not usable:
             st.caption("Once the model is trained, drop an image here (or snap one) to see what it says.")
         else:
@@ -141,6 +142,8 @@ def predict_step(run) -> None:
                     files.append(snap)
             if files:
                 ui.show_predictions(run, files, min(3, max(1, len(run.labels()))), with_gradcam=True)
+        with title.container():
+            step(4, "Predict", bool(files))
         c1, c2 = st.columns(2)
         c1.page_link("pages/7_Predict.py", label="Predict page: top-k, Grad-CAM, ImageNet mode",
                      icon=":material/image_search:")

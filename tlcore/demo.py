@@ -73,7 +73,8 @@ def _draw(shape: str, rng: np.random.Generator) -> Image.Image:
         pts = [tuple(rng.uniform(0, SIZE, 2)) for _ in range(2)]
         d.line(pts, fill=tuple(int(c) for c in rng.integers(0, 256, 3)), width=int(rng.integers(1, 4)))
     r = float(rng.uniform(0.16, 0.34) * SIZE)
-    cx, cy = (float(rng.uniform(r, SIZE - r)) for _ in range(2))
+    margin = 1.3 * r  # the widest shape (the star) reaches 1.3 r from its centre: always whole
+    cx, cy = (float(rng.uniform(margin, SIZE - margin)) for _ in range(2))
     rot = float(rng.uniform(0, 2 * math.pi))
     colour = _contrasting(rng, np.asarray(im, dtype=np.float32).mean((0, 1)))
     if shape == "circle":
