@@ -116,8 +116,17 @@ def _class_files(class_dir: Path, root: Path, problems: list[dict]) -> list[str]
     return files
 
 
+def _cores() -> int:
+    """Threads for decoding: one per core this process may use. Pillow decodes without the GIL,
+    and more threads only contend (2 cores: 2 threads 580-650 img/s, 4 threads 525-590)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 2
+
+
 def _check_all(paths: list[str], root: Path, problems: list[dict]) -> set[str]:
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
         reasons = list(pool.map(check_image, paths))
     bad = set()
     for path, reason in zip(paths, reasons):
@@ -343,7 +352,7 @@ def decode_images(paths: list[str], size: int, resize: str = "stretch",
     images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     ok: list[int] = []
     problems: list[dict] = []
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
         for i, (arr, reason) in enumerate(pool.map(one, paths)):
             if arr is None:
                 problems.append({"file": paths[i], "reason": reason})
