@@ -139,3 +139,34 @@ def test_unwritable_runs_folder_fails_before_training(tmp_path):
                          capture_output=True, text=True, env=_env(tmp_path), timeout=120)
     assert res.returncode == 1
     assert "Cannot write runs to" in json.loads(res.stdout)["error"]
+
+
+def test_checkpointer_saves_the_best_weights_without_a_save_per_epoch(tmp_path):
+    """Improvements within min_interval are remembered, not written; flush writes the best ones
+    and leaves the model's current weights alone."""
+    import keras
+    import numpy as np
+
+    from tlcore.train import Checkpointer
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
+    path = tmp_path / "checkpoint.keras"
+    cp = Checkpointer(model, path, min_interval=3600)
+
+    def weights_on_disk():
+        return keras.models.load_model(str(path), compile=False).get_layer("d").get_weights()[0]
+
+    model.get_layer("d").set_weights([np.full((3, 2), 1.0), np.zeros(2)])
+    cp.improved()  # the first improvement is written at once
+    assert np.allclose(weights_on_disk(), 1.0)
+    model.get_layer("d").set_weights([np.full((3, 2), 2.0), np.zeros(2)])
+    stamp = path.stat().st_mtime_ns
+    cp.improved()  # too soon: remembered only
+    assert path.stat().st_mtime_ns == stamp and np.allclose(weights_on_disk(), 1.0)
+    model.get_layer("d").set_weights([np.full((3, 2), 3.0), np.zeros(2)])  # a worse epoch
+    cp.flush()
+    assert np.allclose(weights_on_disk(), 2.0)  # the best, not the last
+    assert np.allclose(model.get_layer("d").get_weights()[0], 3.0)
+    stamp = path.stat().st_mtime_ns
+    cp.flush()  # nothing pending: nothing written
+    assert path.stat().st_mtime_ns == stamp
