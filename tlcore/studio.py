@@ -127,13 +127,17 @@ def _split_suffix(name: str) -> tuple[str, str]:
     return name, ""
 
 
-def list_weights_files(folder: str | os.PathLike | None = None) -> list[Path]:
-    """Weights files saved earlier, newest first."""
-    out_dir = Path(folder) if folder else weights_dir()
+def _newest_first(out_dir: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files in `out_dir` whose names end in one of `suffixes`, newest first."""
     if not out_dir.is_dir():
         return []
-    files = [p for p in out_dir.iterdir() if p.is_file() and p.name.lower().endswith(WEIGHTS_SUFFIXES)]
+    files = [p for p in out_dir.iterdir() if p.is_file() and p.name.lower().endswith(suffixes)]
     return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def list_weights_files(folder: str | os.PathLike | None = None) -> list[Path]:
+    """Weights files saved earlier, newest first."""
+    return _newest_first(Path(folder) if folder else weights_dir(), WEIGHTS_SUFFIXES)
 
 
 # --- your own model as the backbone ------------------------------------------------
@@ -169,11 +173,7 @@ def save_model_file(filename: str, data: bytes, folder: str | os.PathLike | None
 
 def list_model_files(folder: str | os.PathLike | None = None) -> list[Path]:
     """Model files uploaded earlier, newest first."""
-    out_dir = Path(folder) if folder else models_dir()
-    if not out_dir.is_dir():
-        return []
-    files = [p for p in out_dir.iterdir() if p.is_file() and p.name.lower().endswith(MODEL_SUFFIXES)]
-    return sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+    return _newest_first(Path(folder) if folder else models_dir(), MODEL_SUFFIXES)
 
 
 def backbone_file_stamp(path: str | os.PathLike) -> int:
