@@ -10,7 +10,7 @@ import studio_ui as ui
 from tlcore import studio
 from tlcore.presets import list_presets
 from tlcore.runs import LIVE_STATES, RunStore
-from tlcore.train import OPTIMIZERS
+from tlcore.config import OPTIMIZERS
 
 PRESETS = {p.name: p for p in list_presets()}
 

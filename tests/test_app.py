@@ -9,6 +9,7 @@ Where a page would start training processes (compare, sweep), `fake_starts` stan
 """
 from __future__ import annotations
 
+from planhelp import set_trainable  # noqa: E402
 import io
 import json
 import os
@@ -207,7 +208,7 @@ def test_backbone_says_whether_imagenet_weights_are_cached(studio_home, monkeypa
 
 def test_layers_counts_match_the_engine(studio_home):
     from tlcore.backbones import build_backbone
-    from tlcore.model import HeadSpec, assemble, build_head, cut_backbone, parameter_counts, set_trainable
+    from tlcore.model import HeadSpec, assemble, build_head, cut_backbone, parameter_counts
 
     at = open_page(PAGES[2], data=str(studio_home.data), **SMALL)
     backbone = build_backbone("MobileNetV2", 32, weights=None)

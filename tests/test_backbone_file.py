@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 
 from datagen import write_split
+from planhelp import set_trainable  # noqa: E402
 from tlcore.errors import TLCoreError
 from tlcore.layers import layer_table, resolve_layer
 from tlcore.model import (HeadSpec, assemble, build_head, cut_backbone, is_batchnorm,
-                          parameter_counts, set_trainable)
+                          parameter_counts)
 from tlcore.source import load_backbone_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning")

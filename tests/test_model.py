@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from keras.src.utils.summary_utils import count_params as keras_count_params
 
+from planhelp import set_trainable  # noqa: E402
 from tlcore.backbones import build_backbone
 from tlcore.catalog import get_backbone
 from tlcore.errors import TLCoreError
 from tlcore.layers import resolve_layer
 from tlcore.model import (HeadSpec, assemble, build_head, cut_backbone, feature_extractor,
-                          is_batchnorm, parameter_counts, preprocessing_layers, set_trainable)
+                          is_batchnorm, parameter_counts, preprocessing_layers)
 
 FEATURES = (4, 4, 8)
 
@@ -120,15 +121,20 @@ def test_dropout_without_dense_and_no_dropout():
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in head.layers)
 
 
-@pytest.mark.parametrize("spec, match", [
-    (HeadSpec(pooling="mean"), "--pooling"),
-    (HeadSpec(dropout=1.0), "--dropout"),
-    (HeadSpec(dropout=-0.1), "--dropout"),
-    (HeadSpec(dense=(8, 0)), "--dense"),
+@pytest.mark.parametrize("spec, option", [
+    (HeadSpec(pooling="mean"), "pooling"),
+    (HeadSpec(dropout=1.0), "dropout"),
+    (HeadSpec(dropout=-0.1), "dropout"),
+    (HeadSpec(dense=(8, 0)), "dense"),
 ])
-def test_head_spec_errors(spec, match):
-    with pytest.raises(TLCoreError, match=match):
+def test_head_spec_errors(spec, option):
+    """The engine names the argument; the command line says the flag (test_bad_inputs)."""
+    from tlcore.errors import OptionError
+
+    with pytest.raises(OptionError, match=f"^{option} ") as info:
         build_head(FEATURES, 2, spec)
+    assert info.value.option == option
+    assert info.value.phrased(f"--{option}").startswith(f"--{option} ")
 
 
 def test_head_needs_two_classes():

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import TLCoreError, UsageError
+from .errors import OptionError, TLCoreError, UsageError, flag
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,37 +21,38 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
+    """Every `TrainConfig` option as a flag, derived from its field: name, type, choices, help.
+    Defaults are left out (SUPPRESS), so only what the user gives reaches the options."""
+    from .config import OPTIONS, flag
+
     S = argparse.SUPPRESS
-    p.add_argument("--backbone", default=S, help="catalog backbone name (see `tlcore backbones`)")
-    p.add_argument("--backbone-file", dest="backbone_file", default=S, help="a saved model as backbone")
-    p.add_argument("--weights", default=S, help="imagenet (default), none, or a weights file")
-    p.add_argument("--input-size", dest="input_size", type=int, default=S)
-    p.add_argument("--cut", default=S, help="layer name or index where the backbone ends")
-    p.add_argument("--unfreeze-from", dest="unfreeze_from", default=S,
-                   help="layer name or index from which stage 2 trains (negative from the end)")
-    p.add_argument("--pooling", choices=["avg", "max", "flatten"], default=S)
-    p.add_argument("--dense", type=int, nargs="*", default=S, help="hidden dense layer sizes")
-    p.add_argument("--dropout", type=float, default=S)
-    p.add_argument("--train-bn", dest="train_bn", action="store_true", default=S)
-    p.add_argument("--val-split", dest="val_split", type=float, default=S)
-    p.add_argument("--test-split", dest="test_split", type=float, default=S)
-    p.add_argument("--seed", type=int, default=S)
-    p.add_argument("--resize", choices=["stretch", "pad", "crop"], default=S)
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=S)
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], default=S)
-    p.add_argument("--mixed-precision", dest="mixed_precision", choices=["auto", "on", "off"], default=S)
-    p.add_argument("--preprocessing", choices=["auto", "none", "tf", "caffe", "torch"], default=S,
-                   help="with --backbone-file: what to do to 0-255 RGB before the model (auto: guess)")
+    if data:
+        p.add_argument("data", nargs="?", default=S, help="the dataset folder")
+    for f in OPTIONS:
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        kwargs: dict[str, Any] = {"dest": f.name, "default": S, "help": meta.get("help")}
+        if meta.get("flag"):
+            kwargs["action"] = "store_true"
+        else:
+            for key in ("type", "choices", "nargs"):
+                if meta.get(key) is not None:
+                    kwargs[key] = meta[key]
+            if meta.get("nargs") == "+":
+                kwargs["metavar"] = "PATTERN"
+        p.add_argument(flag(f.name), **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tlcore", description="Transfer learning and fine-tuning of image classifiers.")
+    parser = _Parser(prog="tlcore", description="Transfer learning and fine-tuning of image classifiers.",
+                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     def cmd(name, help):
-        p = sub.add_parser(name, help=help, description=help)
+        p = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
         p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         return p
 
@@ -70,32 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-split", dest="test_split", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
 
-    S = argparse.SUPPRESS
     p = cmd("train", "train a classifier: head on the frozen backbone, then fine-tuning")
-    p.add_argument("data", nargs="?", default=S)
-    _add_model_options(p)
-    p.add_argument("--head-epochs", dest="head_epochs", type=int, default=S)
-    p.add_argument("--fine-tune-epochs", dest="fine_tune_epochs", type=int, default=S)
-    p.add_argument("--lr", type=float, default=S)
-    p.add_argument("--fine-tune-lr", dest="fine_tune_lr", type=float, default=S)
-    p.add_argument("--augment", choices=["none", "light", "strong"], default=S)
-    p.add_argument("--flip", choices=["none", "horizontal", "vertical", "both"], default=S)
-    p.add_argument("--rotation", type=float, default=S, help="degrees")
-    p.add_argument("--zoom", type=float, default=S)
-    p.add_argument("--shift", type=float, default=S)
-    p.add_argument("--shear", type=float, default=S)
-    p.add_argument("--contrast", type=float, default=S)
-    p.add_argument("--early-stopping", dest="early_stopping", type=int, default=S, help="patience, 0 = off")
-    p.add_argument("--class-weights", dest="class_weights", choices=["auto", "none"], default=S)
-    p.add_argument("--feature-cache", dest="feature_cache", choices=["auto", "on", "off"], default=S)
-    p.add_argument("--xla", action="store_true", default=S)
+    _add_config_options(p)
     p.add_argument("--runs-dir", dest="runs_dir")
     p.add_argument("--run-id", dest="run_id")
-    p.add_argument("--name", default=S)
-    p.add_argument("--resume")
-    p.add_argument("--config", dest="config_file")
-    p.add_argument("--preset", default=S)
-    p.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--resume", help="continue an interrupted or stopped run from its checkpoint")
+    p.add_argument("--config", dest="config_file", help="repeat a run from its config.json")
+    p.add_argument("--queue", action="store_true",
+                   help="wait for the machine: one training at a time, first in first out")
+    p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
+    _add_config_options(p, data=False)
+    p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
+    p.add_argument("--config", dest="config_file", help="the options of a run's config.json")
 
     cmd("presets", "the classic recipes `train --preset NAME` applies")
     p = cmd("calibrate", "fit temperature scaling on the validation split and bake it into the model")
@@ -113,13 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", dest="per_class", type=int, default=150)
     p.add_argument("--seed", type=int, default=0)
     p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
-    p.add_argument("data", nargs="?", default=S)
-    _add_model_options(p)
+    _add_config_options(p)
     p.add_argument("--stage", type=int, default=1, choices=[1, 2])
     p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7)
     p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--preset", default=S)
     p = cmd("stop", "ask a running training to stop (it saves its model)")
     p.add_argument("run_dir")
     p.add_argument("--runs-dir", dest="runs_dir")
@@ -182,29 +167,31 @@ def _cmd_scan(a):
     return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
 
 
-_TRAIN_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue"}
+_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
+            "stage", "min_lr", "max_lr", "steps"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
-    """TrainConfig fields from defaults < --preset < --config file < explicit options."""
-    from .presets import apply_preset
+    """TrainConfig fields from defaults < --preset < --config file < explicit options, then the
+    from-scratch default for --weights none (`config.resolve_options`)."""
+    from .config import resolve_options
 
-    given = {k: v for k, v in vars(a).items() if k not in _TRAIN_CONTROL}
+    given = {k: v for k, v in vars(a).items() if k not in _CONTROL}
     options: dict[str, Any] = {}
-    if a.config_file:
+    if getattr(a, "config_file", None):
         from .jsonio import read_json
 
         cfg = read_json(a.config_file)
         if not isinstance(cfg, dict) or not isinstance(cfg.get("options", cfg), dict):
             raise TLCoreError(f"--config {a.config_file}: not a readable config.json.")
-        options.update(cfg.get("options", cfg))
+        options.update(cfg.get("options", cfg))  # a recorded preset is already applied there
     options.update(given)
-    preset = given.get("preset") or options.get("preset")
-    return apply_preset(preset, options) if "preset" in given else options
+    return resolve_options(options, set(options), preset="preset" in given)
 
 
 def _cmd_train(a):
-    from .train import TrainConfig, train
+    from .config import TrainConfig
+    from .train import train
 
     def announce(path):
         print(f"run_dir: {path}", file=sys.stderr, flush=True)
@@ -215,6 +202,15 @@ def _cmd_train(a):
     return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
 
 
+def _cmd_plan(a):
+    from .config import TrainConfig
+    from .plan import make_plan
+
+    config = TrainConfig.from_dict(train_options(a))
+    config.check(data=False)
+    return make_plan(config.resolved(), a.classes).to_dict()
+
+
 def _cmd_demo_data(a):
     from .demo import make_demo_dataset
 
@@ -222,14 +218,10 @@ def _cmd_demo_data(a):
 
 
 def _cmd_lr_find(a):
+    from .config import TrainConfig
     from .lrfind import lr_find
-    from .presets import apply_preset
-    from .train import TrainConfig
 
-    control = {"command", "json", "stage", "min_lr", "max_lr", "steps"}
-    options = {k: v for k, v in vars(a).items() if k not in control}
-    options = apply_preset(options.get("preset"), options)
-    return lr_find(TrainConfig.from_dict(options), a.stage, a.min_lr, a.max_lr, a.steps)
+    return lr_find(TrainConfig.from_dict(train_options(a)), a.stage, a.min_lr, a.max_lr, a.steps)
 
 
 def _cmd_explain(a):
@@ -289,7 +281,7 @@ def _cmd_runs(a):
 
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
-            "scan": _cmd_scan, "train": _cmd_train, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs}
 
 
@@ -367,8 +359,9 @@ def _run(argv: list[str]) -> tuple[int, Any]:
         print(f"usage error: {exc}", file=sys.stderr)
         return 2, {"error": str(exc)}
     except TLCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1, {"error": str(exc)}
+        text = exc.phrased(flag(exc.option)) if isinstance(exc, OptionError) else str(exc)
+        print(f"error: {text}", file=sys.stderr)
+        return 1, {"error": text}
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 1, {"error": "interrupted"}

@@ -441,7 +441,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch
     """A tf.data pipeline over decoded images: shuffle, batch, augment (train only), prefetch."""
     import tensorflow as tf
 
-    y = labels.astype("float32").reshape(-1, 1) if num_classes == 2 else labels.astype("int64")
+    from .outputs import targets
+
+    y = targets(labels, num_classes)
     ds = tf.data.Dataset.from_tensor_slices((images, y))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)

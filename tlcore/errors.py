@@ -12,3 +12,21 @@ class TLCoreError(Exception):
 
 class UsageError(TLCoreError):
     """Arguments that do not fit together (the command line exits 2)."""
+
+
+class OptionError(TLCoreError):
+    """A bad value of one option. The message follows the option's name, or holds the marker
+    ``{option}`` where the name goes; `phrased` puts another name there (a flag, a label)."""
+
+    def __init__(self, option: str, message: str):
+        self.option = option
+        self.template = message if "{option}" in message else "{option} " + message
+        super().__init__(self.phrased(option))
+
+    def phrased(self, name: str) -> str:
+        return self.template.replace("{option}", name)
+
+
+def flag(option: str) -> str:
+    """The command-line flag of an option: ``fine_tune_lr`` -> ``--fine-tune-lr``."""
+    return "--" + option.replace("_", "-")

@@ -83,7 +83,9 @@ def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_si
     """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
     import tensorflow as tf
 
-    y = labels.astype("float32").reshape(-1, 1) if num_classes == 2 else labels.astype("int64")
+    from .outputs import targets
+
+    y = targets(labels, num_classes)
     copies = features.shape[0]
     per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
     ds = tf.data.Dataset.from_tensor_slices((per_image, y))

@@ -11,7 +11,7 @@ import difflib
 import re
 from dataclasses import asdict, dataclass
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def resolve_layer(model, spec, what: str = "layer", paths: dict[str, str] | None
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().lstrip("-").isdigit()):
         i = int(spec)
         if not -n <= i < n:
-            raise TLCoreError(f"{what} index {i} is out of range: the backbone has {n} layers "
+            raise OptionError(what, f"index {i} is out of range: the backbone has {n} layers "
                               f"(0 to {n - 1}, or -1 to -{n} from the end).")
         return i % n
     names = [layer.name for layer in model.layers]
@@ -177,4 +177,28 @@ def resolve_layer(model, spec, what: str = "layer", paths: dict[str, str] | None
         return full.index(spec)
     close = difflib.get_close_matches(str(spec), full, n=5)
     hint = f" Did you mean: {', '.join(close)}?" if close else " Run `tlcore layers` to list them."
-    raise TLCoreError(f"The backbone has no layer named {spec!r} (given as {what}).{hint}")
+    raise OptionError(what, f"The backbone has no layer named {spec!r} (given as {{option}}).{hint}")
+
+
+def resolve_cut(model, cut=None, paths: dict[str, str] | None = None, default: int | None = None) -> int:
+    """Index of the layer where the backbone ends: `cut` (name, path or index), else `default`,
+    else the last layer.
+
+    Raises:
+        TLCoreError: unknown layer, the input layer, or a layer that is not a clean cut point.
+    """
+    n = len(model.layers)
+    if cut in (None, ""):
+        index = n - 1 if default is None else int(default)
+    else:
+        index = resolve_layer(model, cut, "cut", paths)
+    if index == 0:
+        raise OptionError("cut", "cannot be the input layer; choose a layer after it.")
+    if index != n - 1 and not cut_points(model)[index]:
+        layer = model.layers[index]
+        raise TLCoreError(
+            f"Layer {layer.name!r} (index {index}) is not a clean cut point: some path from the "
+            "input to the output goes around it (it sits inside a branch). Choose a layer marked "
+            "cut_point in `tlcore layers`, such as the end of a block."
+        )
+    return index

@@ -37,9 +37,11 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
 
     from . import features
     from .data import scan, split_arrays
-    from .model import feature_extractor, set_trainable
+    from .model import build_model, feature_extractor
+    from .outputs import loss_name, targets
+    from .plan import apply_stage, make_plan
     from .source import load_source
-    from .train import _optimizer, _unfreeze_index, build_model
+    from .train import make_optimizer
 
     if stage not in (1, 2):
         raise TLCoreError(f"--stage must be 1 or 2. Received: {stage}")
@@ -47,12 +49,9 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
         raise TLCoreError(f"Need 0 < --min-lr < --max-lr <= 10. Received: {min_lr}, {max_lr}")
     if not 10 <= steps <= 1000:
         raise TLCoreError(f"--steps must be from 10 to 1000. Received: {steps}")
-    import dataclasses
-
-    config = dataclasses.replace(config)  # never change the caller's config
-    config.check()
+    config = config.resolved()  # a new config: the caller's is never changed
     if stage == 2 and config.fine_tune_epochs == 0:
-        config.fine_tune_epochs = 1  # only to choose the default unfreeze point
+        config = config.replace(fine_tune_epochs=1)  # only so that the plan unfreezes something
     keras.utils.set_random_seed(config.seed)
     ds = scan(config.data, config.val_split, config.test_split, config.seed)
     source = load_source(config)
@@ -65,15 +64,14 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     n_classes = len(ds.classes)
     model = build_model(config, source, n_classes)
     head = model.get_layer("head")
-    layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
-    set_trainable(model, stage, _unfreeze_index(source.backbone, config, source.paths), config.train_bn, layer_index)
+    apply_stage(model, make_plan(config, n_classes, source), stage)
     if stage == 1:
         data, net = features.compute(feature_extractor(model), x, config.batch_size)[0], head
     else:
         data, net = x.astype(np.float32), model
-    loss = "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
-    target = y.astype("float32").reshape(-1, 1) if n_classes == 2 else y
-    opt = _optimizer(config.optimizer, min_lr)
+    loss = loss_name(n_classes)
+    target = targets(y, n_classes)
+    opt = make_optimizer(config.optimizer, min_lr)
     net.compile(optimizer=opt, loss=loss)
     rng = np.random.default_rng(config.seed)
     factor = (max_lr / min_lr) ** (1 / (steps - 1))

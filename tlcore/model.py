@@ -1,8 +1,9 @@
-"""Model surgery: preprocessing baked in, cut, head, freeze and unfreeze, BatchNorm policy.
+"""Model surgery: preprocessing baked in, cut, head; the assembled classifier.
 
 A trained model is ``image (RGB 0-255) -> preprocessing layers -> backbone (cut) -> head``,
 where `backbone` and `head` are nested Functional models, so that the head can be trained
-alone on cached features and everything loads in plain Keras in safe mode.
+alone on cached features and everything loads in plain Keras in safe mode. What trains in
+which stage is not decided here but in `plan.py`.
 """
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import TLCoreError
-from .layers import cut_points, layer_output, resolve_layer
-
-POOLINGS = ("avg", "max", "flatten")
-BN_TRAIN_MOMENTUM = 0.9
+from .config import POOLINGS
+from .errors import OptionError, TLCoreError
+from .layers import layer_output, resolve_cut
+from .outputs import activation, output_units
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
@@ -66,15 +66,15 @@ class HeadSpec:
 
     def check(self) -> None:
         if self.pooling not in POOLINGS:
-            raise TLCoreError(f"--pooling must be one of {', '.join(POOLINGS)}. Received: {self.pooling!r}")
+            raise OptionError("pooling", f"must be one of {', '.join(POOLINGS)}. Received: {self.pooling!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
-            raise TLCoreError(f"--dropout must be at least 0 and below 1. Received: {self.dropout}")
+            raise OptionError("dropout", f"must be at least 0 and below 1. Received: {self.dropout}")
         for units in self.dense:
             if int(units) < 1:
-                raise TLCoreError(f"--dense units must be positive whole numbers. Received: {units}")
+                raise OptionError("dense", f"units must be positive whole numbers. Received: {units}")
 
 
-def cut_backbone(backbone, cut=None, paths: dict[str, str] | None = None):
+def cut_backbone(backbone, cut=None, paths: dict[str, str] | None = None, default: int | None = None):
     """The backbone up to and including layer `cut` (name or index), as a Model named 'backbone'.
 
     Raises:
@@ -82,22 +82,13 @@ def cut_backbone(backbone, cut=None, paths: dict[str, str] | None = None):
     """
     import keras
 
-    index = len(backbone.layers) - 1 if cut in (None, "") else resolve_layer(backbone, cut, "--cut", paths)
-    if not cut_points(backbone)[index] and index != len(backbone.layers) - 1:
-        layer = backbone.layers[index]
-        raise TLCoreError(
-            f"Layer {layer.name!r} (index {index}) is not a clean cut point: some path from the "
-            "input to the output goes around it (it sits inside a branch). Choose a layer marked "
-            "cut_point in `tlcore layers`, such as the end of a block."
-        )
-    if index == 0:
-        raise TLCoreError("--cut cannot be the input layer; choose a layer after it.")
+    index = resolve_cut(backbone, cut, paths, default)
     output = layer_output(backbone, backbone.layers[index])
     return keras.Model(backbone.inputs, output, name="backbone"), index
 
 
 def build_head(feature_shape, num_classes: int, spec: HeadSpec, mixed_precision: bool = False):
-    """Pooling, optional dense layers, dropout, and the output (1 sigmoid unit for 2 classes)."""
+    """Pooling, optional dense layers, dropout, and the output (`outputs.output_units`)."""
     import keras
 
     spec.check()
@@ -120,11 +111,8 @@ def build_head(feature_shape, num_classes: int, spec: HeadSpec, mixed_precision:
             x = keras.layers.Dropout(spec.dropout, name=f"head_dropout_{i}")(x)
     if spec.dropout and not spec.dense:
         x = keras.layers.Dropout(spec.dropout, name="head_dropout")(x)
-    if num_classes == 2:
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
-    else:
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions",
-                                     dtype="float32")(x)
+    outputs = keras.layers.Dense(output_units(num_classes), activation=activation(num_classes),
+                                 name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="head")
 
 
@@ -153,38 +141,16 @@ def feature_extractor(model):
     return keras.Model(inputs, model.get_layer("backbone")(x), name="features")
 
 
-def set_trainable(model, stage: int, unfreeze_from: int | None, train_bn: bool = False,
-                  layer_index: dict[str, int] | None = None) -> None:
-    """Freeze or unfreeze the backbone for a stage; the head is always trainable.
-
-    Stage 1: the whole backbone frozen. Stage 2: layers whose index in the uncut backbone
-    (`layer_index`: name -> index) is at least `unfreeze_from` train; BatchNormalization
-    layers stay frozen (and so run in inference mode) unless `train_bn`; BatchNormalization
-    layers that train get a moving-average momentum of at most 0.9.
-    """
-    backbone = model.get_layer("backbone")
-    backbone.trainable = True
-    for i, layer in enumerate(backbone.layers):
-        index = layer_index.get(layer.name, i) if layer_index else i
-        train = stage == 2 and unfreeze_from is not None and index >= unfreeze_from
-        if type(layer).__name__ == "TFSMLayer":
-            train = False  # a SavedModel wrapped as a layer is frozen for good
-        elif is_batchnorm(layer):
-            if not train_bn:
-                train = False
-            elif train and getattr(layer, "momentum", 0) > BN_TRAIN_MOMENTUM:
-                # Keras' applications use 0.99-0.999: with the few hundred steps of a small
-                # dataset the moving statistics would never catch up with the batch ones.
-                layer.momentum = BN_TRAIN_MOMENTUM
-        layer.trainable = train
-    model.get_layer("head").trainable = True
-    for layer in model.layers:
-        if layer.name.startswith("preprocess_"):
-            layer.trainable = False
-
-
 def parameter_counts(model) -> dict[str, int]:
     """Trainable and non-trainable parameters, counted as Keras counts them."""
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     non_trainable = int(sum(int(np.prod(w.shape)) for w in model.non_trainable_weights))
     return {"trainable": trainable, "non_trainable": non_trainable, "total": trainable + non_trainable}
+
+
+def build_model(config, source, num_classes: int):
+    """The untrained classifier a TrainConfig describes, on a backbone from `source.load_source`."""
+    backbone_cut, _ = cut_backbone(source.backbone, config.cut, source.paths, source.default_cut)
+    head = build_head(backbone_cut.output.shape[1:], num_classes,
+                      HeadSpec(config.pooling, tuple(config.dense), config.dropout))
+    return assemble(backbone_cut, head, source.preprocessing, source.input_size)

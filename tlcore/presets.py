@@ -64,6 +64,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
         {"backbone": "MobileNetV2", "head_epochs": 10, "fine_tune_epochs": 10, "unfreeze_from": "0",
          "lr": 1e-3, "fine_tune_lr": 1e-4, "train_bn": False, "pooling": "avg", "dropout": 0.2},
     ),
+    Preset(
+        "scratch-small",
+        "Without pretrained weights: a small network trained from scratch. MobileNetV2 up to the "
+        "expansion of block 6 (66 k weights, 8x8x192 features) at 64 px, every layer and "
+        "BatchNorm training from the first epoch (no head-only stage), Adam 1e-3, batch 16, "
+        "flips and any rotation, 45 epochs. Learns the demo shapes (`tlcore demo-data`) to about "
+        "0.9 test accuracy in 2-3 minutes on a 2-core CPU; the whole MobileNetV2 learns much more "
+        "slowly from scratch. Not a substitute for transfer learning on photos.",
+        {"backbone": "MobileNetV2", "input_size": 64, "weights": "none", "cut": "block_6_expand_relu",
+         "unfreeze_from": "0", "train_bn": True, "head_epochs": 0, "fine_tune_epochs": 45,
+         "lr": 1e-3, "fine_tune_lr": 1e-3, "batch_size": 16, "pooling": "avg", "dense": [],
+         "dropout": 0.2, "augment": "none", "flip": "both", "rotation": 180.0, "early_stopping": 0},
+    ),
 ]}
 
 

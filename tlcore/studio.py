@@ -30,7 +30,6 @@ from .runs import LIVE_STATES, Run, RunStore
 
 WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_SURGERY_LOCK = threading.Lock()
 
 
 # --- the catalog -------------------------------------------------------------------
@@ -213,8 +212,10 @@ def cut_options(table: Sequence[LayerInfo]) -> list[int]:
 
 
 def default_unfreeze_index(n_layers: int) -> int:
-    """The engine's default start of fine-tuning: the last third of the uncut backbone."""
-    return (2 * int(n_layers)) // 3
+    """The engine's default start of fine-tuning (`plan.default_unfreeze_index`)."""
+    from .plan import default_unfreeze_index as owner
+
+    return owner(n_layers)
 
 
 def index_of(table: Sequence[LayerInfo], spec, default: int) -> int:
@@ -336,10 +337,9 @@ def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpe
     Raises:
         TLCoreError: unknown layer, a cut that is not a clean cut point, a bad head.
     """
-    from .layers import resolve_layer
-    from .model import parameter_counts
+    from .config import TrainConfig
+    from .plan import make_plan
     from .source import BackboneSource
-    from .train import TrainConfig, plan
 
     head = head or HeadSpec()
     config = TrainConfig(cut=cut, unfreeze_from=unfreeze_from, pooling=head.pooling,
@@ -347,25 +347,13 @@ def stage_parameter_counts(backbone, cut=None, unfreeze_from=None, head: HeadSpe
                          fine_tune_epochs=int(fine_tune_epochs))
     source = BackboneSource(backbone, preprocessing, int(backbone.input_shape[1]), paths=dict(paths or {}),
                             default_cut=default_cut)
-    if cut in (None, ""):
-        cut_index = len(backbone.layers) - 1 if default_cut is None else int(default_cut)
-    else:
-        cut_index = resolve_layer(backbone, cut, "--cut", paths)
-    with _SURGERY_LOCK:
-        saved = [(layer, layer.trainable) for layer in backbone.layers]
-        saved_top = backbone.trainable
-        try:
-            planned = plan(config, int(num_classes), source)
-            head_trainable = parameter_counts(planned["model"].get_layer("head"))["trainable"]
-            feature_shape = tuple(planned["model"].get_layer("head").input_shape[1:])
-        finally:
-            backbone.trainable = saved_top
-            for layer, flag in saved:
-                layer.trainable = flag
-    stage1, stage2 = planned["stage1"], planned["stage2"]
-    return StageCounts(cut_index=cut_index, unfreeze_index=planned["unfreeze_index"],
-                       feature_shape=feature_shape, stage1=stage1, stage2=stage2, head=head_trainable,
-                       backbone_trainable_stage2=stage2["trainable"] - head_trainable)
+    planned = make_plan(config, int(num_classes), source)
+    stage1, stage2 = planned.stages[1], planned.stages[2]
+    keys = ("trainable", "non_trainable", "total")
+    return StageCounts(cut_index=planned.cut_index, unfreeze_index=planned.unfreeze_index,
+                       feature_shape=planned.feature_shape, stage1={k: stage1[k] for k in keys},
+                       stage2={k: stage2[k] for k in keys}, head=planned.head_params,
+                       backbone_trainable_stage2=stage2["backbone_trainable"])
 
 
 def no_backbone_training_reason(counts: StageCounts, table: Sequence[LayerInfo],

@@ -1,9 +1,9 @@
 """Two-stage training into the run store: head on a frozen backbone, then fine-tuning.
 
-`TrainConfig` holds every option of `tlcore train` and is what config.json records;
-`train()` creates the run folder first, then scans, builds, fits and saves, reporting
-through the run store only (status heartbeat, metrics.jsonl, checkpoint), so the command
-line and the app follow a run the same way. A stop file or SIGTERM ends it within a batch.
+`train()` checks the `config.TrainConfig` and the dataset, creates the run folder, then builds,
+fits and saves, following the `plan.Plan` of what trains when and reporting through the run
+store only (status heartbeat, metrics.jsonl, checkpoint), so the command line and the app
+follow a run the same way. A stop file or SIGTERM ends it within a batch.
 """
 from __future__ import annotations
 
@@ -26,126 +26,15 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, home
+from .config import TrainConfig
 from .errors import TLCoreError
 from .runs import Run, RunStore, now_iso
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
+CHANCE_TOLERANCE = 0.02
 
 
-@dataclass
-class TrainConfig:
-    data: str = ""
-    backbone: str | None = None
-    backbone_file: str | None = None
-    weights: str | None = "imagenet"
-    input_size: int | None = None
-    cut: str | None = None
-    unfreeze_from: str | None = None
-    head_epochs: int = 10
-    fine_tune_epochs: int = 5
-    lr: float = 1e-3
-    fine_tune_lr: float | None = None
-    optimizer: str = "adam"
-    batch_size: int = 32
-    pooling: str = "avg"
-    dense: list[int] = field(default_factory=list)
-    dropout: float = 0.2
-    augment: str = "light"
-    flip: str | None = None
-    rotation: float | None = None
-    zoom: float | None = None
-    shift: float | None = None
-    shear: float | None = None
-    contrast: float | None = None
-    val_split: float = 0.2
-    test_split: float = 0.1
-    seed: int = 42
-    early_stopping: int = 5
-    train_bn: bool = False
-    class_weights: str = "auto"
-    feature_cache: str = "auto"
-    mixed_precision: str = "auto"
-    xla: bool = False
-    resize: str = "stretch"
-    name: str | None = None
-    preset: str | None = None
-    preprocessing: str | None = None
-
-    @classmethod
-    def from_dict(cls, options: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise TLCoreError(f"Unknown training option(s): {', '.join(unknown)}.")
-        return cls(**options)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def check(self) -> None:
-        """Every argument check, before any work."""
-        if not self.data:
-            raise TLCoreError("Give the dataset folder (DATA).")
-        from .data import check_folder
-
-        check_folder(self.data)
-        for name in ("val_split", "test_split"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise TLCoreError(f"--{name.replace('_', '-')} must be at least 0 and below 1. "
-                                  f"Received: {value!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
-            raise TLCoreError(f"--seed must be a whole number from 0 to {2 ** 32 - 1}. Received: {self.seed!r}")
-        if bool(self.backbone) == bool(self.backbone_file):
-            raise TLCoreError("Give exactly one of --backbone NAME or --backbone-file PATH.")
-        if self.backbone:
-            from .catalog import get_backbone
-            from .backbones import check_input_size
-
-            self.backbone = get_backbone(self.backbone).name
-            self.input_size = check_input_size(self.backbone, self.input_size)
-        for name in ("head_epochs", "fine_tune_epochs", "early_stopping"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise TLCoreError(f"--{name.replace('_', '-')} must be a whole number, 0 or more. "
-                                  f"Received: {value!r}")
-        if self.head_epochs + self.fine_tune_epochs == 0:
-            raise TLCoreError("Nothing to train: --head-epochs and --fine-tune-epochs are both 0.")
-        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 4096:
-            raise TLCoreError(f"--batch-size must be a whole number from 1 to 4096. Received: {self.batch_size!r}")
-        for name in ("lr", "fine_tune_lr"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and 0 < value < 10):
-                raise TLCoreError(f"--{name.replace('_', '-')} must be a positive number below 10. "
-                                  f"Received: {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise TLCoreError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {self.optimizer!r}")
-        if self.feature_cache not in ("auto", "on", "off"):
-            raise TLCoreError(f"--feature-cache must be auto, on or off. Received: {self.feature_cache!r}")
-        if self.mixed_precision not in ("auto", "on", "off"):
-            raise TLCoreError(f"--mixed-precision must be auto, on or off. Received: {self.mixed_precision!r}")
-        if self.backbone_file and not Path(self.backbone_file).expanduser().exists():
-            raise TLCoreError(f"--backbone-file not found: {self.backbone_file}")
-        if self.weights not in (None, "imagenet", "none") and not Path(self.weights).expanduser().is_file():
-            raise TLCoreError(f"--weights must be imagenet, none, or a weights file. File not found: {self.weights}")
-        from .data import augmentation_options
-        from .images import RESIZE_MODES
-        from .model import HeadSpec
-
-        if self.resize not in RESIZE_MODES:
-            raise TLCoreError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {self.resize!r}")
-        HeadSpec(self.pooling, tuple(self.dense), self.dropout).check()
-        augmentation_options(self.augment, **self.augment_overrides())
-
-    def augment_overrides(self) -> dict:
-        return {k: getattr(self, k) for k in ("flip", "rotation", "zoom", "shift", "shear", "contrast")}
-
-    @property
-    def stage2_lr(self) -> float:
-        return self.fine_tune_lr if self.fine_tune_lr is not None else self.lr / 10.0
-
-
-def _optimizer(name: str, lr: float):
+def make_optimizer(name: str, lr: float):
     import keras
 
     if name == "adam":
@@ -156,8 +45,10 @@ def _optimizer(name: str, lr: float):
 
 
 def compile_model(model, optimizer: str, lr: float, num_classes: int, xla: bool = False) -> None:
-    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=_optimizer(optimizer, lr), loss=loss, metrics=["accuracy"],
+    from .outputs import loss_name
+
+    loss = loss_name(num_classes)
+    model.compile(optimizer=make_optimizer(optimizer, lr), loss=loss, metrics=["accuracy"],
                   jit_compile=bool(xla))
 
 
@@ -218,7 +109,7 @@ class Checkpointer:
 
 
 def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, best: dict,
-               patience: int, checkpoint: Checkpointer):
+               patience: int, checkpoint: Checkpointer, on_epoch: Callable[[dict], None] | None = None):
     import keras
 
     class RunRecorder(keras.callbacks.Callback):
@@ -262,6 +153,8 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
             if stop and self.batches_total and run.raw_status().get("batch", 0) < self.batches_total:
                 return  # a partial epoch after a stop request is not a finished epoch
             run.append_metric(record)
+            if on_epoch:
+                on_epoch(record)
             score = record.get("val_loss")
             if score is None or best.get("val_loss") is None or score < best["val_loss"]:
                 best.update(val_loss=score, epoch=epoch + 1)
@@ -326,6 +219,8 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         TLCoreError: bad options or data, found before the run folder is made where possible;
             after that the run is marked failed with the reason, and the error re-raised.
     """
+    from .data import scan
+
     t_start = time.time()
     store = RunStore(runs_dir)
     if resume:
@@ -339,9 +234,11 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         run.file("stop").unlink(missing_ok=True)
         if run.model_path() is None:
             raise TLCoreError(f"Run {run.run_id} has no checkpoint to resume from; start it again instead.")
-        config.check()
-    else:
-        config.check()
+        config = config.resolved()
+        ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
+    else:  # every check that needs no TensorFlow, before the run folder exists
+        config = config.resolved()
+        ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
         run = store.create(run_id, hint=config.backbone or Path(config.backbone_file).stem)
     if announce:
         announce(run.path)
@@ -365,10 +262,11 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     try:
         with machine_slot(run, queue):
             run.write_status(state="running")
-            result = _train_in_run(config, run, stop, bool(resume))
+            result = _train_in_run(config, run, stop, bool(resume), ds)
     except _StoppedWhileQueued:
         run.write_status(state="stopped", ended_at=now_iso())
-        result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None}
+        result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None,
+                  "warnings": []}
     except TLCoreError as exc:
         run.write_status(state="failed", ended_at=now_iso(), error=str(exc))
         raise
@@ -384,7 +282,8 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         beat_stop.set()
         stop.uninstall()
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
-    return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds")}
+    return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy",
+                                       "seconds", "warnings")}
 
 
 def _beat(run: Run, done: threading.Event) -> None:
@@ -396,20 +295,20 @@ def _beat(run: Run, done: threading.Event) -> None:
             pass
 
 
-def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool) -> dict:
+def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds) -> dict:
     import keras
 
     from . import device
-    from .data import (augmentation_layers, augmentation_options, class_weights, make_dataset,
-                       scan, split_arrays)
+    from .data import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
     from .evaluate import evaluate_run
-    from .model import parameter_counts, set_trainable
+    from .model import build_model, parameter_counts
+    from .plan import apply_stage, make_plan
     from .source import load_source
 
     keras.utils.set_random_seed(config.seed)
     dev = device.setup(config.mixed_precision, config.xla)
-    # decode_images below reads every file once and skips (and reports) the unusable ones
-    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
+    # `ds` was scanned without decoding: split_arrays reads every file once and skips (and
+    # reports) the unusable ones
     classes = ds.classes
     n_classes = len(classes)
     if config.backbone_file and Path(config.backbone_file).is_dir():
@@ -453,13 +352,27 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size) if len(x_val) else None
     weights = class_weights(y_train, n_classes, config.class_weights)
 
-    layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
+    plan = make_plan(config, n_classes, source)
     with dev["strategy"].scope():
         if resuming:
             model = keras.models.load_model(str(run.model_path()), safe_mode=True, compile=False)
         else:
             model = build_model(config, source, n_classes)
-    unfreeze = _unfreeze_index(source.backbone, config, source.paths)
+    by_stage = {}
+    for stage in (1, 2):  # what Keras counts once the plan is applied (equal to the plan's counts)
+        apply_stage(model, plan, stage)
+        by_stage[str(stage)] = parameter_counts(model)
+    warnings = list(plan.warnings)
+    run.write_status(parameters_by_stage=by_stage, warnings=warnings)
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    def on_epoch(record: dict) -> None:
+        text = chance_warning(run.metrics(), n_classes, config)
+        if text and text not in warnings:
+            warnings.append(text)
+            run.write_status(warnings=warnings)
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
     done = [m for m in run.metrics()] if resuming else []
     epochs_done = max((m["epoch"] for m in done), default=0)
@@ -474,7 +387,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         if n_epochs == 0 or epochs_done >= last:
             first = last
             continue
-        set_trainable(model, stage, unfreeze, config.train_bn, layer_index)
+        apply_stage(model, plan, stage)
         run.write_status(stage=stage, parameters=parameter_counts(model))
         fit_model, fit_train, fit_val = model, train_ds, val_ds
         copies = _cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
@@ -491,7 +404,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                       initial_epoch=max(first, epochs_done),
                       class_weight=weights, verbose=verbose, shuffle=False,
                       callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
-                                           checkpoint))
+                                           checkpoint, on_epoch))
         checkpoint.flush()
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if stop:
@@ -516,39 +429,46 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         ev = evaluate_run(run.path, model=model, dataset=ds)
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
-    run.write_status(state=state, ended_at=now_iso())
-    return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc}
+    final = chance_warning(metrics, n_classes, config, final=True)
+    if final and final not in warnings:
+        warnings.append(final)
+        print(f"warning: {final}", file=sys.stderr, flush=True)
+    run.write_status(state=state, ended_at=now_iso(), warnings=warnings)
+    return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc,
+            "warnings": warnings}
 
 
-def build_model(config: TrainConfig, source, num_classes: int):
-    """The untrained classifier `config` describes, on a backbone from `source.load_source`."""
-    from .model import HeadSpec, assemble, build_head, cut_backbone
+def chance_warning(metrics: list[dict], num_classes: int, config: TrainConfig, final: bool = False) -> str | None:
+    """A warning when the loss sits at chance, ln(classes), within 2%: over the first 3 epochs
+    (as soon as they are done), or at the end of the run (`final`). None otherwise.
 
-    cut = config.cut if config.cut not in (None, "") else source.default_cut
-    backbone_cut, _ = cut_backbone(source.backbone, cut, source.paths)
-    head = build_head(backbone_cut.output.shape[1:], num_classes,
-                      HeadSpec(config.pooling, tuple(config.dense), config.dropout))
-    return assemble(backbone_cut, head, source.preprocessing, source.input_size)
-
-
-def plan(config: TrainConfig, num_classes: int, source=None) -> dict:
-    """What training would train, without data: the model and parameter counts per stage.
-
-    Returns:
-        {model, source, unfreeze_index, stage1: {trainable, non_trainable, total}, stage2: {...}}
+    The validation loss is used where there is one, else the training loss.
     """
-    from .model import parameter_counts, set_trainable
-    from .source import load_source
+    chance = float(np.log(num_classes))
+    losses = [m.get("val_loss") if m.get("val_loss") is not None else m.get("loss") for m in metrics]
+    losses = [x for x in losses if x is not None]
+    if final:
+        if not losses or abs(losses[-1] - chance) > CHANCE_TOLERANCE * chance:
+            return None
+        when = f"at the end of the run ({len(losses)} epochs)"
+    else:
+        if len(losses) != CHANCE_EPOCHS or any(abs(x - chance) > CHANCE_TOLERANCE * chance for x in losses):
+            return None
+        when = f"for the first {CHANCE_EPOCHS} epochs"
+    return (f"The loss stayed at chance level, ln({num_classes}) = {chance:.3f}, {when}: the model "
+            f"predicts no better than guessing. Likely cause: {_chance_cause(config)}")
 
-    source = source or load_source(config)
-    model = build_model(config, source, num_classes)
-    layer_index = {layer.name: i for i, layer in enumerate(source.backbone.layers)}
-    unfreeze = _unfreeze_index(source.backbone, config, source.paths)
-    counts = {}
-    for stage in (1, 2):
-        set_trainable(model, stage, unfreeze, config.train_bn, layer_index)
-        counts[f"stage{stage}"] = parameter_counts(model)
-    return {"model": model, "source": source, "unfreeze_index": unfreeze, **counts}
+
+def _chance_cause(config: TrainConfig) -> str:
+    if config.weights in (None, "none") and not config.backbone_file and config.head_epochs > 0:
+        return ("weights=none with a head-only stage: the head learns from the features of a random, "
+                "frozen backbone, which carry almost nothing. Train from scratch (head_epochs 0, "
+                "unfreeze_from 0, train_bn) or give pretrained weights.")
+    if config.weights in (None, "none") and not config.backbone_file:
+        return ("training from random weights needs many epochs and enough images; try the "
+                "scratch-small preset, more epochs, or pretrained weights.")
+    return (f"the learning rate ({config.lr:g}) may be too high or too low for this setup (try "
+            "`tlcore lr-find`), or the labels do not match the images.")
 
 
 def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> int:
@@ -589,13 +509,3 @@ def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, co
                                 lambda: features.compute(extractor, val[0], config.batch_size))
         val_ds = features.dataset(f_val, val[1], n_classes, config.batch_size)
     return train_ds, val_ds
-
-
-def _unfreeze_index(backbone, config: TrainConfig, paths: dict | None = None) -> int | None:
-    from .layers import resolve_layer
-
-    if config.fine_tune_epochs == 0:
-        return None
-    if config.unfreeze_from not in (None, ""):
-        return resolve_layer(backbone, config.unfreeze_from, "--unfreeze-from", paths)
-    return (2 * len(backbone.layers)) // 3  # the last third, as TensorFlow's fine-tuning tutorial
