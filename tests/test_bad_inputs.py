@@ -29,7 +29,7 @@ from PIL import Image
 
 from datagen import write_flat, write_split
 from tlcore.data import scan
-from tlcore.errors import TLCoreError
+from tlcore.errors import TLCoreError, flag
 from tlcore.images import MAX_PIXELS, ImageProblem, check_image, load_image
 from tlcore.importer import import_dataset
 
@@ -77,14 +77,15 @@ def one_json(proc: subprocess.CompletedProcess):
     return json.loads(lines[0])
 
 
-def run_states(home: Path) -> list[tuple[str, str | None]]:
+def run_states(home: Path, with_option: bool = False) -> list[tuple]:
     runs = home / "runs"
     if not runs.is_dir():
         return []
     out = []
     for d in sorted(p for p in runs.iterdir() if p.is_dir()):
         status = json.loads((d / "status.json").read_text(encoding="utf-8"))
-        out.append((status["state"], status.get("error")))
+        row = (status["state"], status.get("error"))
+        out.append(row + (status.get("error_option"),) if with_option else row)
     return out
 
 
@@ -541,7 +542,7 @@ BAD_TRAIN_OPTIONS = {
                    "--run-id may use letters, digits, '.', '_' and '-' (up to 100). Received: '../escape'"),
     "preset_unknown": (["--preset", "nope"], SPLIT_DATA, 1,
                        "Unknown preset 'nope'. Choose one of: inception-mixed7, vgg19-frozen, "
-                       "resnet50-layers165, two-stage."),
+                       "resnet50-layers165, two-stage, scratch-small."),
     # Found once the run folder exists: the run is marked failed.
     "val_split_1.2": (["--val-split", "1.2"], SPLIT_DATA, 1,
                       "--val-split must be at least 0 and below 1. Received: 1.2"),
@@ -620,8 +621,10 @@ def _check_failure(result, code: int) -> dict:
     assert set(out) == {"error"} and out["error"]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.rstrip().splitlines()[-1] in (f"error: {out['error']}", f"usage error: {out['error']}")
-    for state, error in run_states(result["home"]):
-        assert state == "failed" and error == out["error"]  # never left claiming to be running
+    for state, error, option in run_states(result["home"], with_option=True):
+        assert state == "failed"  # never left claiming to be running
+        # the run store keeps the engine's words (the option's name); the CLI says the flag
+        assert error == out["error"] or (option and error.replace(option, flag(option), 1) == out["error"])
     assert result["data_unchanged"]
     return out
 

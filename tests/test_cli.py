@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
 
 def test_train_json_and_run_store(trained):
     base, data, out, proc = trained
-    assert set(out) == {"run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds"}
+    assert set(out) == {"run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds", "warnings"}
     assert out["state"] == "completed" and out["epochs"] == 6
     run = Path(out["run_dir"])
     assert f"run_dir: {run}" in proc.stderr.splitlines()[0] or f"run_dir: {run}" in proc.stderr

@@ -106,16 +106,27 @@ def test_lr_finder_suggestion_inside_range(run):
     assert 1e-3 <= suggest(lrs, losses) <= 1e-2
 
 
+def _planned(cfg, classes):
+    from tlcore.model import build_model
+    from tlcore.plan import apply_stage, make_plan
+    from tlcore.source import load_source
+
+    source = load_source(cfg)
+    plan = make_plan(cfg, classes, source)
+    model = build_model(cfg, source, classes)
+    apply_stage(model, plan, 2)
+    return plan, model
+
+
 def test_presets_build_what_they_claim():
+    from tlcore.config import TrainConfig
     from tlcore.presets import apply_preset, get_preset, list_presets
-    from tlcore.train import TrainConfig, plan
 
     assert {p.name for p in list_presets()} == {"inception-mixed7", "vgg19-frozen", "resnet50-layers165",
-                                               "two-stage"}
+                                               "two-stage", "scratch-small"}
     opts = apply_preset("inception-mixed7", {"weights": "none", "data": "x"})
     cfg = TrainConfig.from_dict(opts)
-    p = plan(cfg, 2)
-    model = p["model"]
+    p, model = _planned(cfg, 2)
     backbone = model.get_layer("backbone")
     assert backbone.layers[-1].name == "mixed7" and backbone.output.shape[1:] == (7, 7, 768)
     head = model.get_layer("head")
@@ -124,22 +135,23 @@ def test_presets_build_what_they_claim():
     assert model.output_shape == (None, 1)
     # the recipe's quirk: stage 2 trains no backbone weight at all
     head_params = head.count_params()
-    assert p["stage2"]["trainable"] == head_params == p["stage1"]["trainable"]
+    assert p.stages[2]["trainable"] == head_params == p.stages[1]["trainable"]
     # explicit options win over the preset
     assert apply_preset("vgg19-frozen", {"head_epochs": 2})["head_epochs"] == 2
     assert get_preset("resnet50-layers165").options["unfreeze_from"] == "165"
 
 
 def test_resnet_preset_unfreezes_layers_165_on():
+    from tlcore.config import TrainConfig
     from tlcore.presets import apply_preset
-    from tlcore.train import TrainConfig, plan
 
     cfg = TrainConfig.from_dict(apply_preset("resnet50-layers165", {"weights": "none", "input_size": 64}))
-    p = plan(cfg, 10)
-    backbone = p["model"].get_layer("backbone")
+    p, model = _planned(cfg, 10)
+    backbone = model.get_layer("backbone")
     trainable = [i for i, l in enumerate(backbone.layers) if l.trainable and l.weights]
     assert trainable and min(trainable) >= 165
-    assert p["model"].output_shape == (None, 10)
+    assert model.output_shape == (None, 10)
+    assert p.unfreeze_index == 165
 
 
 def test_demo_dataset_is_deterministic_and_learnable(tmp_path, monkeypatch):

@@ -268,7 +268,8 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None,
                   "warnings": []}
     except TLCoreError as exc:
-        run.write_status(state="failed", ended_at=now_iso(), error=str(exc))
+        run.write_status(state="failed", ended_at=now_iso(), error=str(exc),
+                         error_option=getattr(exc, "option", None))
         raise
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
