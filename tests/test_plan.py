@@ -210,7 +210,8 @@ def test_saved_model_layer_stays_frozen_with_a_reason():
 
 def test_weights_none_defaults_to_training_from_scratch():
     out = resolve_options({"backbone": "MobileNetV3Small", "weights": "none"})
-    assert (out["head_epochs"], out["fine_tune_epochs"], out["unfreeze_from"], out["train_bn"]) == (0, 15, "0", True)
+    assert (out["head_epochs"], out["fine_tune_epochs"], out["unfreeze_from"], out["train_bn"],
+            out["early_stopping"]) == (0, 15, "0", True, 0)
     assert out["fine_tune_lr"] == out.get("lr", 1e-3)
     # Given stage options keep the two-stage plan, and the plan warns about random frozen features.
     kept = resolve_options({"backbone": "MobileNetV2", "weights": "none", "head_epochs": 3})
@@ -262,6 +263,9 @@ def test_chance_warning():
     assert chance_warning([{"val_loss": 1.0}] * 3, 4, config) is None
     assert "end of the run" in chance_warning(flat + [{"val_loss": math.log(4)}], 4, config, final=True)
     assert chance_warning([{"loss": math.log(2)}] * 3, 2, config) is not None  # no validation split
+    near = [{"val_loss": 0.9, "val_accuracy": a} for a in (0.25, 0.30, 0.28)]
+    assert "never rose clearly above chance (1/4): best 0.30" in chance_warning(near, 4, config, final=True)
+    assert chance_warning(near + [{"val_loss": 0.5, "val_accuracy": 0.6}], 4, config, final=True) is None
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -233,13 +233,16 @@ def resolve_options(options: dict, given: set[str] | None = None, preset: bool =
 
 def scratch_options(options: dict, given: set[str] = frozenset()) -> dict:
     """The from-scratch plan of `options`: every epoch trains every layer (BatchNorm included)
-    at the stage-1 rate, for as many epochs as the two stages would have had."""
+    at the stage-1 rate, for as many epochs as the two stages would have had, all of them
+    (no early stopping unless asked for)."""
     out = dict(options)
     epochs = int(out.get("head_epochs", DEFAULTS["head_epochs"])) + \
         int(out.get("fine_tune_epochs", DEFAULTS["fine_tune_epochs"]))
     out.update(head_epochs=0, fine_tune_epochs=epochs, unfreeze_from="0")
     if "train_bn" not in given:
         out["train_bn"] = True
+    if "early_stopping" not in given:  # from random weights the validation loss wanders for a while
+        out["early_stopping"] = 0
     if "fine_tune_lr" not in given:
         out["fine_tune_lr"] = float(out.get("lr", DEFAULTS["lr"]))
     return out

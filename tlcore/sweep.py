@@ -15,10 +15,11 @@ from .runs import RunStore
 def from_scratch(options: dict) -> dict:
     """The same architecture and data trained from random weights: everything trains from the
     first epoch (no frozen stage, BatchNorm included), for as many epochs as the original."""
-    out = dict(options)
-    epochs = int(out.get("head_epochs", 10)) + int(out.get("fine_tune_epochs", 5))
-    out.update(weights="none", head_epochs=0, fine_tune_epochs=epochs, unfreeze_from="0",
-               train_bn=True, fine_tune_lr=float(out.get("lr", 1e-3)),
+    from .config import scratch_options
+
+    out = scratch_options(dict(options, weights="none"))
+    out.update(train_bn=True, fine_tune_lr=float(out.get("lr", 1e-3)),
+               early_stopping=options.get("early_stopping", out["early_stopping"]),
                name=f"{out.get('name') or out.get('backbone') or 'run'} (from scratch)")
     return out
 

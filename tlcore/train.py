@@ -415,6 +415,13 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
 
     metrics = run.metrics()
     last_epoch = max((m["epoch"] for m in metrics), default=0)
+    if state == "stopped":  # status, metrics and the summary agree on the last finished epoch
+        now = run.raw_status()
+        finished = [m for m in metrics if m["epoch"] == last_epoch]
+        run.write_status(stopped_during={"epoch": now.get("epoch"), "batch": now.get("batch"),
+                                         "batches_total": now.get("batches_total")},
+                         epoch=last_epoch, stage=finished[0]["stage"] if finished else now.get("stage"),
+                         batch=now.get("batches_total") if finished else 0)
     if config.early_stopping and best.get("epoch") not in (None, last_epoch) \
             and run.file("checkpoint.keras").exists():
         # Early stopping restores the best weights of the whole run, across both stages.
@@ -449,6 +456,10 @@ def chance_warning(metrics: list[dict], num_classes: int, config: TrainConfig, f
     losses = [m.get("val_loss") if m.get("val_loss") is not None else m.get("loss") for m in metrics]
     losses = [x for x in losses if x is not None]
     if final:
+        accuracies = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
+        if accuracies and len(accuracies) >= CHANCE_EPOCHS and max(accuracies) <= 1.25 / num_classes:
+            return (f"The validation accuracy never rose clearly above chance (1/{num_classes}): best "
+                    f"{max(accuracies):.2f} in {len(accuracies)} epochs. Likely cause: {_chance_cause(config)}")
         if not losses or abs(losses[-1] - chance) > CHANCE_TOLERANCE * chance:
             return None
         when = f"at the end of the run ({len(losses)} epochs)"
