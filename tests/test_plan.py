@@ -304,8 +304,8 @@ def test_trained_run_records_the_plans_counts(tmp_path, make_dataset):
     """One run with patterns: status.json's parameters_by_stage equal `tlcore plan`'s counts, and
     config.json keeps the patterns (so --config repeats them)."""
     data = make_dataset(layout="flat", classes=("red", "green", "blue"), n=8, size=32)
-    opts = ["--backbone", "MobileNetV2", "--weights", "none", "--input-size", "32", "--cut", "block_3_add",
-            "--unfreeze-from", "block_2_add", "--unfreeze", "Conv1", "--freeze", "re:block_3_project/",
+    opts = ["--backbone", "MobileNetV2", "--weights", "none", "--input-size", "32", "--cut", "block_4_add",
+            "--unfreeze-from", "block_2_add", "--unfreeze", "Conv1", "--freeze", "re:block_4_project/",
             "--head-epochs", "1", "--fine-tune-epochs", "1", "--batch-size", "8", "--augment", "none"]
     code, plan, err = _cli("plan", *opts, "--classes", "3")
     assert code == 0, err
@@ -317,6 +317,6 @@ def test_trained_run_records_the_plans_counts(tmp_path, make_dataset):
             k: plan["stages"][stage][k] for k in ("trainable", "non_trainable")} | {
             "total": plan["stages"][stage]["trainable"] + plan["stages"][stage]["non_trainable"]}
     options = json.loads((Path(result["run_dir"]) / "config.json").read_text())["options"]
-    assert options["unfreeze"] == ["Conv1"] and options["freeze"] == ["re:block_3_project/"]
+    assert options["unfreeze"] == ["Conv1"] and options["freeze"] == ["re:block_4_project/"]
     assert options["data"] == str(data.resolve())
     assert result["warnings"] == status["warnings"]
