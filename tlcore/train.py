@@ -477,8 +477,10 @@ def _chance_cause(config: TrainConfig) -> str:
                 "frozen backbone, which carry almost nothing. Train from scratch (head_epochs 0, "
                 "unfreeze_from 0, train_bn) or give pretrained weights.")
     if config.weights in (None, "none") and not config.backbone_file:
-        return ("training from random weights needs many epochs and enough images; try the "
-                "scratch-small preset, more epochs, or pretrained weights.")
+        hint = "" if config.preset == "scratch-small" else ", the scratch-small preset (a smaller network)"
+        return ("random initial weights: from scratch a network often sits at chance for its first "
+                f"epochs; if it stays there, it needs more epochs, more images{hint}, or pretrained "
+                "weights.")
     return (f"the learning rate ({config.lr:g}) may be too high or too low for this setup (try "
             "`tlcore lr-find`), or the labels do not match the images.")
 
