@@ -6,12 +6,15 @@ the machine's queue (one training at a time) and reports through the run store o
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import os
 import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,3 +101,40 @@ def resume_training(run_dir, runs_dir: str | None = None) -> Run:
             raise TLCoreError(f"Resuming failed: {run.raw_status().get('error') or 'see the log'}")
         time.sleep(0.2)
     return run
+
+
+@contextlib.contextmanager
+def machine_slot(run: Run, wait: bool):
+    """One training at a time per machine when `wait`: later starts stay queued, in order."""
+    if not wait:
+        yield
+        return
+    home.home().mkdir(parents=True, exist_ok=True)
+    with open(home.home() / "train.lock", "a+") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                run.write_status(state="queued")
+                if run.stop_requested():
+                    raise _StoppedWhileQueued()
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _StoppedWhileQueued(Exception):
+    pass
+
+
+
+def _beat(run: Run, done: threading.Event) -> None:
+    while not done.wait(2.0):
+        try:
+            if run.raw_status().get("state") in ("queued", "running"):
+                run.write_status()
+        except OSError:
+            pass

@@ -7,9 +7,7 @@ line and the app follow a run the same way. A stop file or SIGTERM ends it withi
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import os
 import platform
 import shutil
@@ -27,6 +25,7 @@ import numpy as np
 
 from . import __version__, home
 from .errors import TLCoreError
+from .jobs import _beat, _StoppedWhileQueued, machine_slot
 from .runs import Run, RunStore, now_iso
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -282,33 +281,6 @@ def _save_atomic(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def machine_slot(run: Run, wait: bool):
-    """One training at a time per machine when `wait`: later starts stay queued, in order."""
-    if not wait:
-        yield
-        return
-    home.home().mkdir(parents=True, exist_ok=True)
-    with open(home.home() / "train.lock", "a+") as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                run.write_status(state="queued")
-                if run.stop_requested():
-                    raise _StoppedWhileQueued()
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-class _StoppedWhileQueued(Exception):
-    pass
-
-
 def versions() -> dict:
     import keras
     import tensorflow as tf
@@ -385,15 +357,6 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         stop.uninstall()
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds")}
-
-
-def _beat(run: Run, done: threading.Event) -> None:
-    while not done.wait(2.0):
-        try:
-            if run.raw_status().get("state") in ("queued", "running"):
-                run.write_status()
-        except OSError:
-            pass
 
 
 def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool) -> dict:
