@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume")
     p.add_argument("--config", dest="config_file")
     p.add_argument("--preset", default=S)
-    p.add_argument("--queue", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--queue", action="store_true",
+                   help="wait for the machine: one queued training at a time, first in first out")
 
     cmd("presets", "the classic recipes `train --preset NAME` applies")
     p = cmd("calibrate", "fit temperature scaling on the validation split and bake it into the model")

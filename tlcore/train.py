@@ -335,7 +335,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     beat_stop = threading.Event()
     threading.Thread(target=_beat, args=(run, beat_stop), daemon=True).start()
     try:
-        with machine_slot(run, queue):
+        with machine_slot(run, queue, stop):
             run.write_status(state="running")
             result = _train_in_run(config, run, stop, bool(resume))
     except _StoppedWhileQueued:
