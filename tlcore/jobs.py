@@ -42,9 +42,12 @@ def _spawn(args: list[str], log_name: str) -> subprocess.Popen:
 
 
 def _wait_for_run(run: Run, proc: subprocess.Popen, timeout: float = 60.0) -> Run:
+    """The run once it exists and, if it waits for the machine, holds its place in the queue
+    (so that runs started one after the other start in that order)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if run.file("status.json").exists():
+        status = run.raw_status()
+        if status and (status.get("state") != "queued" or status.get("queue_position")):
             return run
         code = proc.poll()
         if code is not None:
@@ -204,7 +207,7 @@ def queued_runs(store: RunStore | None = None) -> list[Run]:
 
 
 @contextlib.contextmanager
-def machine_slot(run: Run, wait: bool, stop=None):
+def machine_slot(run: Run, wait: bool, stop: object = None):
     """One training at a time per machine when `wait`: later starts stay queued, first in first out.
 
     The run takes a ticket and waits, with state `queued` and its `queue_position` (1: next to
