@@ -66,6 +66,7 @@ def queue_setup(tlhome, make_dataset, tiny_backbone, tmp_path):
         holder.wait(timeout=30)
 
     _wait(held.exists, 30)
+    start.data = data
     yield start, release
     release_file.touch()
     for proc in procs:
@@ -163,6 +164,25 @@ def test_a_stop_request_or_sigterm_ends_a_queued_training_as_stopped(queue_setup
         status = _status(run)
         assert status["state"] == "stopped" and status["ended_at"] and status["epoch"] == 0
     assert len(_tickets(tlhome)) == 1  # only the holder's
+    release()
+
+
+def test_the_apps_starts_queue_in_the_order_they_were_made(queue_setup, tlhome, tiny_backbone):
+    from tlcore.jobs import queued_runs, start_training
+    from tlcore.runs import Run
+
+    start, release = queue_setup
+    options = dict(data=str(start.data), backbone_file=str(tiny_backbone), preprocessing="none",
+                   augment="none", early_stopping=0, head_epochs=1, fine_tune_epochs=0, batch_size=4,
+                   test_split=0.0, val_split=0.34)
+    first = start_training(dict(options, name="first"))
+    second = start_training(dict(options, name="second"))  # at once, as the Train page's twin does
+    assert first.raw_status()["queue_position"] == 1  # start_training returned with its place held
+    _wait(lambda: second.raw_status().get("queue_position") == 2)
+    assert [r.run_id for r in queued_runs()] == [first.run_id, second.run_id]
+    for run in (first, second):
+        run.request_stop()
+    _wait(lambda: all(Run(r.path).state() == "stopped" for r in (first, second)), 60)
     release()
 
 
