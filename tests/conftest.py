@@ -1,13 +1,25 @@
-"""Shared test set-up: quiet TensorFlow, a throw-away TLCORE_HOME, tiny generated datasets."""
+"""Shared test set-up: quiet TensorFlow, throw-away homes, tiny generated datasets."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 # Before anything imports TensorFlow: keep its C++ logging to errors only.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Before anything imports Keras (which reads KERAS_HOME once, at import): the whole session,
+# and every process it starts, writes below one temporary folder, never in the user's home.
+REAL_HOME = Path.home()
+SESSION_HOMES = Path(tempfile.mkdtemp(prefix="tlcore-tests-"))
+for _var, _sub in (("HOME", "home"), ("KERAS_HOME", "keras"), ("TLCORE_HOME", "tlcore")):
+    (SESSION_HOMES / _sub).mkdir()
+    os.environ[_var] = str(SESSION_HOMES / _sub)
+atexit.register(shutil.rmtree, SESSION_HOMES, ignore_errors=True)
+
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -17,6 +17,7 @@ from datagen import write_split
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("insight")
+    before = os.environ.get("TLCORE_HOME")
     os.environ["TLCORE_HOME"] = str(base / "home")
     from tlcore.train import TrainConfig, train
 
@@ -25,7 +26,10 @@ def run(tmp_path_factory):
                             cut="conv4_block6_out", head_epochs=6, fine_tune_epochs=0, batch_size=8, augment="none",
                             early_stopping=0, lr=0.01), runs_dir=str(base / "runs"))
     yield base, data, out
-    os.environ.pop("TLCORE_HOME", None)
+    if before is None:
+        os.environ.pop("TLCORE_HOME", None)
+    else:
+        os.environ["TLCORE_HOME"] = before  # the session's temporary home (conftest)
 
 
 def test_gradcam_map_has_image_size_and_is_not_constant(run, tmp_path):

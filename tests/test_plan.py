@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tlcore.config import TrainConfig, resolve_options
-from tlcore.errors import OptionError, TLCoreError
+from tlcore.errors import OptionError
 from tlcore.model import build_model, is_batchnorm, parameter_counts
 from tlcore.plan import ROLES, apply_stage, default_unfreeze_index, make_plan
 from tlcore.source import BackboneSource, load_source

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
     """Every `TrainConfig` option as a flag, derived from its field: name, type, choices, help.
     Defaults are left out (SUPPRESS), so only what the user gives reaches the options."""
-    from .config import OPTIONS, flag
+    from .config import OPTIONS
 
     S = argparse.SUPPRESS
     if data:
@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
     p.add_argument("--out", required=True)
     p.add_argument("--runs-dir", dest="runs_dir")
+    p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
+                     "default 6G): size and entries, or --clear")
+    p.add_argument("--clear", action="store_true", help="delete every entry")
     p = cmd("runs", "list the runs in the store, or delete some")
     p.add_argument("--runs-dir", dest="runs_dir")
     p.add_argument("--delete", nargs="+", metavar="RUN_ID")
@@ -271,6 +274,12 @@ def _cmd_export(a):
     return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
 
 
+def _cmd_cache(a):
+    from .cache import cache_report
+
+    return cache_report(clear_all=a.clear)
+
+
 def _cmd_runs(a):
     from .runs import RunStore
 
@@ -282,7 +291,7 @@ def _cmd_runs(a):
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
             "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs}
+            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache}
 
 
 # --- output -----------------------------------------------------------------------

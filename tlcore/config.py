@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import OptionError, TLCoreError, flag  # noqa: F401 (flag: for callers)
+from .errors import OptionError, TLCoreError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 POOLINGS = ("avg", "max", "flatten")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import home
+from . import cache as disk_cache, home
 from .errors import TLCoreError
 from .images import (ARCHIVE_EXTENSIONS, ImageProblem, RESIZE_MODES, check_image, is_ignored,
                      is_image_name, load_image)
@@ -323,6 +323,7 @@ def decode_images(paths: list[str], size: int, resize: str = "stretch",
     """
     if resize not in RESIZE_MODES:
         raise TLCoreError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+    limit = disk_cache.max_bytes() if cache else 0  # a bad TLCORE_CACHE_MAX, before any work
     key = hashlib.sha1()
     for p in paths:
         try:
@@ -336,8 +337,10 @@ def decode_images(paths: list[str], size: int, resize: str = "stretch",
     if cache and stem.with_suffix(".npz").exists():
         try:
             with np.load(stem.with_suffix(".npz"), allow_pickle=False) as z:
-                return z["images"], [int(i) for i in z["ok"]], [dict(zip(("file", "reason"), p))
-                                                                   for p in z["problems"].tolist()]
+                found = z["images"], [int(i) for i in z["ok"]], [dict(zip(("file", "reason"), p))
+                                                                    for p in z["problems"].tolist()]
+            disk_cache.touch(stem.with_suffix(".npz"))
+            return found
         except Exception:
             pass
 
@@ -360,13 +363,14 @@ def decode_images(paths: list[str], size: int, resize: str = "stretch",
                 images[i] = arr
                 ok.append(i)
     images = images[ok] if len(ok) != len(paths) else images
-    if cache:
+    if cache and images.nbytes <= limit:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = stem.with_suffix(".tmp.npz")
+            tmp = folder / f".{stem.name}.{os.getpid()}.tmp.npz"
             np.savez(tmp, images=images, ok=np.array(ok, dtype=np.int64),
                      problems=np.array([[p["file"], p["reason"]] for p in problems], dtype=str).reshape(-1, 2))
             os.replace(tmp, stem.with_suffix(".npz"))
+            disk_cache.enforce(limit)
         except OSError:
             pass
     return images, ok, problems

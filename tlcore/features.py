@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from . import home
+from . import cache, home
 
 AUGMENTED_COPIES = 5
 MAX_CACHE_BYTES = 6 * 2 ** 30
@@ -59,20 +59,30 @@ def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list |
 
 
 def cached(key: str, make) -> np.ndarray:
-    """Features from the disk cache under `key`, else `make()` stored there for the next run."""
+    """Features from the disk cache under `key`, else `make()` stored there for the next run.
+
+    The cache stays within TLCORE_CACHE_MAX (see `cache`): features larger than that are not
+    stored, and older entries make room, least recently used first.
+    """
+    limit = cache.max_bytes()  # a bad TLCORE_CACHE_MAX is reported before any work
     folder = home.cache_dir() / "features"
     path = folder / f"{key}.npy"
     if path.exists():
         try:
-            return np.load(path, allow_pickle=False)
+            feats = np.load(path, allow_pickle=False)
+            cache.touch(path)
+            return feats
         except (OSError, ValueError):
             pass
     feats = make()
+    if feats.nbytes > limit:
+        return feats
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
         np.save(tmp, feats)
         os.replace(tmp, path)
+        cache.enforce(limit)
     except OSError:
         pass
     return feats

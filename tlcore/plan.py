@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import TrainConfig
-from .errors import OptionError, TLCoreError
+from .errors import OptionError
 from .outputs import output_units
 
 ROLES = ("cut", "trains", "inference_bn", "frozen")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import functools
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -76,22 +77,25 @@ def predict_probabilities(model, images: np.ndarray, num_classes: int, batch_siz
     return probs.astype(np.float64)
 
 
-_FNS: dict[int, object] = {}
+# One compiled function per live model, owned by it: the dictionary holds the model weakly
+# and the function reaches it only through a weak reference, so dropping the model (the
+# app's model cache evicting it, say) frees the function and its traced graph too.
+_FNS: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
 
 
 def _serving_fn(model):
     import tensorflow as tf
 
-    key = id(model)
-    fn = _FNS.get(key)
+    fn = _FNS.get(model)
     if fn is None:
         shape = [None, *model.input_shape[1:]]
+        owner = weakref.ref(model)
 
         @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
         def fn(x):
-            return tf.cast(model(x, training=False), tf.float32)
+            return tf.cast(owner()(x, training=False), tf.float32)
 
-        _FNS[key] = fn
+        _FNS[model] = fn
     return fn
 
 

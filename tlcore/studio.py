@@ -869,8 +869,9 @@ def newest_live_run(store: RunStore | None = None) -> Run | None:
 
 def queued_runs(store: RunStore | None = None) -> list[Run]:
     """Runs waiting for the machine, oldest first (the order in which they will start)."""
-    store = store or RunStore()
-    return list(reversed([r for r in store.runs() if r.state() == "queued"]))
+    from .jobs import queued_runs as in_queue_order
+
+    return in_queue_order(store)
 
 
 def stage_boundary(metrics: Sequence[dict]) -> float | None:

@@ -7,9 +7,7 @@ follow a run the same way. A stop file or SIGTERM ends it within a batch.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
 import os
 import platform
 import shutil
@@ -19,15 +17,15 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from . import __version__, home
+from . import __version__
 from .config import TrainConfig
 from .errors import TLCoreError
+from .jobs import _beat, _StoppedWhileQueued, machine_slot
 from .runs import Run, RunStore, now_iso
 
 CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
@@ -175,33 +173,6 @@ def _save_atomic(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def machine_slot(run: Run, wait: bool):
-    """One training at a time per machine when `wait`: later starts stay queued, in order."""
-    if not wait:
-        yield
-        return
-    home.home().mkdir(parents=True, exist_ok=True)
-    with open(home.home() / "train.lock", "a+") as lock:
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                run.write_status(state="queued")
-                if run.stop_requested():
-                    raise _StoppedWhileQueued()
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-class _StoppedWhileQueued(Exception):
-    pass
-
-
 def versions() -> dict:
     import keras
     import tensorflow as tf
@@ -260,7 +231,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     beat_stop = threading.Event()
     threading.Thread(target=_beat, args=(run, beat_stop), daemon=True).start()
     try:
-        with machine_slot(run, queue):
+        with machine_slot(run, queue, stop):
             run.write_status(state="running")
             result = _train_in_run(config, run, stop, bool(resume), ds)
     except _StoppedWhileQueued:
@@ -285,15 +256,6 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy",
                                        "seconds", "warnings")}
-
-
-def _beat(run: Run, done: threading.Event) -> None:
-    while not done.wait(2.0):
-        try:
-            if run.raw_status().get("state") in ("queued", "running"):
-                run.write_status()
-        except OSError:
-            pass
 
 
 def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds) -> dict:
