@@ -166,14 +166,14 @@ def test_demo_dataset_is_deterministic_and_learnable(tmp_path, monkeypatch):
 def test_quick_start_without_pretrained_weights_learns_the_demo_shapes(tmp_path, monkeypatch):
     """The offline quick-start recipe (a small MobileNetV2 trained from scratch) beats chance
     clearly on the demo set after a short run: a behaviour check, not a timing."""
-    from tlcore import studio
+    from studio.state import QUICK_START_SCRATCH, quick_start_options
     from tlcore.demo import make_demo_dataset
     from tlcore.train import TrainConfig, train
 
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no weights file: the offline recipe
-    options = studio.quick_start_options()
-    assert options == studio.QUICK_START_SCRATCH and options["weights"] == "none"
+    options = quick_start_options()
+    assert options == QUICK_START_SCRATCH and options["weights"] == "none"
     demo = make_demo_dataset(tmp_path / "demo", classes=4, per_class=150, seed=5)
     options.update(data=demo["path"], fine_tune_epochs=30)  # two thirds of the recommended run
     out = train(TrainConfig.from_dict(options), runs_dir=str(tmp_path / "runs"))

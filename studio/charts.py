@@ -1,4 +1,5 @@
-"""Plotly figures for the studio's pages: pure functions from plain values to figures."""
+"""Plotly figures for the studio's pages: pure functions from plain values to figures,
+and where on a chart's epoch axis the two training stages meet."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -59,6 +60,21 @@ def layer_params(rows: Sequence[Mapping], cut_index: int, unfreeze_index: int | 
     fig.update_yaxes(type="log", dtick=1, tickformat="~s", title="parameters (log scale)")
     fig.update_xaxes(title="layer index", range=[-1, len(rows) + 1])
     return _layout(fig, 340, barmode="overlay", bargap=0.1)
+
+
+def stage_boundary(metrics: Sequence[Mapping]) -> float | None:
+    """The x position between the last stage-1 epoch and the first stage-2 epoch, if both ran."""
+    s1 = [m["epoch"] for m in metrics if m.get("stage") == 1]
+    s2 = [m["epoch"] for m in metrics if m.get("stage") == 2]
+    if s1 and s2:
+        return (max(s1) + min(s2)) / 2
+    return None
+
+
+def planned_boundary(options: Mapping) -> float | None:
+    """Where stage 2 will start (x between epochs), from a run's options, if both stages run."""
+    head, fine = int(options.get("head_epochs") or 0), int(options.get("fine_tune_epochs") or 0)
+    return head + 0.5 if head and fine else None
 
 
 def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,
