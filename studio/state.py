@@ -161,9 +161,10 @@ def selection_from_url(params: Mapping[str, Any], roots: Sequence[str | os.PathL
             if len(text) > MAX_URL_VALUE or any(ord(c) < 32 for c in text):
                 raise TLCoreError("not a usable value (too long, or control characters).")
             values[key] = _CHECKS[key](text, values, roots)
-        except TLCoreError as exc:
+        except (TLCoreError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             shown = text if len(text) <= 80 else text[:77] + "…"
-            notices.append(f"The link's {URL_WORDS[key]} `{shown}` is left out: {exc}")
+            why = exc if isinstance(exc, TLCoreError) else f"it cannot be read on this server ({type(exc).__name__})."
+            notices.append(f"The link's {URL_WORDS[key]} `{shown}` is left out: {why}")
     return values, notices
 
 

@@ -130,3 +130,9 @@ def test_url_values_outside_the_roots_gone_or_bad_are_dropped_with_a_notice(tmp_
     assert len(notices) == 1 and "input size" in notices[0] and "at least 32" in notices[0]
     values, _ = state.selection_from_url({"run_dir": ["/elsewhere", str(run)]}, [home])
     assert values == {"run_dir": str(run)}  # a repeated key: the last value counts
+
+
+def test_a_symlink_loop_in_a_link_is_a_notice_not_an_error(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    values, notices = state.selection_from_url({"data": str(tmp_path / "loop" / "x")}, [tmp_path])
+    assert values == {} and len(notices) == 1 and notices[0].startswith("The link's dataset")

@@ -1,8 +1,8 @@
-"""Parameter counts per training stage, for the Layers page (temporary).
+"""Parameter counts per training stage of the model training would build (temporary).
 
 `stage_parameter_counts`, `StageCounts`, `no_backbone_training_reason` and
 `default_unfreeze_index` will be replaced by `tlcore.plan`, the one owner of what trains
-when; until then they live here, unchanged, so the Layers page keeps working.
+when; until then they live here, unchanged, for the app's layer view.
 """
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def delete_dataset(path: str | os.PathLike, datasets_dir=None) -> None:
     root = home.datasets_dir(datasets_dir).resolve()
     target = Path(path)
     if target.is_symlink() or target.resolve().parent != root or not target.is_dir():
-        raise TLCoreError(f"{path} is not an imported dataset in {root}; only those can be deleted here.")
+        raise TLCoreError(f"{path} is not an imported dataset in {root}; only those can be deleted.")
     shutil.rmtree(target)
 
 
