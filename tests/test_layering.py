@@ -74,3 +74,10 @@ def test_every_engine_module_is_short():
     long = {p.name: n for p in (ROOT / "tlcore").glob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500 and p.name != "train.py"}
     assert not long, f"modules over 500 lines: {long}"
+
+
+def test_only_the_engine_is_installed():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["setuptools"]["packages"] == ["tlcore"]  # not studio/, not benchmarks/
