@@ -7,13 +7,17 @@ it is entered.
 The url paths are lower case on purpose: Streamlit also serves files in ``pages/`` the old
 way (as ``/Backbone``, ``/Layers``, ... without running this script). Distinct paths keep every
 in-app navigation going through this script, and each page refuses to run without it
-(`studio_ui.page_guard`).
+(`studio.components.page_guard`).
+
+The selection survives a reload: on a fresh session the URL's query parameters are read
+back into it before the page runs (`studio.state.restore_from_url`), and after every run they
+are rewritten from it (`studio.state.write_url`), because Streamlit clears them on a page change.
 """
 from __future__ import annotations
 
 import streamlit as st
 
-import studio_ui
+from studio import components as ui, state
 
 st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
 
@@ -36,20 +40,22 @@ PAGES = {
     ],
 }
 
-if studio_ui.required_password() and not st.session_state.get("authenticated"):
-    st.navigation([st.Page(studio_ui.login_page, title="Sign in", icon=":material/lock:")]).run()
+if ui.required_password() and not st.session_state.get("authenticated"):
+    st.navigation([st.Page(ui.login_page, title="Sign in", icon=":material/lock:")]).run()
 else:
     page = st.navigation(PAGES)
-    studio_ui.reattach()
+    state.restore_from_url()  # a fresh session (a reload, a bookmark, a shared link): the URL's selection
+    ui.reattach()
     sidebar = st.sidebar.empty()
 
     def draw_sidebar() -> None:
-        with sidebar.container(), studio_ui.guard("Drawing the sidebar"):
-            studio_ui.render_sidebar()
+        with sidebar.container(), ui.guard("Drawing the sidebar"):
+            ui.render_sidebar()
 
     draw_sidebar()  # at once, then again after the page (which may change the selection)
     try:
-        with studio_ui.routed():
+        with ui.routed():
             page.run()
     finally:
         draw_sidebar()
+        state.write_url()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-import studio_ui as ui
-from tlcore import studio
+from studio import caches, components as ui, state, text
+from tlcore.assets import weights_status
+from tlcore.datasets import dataset_size, list_datasets
 from tlcore.runs import LIVE_STATES
 
 BACKBONE_KEYS = ("backbone", "input_size", "weights", "backbone_file", "cut", "unfreeze_from")
-QUICK_START_SIZE = studio.QUICK_START["input_size"]
+QUICK_START_SIZE = state.QUICK_START["input_size"]
 
 
 def step(number: int, title: str, done: bool) -> None:
@@ -22,13 +23,13 @@ def step(number: int, title: str, done: bool) -> None:
 
 def data_step():
     ds = None
-    if ui.get("data"):
+    if state.get("data"):
         with ui.guard("Reading the dataset"):
-            ds = ui.selected_dataset()
+            ds = caches.selected_dataset()
     with st.container(border=True):
         step(1, "Data", ds is not None)
         if ds is not None:
-            total = studio.dataset_size(ds.counts())
+            total = dataset_size(ds.counts())
             st.markdown(f"**{ds.root.name}**: {total} images in {len(ds.classes)} classes "
                         f"({', '.join(ds.classes[:8])}{'…' if len(ds.classes) > 8 else ''}).")
         else:
@@ -36,17 +37,17 @@ def data_step():
         c1, c2 = st.columns(2, gap="large")
         with c1:
             ui.demo_dataset_button("qs_demo", primary=ds is None)
-            st.caption(ui.DEMO_TEXT)
-        sets = studio.list_datasets()
+            st.caption(text.DEMO_TEXT)
+        sets = list_datasets()
         if sets:
             with c2:
                 paths = [d["path"] for d in sets]
-                current = ui.get("data")
+                current = state.get("data")
                 chosen = st.selectbox("Or an imported dataset", paths, key="qs_dataset",
                                       index=paths.index(current) if current in paths else 0,
                                       format_func=lambda p: next(d["name"] for d in sets if d["path"] == p))
                 if st.button("Use this dataset", key="qs_use_dataset", icon=":material/check:"):
-                    ui.put("data", chosen)
+                    state.put("data", chosen)
                     st.rerun()
         st.page_link("pages/4_Data.py", label="Data page: upload a folder or a .zip, open a server folder, snap "
                      "webcam pictures, set the splits and the augmentation", icon=":material/photo_library:")
@@ -54,12 +55,12 @@ def data_step():
 
 
 def backbone_step() -> None:
-    recommended = studio.quick_start_options()
+    recommended = state.quick_start_options()
     if "backbone" not in st.session_state and "w:backbone" not in st.session_state \
             and not st.session_state.get("_qs_applied"):
-        ui.load_options(recommended)  # a fresh session: start from the recommendation
+        state.load_options(recommended)  # a fresh session: start from the recommendation
         st.session_state["_qs_applied"] = True
-    current = ui.options_from_selection()
+    current = state.options_from_selection()
     matches = all(current.get(k) == recommended.get(k) for k in BACKBONE_KEYS)
     with st.container(border=True):
         step(2, "Backbone", True)
@@ -68,7 +69,7 @@ def backbone_step() -> None:
                         "machine): small (3.5 M parameters) and quick on a CPU; stage 1 trains the head for 5 "
                         "epochs, stage 2 fine-tunes the last third for 2.")
         else:
-            status = studio.weights_status("MobileNetV2", QUICK_START_SIZE)
+            status = weights_status("MobileNetV2", QUICK_START_SIZE)
             st.markdown(f"Recommended here: **MobileNetV2 cut at `{recommended['cut']}` (its first "
                         f"blocks), at {recommended['input_size']} px, trained from scratch** for "
                         f"{recommended['fine_tune_epochs']} epochs, every layer at once, with flips and "
@@ -86,7 +87,7 @@ def backbone_step() -> None:
             c1, c2 = st.columns([3, 2], vertical_alignment="center")
             c1.markdown(f"Your selection: **{ui.backbone_text()}**.")
             if c2.button("Use the recommended settings", key="qs_recommended", icon=":material/auto_awesome:"):
-                ui.load_options(recommended)
+                state.load_options(recommended)
                 st.rerun()
         c1, c2 = st.columns(2)
         c1.page_link("pages/2_Backbone.py", label="Backbone page: any of 40 backbones, input size, weights, "
@@ -103,18 +104,18 @@ def train_step(ready: bool):
     with st.container(border=True):
         step(3, "Train", run is not None and run.state() == "completed")
         c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-        head = c1.number_input("Head epochs (stage 1)", 0, 1000, step=1, key=ui.bound("head_epochs"))
-        fine = c2.number_input("Fine-tuning epochs (stage 2)", 0, 1000, step=1, key=ui.bound("fine_tune_epochs"))
-        ui.put("head_epochs", int(head))
-        ui.put("fine_tune_epochs", int(fine))
+        head = c1.number_input("Head epochs (stage 1)", 0, 1000, step=1, key=state.bound("head_epochs"))
+        fine = c2.number_input("Fine-tuning epochs (stage 2)", 0, 1000, step=1, key=state.bound("fine_tune_epochs"))
+        state.put("head_epochs", int(head))
+        state.put("fine_tune_epochs", int(fine))
         if c3.button("Start training", key="qs_start", type="primary", icon=":material/play_arrow:",
                      disabled=not ready, help=None if ready else "Choose a dataset first (step 1)."):
             with ui.guard("Starting the training"):
                 from tlcore.jobs import start_training
 
                 with st.spinner("Starting a training process…"):
-                    run = start_training(ui.options_from_selection())
-                ui.put("run_dir", str(run.path))
+                    run = start_training(state.options_from_selection())
+                state.put("run_dir", str(run.path))
                 st.rerun()
         if run is not None:
             if run.state() in LIVE_STATES:

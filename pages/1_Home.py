@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-import studio_ui as ui
+from studio import caches, components as ui, state
 
 STEPS = [
     ("pages/2_Backbone.py", "Backbone", ":material/account_tree:", "pick a pretrained model and its input size"),
@@ -23,7 +23,7 @@ def machine() -> None:
     st.subheader("This machine")
     with ui.guard("Looking at the machine"):
         with st.spinner("Loading TensorFlow…"):
-            info = ui.device_info()
+            info = caches.device_info()
         gpus = info.get("gpus") or []
         c1, c2, c3 = st.columns(3)
         c1.metric("TensorFlow", info["tensorflow"], help=f"Keras {info['keras']}", border=True)
@@ -49,7 +49,7 @@ def selection() -> None:
         st.page_link("pages/2_Backbone.py", label="Change", icon=":material/edit:")
     with c2.container(border=True):
         st.markdown("**Dataset**")
-        data = ui.get("data")
+        data = state.get("data")
         st.markdown(Path(data).name if data else "_none yet_")
         st.page_link("pages/4_Data.py", label="Choose data", icon=":material/edit:")
     with c3.container(border=True):

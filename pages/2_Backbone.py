@@ -5,9 +5,12 @@ from pathlib import Path
 
 import streamlit as st
 
-import studio_ui as ui
+from studio import caches, components as ui, state, text
+from tlcore import home
+from tlcore.assets import (backbone_file_stamp, is_weights_only, list_model_files, list_weights_files,
+                           save_model_file, save_weights_file, weights_status)
 from tlcore.catalog import CATALOG, get_backbone
-from tlcore import home, studio
+from tlcore.source import source_summary
 
 PREPROCESSING = {
     "tf": "scales pixels to [-1, 1]",
@@ -24,7 +27,7 @@ PREPROCESSING_CHOICES = {"auto": "auto (from the model)", "none": PREPROCESSING[
 
 def catalog_table() -> None:
     st.dataframe(
-        studio.catalog_rows(), hide_index=True, height=320,
+        text.catalog_rows(), hide_index=True, height=320,
         column_config={
             "Size (MB)": st.column_config.NumberColumn(format="%.0f"),
             "Top-1 accuracy": st.column_config.NumberColumn(format="%.1f%%", help="ImageNet validation"),
@@ -49,7 +52,7 @@ def choose_backbone() -> None:
     c1, c2 = st.columns([2, 1])
     with c1:
         name = st.selectbox(
-            "Backbone", names, key=ui.bound("backbone", "MobileNetV2", lambda v: v in CATALOG),
+            "Backbone", names, key=state.bound("backbone", "MobileNetV2", lambda v: v in CATALOG),
             on_change=_reset_size,
             format_func=lambda n: f"{n} · {CATALOG[n].size_mb or '?'} MB"
                                   + (f" · {CATALOG[n].top1:.1%} top-1" if CATALOG[n].top1 else ""))
@@ -57,12 +60,12 @@ def choose_backbone() -> None:
     with c2:
         size = st.number_input(
             "Input size (pixels)", min_value=info.min_input_size, max_value=2048, step=1,
-            key=ui.bound("input_size", info.default_input_size,
+            key=state.bound("input_size", info.default_input_size,
                          lambda v: isinstance(v, int) and info.min_input_size <= v <= 2048),
             help=f"{name} was trained at {info.default_input_size} px; it accepts {info.min_input_size} px or more. "
                  "Smaller is faster; larger sees more detail.")
-    ui.put("backbone", name)
-    ui.put("input_size", int(size))
+    state.put("backbone", name)
+    state.put("input_size", int(size))
     params = f"{info.params / 1e6:.1f} M parameters" if info.params else "parameters not published"
     st.caption(f"{info.family} family · {params} · preprocessing: {PREPROCESSING.get(info.preprocessing, info.preprocessing)} "
                "(built into the trained model).")
@@ -71,7 +74,7 @@ def choose_backbone() -> None:
 def imagenet_status(name: str, size: int | None) -> None:
     with ui.guard("Looking for the ImageNet weights"):
         with st.spinner("Looking for the weights file…"):
-            status = studio.weights_status(name, size)
+            status = weights_status(name, size)
         if status["file"] is None:
             st.warning(status.get("error") or f"Keras publishes no ImageNet weights for {name}.")
         elif status["cached"]:
@@ -83,23 +86,23 @@ def imagenet_status(name: str, size: int | None) -> None:
 
 
 def weights_file(name: str, size: int) -> str | None:
-    saved = studio.list_weights_files()
+    saved = list_weights_files()
     upload = st.file_uploader("Weights file (.h5, .weights.h5, .keras)", type=["h5", "hdf5", "keras"],
                               help=f"Saved from keras.applications.{name}, with or without its top. "
-                                   f"Kept in {studio.weights_dir()}.")
+                                   f"Kept in {home.weights_dir()}.")
     if upload is not None:
         done = st.session_state.setdefault("_weights_uploads", {})
         if upload.file_id not in done:
             with ui.guard("Saving the weights file"):
-                done[upload.file_id] = str(studio.save_weights_file(upload.name, upload.getvalue()))
-                saved = studio.list_weights_files()
+                done[upload.file_id] = str(save_weights_file(upload.name, upload.getvalue()))
+                saved = list_weights_files()
         if upload.file_id in done:
-            ui.put("weights", done[upload.file_id])
+            state.put("weights", done[upload.file_id])
     if not saved:
         st.caption("No weights files uploaded yet.")
         return None
     paths = [str(p) for p in saved]
-    current = ui.get("weights")
+    current = state.get("weights")
     chosen = st.selectbox("Use the file", paths, index=paths.index(current) if current in paths else 0,
                           format_func=lambda p: Path(p).name)
     if st.button("Check that it fits", icon=":material/rule:"):
@@ -113,22 +116,22 @@ def weights_file(name: str, size: int) -> str | None:
 
 
 def choose_weights() -> None:
-    name, size = ui.get("backbone"), ui.get("input_size")
-    current = ui.get("weights")
+    name, size = state.get("backbone"), state.get("input_size")
+    current = state.get("weights")
     kind = current if current in ("imagenet", "none") else "file"
     choice = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, horizontal=True,
-                      key=ui.bound("weights_kind", kind, lambda v: v in WEIGHT_CHOICES))
+                      key=state.bound("weights_kind", kind, lambda v: v in WEIGHT_CHOICES))
     if choice == "imagenet":
-        ui.put("weights", "imagenet")
+        state.put("weights", "imagenet")
         imagenet_status(name, size)
     elif choice == "none":
-        ui.put("weights", "none")
+        state.put("weights", "none")
         st.caption("Random initial weights: nothing is transferred, so expect to need far more "
                    "images and epochs. Useful as a baseline to compare pretraining against.")
     else:
         path = weights_file(name, size)
         if path:
-            ui.put("weights", path)
+            state.put("weights", path)
 
 
 def _adopt(path: str) -> str | None:
@@ -136,7 +139,7 @@ def _adopt(path: str) -> str | None:
     from tlcore.errors import TLCoreError
 
     try:
-        ui.backbone_file_source(path, studio.backbone_file_stamp(path), ui.get("preprocessing") or "auto")
+        caches.backbone_file_source(path, backbone_file_stamp(path), state.get("preprocessing") or "auto")
     except TLCoreError as exc:
         return str(exc)
     except Exception as exc:  # a bug: plain words, details in the log
@@ -149,23 +152,27 @@ def upload_model() -> None:
     upload = st.file_uploader("Model file (.keras or .h5, saved with model.save)", type=["keras", "h5", "hdf5"],
                               key="model_upload",
                               help=f"A whole Keras model, such as a classifier you trained before. Kept in "
-                                   f"{studio.models_dir()}.")
+                                   f"{home.models_dir()}.")
     if upload is None:
         st.caption("Its layers, nested models included, become the backbone: the old head is cut off by default, "
                    "and you can cut and unfreeze anywhere inside on the Layers page.")
         return
     done = st.session_state.setdefault("_model_uploads", {})
+    if upload.file_id not in done and is_weights_only(upload.name):
+        done[upload.file_id] = {"error": f"{upload.name} holds weights only, not a model. Use it as the weights "
+                                         "of a Keras Applications backbone instead (Source: A Keras Applications "
+                                         "backbone, then Weights: Upload a weights file)."}
     if upload.file_id not in done:
         with ui.guard("Saving the model file"):
             with st.spinner(f"Loading {upload.name} in Keras' safe mode…"):
-                path = studio.save_model_file(upload.name, upload.getvalue())
+                path = save_model_file(upload.name, upload.getvalue())
                 error = _adopt(str(path))
             if error:
                 path.unlink(missing_ok=True)  # a refused model is not kept
                 done[upload.file_id] = {"error": error}
             else:
                 done[upload.file_id] = {"path": str(path)}
-                ui.put("backbone_file", str(path))
+                state.put("backbone_file", str(path))
     result = done.get(upload.file_id, {})
     if result.get("error"):
         st.error(result["error"], icon=":material/block:")
@@ -181,13 +188,13 @@ def savedmodel_folder() -> None:
                          key="savedmodel_path")
     if st.button("Use this folder", icon=":material/folder_open:", key="use_savedmodel"):
         with ui.guard("Opening the SavedModel folder"):
-            folder = studio.resolve_under_roots(path, roots)
+            folder = home.resolve_under_roots(path, roots)
             with st.spinner("Loading the SavedModel…"):
                 error = _adopt(str(folder))
             if error:
                 st.error(error, icon=":material/block:")
             else:
-                ui.put("backbone_file", str(folder))
+                state.put("backbone_file", str(folder))
                 st.rerun()
 
 
@@ -197,31 +204,31 @@ def own_model() -> None:
         upload_model()
     with tabs[1]:
         savedmodel_folder()
-    current = ui.get("backbone_file")
-    choices = [str(p) for p in studio.list_model_files()]
+    current = state.get("backbone_file")
+    choices = [str(p) for p in list_model_files()]
     if current and current not in choices:
         choices.insert(0, current)
     if not choices:
         st.info("No model yet. Upload one above; until then training uses the Keras Applications backbone "
-                f"({ui.get('backbone')}).", icon=":material/upload_file:")
+                f"({state.get('backbone')}).", icon=":material/upload_file:")
         return
     c1, c2 = st.columns([2, 1])
     chosen = c1.selectbox("Use the model", choices, index=choices.index(current) if current in choices else 0,
                           format_func=lambda p: Path(p).name + ("/ (SavedModel)" if Path(p).is_dir() else ""))
     pre = c2.selectbox("Preprocessing", list(PREPROCESSING_CHOICES), format_func=PREPROCESSING_CHOICES.get,
-                       key=ui.bound("preprocessing", "auto", lambda v: v in PREPROCESSING_CHOICES),
+                       key=state.bound("preprocessing", "auto", lambda v: v in PREPROCESSING_CHOICES),
                        help="What the model expects before its first layer, given 0–255 RGB pixels. auto: "
                             "nothing when the model rescales itself, else what the Keras Applications model "
                             "it wraps expects.")
-    ui.put("preprocessing", pre)
+    state.put("preprocessing", pre)
     error = _adopt(chosen)
     if error:
         st.error(error, icon=":material/block:")
         return
-    ui.put("backbone_file", chosen)
+    state.put("backbone_file", chosen)
     with ui.guard("Reading the model"):
-        bb = ui.chosen_backbone()
-        info = studio.source_summary(bb.source, bb.table)
+        bb = caches.chosen_backbone()
+        info = source_summary(bb.source, bb.table)
         c1, c2, c3, c4 = st.columns(4)
         c1.metric("Layers (flattened)", info["layers"], border=True,
                   help=f"{info['nested']} of them come from inside nested models and are named by their path.")
@@ -239,13 +246,13 @@ def own_model() -> None:
 def main() -> None:
     ui.header("Backbone", "The pretrained network whose features your classifier builds on.")
     kind = st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, required=True,
-                                key=ui.bound("backbone_kind", "file" if ui.get("backbone_file") else "catalog",
+                                key=state.bound("backbone_kind", "file" if state.get("backbone_file") else "catalog",
                                              lambda v: v in SOURCES))
-    ui.put("backbone_kind", kind)
+    state.put("backbone_kind", kind)
     if kind == "file":
         own_model()
     else:
-        ui.put("backbone_file", None)
+        state.put("backbone_file", None)
         catalog_table()
         st.subheader("Your choice")
         choose_backbone()

@@ -3,35 +3,39 @@ from __future__ import annotations
 
 import streamlit as st
 
-import studio_charts as charts
-import studio_ui as ui
-from tlcore import studio
-from tlcore.model import POOLINGS
+from studio import caches, charts, components as ui, state, text
+from tlcore.config import POOLINGS
+from tlcore.layers import block_summary, cut_options, filter_layers, index_of
+from tlcore.plan import default_unfreeze_index
 
 POOLING_LABELS = {"avg": "Global average", "max": "Global max", "flatten": "Flatten"}
 BN_WHY = ("Frozen by default: with small batches, updating BatchNormalization statistics would "
           "overwrite what the backbone learned on ImageNet, so frozen BN layers run in inference mode.")
+ROLE_WORDS = {"trains": "trains", "inference_bn": "BatchNorm, inference", "frozen": "frozen", "cut": "cut away"}
+PATTERN_HELP = ("Layer names or paths with * and ? (block_1*, */conv*), or re:REGEX searched in weight "
+                "paths (re:_bn/gamma$). Separate several with commas. Applied after the unfreeze point: "
+                "first the ones to train, then the ones to keep frozen.")
 
 
 def num_classes() -> int:
     with ui.guard("Reading the dataset"):
-        ds = ui.selected_dataset()
+        ds = caches.selected_dataset()
         if ds is not None:
             st.caption(f"{len(ds.classes)} classes, from the dataset {ds.root.name}.")
             return len(ds.classes)
     return int(st.number_input("Classes", min_value=2, max_value=100_000, step=1,
-                               key=ui.bound("num_classes", 2),
+                               key=state.bound("num_classes", 2),
                                help="No dataset chosen yet: how many classes the head will output."))
 
 
 def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
     n = len(table)
-    options = studio.cut_options(table)
+    options = cut_options(table)
     if default_cut not in options:
         default_cut = options[-1]
     cut_key = "w:cut_index"
     if st.session_state.get(cut_key) not in options:
-        wanted = studio.index_of(table, ui.get("cut"), default_cut)
+        wanted = index_of(table, state.get("cut"), default_cut)
         st.session_state[cut_key] = wanted if wanted in options else default_cut
     cut = st.select_slider(
         "Cut after layer (clean cut points only)", options=options, key=cut_key,
@@ -40,8 +44,8 @@ def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
              "are offered, so the cut model is a complete feature extractor.")
     un_key = "w:unfreeze_index"
     if not isinstance(st.session_state.get(un_key), int) or not 0 <= st.session_state[un_key] < n:
-        st.session_state[un_key] = studio.index_of(table, ui.get("unfreeze_from"),
-                                                   studio.default_unfreeze_index(n))
+        st.session_state[un_key] = index_of(table, state.get("unfreeze_from"),
+                                                   default_unfreeze_index(n))
     unfreeze = st.select_slider("Unfreeze from layer (stage 2)", options=list(range(n)), key=un_key,
                                 format_func=lambda i: f"{i} · {table[i].name}",
                                 help="In stage 2 (fine-tuning) this layer and every later one trains; "
@@ -49,68 +53,124 @@ def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
     st.caption(f"Cut after **{table[cut].name}** ({table[cut].type}) · unfreeze from "
                f"**{table[unfreeze].name}** ({table[unfreeze].type}).")
     # A catalog backbone's whole is "no cut"; your own model's layers are named by their path.
-    ui.put("cut", table[cut].name if own or cut != n - 1 else None)
-    ui.put("unfreeze_from", table[unfreeze].name)
+    state.put("cut", table[cut].name if own or cut != n - 1 else None)
+    state.put("unfreeze_from", table[unfreeze].name)
     return cut, unfreeze
 
 
 def head_designer() -> tuple[str, tuple[int, ...], float]:
     st.markdown("**Head**")
     pooling = st.segmented_control("Pooling", list(POOLINGS), format_func=POOLING_LABELS.get,
-                                   key=ui.bound("pooling", "avg", lambda v: v in POOLINGS), required=True)
-    current = ui.get("dense") or []
-    text = st.text_input("Hidden dense layers (units, comma-separated)",
-                         key=ui.bound("dense_text", ", ".join(str(u) for u in current)),
+                                   key=state.bound("pooling", "avg", lambda v: v in POOLINGS), required=True)
+    current = state.get("dense") or []
+    typed = st.text_input("Hidden dense layers (units, comma-separated)",
+                         key=state.bound("dense_text", ", ".join(str(u) for u in current)),
                          placeholder="none, e.g. 1024 or 512, 128",
                          help="ReLU layers between the pooling and the output. Empty: straight to the output.")
     dense: tuple[int, ...] = tuple(current)
     with ui.guard("Reading the dense layers"):
-        dense = studio.parse_dense(text)
-    dropout = st.slider("Dropout", 0.0, 0.9, step=0.05, key=ui.bound("dropout", 0.2))
-    ui.put("pooling", pooling or "avg")
-    ui.put("dense", list(dense))
-    ui.put("dropout", float(dropout))
+        dense = text.parse_dense(typed)
+    dropout = st.slider("Dropout", 0.0, 0.9, step=0.05, key=state.bound("dropout", 0.2))
+    state.put("pooling", pooling or "avg")
+    state.put("dense", list(dense))
+    state.put("dropout", float(dropout))
     return pooling or "avg", dense, float(dropout)
 
 
-def counts_row(counts: dict) -> None:
+def patterns() -> None:
+    """The freeze/unfreeze pattern boxes; they edit the selection's `unfreeze` and `freeze`."""
+    c1, c2 = st.columns(2)
+    for col, name, label in ((c1, "unfreeze", "Also train in stage 2"), (c2, "freeze", "Keep frozen in stage 2")):
+        key = f"w:{name}_text"
+        if key not in st.session_state or st.session_state.get(f"{key}:from") != state.get(name):
+            st.session_state[key] = ", ".join(state.get(name) or [])
+        typed = col.text_input(label, key=key, placeholder="e.g. block_16*, re:_bn/", help=PATTERN_HELP)
+        values = [p.strip() for p in typed.split(",") if p.strip()]
+        state.put(name, values)
+        st.session_state[f"{key}:from"] = values
+
+
+def counts_row(plan: dict) -> None:
+    s1, s2 = plan["stages"]["1"], plan["stages"]["2"]
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Trainable, stage 1 (head)", studio.format_count(counts["stage1"]["trainable"]), border=True)
-    c2.metric("Trainable, stage 2", studio.format_count(counts["stage2"]["trainable"]), border=True,
-              help="Backbone layers from the unfreeze point to the cut, plus the head.")
-    c3.metric("Non-trainable, stage 2", studio.format_count(counts["stage2"]["non_trainable"]), border=True)
-    c4.metric("Total parameters", studio.format_count(counts["stage2"]["total"]), border=True,
+    c1.metric("Trainable, stage 1 (head)", text.format_count(s1["trainable"]), border=True)
+    c2.metric("Trainable, stage 2", text.format_count(s2["trainable"]), border=True,
+              help="Backbone weights that train in stage 2 (from the unfreeze point to the cut, with "
+                   "the patterns applied), plus the head.")
+    c3.metric("Non-trainable, stage 2", text.format_count(s2["non_trainable"]), border=True)
+    c4.metric("Total parameters", text.format_count(s2["total"]), border=True,
               help="Of the cut model with its head and preprocessing.")
 
 
-def layer_tables(table, rows, cut: int, unfreeze: int, train_bn: bool) -> None:
+def plan_notes(plan: dict) -> None:
+    s2 = plan["stages"]["2"]
+    if s2["backbone_trainable"] == 0 and s2["epochs"] > 0:
+        st.warning(f"**No backbone weight will train in stage 2.** {s2['reason']} Only the head "
+                   f"({text.format_count(plan['head_params'])} parameters) learns. Move the unfreeze "
+                   "point before the cut to fine-tune the backbone.", icon=":material/warning:")
+    elif s2["backbone_trainable"] == 0:
+        st.caption(f"{s2['reason']} Only the head ({text.format_count(plan['head_params'])} parameters) learns.")
+    else:
+        st.caption(f"Stage 2 trains {text.format_count(s2['backbone_trainable'])} backbone parameters and "
+                   f"{text.format_count(plan['head_params'])} in the head. Features leave the cut as "
+                   f"{' × '.join(map(str, plan['feature_shape']))}.")
+    for warning in plan["warnings"]:
+        if not warning.startswith("No backbone weight trains"):
+            st.info(warning, icon=":material/info:")
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _apply_table_edits(names: list[str], trains: list[bool]) -> None:
+    """The "trains in stage 2" checkboxes become exact-name patterns (the plan stays the owner)."""
+    edits = st.session_state.get("w:layer_editor", {}).get("edited_rows", {})
+    unfreeze, freeze = list(state.get("unfreeze") or []), list(state.get("freeze") or [])
+    for row, change in edits.items():
+        if "trains in stage 2" not in change or int(row) >= len(names):
+            continue
+        pattern = _glob_escape(names[int(row)])
+        unfreeze = [p for p in unfreeze if p != pattern]
+        freeze = [p for p in freeze if p != pattern]
+        want = bool(change["trains in stage 2"])
+        if want != trains[int(row)]:
+            (unfreeze if want else freeze).append(pattern)
+    state.put("unfreeze", unfreeze)
+    state.put("freeze", freeze)
+
+
+def layer_tables(table, plan: dict) -> None:
     tab_layers, tab_blocks = st.tabs(["Layers", "Blocks"])
+    roles = {row["index"]: row for row in plan["layers"]}
     with tab_layers:
         c1, c2, c3 = st.columns([2, 2, 2])
         search = c1.text_input("Search", placeholder="name, type or block", key="w:layer_search")
         types = c2.multiselect("Types", sorted({r.type for r in table}), key="w:layer_types")
         blocks = c3.multiselect("Blocks", list(dict.fromkeys(r.block for r in table)), key="w:layer_blocks")
-        shown = studio.filter_layers(table, search, types, blocks)
-
-        def role(r) -> str:
-            if r.index > cut:
-                return "cut away"
-            if r.index >= unfreeze and r.params and (train_bn or r.type != "BatchNormalization"):
-                return "trains in stage 2"
-            return "frozen"
-
-        st.dataframe(
+        shown = filter_layers(table, search, types, blocks)
+        names = [r.name for r in shown]
+        trains = [roles[r.index]["stage2"] == "trains" for r in shown]
+        st.data_editor(
             [{"#": r.index, "block": r.block, "name": r.name, "type": r.type,
               "output shape": " × ".join("?" if d is None else str(d) for d in r.output_shape[1:]),
-              "params": r.params, "clean cut point": r.cut_point, "stage 2": role(r)} for r in shown],
-            hide_index=True, height=420,
+              "params": r.params, "clean cut point": r.cut_point,
+              "stage 1": ROLE_WORDS[roles[r.index]["stage1"]], "stage 2": ROLE_WORDS[roles[r.index]["stage2"]],
+              "trains in stage 2": t} for r, t in zip(shown, trains)],
+            hide_index=True, height=420, key="w:layer_editor", on_change=_apply_table_edits,
+            args=(names, trains), disabled=["#", "block", "name", "type", "output shape", "params",
+                                            "clean cut point", "stage 1", "stage 2"],
             column_config={"params": st.column_config.NumberColumn(format="localized"),
-                           "clean cut point": st.column_config.CheckboxColumn()})
-        st.caption(f"{len(shown)} of {len(table)} layers.")
+                           "clean cut point": st.column_config.CheckboxColumn(),
+                           "trains in stage 2": st.column_config.CheckboxColumn(
+                               help="Tick or untick to train or freeze this layer in stage 2: it is "
+                                    "added to the patterns above, by its exact name.")})
+        st.caption(f"{len(shown)} of {len(table)} layers. Roles come from the same plan training follows.")
     with tab_blocks:
-        st.dataframe(studio.block_summary(table), hide_index=True, height=420,
+        st.dataframe(block_summary(table), hide_index=True, height=420,
                      column_config={"params": st.column_config.NumberColumn(format="localized"),
-                                    "ends at cut point": st.column_config.CheckboxColumn()})
+                                    "last_layer": st.column_config.TextColumn("last layer"),
+                                    "ends_at_cut_point": st.column_config.CheckboxColumn("ends at cut point")})
 
 
 def main() -> None:
@@ -118,7 +178,7 @@ def main() -> None:
     bb = None
     with ui.guard("Building the backbone"):
         with st.spinner(f"Building {ui.backbone_text()} (once per backbone and size)…"):
-            bb = ui.chosen_backbone()
+            bb = caches.chosen_backbone()
     if bb is None:
         return
     table = bb.table
@@ -135,33 +195,27 @@ def main() -> None:
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**BatchNormalization**")
-        train_bn = st.toggle("Train BatchNorm layers in stage 2", key=ui.bound("train_bn", False))
+        train_bn = st.toggle("Train BatchNorm layers in stage 2", key=state.bound("train_bn", False))
         st.caption(BN_WHY)
-        ui.put("train_bn", bool(train_bn))
+        state.put("train_bn", bool(train_bn))
         classes = num_classes()
     with right:
         pooling, dense, dropout = head_designer()
+    patterns()
+    plan = None
     with counts_slot:
-        with ui.guard("Counting parameters"):
-            counts = ui.chosen_stage_counts(bb, ui.get("cut"), ui.get("unfreeze_from"), pooling, dense, dropout,
-                                            classes, bool(train_bn), int(ui.get("fine_tune_epochs")))
-            counts_row(counts)
-            reason = studio.no_backbone_training_reason(studio.StageCounts(
-                counts["cut_index"], counts["unfreeze_index"], tuple(counts["feature_shape"]),
-                counts["stage1"], counts["stage2"], counts["head"], counts["backbone_trainable_stage2"]),
-                table, bool(train_bn))
-            if reason:
-                st.warning(f"**No backbone weight will train in stage 2.** {reason} Only the head "
-                           f"({studio.format_count(counts['head'])} parameters) learns. Move the "
-                           "unfreeze point before the cut to fine-tune the backbone.",
-                           icon=":material/warning:")
-            else:
-                st.caption(f"Stage 2 trains {studio.format_count(counts['backbone_trainable_stage2'])} "
-                           f"backbone parameters and {studio.format_count(counts['head'])} in the head. "
-                           f"Features leave the cut as {' × '.join(map(str, counts['feature_shape']))}.")
+        with ui.guard("Planning what trains"):
+            options = {k: state.get(k) for k in caches.PLAN_OPTIONS}
+            options.update(pooling=pooling, dense=list(dense), dropout=dropout, train_bn=bool(train_bn))
+            plan = caches.chosen_plan(bb, options, classes)
+            counts_row(plan)
+            plan_notes(plan)
+    if plan is None:
+        return
     with chart_slot:
-        st.plotly_chart(charts.layer_params(rows, cut, unfreeze, bool(train_bn)), key="layer_chart")
-    layer_tables(table, rows, cut, unfreeze, bool(train_bn))
+        st.plotly_chart(charts.layer_params(rows, [r["stage2"] for r in plan["layers"]], plan["cut_index"],
+                                            plan["unfreeze_index"]), key="layer_chart")
+    layer_tables(table, plan)
 
 
 ui.page_guard()

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-import studio_charts as charts
-import studio_ui as ui
-from tlcore import home, studio
-from tlcore.data import AUGMENT_PRESETS, augmentation_options
+from studio import caches, charts, components as ui, state, text
+from tlcore import home
+from tlcore.data import AUGMENT_PRESETS, augmentation_options, augmentation_preview
+from tlcore.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
+                             snap_counts, snaps, webcam_dataset)
+from tlcore.images import thumbnail
+from tlcore.importer import import_uploaded_folder, import_uploaded_zip
 
 AUG_FIELDS = {  # name: (label, min, max, step, help)
     "rotation": ("Rotation (degrees)", 0.0, 180.0, 5.0, "random rotation up to this many degrees either way"),
@@ -24,7 +27,7 @@ PRESET_HELP = {"none": "no augmentation", "light": "flips, small rotations and z
 
 
 def show_import(result: dict) -> None:
-    total = studio.dataset_size(result["counts"])
+    total = dataset_size(result["counts"])
     st.success(f"Imported **{Path(result['path']).name}**: {total} images in {len(result['classes'])} "
                f"classes ({', '.join(result['classes'][:8])}{'…' if len(result['classes']) > 8 else ''}).",
                icon=":material/check_circle:")
@@ -39,7 +42,7 @@ def upload_folder() -> None:
     if not files:
         st.caption("Each sub-folder is a class: `cats/`, `dogs/`… or `train/cats/`, `validation/cats/`…")
         return
-    st.caption(f"{len(files)} files ready, {studio.format_bytes(sum(f.size for f in files))}.")
+    st.caption(f"{len(files)} files ready, {text.format_bytes(sum(f.size for f in files))}.")
     batch = tuple(sorted(f.file_id for f in files))
     done = st.session_state.setdefault("_folder_imports", {})
     if batch in done:
@@ -47,9 +50,9 @@ def upload_folder() -> None:
     elif st.button("Import this folder", type="primary", icon=":material/upload:"):
         with ui.guard("Importing the folder"):
             with st.spinner("Copying and checking every image…"):
-                result = studio.import_uploaded_folder([(f.name, f.getvalue()) for f in files])
+                result = import_uploaded_folder([(f.name, f.getvalue()) for f in files])
             done[batch] = result
-            ui.put("data", result["path"])
+            state.put("data", result["path"])
             st.rerun()
 
 
@@ -63,9 +66,9 @@ def upload_zip() -> None:
     if upload.file_id not in done:
         with ui.guard(f"Importing {upload.name}"):
             with st.spinner(f"Unpacking {upload.name} and checking every image…"):
-                result = studio.import_uploaded_zip(upload.name, upload.getvalue())
+                result = import_uploaded_zip(upload.name, upload.getvalue())
             done[upload.file_id] = result
-            ui.put("data", result["path"])
+            state.put("data", result["path"])
             st.rerun()
     if upload.file_id in done:
         show_import(done[upload.file_id])
@@ -79,29 +82,29 @@ def server_folder() -> None:
                          key="server_path")
     if st.button("Use this folder", icon=":material/folder_open:"):
         with ui.guard("Opening the folder"):
-            folder = studio.resolve_under_roots(path, roots)
-            ui.scan(str(folder))  # refuse a folder that is not a dataset before selecting it
-            ui.put("data", str(folder))
+            folder = home.resolve_under_roots(path, roots)
+            caches.scan(str(folder))  # refuse a folder that is not a dataset before selecting it
+            state.put("data", str(folder))
             st.rerun()
 
 
 def imported() -> None:
-    sets = studio.list_datasets()
+    sets = list_datasets()
     if not sets:
         st.caption("No imported datasets yet.")
         return
     paths = [d["path"] for d in sets]
-    labels = {d["path"]: f"{d['name']} · {studio.format_bytes(d['bytes'])}" for d in sets}
-    current = ui.get("data")
+    labels = {d["path"]: f"{d['name']} · {text.format_bytes(d['bytes'])}" for d in sets}
+    current = state.get("data")
     chosen = st.selectbox("Imported datasets", paths, format_func=labels.get,
                           index=paths.index(current) if current in paths else 0)
     if st.button("Use this dataset", icon=":material/check:"):
-        ui.put("data", chosen)
+        state.put("data", chosen)
         st.rerun()
 
 
 def demo() -> None:
-    st.caption(ui.DEMO_TEXT)
+    st.caption(text.DEMO_TEXT)
     ui.demo_dataset_button("demo_tab")
 
 
@@ -112,7 +115,7 @@ def webcam() -> None:
     name = c1.text_input("Dataset name", value="webcam", key="cam_dataset")
     root = None
     with ui.guard("Opening the webcam dataset"):
-        root = studio.webcam_dataset(name)
+        root = webcam_dataset(name)
     if root is None:
         return
     with c2.form("cam_add_class", clear_on_submit=True, border=False):
@@ -120,8 +123,8 @@ def webcam() -> None:
         new = f1.text_input("New class", placeholder="e.g. mug, keys, pen", key="cam_new_class")
         if f2.form_submit_button("Add class", icon=":material/add:"):
             with ui.guard("Adding the class"):
-                studio.add_class(root, new)
-    counts = studio.snap_counts(root)
+                add_class(root, new)
+    counts = snap_counts(root)
     if not counts:
         st.caption("No classes yet: add at least two.")
         return
@@ -135,32 +138,32 @@ def webcam() -> None:
         saved = st.session_state.setdefault("_snaps_saved", {})
         if snap is not None and snap.file_id not in saved:
             with ui.guard("Saving the snap"):
-                saved[snap.file_id] = str(studio.save_snap(root, cls, snap.getvalue()))
-                counts = studio.snap_counts(root)
+                saved[snap.file_id] = str(save_snap(root, cls, snap.getvalue()))
+                counts = snap_counts(root)
                 st.toast(f"Added to {cls} ({counts[cls]} now).")
     with selector:
         st.segmented_control("Snap into", list(counts), key="cam_class", required=True,
                              format_func=lambda c: f"{c} · {counts.get(c, 0)}")
-    pictures = studio.snaps(root, cls)
+    pictures = snaps(root, cls)
     st.markdown(f"**{cls}**: {len(pictures)} snap{'s' if len(pictures) != 1 else ''}"
                 + (" (a few dozen per class give a usable model)" if len(pictures) < 20 else ""))
     shown = pictures[-12:]
     cols = st.columns(6)
     for i, path in enumerate(shown):
         with cols[i % 6]:
-            img = studio.thumbnail(path, 96)
+            img = thumbnail(path, 96)
             if img is not None:
                 st.image(img, width="stretch", caption=path.name)
             if st.button("Delete", key=f"del_snap_{cls}_{path.name}", icon=":material/delete:"):
                 with ui.guard("Deleting the snap"):
-                    studio.delete_snap(root, path)
+                    delete_snap(root, path)
                     st.rerun()
     if len(pictures) > len(shown):
         st.caption(f"The last {len(shown)} of {len(pictures)}.")
     ready = sum(1 for n in counts.values() if n) >= 2
     if st.button("Use this dataset", key="cam_use", icon=":material/check:", disabled=not ready,
                  help=None if ready else "Needs snaps in at least two classes."):
-        ui.put("data", str(root))
+        state.put("data", str(root))
         st.rerun()
 
 
@@ -177,9 +180,9 @@ def report(ds) -> None:
         st.warning("\n".join(f"- {w}" for w in ds.warnings), icon=":material/warning:")
     st.plotly_chart(charts.class_counts(counts), key="class_counts")
     st.markdown("**Samples**")
-    samples = studio.sample_files(ds, per_class=8)
+    samples = sample_files(ds, per_class=8)
     for cls in ds.classes[:20]:
-        images = [img for img in (studio.thumbnail(p, 96) for p in samples[cls]) if img is not None]
+        images = [img for img in (thumbnail(p, 96) for p in samples[cls]) if img is not None]
         label, pics = st.columns([1, 6], vertical_alignment="center")
         label.markdown(f"**{cls}**  \n{sum(counts[s][cls] for s in counts)} images")
         if images:
@@ -199,11 +202,11 @@ def split_settings(layout: str | None) -> None:
     st.subheader("Splits and resizing")
     c1, c2, c3, c4 = st.columns(4)
     disabled = layout == "split"
-    val = c1.slider("Validation share", 0.0, 0.5, step=0.05, key=ui.bound("val_split"), disabled=disabled)
-    test = c2.slider("Test share", 0.0, 0.5, step=0.05, key=ui.bound("test_split"), disabled=disabled)
-    seed = c3.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=ui.bound("seed"),
+    val = c1.slider("Validation share", 0.0, 0.5, step=0.05, key=state.bound("val_split"), disabled=disabled)
+    test = c2.slider("Test share", 0.0, 0.5, step=0.05, key=state.bound("test_split"), disabled=disabled)
+    seed = c3.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=state.bound("seed"),
                            help="The same seed gives the same split and augmentation.")
-    resize = c4.selectbox("Resize images by", ["stretch", "pad", "crop"], key=ui.bound("resize"),
+    resize = c4.selectbox("Resize images by", ["stretch", "pad", "crop"], key=state.bound("resize"),
                           help="stretch: to a square, ignoring the aspect ratio · pad: black borders · "
                                "crop: the centre square")
     if disabled:
@@ -211,10 +214,10 @@ def split_settings(layout: str | None) -> None:
     if val + test >= 0.9:
         st.error("Validation and test together must leave most images for training (below 90%).")
     else:
-        ui.put("val_split", float(val))
-        ui.put("test_split", float(test))
-    ui.put("seed", int(seed))
-    ui.put("resize", resize)
+        state.put("val_split", float(val))
+        state.put("test_split", float(test))
+    state.put("seed", int(seed))
+    state.put("resize", resize)
 
 
 def _new_preset() -> None:
@@ -225,47 +228,47 @@ def _new_preset() -> None:
 
 def augmentation(ds) -> None:
     st.subheader("Augmentation (training images only)")
-    preset = st.segmented_control("Preset", list(AUGMENT_PRESETS), key=ui.bound("augment", "light"),
+    preset = st.segmented_control("Preset", list(AUGMENT_PRESETS), key=state.bound("augment", "light"),
                                   on_change=_new_preset, required=True,
                                   format_func=lambda p: p.capitalize())
     preset = preset or "light"
-    ui.put("augment", preset)
+    state.put("augment", preset)
     st.caption(PRESET_HELP.get(preset, ""))
     base = augmentation_options(preset)
     with st.expander("Fine-tune the augmentation", icon=":material/tune:"):
         cols = st.columns(3)
         flip_default = {"horizontal_and_vertical": "both"}.get(base.get("flip"), base.get("flip") or "none")
-        flip = cols[0].selectbox("Flip", FLIPS, key=ui.bound("flip", flip_default, lambda v: v in FLIPS))
-        ui.put("flip", None if flip == flip_default else flip)
+        flip = cols[0].selectbox("Flip", FLIPS, key=state.bound("flip", flip_default, lambda v: v in FLIPS))
+        state.put("flip", None if flip == flip_default else flip)
         for i, (name, (label, lo, hi, step, help_)) in enumerate(AUG_FIELDS.items(), start=1):
             default = float(base.get(name, 0.0))
             value = cols[i % 3].slider(label, lo, hi, step=step, help=help_,
-                                       key=ui.bound(name, default, lambda v: isinstance(v, float), float))
-            ui.put(name, None if value == default else float(value))
-    options = augmentation_options(preset, **{k: ui.get(k) for k in ("flip", *AUG_FIELDS)})
+                                       key=state.bound(name, default, lambda v: isinstance(v, float), float))
+            state.put(name, None if value == default else float(value))
+    options = augmentation_options(preset, **{k: state.get(k) for k in ("flip", *AUG_FIELDS)})
     st.caption("In effect: " + (", ".join(f"{k} {v}" for k, v in options.items()) or "nothing"))
     if ds is None or not options:
         return
-    samples = [paths[0] for paths in studio.sample_files(ds, per_class=1).values() if paths][:2]
+    samples = [paths[0] for paths in sample_files(ds, per_class=1).values() if paths][:2]
     c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
     c1.markdown("**Preview**")
     if c2.button("New samples", icon=":material/casino:"):
         st.session_state["_aug_seed"] = st.session_state.get("_aug_seed", 0) + 1
     with ui.guard("Previewing the augmentation"):
         for path in samples:
-            original = studio.thumbnail(path, 128)
+            original = thumbnail(path, 128)
             if original is None:
                 continue
-            variants = studio.augmentation_preview(original, options, n=5,
+            variants = augmentation_preview(original, options, n=5,
                                                    seed=st.session_state.get("_aug_seed", 0))
             st.image([original, *variants], width=110, caption=["original"] + ["augmented"] * len(variants))
 
 
 def main() -> None:
     ui.header("Data", "A folder of images with one sub-folder per class: upload it, or point to it on the server.")
-    if not ui.get("data") and not studio.list_datasets():
+    if not state.get("data") and not list_datasets():
         with st.container(border=True):
-            st.markdown("**New here? Start with the demo dataset.** " + ui.DEMO_TEXT)
+            st.markdown("**New here? Start with the demo dataset.** " + text.DEMO_TEXT)
             ui.demo_dataset_button("demo_first", primary=True)
     tabs = st.tabs(["Upload a folder", "Upload a .zip", "Folder on this server", "Imported datasets",
                     "Demo dataset", "Webcam"])
@@ -282,10 +285,10 @@ def main() -> None:
     with tabs[5]:
         webcam()
     ds = None
-    if ui.get("data"):
+    if state.get("data"):
         with ui.guard("Scanning the dataset"):
             with st.spinner("Scanning the dataset…"):
-                ds = ui.selected_dataset()
+                ds = caches.selected_dataset()
     if ds is not None:
         report(ds)
     else:

@@ -5,19 +5,18 @@ from pathlib import Path
 
 import streamlit as st
 
-import studio_charts as charts
-import studio_ui as ui
-from tlcore import studio
+from studio import charts, components as ui, state
 from tlcore.presets import list_presets
-from tlcore.runs import LIVE_STATES, RunStore
 from tlcore.config import OPTIMIZERS
+from tlcore.jobs import queued_runs
+from tlcore.runs import LIVE_STATES, RunStore
 
 PRESETS = {p.name: p for p in list_presets()}
 
 
 def plan() -> bool:
     """What will be trained; False when something needed is missing."""
-    o = ui.options_from_selection()
+    o = state.options_from_selection()
     data = o["data"]
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
@@ -46,15 +45,15 @@ NO_PRESET = "—"  # a selectbox shows None as "no choice", so "no preset" needs
 def _apply_preset() -> None:
     name = st.session_state.get("w:preset_choice")
     name = None if name == NO_PRESET else name
-    ui.put("preset", name)
+    state.put("preset", name)
     if name:
-        ui.load_options(studio.preset_form_options(name, ui.options_from_selection()), keep=("w:preset_choice",))
+        state.load_options(state.preset_form_options(name, state.options_from_selection()), keep=("w:preset_choice",))
 
 
 def preset() -> None:
     key = "w:preset_choice"
     if st.session_state.get(key) not in (NO_PRESET, *PRESETS):
-        st.session_state[key] = ui.get("preset") if ui.get("preset") in PRESETS else NO_PRESET
+        st.session_state[key] = state.get("preset") if state.get("preset") in PRESETS else NO_PRESET
     name = st.selectbox(
         "Start from a classic recipe", [NO_PRESET, *PRESETS], on_change=_apply_preset, key=key,
         format_func=lambda n: "None: my own settings" if n == NO_PRESET else n,
@@ -63,7 +62,7 @@ def preset() -> None:
     if name != NO_PRESET:
         p = PRESETS[name]
         st.caption(p.description)
-        shown = ", ".join(f"{k} {v}" for k, v in studio.preset_form_options(name, ui.options_from_selection()).items()
+        shown = ", ".join(f"{k} {v}" for k, v in state.preset_form_options(name, state.options_from_selection()).items()
                           if v is not None)
         st.caption(f"It set: {shown}. The run records the preset's name.")
 
@@ -72,43 +71,43 @@ def hyperparameters() -> None:
     st.subheader("Hyperparameters")
     preset()
     c1, c2, c3, c4 = st.columns(4)
-    head = c1.number_input("Stage 1 epochs (head only)", 0, 1000, step=1, key=ui.bound("head_epochs"))
-    fine = c2.number_input("Stage 2 epochs (fine-tuning)", 0, 1000, step=1, key=ui.bound("fine_tune_epochs"))
-    batch = c3.number_input("Batch size", 1, 4096, step=1, key=ui.bound("batch_size"))
-    patience = c4.number_input("Early stopping patience", 0, 1000, step=1, key=ui.bound("early_stopping"),
+    head = c1.number_input("Stage 1 epochs (head only)", 0, 1000, step=1, key=state.bound("head_epochs"))
+    fine = c2.number_input("Stage 2 epochs (fine-tuning)", 0, 1000, step=1, key=state.bound("fine_tune_epochs"))
+    batch = c3.number_input("Batch size", 1, 4096, step=1, key=state.bound("batch_size"))
+    patience = c4.number_input("Early stopping patience", 0, 1000, step=1, key=state.bound("early_stopping"),
                                help="Stop when the validation loss has not improved for this many "
                                     "epochs, and keep the best weights. 0 turns it off.")
     c1, c2, c3, c4 = st.columns(4)
-    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, key=ui.bound("optimizer", "adam", lambda v: v in OPTIMIZERS),
+    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, key=state.bound("optimizer", "adam", lambda v: v in OPTIMIZERS),
                              format_func={"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD (momentum 0.9)"}.get)
     lr = c2.number_input("Learning rate, stage 1", min_value=1e-7, max_value=1.0, step=1e-4, format="%.1e",
-                         key=ui.bound("lr", coerce=float))
-    auto = c3.toggle("Stage 2 at a tenth of it", key=ui.bound("fine_tune_lr_auto", ui.get("fine_tune_lr") is None),
+                         key=state.bound("lr", coerce=float))
+    auto = c3.toggle("Stage 2 at a tenth of it", key=state.bound("fine_tune_lr_auto", state.get("fine_tune_lr") is None),
                      help="The usual recipe: fine-tune with a learning rate one tenth of stage 1's.")
     if auto:
         c4.metric("Learning rate, stage 2", f"{lr / 10:.1e}")
         fine_lr = None
     else:
         fine_lr = c4.number_input("Learning rate, stage 2", min_value=1e-8, max_value=1.0, step=1e-5,
-                                  format="%.1e", key=ui.bound("fine_tune_lr", lr / 10, coerce=float))
+                                  format="%.1e", key=state.bound("fine_tune_lr", lr / 10, coerce=float))
     with st.expander("More options", icon=":material/tune:"):
         c1, c2, c3, c4 = st.columns(4)
-        weights = c1.selectbox("Class weights", ["auto", "none"], key=ui.bound("class_weights"),
+        weights = c1.selectbox("Class weights", ["auto", "none"], key=state.bound("class_weights"),
                                help="auto: balance imbalanced classes")
-        mp = c2.selectbox("Mixed precision", ["auto", "on", "off"], key=ui.bound("mixed_precision"),
+        mp = c2.selectbox("Mixed precision", ["auto", "on", "off"], key=state.bound("mixed_precision"),
                           help="auto: on for GPUs that support float16 well")
-        xla = c3.toggle("XLA compilation", key=ui.bound("xla", False))
-        name = c4.text_input("Run label", key=ui.bound("name", ""), placeholder="optional")
+        xla = c3.toggle("XLA compilation", key=state.bound("xla", False))
+        name = c4.text_input("Run label", key=state.bound("name", ""), placeholder="optional")
     for key, value in (("head_epochs", int(head)), ("fine_tune_epochs", int(fine)), ("batch_size", int(batch)),
                        ("early_stopping", int(patience)), ("optimizer", optimizer), ("lr", float(lr)),
                        ("fine_tune_lr", None if fine_lr is None else float(fine_lr)),
                        ("class_weights", weights), ("mixed_precision", mp), ("xla", bool(xla)),
                        ("name", name or None)):
-        ui.put(key, value)
+        state.put(key, value)
 
 
 def _use_rate(stage: int, lr: float) -> None:
-    ui.put("lr" if stage == 1 else "fine_tune_lr", float(lr))
+    state.put("lr" if stage == 1 else "fine_tune_lr", float(lr))
     for key in ("w:lr", "w:fine_tune_lr", "w:fine_tune_lr_auto"):
         st.session_state.pop(key, None)
 
@@ -125,10 +124,10 @@ def lr_finder(ready: bool) -> None:
         if c2.button("Find learning rate", icon=":material/search:", disabled=not ready):
             with ui.guard("Finding a learning rate"):
                 from tlcore.lrfind import lr_find
-                from tlcore.train import TrainConfig
+                from tlcore.config import TrainConfig
 
                 with st.spinner("Training on a few batches at rising learning rates…"):
-                    result = lr_find(TrainConfig.from_dict(ui.options_from_selection()), stage=int(stage or 1))
+                    result = lr_find(TrainConfig.from_dict(state.options_from_selection()), stage=int(stage or 1))
                 st.session_state["_lr_find"] = result
         if result:
             st.plotly_chart(charts.lr_finder(result["lrs"], result["losses"], result["suggested_lr"]),
@@ -139,7 +138,7 @@ def lr_finder(ready: bool) -> None:
 
 
 def start() -> None:
-    o = ui.options_from_selection()
+    o = state.options_from_selection()
     live = [r for r in RunStore().runs() if r.state() in LIVE_STATES]
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     main = c1.button("Start training" if not live else "Start (waits in the queue)", type="primary",
@@ -160,7 +159,7 @@ def start() -> None:
 
             with st.spinner("Starting a training process…"):
                 run = start_training(o)
-                ui.put("run_dir", str(run.path))
+                state.put("run_dir", str(run.path))
                 if compare:
                     scratch = start_training(from_scratch(o))
                     st.session_state["_compare_pair"] = [run.run_id, scratch.run_id]
@@ -175,7 +174,7 @@ live_run = st.fragment(run_every=2)(ui.run_panel)
 
 
 def queue() -> None:
-    waiting = studio.queued_runs()
+    waiting = queued_runs()
     if waiting:
         st.subheader("Queue")
         st.dataframe([{"position": i + 1, "run": r.run_id, "backbone": r.summary()["backbone"],

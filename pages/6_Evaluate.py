@@ -5,9 +5,10 @@ from pathlib import Path
 
 import streamlit as st
 
-import studio_charts as charts
-import studio_ui as ui
-from tlcore import studio
+from studio import caches, charts, components as ui, state, text
+from tlcore.calibrate import calibration_info
+from tlcore.evaluate import top_losses
+from tlcore.images import thumbnail
 from tlcore.runs import RunStore
 
 GALLERY = 24
@@ -25,7 +26,7 @@ def evaluate(run, split: str | None) -> None:
 
 def scores(ev: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Accuracy", studio.format_percent(ev.get("accuracy")), border=True)
+    c1.metric("Accuracy", text.format_percent(ev.get("accuracy")), border=True)
     c2.metric("Loss", "—" if ev.get("loss") is None else f"{ev['loss']:.4f}", border=True)
     c3.metric("Calibration error (ECE)", "—" if ev.get("ece") is None else f"{ev['ece']:.3f}", border=True,
               help="Expected calibration error: how far the model's confidence is from its accuracy, "
@@ -62,7 +63,7 @@ def calibration(run, ev: dict) -> None:
         st.caption("Fits one number T on the validation split so that the probabilities match how often the "
                    "model is right (Guo et al. 2017), and builds it into the model: predictions keep their "
                    "order, only the confidence changes. Predict, evaluate and exports use it from then on.")
-        done = studio.calibration_info(run)
+        done = calibration_info(run)
         if done:
             st.markdown(f"Calibrated: **T = {done['temperature']:.3f}** (validation log-loss "
                         f"{done['val_log_loss_before']:.4f} → {done['val_log_loss_after']:.4f}).")
@@ -91,13 +92,13 @@ def calibration(run, ev: dict) -> None:
 
 def _explain(run, item: dict, key: tuple) -> dict | None:
     with ui.guard("Computing the Grad-CAM"):
-        model = ui.load_run_model(run)
+        model = caches.load_run_model(run)
         with st.spinner("Grad-CAM…"):
             return ui.gradcam(model, item["file"], key, item["predicted"])
     return None
 
 
-def top_losses(run, ev: dict) -> None:
+def mistakes(run, ev: dict) -> None:
     wrong = ev.get("misclassified") or []
     st.subheader(f"Top losses ({len(wrong)} misclassified)")
     if not wrong:
@@ -105,14 +106,14 @@ def top_losses(run, ev: dict) -> None:
         return
     st.caption("The mistakes the model is surest of, highest loss first. Grad-CAM shows where in the image "
                "the features pushed it to the wrong answer.")
-    shown = studio.top_losses(ev, GALLERY)
+    shown = top_losses(ev, GALLERY)
     cams = st.session_state.get("_gradcam", {})
     stamp = ui.run_stamp(run)
     for start in range(0, len(shown), PER_ROW):
         cols = st.columns(PER_ROW)
         for i, item in enumerate(shown[start:start + PER_ROW], start=start):
             with cols[i - start].container(border=True):
-                img = studio.thumbnail(item["file"], 160)
+                img = thumbnail(item["file"], 160)
                 if img is None:
                     st.caption(f"{Path(item['file']).name} (file gone)")
                     continue
@@ -130,9 +131,9 @@ def top_losses(run, ev: dict) -> None:
                         slot.empty()
                         cam = _explain(run, item, key)
                 with picture.container():
-                    if cam is not None and ui.gradcam_note(cam):
+                    if cam is not None and text.gradcam_note(cam):
                         st.image(img, width="stretch")
-                        st.caption(ui.gradcam_note(cam))
+                        st.caption(text.gradcam_note(cam))
                     elif cam is not None:
                         a, b = st.columns(2)
                         a.image(img, width="stretch")
@@ -151,7 +152,7 @@ def main() -> None:
         st.page_link("pages/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
         return
     run = ui.pick_run("Run", runs, "evaluate_run")
-    ui.put("run_dir", str(run.path))
+    state.put("run_dir", str(run.path))
     ev = run.evaluation()
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     split = c1.segmented_control("Split to score", ["test", "validation"], default=(ev or {}).get("split", "test"),
@@ -165,7 +166,7 @@ def main() -> None:
     st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`.")
     scores(ev)
     calibration(run, ev)
-    top_losses(run, ev)
+    mistakes(run, ev)
 
 
 ui.page_guard()

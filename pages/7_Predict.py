@@ -6,9 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-import studio_ui as ui
-from tlcore import studio
-from tlcore.images import IMAGE_EXTENSIONS
+from studio import components as ui, state
+from tlcore.errors import TLCoreError
+from tlcore.imagenet import imagenet_weights
+from tlcore.images import IMAGE_EXTENSIONS, display_image
 from tlcore.runs import RunStore
 
 MODES = {"run": "A trained run", "imagenet": "ImageNet (1000 classes)"}
@@ -35,7 +36,7 @@ def with_run() -> None:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     with c1:
         run = ui.pick_run("Model of run", runs, "predict_run")
-    ui.put("run_dir", str(run.path))
+    state.put("run_dir", str(run.path))
     labels = run.labels()
     k = c2.slider("Top k", 1, max(1, min(10, len(labels))), min(5, max(1, len(labels))), key=f"top_k_{len(labels)}") \
         if len(labels) > 1 else 1
@@ -49,15 +50,17 @@ def with_run() -> None:
 
 
 def with_imagenet() -> None:
-    if ui.get("backbone_file"):
+    if state.get("backbone_file"):
         st.info("ImageNet mode classifies with a Keras Applications backbone and its ImageNet top; your own "
                 "model has none. Choose a catalog backbone on the Backbone page.", icon=":material/info:")
         return
-    name = ui.get("backbone")
-    weights = None
-    with ui.guard("Choosing the weights"):
-        weights = studio.imagenet_weights(ui.get("weights"))
-    if weights is None:
+    name = state.get("backbone")
+    try:
+        weights = imagenet_weights(state.get("weights"))
+    except TLCoreError:
+        st.error("ImageNet mode classifies with the pretrained 1000-class model, but the Backbone page has no "
+                 "pretrained weights chosen (None). Choose ImageNet, or upload a weights file saved with the "
+                 "top, on the Backbone page.", icon=":material/error:")
         st.page_link("pages/2_Backbone.py", label="Choose weights", icon=":material/arrow_forward:")
         return
     shown = "ImageNet weights" if weights == "imagenet" else f"the weights file {Path(weights).name}"
@@ -77,7 +80,7 @@ def with_imagenet() -> None:
                 f.seek(0)
             results = classify(name, files, weights, k)
         for f, r in zip(files, results):
-            ui.prediction_card(f.name, studio.display_image(f), r["top"], f"in_{f.file_id}", error=r.get("error"))
+            ui.prediction_card(f.name, display_image(f), r["top"], f"in_{f.file_id}", error=r.get("error"))
 
 
 def main() -> None:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-import studio_charts as charts
-import studio_ui as ui
-from tlcore import home, studio
+from studio import charts, components as ui, state, text
+from tlcore import home
+from tlcore.datasets import delete_dataset, list_datasets
+from tlcore.export import export_file
+from tlcore.features import clear_cache
 from tlcore.runs import LIVE_STATES, RunStore
 
 EXPORTS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)"}
@@ -18,7 +20,7 @@ def table(runs) -> None:
     for r in runs:
         s = r.summary()
         metrics = r.metrics()
-        rows.append({"run": s["run_id"], "label": studio.display_name(s.get("name")), "state": s["state"],
+        rows.append({"run": s["run_id"], "label": text.display_name(s.get("name")), "state": s["state"],
                      "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
                      "test accuracy": s["test_accuracy"], "started": s["started_at"]})
@@ -52,37 +54,37 @@ def compare(runs) -> None:
 def actions(runs) -> None:
     st.subheader("One run")
     run = ui.pick_run("Run", runs, "runs_run")
-    state = run.state()
+    run_state = run.state()
     c1, c2, c3 = st.columns(3)
     with c1.container(border=True):
         st.markdown("**Resume**")
-        can_resume = state in ("interrupted", "stopped") and run.model_path() is not None
+        can_resume = run_state in ("interrupted", "stopped") and run.model_path() is not None
         st.caption("Continue an interrupted or stopped run from its last checkpoint."
-                   if can_resume else f"Only interrupted or stopped runs resume (this one is {state}).")
+                   if can_resume else f"Only interrupted or stopped runs resume (this one is {run_state}).")
         if st.button("Resume", icon=":material/play_arrow:", disabled=not can_resume, key="resume"):
             with ui.guard("Resuming the run"):
                 from tlcore.jobs import resume_training
 
                 with st.spinner("Starting the training process…"):
                     resumed = resume_training(run.path)
-                ui.put("run_dir", str(resumed.path))
+                state.put("run_dir", str(resumed.path))
                 st.switch_page("pages/5_Train.py")
     with c2.container(border=True):
         st.markdown("**Repeat with changes**")
         st.caption("Load this run's settings into the studio, change what you like, train again.")
         if st.button("Load its settings", icon=":material/replay:", key="repeat",
                      disabled=not run.config().get("options")):
-            ui.load_options(run.config()["options"])
+            state.load_options(run.config()["options"])
             st.switch_page("pages/5_Train.py")
     with c3.container(border=True):
         st.markdown("**Delete**")
-        live = state in LIVE_STATES
+        live = run_state in LIVE_STATES
         sure = st.checkbox(f"Yes, delete {run.run_id}", key=f"sure_{run.run_id}", disabled=live)
         if st.button("Delete run", icon=":material/delete:", disabled=not sure or live, key="delete_run"):
             with ui.guard("Deleting the run"):
                 RunStore().delete(run.run_id)
-                if ui.get("run_dir") == str(run.path):
-                    ui.put("run_dir", None)
+                if state.get("run_dir") == str(run.path):
+                    state.put("run_dir", None)
                 st.session_state.pop("w:runs_run", None)
                 st.toast(f"Deleted {run.run_id}.")
                 st.rerun()
@@ -102,12 +104,12 @@ def export(run) -> None:
         if c3.button("Prepare the file", icon=":material/build:", key="export"):
             with ui.guard("Exporting the model"):
                 with st.spinner("Exporting and checking the copy against the original…"):
-                    name, data, report = studio.export_file(run.path, fmt, quantize if fmt == "tflite" else "none")
+                    name, data, report = export_file(run.path, fmt, quantize if fmt == "tflite" else "none")
                 st.session_state["_export"] = {"run": run.run_id, "name": name, "data": data, "report": report}
         ready = st.session_state.get("_export")
         if ready and ready["run"] == run.run_id:
             report = ready["report"]
-            st.download_button(f"Download {ready['name']} ({studio.format_bytes(len(ready['data']))})",
+            st.download_button(f"Download {ready['name']} ({text.format_bytes(len(ready['data']))})",
                                ready["data"], file_name=ready["name"], icon=":material/download:",
                                mime="application/octet-stream", type="primary")
             st.caption(f"Checked on {report['images_checked']} images: the copy agrees with the original on "
@@ -120,33 +122,33 @@ def housekeeping() -> None:
     c1, c2 = st.columns(2)
     with c1.container(border=True):
         st.markdown("**Imported datasets**")
-        sets = studio.list_datasets()
+        sets = list_datasets()
         if not sets:
             st.caption(f"None in {home.datasets_dir()}.")
         else:
-            labels = {d["path"]: f"{d['name']} · {studio.format_bytes(d['bytes'])}" for d in sets}
+            labels = {d["path"]: f"{d['name']} · {text.format_bytes(d['bytes'])}" for d in sets}
             chosen = st.multiselect("Datasets to delete", list(labels), format_func=labels.get, key="del_sets")
             sure = st.checkbox("Yes, delete them", key="sure_sets", disabled=not chosen)
             if st.button("Delete datasets", icon=":material/delete:", disabled=not (chosen and sure)):
                 with ui.guard("Deleting the datasets"):
                     for path in chosen:
-                        studio.delete_dataset(path)
-                        if ui.get("data") == path:
-                            ui.put("data", "")
+                        delete_dataset(path)
+                        if state.get("data") == path:
+                            state.put("data", "")
                     st.toast(f"Deleted {len(chosen)} dataset(s).")
                     for key in ("del_sets", "sure_sets"):
                         st.session_state.pop(key, None)
                     st.rerun()
     with c2.container(border=True):
         st.markdown("**Cache**")
-        size = studio.folder_size(home.cache_dir())
-        st.caption(f"Decoded images and features: {studio.format_bytes(size)} in {home.cache_dir()}. "
+        size = home.folder_size(home.cache_dir())
+        st.caption(f"Decoded images and features: {text.format_bytes(size)} in {home.cache_dir()}. "
                    "Deleting it is safe; the next training decodes the images again.")
         sure = st.checkbox("Yes, clear the cache", key="sure_cache", disabled=size == 0)
         if st.button("Clear the cache", icon=":material/cleaning_services:", disabled=not sure or size == 0):
             with ui.guard("Clearing the cache"):
-                freed = studio.clear_cache()
-                st.toast(f"Freed {studio.format_bytes(freed)}.")
+                freed = clear_cache()
+                st.toast(f"Freed {text.format_bytes(freed)}.")
                 st.session_state.pop("sure_cache", None)
                 st.rerun()
 

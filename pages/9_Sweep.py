@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-import studio_charts as charts
-import studio_ui as ui
-from tlcore import studio
+from studio import caches, charts, components as ui, state
+from tlcore.plan import default_unfreeze_index
+from tlcore.layers import cut_options, index_of
 from tlcore.runs import LIVE_STATES
+from tlcore.sweep import best_sweep_row, list_sweeps, sweep_matrix
 
 MAX_RUNS = 25
 
@@ -14,14 +15,14 @@ MAX_RUNS = 25
 def choose(bb) -> tuple[list[int], list[int]]:
     table = bb.table
     n = len(table)
-    cut_options = studio.cut_options(table)
+    cuts_offered = cut_options(table)
     tag = f"{bb.label}:{n}"  # indexes belong to one backbone: new widgets when it changes
-    default_cut = studio.index_of(table, ui.get("cut"), bb.default_cut)
-    default_unfreeze = studio.index_of(table, ui.get("unfreeze_from"), studio.default_unfreeze_index(n))
+    default_cut = index_of(table, state.get("cut"), bb.default_cut)
+    default_unfreeze = index_of(table, state.get("unfreeze_from"), default_unfreeze_index(n))
     c1, c2 = st.columns(2, gap="large")
     cuts = c1.multiselect(
-        "Cut after (clean cut points)", cut_options, key=f"sweep_cuts:{tag}",
-        default=[default_cut] if default_cut in cut_options else [cut_options[-1]],
+        "Cut after (clean cut points)", cuts_offered, key=f"sweep_cuts:{tag}",
+        default=[default_cut] if default_cut in cuts_offered else [cuts_offered[-1]],
         format_func=lambda i: f"{i} · {table[i].name}",
         help="Each is a complete feature extractor: every path from input to output passes through it.")
     unfreezes = c2.multiselect(
@@ -35,9 +36,9 @@ def start(bb, cuts: list[int], unfreezes: list[int], ready: bool) -> None:
     table = bb.table
     c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
     head = c1.number_input("Stage 1 epochs per run", 0, 1000, step=1, key="sweep_head",
-                           value=int(ui.get("head_epochs")))
+                           value=int(state.get("head_epochs")))
     fine = c2.number_input("Stage 2 epochs per run", 1, 1000, step=1, key="sweep_fine",
-                           value=max(1, int(ui.get("fine_tune_epochs"))))
+                           value=max(1, int(state.get("fine_tune_epochs"))))
     total = len(cuts) * len(unfreezes)
     past = sum(1 for c in cuts for u in unfreezes if u > c)
     if past:
@@ -53,7 +54,7 @@ def start(bb, cuts: list[int], unfreezes: list[int], ready: bool) -> None:
         with ui.guard("Starting the sweep"):
             from tlcore.sweep import start_sweep
 
-            base = dict(ui.options_from_selection(), head_epochs=int(head), fine_tune_epochs=int(fine))
+            base = dict(state.options_from_selection(), head_epochs=int(head), fine_tune_epochs=int(fine))
             with st.spinner(f"Starting {total} training processes…"):
                 sweep_id, runs = start_sweep(base, [table[i].name for i in cuts], [table[i].name for i in unfreezes])
             st.session_state["sweep_id"] = sweep_id
@@ -70,7 +71,7 @@ def results(sweep_id: str, order: tuple[list[str], list[str]], was_live: bool) -
     done = sum(r["state"] == "completed" for r in rows)
     st.caption(f"Sweep **{sweep_id}**: {len(rows)} runs, {done} completed"
                + (", the rest waiting or running (this refreshes by itself)." if live else "."))
-    cuts, unfreezes, z = studio.sweep_matrix(rows, *order)
+    cuts, unfreezes, z = sweep_matrix(rows, *order)
     st.plotly_chart(charts.sweep_heatmap(cuts, unfreezes, z), key="sweep_heatmap")
     st.dataframe([{"cut after": r["cut"], "unfreeze from": r["unfreeze_from"], "state": r["state"],
                    "val accuracy": r["val_accuracy"], "run": r["run_id"]} for r in rows],
@@ -85,8 +86,8 @@ def main() -> None:
     bb = None
     with ui.guard("Building the backbone"):
         with st.spinner(f"Building {ui.backbone_text()}…"):
-            bb = ui.chosen_backbone()
-    ready = bool(ui.get("data"))
+            bb = caches.chosen_backbone()
+    ready = bool(state.get("data"))
     if bb is not None:
         st.caption(f"Backbone **{ui.backbone_text()}** and the other settings of the Backbone, Layers, Data and "
                    "Train pages; only the cut, the unfreeze point and the epochs change from run to run.")
@@ -95,7 +96,7 @@ def main() -> None:
             st.page_link("pages/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
         cuts, unfreezes = choose(bb)
         start(bb, cuts, unfreezes, ready)
-    sweeps = studio.list_sweeps()
+    sweeps = list_sweeps()
     if not sweeps:
         st.caption("No sweeps yet.")
         return
@@ -110,16 +111,16 @@ def main() -> None:
         live_results(sweep_id, order, True)
     else:
         results(sweep_id, order, False)
-    best = studio.best_sweep_row(rows)
+    best = best_sweep_row(rows)
     if best is not None:
         c1, c2 = st.columns([2, 3], vertical_alignment="center")
         if c1.button(f"Open the best run ({best['val_accuracy']:.1%})", icon=":material/trophy:", key="open_best",
                      help=f"Cut after {best['cut']}, unfreeze from {best['unfreeze_from']}: make it the current run."):
-            ui.put("run_dir", best["run_dir"])
+            state.put("run_dir", best["run_dir"])
             for key in ("w:evaluate_run", "w:predict_run", "w:runs_run"):  # those pickers start from it
                 st.session_state.pop(key, None)
             st.rerun()
-        if ui.get("run_dir") == best["run_dir"]:
+        if state.get("run_dir") == best["run_dir"]:
             c2.success(f"The current run is {best['run_id']} (cut after {best['cut']}, unfreeze from "
                        f"{best['unfreeze_from']}).", icon=":material/check_circle:")
             l1, l2, l3 = st.columns(3)

@@ -38,7 +38,8 @@ SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A completed two-stage run in its own home, and the dataset it was trained on."""
-    from tlcore.train import TrainConfig, train
+    from tlcore.config import TrainConfig
+    from tlcore.train import train
 
     base = tmp_path_factory.mktemp("studio")
     home = base / "home"
@@ -59,7 +60,8 @@ def finished(tmp_path_factory):
 def cam_run(finished):
     """A completed run whose cut keeps a spatial map for Grad-CAM (MobileNetV2 at 32 px ends 1 x 1):
     ResNet50 without pretrained weights at 64 px, cut at conv4_block6_out (4 x 4 features)."""
-    from tlcore.train import TrainConfig, train
+    from tlcore.config import TrainConfig
+    from tlcore.train import train
 
     sigterm = signal.getsignal(signal.SIGTERM)
     with pytest.MonkeyPatch.context() as mp:
@@ -709,3 +711,51 @@ def test_own_model_as_backbone(tmp_path, monkeypatch):
     options = started[0]
     assert options["backbone"] is None and options["backbone_file"] == str(saved)
     assert options["cut"] == "inner/inner_relu" and options["preprocessing"] == "auto"
+
+
+# --- the selection in the URL (a reload, a bookmark, a shared link) ---------------------------
+
+def sidebar_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.sidebar.markdown)
+
+
+def test_the_selection_survives_a_reload_through_the_url(studio_home, monkeypatch):
+    monkeypatch.setenv("TLCORE_DATA_ROOTS", str(Path(studio_home.data).parent))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(data=str(studio_home.data), backbone="MobileNetV2", input_size="32", weights="none",
+                           run_dir=studio_home.run_dir)
+    at.run()
+    assert not at.exception and not at.toast, [t.value for t in at.toast]
+    assert [at.session_state[k] for k in ("data", "backbone", "input_size", "weights", "run_dir")] == \
+        [str(studio_home.data), "MobileNetV2", 32, "none", studio_home.run_dir]
+    shown = sidebar_text(at)
+    assert "MobileNetV2 · 32 px · no pretraining" in shown and studio_home.data.name in shown
+    assert studio_home.run_id in shown
+
+    at.switch_page(PAGES[2]).run()  # Layers chooses an unfreeze point; the URL follows
+    assert not at.exception
+    assert at.query_params["unfreeze_from"] == at.session_state["unfreeze_from"]
+    assert at.query_params["input_size"] == "32" and at.query_params["run_dir"] == studio_home.run_dir
+
+    again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)  # F5: a new session, the same URL
+    again.query_params.update(at.query_params)
+    again.run()
+    assert not again.exception and not again.toast
+    assert again.session_state["unfreeze_from"] == at.session_state["unfreeze_from"]
+    assert again.session_state["input_size"] == 32 and "MobileNetV2 · 32 px" in sidebar_text(again)
+
+
+def test_a_link_to_what_is_gone_or_not_allowed_is_dropped_with_a_notice(studio_home, tmp_path):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params.update(data=str(studio_home.data),  # outside the readable roots (TLCORE_DATA_ROOTS unset)
+                           backbone="NoSuchNet", input_size="lots", weights=str(tmp_path / "gone.weights.h5"),
+                           run_dir=str(studio_home.home / "runs" / "deleted-run"), cut="block_1_expand")
+    at.run()
+    assert not at.exception and not at.error
+    notices = [t.value for t in at.toast]
+    assert len(notices) == 5, notices
+    assert any("dataset" in n and "outside the folders this server may read" in n for n in notices)
+    assert any("backbone `NoSuchNet`" in n for n in notices) and any("input size `lots`" in n for n in notices)
+    assert at.session_state["cut"] == "block_1_expand"  # kept: the Layers page falls back if it is unknown
+    assert "data" not in at.session_state and "run_dir" not in at.query_params
+    assert "_no dataset yet_" in sidebar_text(at) and "MobileNetV2" in sidebar_text(at)

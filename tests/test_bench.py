@@ -1,9 +1,15 @@
 """The benchmark's own pieces (not its timings): its dataset, its options, its verdicts."""
 from __future__ import annotations
 
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from tlcore import bench
+from benchmarks import bench
 
 
 def test_generated_data_has_a_test_split_the_engine_and_the_tutorial_both_read(tmp_path):
@@ -31,3 +37,25 @@ def test_options_are_checked_before_anything_runs(tmp_path, capsys):
 
 def test_checkpoint_saves_are_counted_per_improving_epoch():
     assert bench._improvements([1.0, 0.9, 0.95, 0.8, None]) == 4  # None: no validation, saved
+
+
+def test_importing_or_running_it_leaves_the_environment_as_it_was(monkeypatch):
+    monkeypatch.delenv("TLCORE_HOME", raising=False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    before = dict(os.environ)
+    importlib.reload(bench)
+    assert dict(os.environ) == before
+    with bench._environ(TLCORE_HOME="/elsewhere", TF_CPP_MIN_LOG_LEVEL="3"):
+        assert os.environ["TLCORE_HOME"] == "/elsewhere"
+    assert dict(os.environ) == before
+    with pytest.raises(SystemExit):  # a usage error leaves nothing behind either
+        bench.main(["--epochs", "1"])
+    assert dict(os.environ) == before
+
+
+def test_it_runs_from_the_project_root_as_a_module():
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--help"], cwd=root, capture_output=True,
+                         text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: python -m benchmarks.bench")

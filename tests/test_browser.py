@@ -382,3 +382,37 @@ def _nested_classifier(path: Path) -> Path:
     outputs = keras.layers.Dense(5, activation="softmax", name="old_head")(x)
     keras.Model(inputs, outputs, name="my_classifier").save(path)
     return path
+
+
+def test_a_link_restores_the_selection_and_a_reload_keeps_it(server, page):
+    """The selection lives in the URL: opening a link with it shows it, and F5 shows it again."""
+    from urllib.parse import parse_qs, urlencode, urlparse
+
+    url, home = server
+    data = home / "datasets" / "url-colours"
+    rng = np.random.default_rng(1)
+    for name, colour in COLOURS.items():
+        (data / name).mkdir(parents=True, exist_ok=True)
+        for i in range(3):
+            (data / name / f"{i}.png").write_bytes(_png(colour, rng))
+    params = {"data": str(data), "backbone": "MobileNetV2", "input_size": "48", "weights": "none",
+              "unfreeze_from": "block_14_expand"}
+    sidebar = page.get_by_test_id("stSidebar")
+
+    def check() -> None:
+        sidebar.get_by_text("MobileNetV2 · 48 px · no pretraining").wait_for()
+        settle(page)
+        assert sidebar.get_by_text("url-colours").count() == 1
+        query = parse_qs(urlparse(page.url).query)
+        assert {k: v[-1] for k, v in query.items()} == params, page.url
+
+    page.goto(f"{url}/layers?{urlencode(params)}")
+    page.get_by_role("heading", name="Layers").first.wait_for()
+    check()
+    assert page.get_by_text("3 classes, from the dataset url-colours.").count() == 1
+    assert page.get_by_text("unfreeze from block_14_expand (Conv2D)").count() == 1
+    shot(page, "19-link-restores-the-selection")
+    page.reload()
+    page.get_by_role("heading", name="Layers").first.wait_for()
+    check()
+    assert page.get_by_text("unfreeze from block_14_expand (Conv2D)").count() == 1

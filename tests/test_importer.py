@@ -486,3 +486,26 @@ def test_random_names_never_escape_the_target(names):
             for p in target.rglob("*"):
                 assert p.resolve().is_relative_to(target.resolve())
     assert not Path("/" + SENTINEL).exists() and not Path("/a").exists()
+
+
+# --- uploads (relative names from a browser) ------------------------------------------
+
+def test_safe_relative_parts_refuses_escapes():
+    assert importer.safe_relative_parts("pets/cats/a.png") == ("pets", "cats", "a.png")
+    assert importer.safe_relative_parts("./pets//cats/./a.png") == ("pets", "cats", "a.png")
+    assert importer.safe_relative_parts("pets\\cats\\a.png") == ("pets", "cats", "a.png")
+    for bad in ("../a.png", "pets/../../a.png", "/etc/passwd", "C:/x/a.png", "a\0.png", "", "./"):
+        assert importer.safe_relative_parts(bad) is None, bad
+    assert importer.safe_relative_parts("ko/고양이/a.png") == ("ko", "고양이", "a.png")
+
+
+def test_write_uploaded_files_keeps_paths_and_refuses_dotdot(tmp_path):
+    problems = importer.write_uploaded_files(
+        [("pets/cats/a.png", b"1"), ("pets/dogs/b.png", b"2"), ("../evil.png", b"x"),
+         ("pets/cats/a.png", b"again")], tmp_path / "up")
+    assert (tmp_path / "up/pets/cats/a.png").read_bytes() == b"1"
+    assert (tmp_path / "up/pets/dogs/b.png").read_bytes() == b"2"
+    assert not (tmp_path / "evil.png").exists()
+    assert [p["file"] for p in problems] == ["../evil.png", "pets/cats/a.png"]
+    assert importer.upload_folder_name(["pets/cats/a.png", "pets/dogs/b.png"]) == "pets"
+    assert importer.upload_folder_name(["cats/a.png", "dogs/b.png"]) == "dataset"

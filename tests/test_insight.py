@@ -19,7 +19,8 @@ def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("insight")
     before = os.environ.get("TLCORE_HOME")
     os.environ["TLCORE_HOME"] = str(base / "home")
-    from tlcore.train import TrainConfig, train
+    from tlcore.config import TrainConfig
+    from tlcore.train import train
 
     data = write_split(base / "data", counts=(12, 6, 4))
     out = train(TrainConfig(data=str(data), backbone="ResNet50", weights="none", input_size=64,
@@ -95,7 +96,7 @@ def test_calibrate_run_bakes_temperature_into_model(run):
 
 def test_lr_finder_suggestion_inside_range(run):
     from tlcore.lrfind import lr_find, suggest
-    from tlcore.train import TrainConfig
+    from tlcore.config import TrainConfig
 
     base, data, out = run
     res = lr_find(TrainConfig(data=str(data), backbone="ResNet50", weights="none", input_size=32,
@@ -182,14 +183,15 @@ def test_demo_dataset_is_deterministic_and_learnable(tmp_path, monkeypatch):
 def test_quick_start_without_pretrained_weights_learns_the_demo_shapes(tmp_path, monkeypatch):
     """The offline quick-start recipe (a small MobileNetV2 trained from scratch) beats chance
     clearly on the demo set after a short run: a behaviour check, not a timing."""
-    from tlcore import studio
+    from studio.state import QUICK_START_SCRATCH, quick_start_options
     from tlcore.demo import make_demo_dataset
-    from tlcore.train import TrainConfig, train
+    from tlcore.config import TrainConfig
+    from tlcore.train import train
 
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no weights file: the offline recipe
-    options = studio.quick_start_options()
-    assert options == studio.QUICK_START_SCRATCH and options["weights"] == "none"
+    options = quick_start_options()
+    assert options == QUICK_START_SCRATCH and options["weights"] == "none"
     demo = make_demo_dataset(tmp_path / "demo", classes=4, per_class=150, seed=5)
     options.update(data=demo["path"], fine_tune_epochs=30)  # two thirds of the recommended run
     out = train(TrainConfig.from_dict(options), runs_dir=str(tmp_path / "runs"))

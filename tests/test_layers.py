@@ -6,7 +6,8 @@ import pytest
 
 from tlcore.backbones import build_backbone
 from tlcore.errors import TLCoreError
-from tlcore.layers import cut_points, layer_table, resolve_layer
+from tlcore.layers import (LayerInfo, block_summary, cut_options, cut_points, filter_layers, index_of, layer_table,
+                           resolve_layer)
 from tlcore.model import cut_backbone
 
 
@@ -186,3 +187,18 @@ def test_convnext_block_insides_are_not_cut_points():
     assert not rows["convnext_tiny_stage_0_block_0_layernorm"].cut_point
     with pytest.raises(TLCoreError, match="not a clean cut point"):
         cut_backbone(model, "convnext_tiny_stage_0_block_0_pointwise_conv_1")
+
+
+def _table(n=6, cuts=(1, 3), params=(0, 10, 0, 20, 5, 7)):
+    return [LayerInfo(i, f"l{i}", "BatchNormalization" if i == 4 else "Conv2D", [None, 2, 2, 1],
+                      params[i], True, i in cuts, "b0" if i < 3 else "b1") for i in range(n)]
+
+
+def test_cut_options_and_blocks():
+    table = _table()
+    assert cut_options(table) == [1, 3, 5]  # the last layer is always offered
+    assert index_of(table, "l3", 0) == 3 and index_of(table, "nope", 9) == 9
+    assert index_of(table, -1, 0) == 5
+    blocks = block_summary(table)
+    assert [(b["block"], b["first"], b["last"], b["params"]) for b in blocks] == [("b0", 0, 2, 10), ("b1", 3, 5, 32)]
+    assert [r.index for r in filter_layers(table, "l", ["BatchNormalization"])] == [4]

@@ -96,7 +96,8 @@ def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
 
 
 def test_binary_head_flat_layout_and_repeat_from_config(tmp_path):
-    from tlcore.train import TrainConfig, train
+    from tlcore.config import TrainConfig
+    from tlcore.train import train
     from tlcore.runs import Run
     import keras
 

@@ -1,3 +1,4 @@
+"""`python -m tlcore`: the command line (`tlcore.cli.main`)."""
 import sys
 
 from .cli import main

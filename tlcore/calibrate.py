@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import TLCoreError
-from .jsonio import write_json
+from .jsonio import read_json, write_json
 
 
 def _logits(probs: np.ndarray) -> np.ndarray:
@@ -72,8 +72,6 @@ def calibrate_run(run_dir, runs_dir=None) -> dict:
     model.save(str(tmp))
     os.replace(tmp, rm.run.file("model.keras"))
     prior = rm.run.file("calibration.json")
-    from .jsonio import read_json
-
     old = read_json(prior, {}) or {}
     total = float(old.get("temperature", 1.0)) * t
     result = {"temperature": total, "step": t, "val_log_loss_before": before, "val_log_loss_after": after,
@@ -87,3 +85,8 @@ def _binary_temperature(probs: np.ndarray, labels: np.ndarray) -> tuple[float, f
     z = np.log(p) - np.log1p(-p)
     two = np.stack([np.zeros_like(z), z], axis=1)  # softmax([0, z]) == sigmoid(z)
     return fit_temperature(np.exp(two) / np.exp(two).sum(1, keepdims=True), labels)
+
+
+def calibration_info(run) -> dict | None:
+    """The run's calibration.json (temperature and log-losses), or None if never calibrated."""
+    return read_json(run.file("calibration.json"))

@@ -440,6 +440,21 @@ def augmentation_layers(options: dict, seed: int | None = None) -> list:
     return layers
 
 
+def augmentation_preview(image: np.ndarray, options: dict, n: int = 6, seed: int = 0) -> list[np.ndarray]:
+    """`n` augmented copies of one uint8 RGB image, with the layers training would use."""
+    import keras
+
+    layers = augmentation_layers(options, seed=seed)
+    if not layers:
+        return [image.copy() for _ in range(n)]
+    batch = np.repeat(np.asarray(image, dtype="float32")[None], n, axis=0)
+    x = batch
+    for layer in layers:
+        x = layer(x, training=True)
+    out = np.clip(keras.ops.convert_to_numpy(x), 0, 255).astype("uint8")
+    return list(out)
+
+
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
                  shuffle: bool = False, augment: list | None = None, seed: int = 42):
     """A tf.data pipeline over decoded images: shuffle, batch, augment (train only), prefetch."""

@@ -83,3 +83,11 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     if data is None:
         write_json(rm.run.file("evaluation.json"), result)
     return result
+
+
+def top_losses(evaluation: dict, n: int = 24) -> list[dict]:
+    """The `n` misclassified images with the highest loss (most confidently wrong first)."""
+    wrong = list(evaluation.get("misclassified") or [])
+    wrong.sort(key=lambda m: -(m.get("loss") if m.get("loss") is not None else -np.log(
+        max(1e-7, 1.0 - float(m.get("probability", 0.0))))))
+    return wrong[:n]

@@ -1,15 +1,20 @@
-"""Export a run's model (.keras, SavedModel, TFLite) and check the copy against the original."""
+"""Export a run's model (.keras, SavedModel, TFLite) and check the copy against the original;
+or export it into a temporary folder and hand back one downloadable file (`export_file`)."""
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import home
 from .errors import TLCoreError
 from .jsonio import write_json
 from .predict import RunModel
+from .runs import RunStore
 
 FORMATS = ("keras", "savedmodel", "tflite")
 QUANTIZE = ("none", "float16", "int8")
@@ -131,3 +136,35 @@ def export_run(run_dir, format: str, out, quantize: str = "none", runs_dir=None)
     return {"format": format, "path": str(out), "quantize": quantize, "top1_agreement": agreement,
             "max_probability_difference": float(np.abs(got - reference).max()),
             "images_checked": int(len(images))}
+
+
+def export_file(run_dir, fmt: str, quantize: str = "none", runs_dir=None) -> tuple[str, bytes, dict]:
+    """Export a run's model and return (download file name, bytes, export_run's report).
+
+    The export is written to a temporary folder under the home and removed afterwards. A
+    SavedModel folder comes back zipped (labels.txt and preprocessing.json inside it); a
+    .keras or .tflite file comes back alone (the class names are inside the .keras model's
+    run, and a TFLite user reads them from the run's labels.json).
+    """
+    run = RunStore(runs_dir).get(run_dir)
+    tmp_root = home.home() / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=tmp_root))
+    try:
+        if fmt == "keras":
+            out = tmp / f"{run.run_id}.keras"
+        elif fmt == "tflite":
+            out = tmp / f"{run.run_id}{'' if quantize == 'none' else '-' + quantize}.tflite"
+        else:
+            out = tmp / f"{run.run_id}-savedmodel"
+        report = export_run(run.path, fmt, out, quantize, runs_dir)
+        if fmt == "savedmodel":
+            archive = tmp / f"{run.run_id}-savedmodel.zip"
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+                for p in sorted(out.rglob("*")):
+                    if p.is_file():
+                        zf.write(p, Path(out.name) / p.relative_to(out))
+            return archive.name, archive.read_bytes(), report
+        return out.name, out.read_bytes(), report
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 
@@ -107,3 +108,16 @@ def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_si
     else:
         ds = ds.map(lambda f, t: (f[0], t))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def clear_cache() -> int:
+    """Delete the cache folder's contents (decoded images, features); returns bytes freed."""
+    root = home.cache_dir()
+    freed = home.folder_size(root)
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    return freed

@@ -38,6 +38,19 @@ def _classifier(name: str, weights: str):
     return keras.Model(inputs, net(x), name=f"{info.name}_imagenet")
 
 
+def imagenet_weights(weights) -> str:
+    """The weights the ImageNet model classifies with: 'imagenet', or a weights file with the top.
+
+    Raises:
+        TLCoreError: `weights` is None or 'none' (the untouched model would be random).
+    """
+    if weights in (None, "", "none"):
+        raise TLCoreError("The untouched ImageNet model needs pretrained weights, but there are no pretrained "
+                          f"weights chosen (weights={weights!r}). Pass weights='imagenet', or a weights file "
+                          "saved with the top (include_top=True).")
+    return str(weights)
+
+
 def classify(name: str, images, weights: str = "imagenet", top_k: int = 5) -> list[dict]:
     """[{image, top: [{label, probability}]}] from the 1000-class ImageNet model `name`.
 
@@ -45,9 +58,7 @@ def classify(name: str, images, weights: str = "imagenet", top_k: int = 5) -> li
     """
     from .predict import predict_probabilities, top_labels
 
-    if weights in (None, "none"):
-        raise TLCoreError("ImageNet mode needs ImageNet weights: 'imagenet' or a weights file with the top.")
-    model = _classifier(name, str(weights))
+    model = _classifier(name, imagenet_weights(weights))
     size = int(model.input_shape[1])
     classes = imagenet_classes()
     out, arrays, where = [], [], []

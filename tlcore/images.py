@@ -3,10 +3,11 @@
 EXIF orientation applied, first frame of an animation, any mode (grey, palette, CMYK,
 16-bit) converted to 8-bit RGB, transparency composited on white, then resized to a square
 by stretching (default), padding or centre-cropping. Decompression bombs are refused
-before any pixel is decoded.
+before any pixel is decoded. Thumbnails and pictures to show are read the same way.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,29 @@ def _open_reason(exc: Exception) -> str:
     if "truncated" in text:
         return "truncated image file"
     return f"cannot open: {text}"
+
+
+def thumbnail(path: str | os.PathLike, size: int = 96) -> np.ndarray | None:
+    """A square RGB thumbnail read the studio's way (centre crop), or None if unreadable."""
+    try:
+        return load_image(path, size, "crop")
+    except (ImageProblem, OSError):
+        return None
+
+
+def display_image(source, max_side: int = 320) -> np.ndarray | None:
+    """An image (path or file-like) read the studio's way, scaled to fit `max_side`, for showing.
+
+    Returns None when it cannot be read.
+    """
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        im = open_rgb(source)
+        im.thumbnail((max_side, max_side))
+        return np.asarray(im, dtype=np.uint8)
+    except (ImageProblem, OSError):
+        return None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)

@@ -7,6 +7,10 @@ special files and archives inside the archive are skipped and listed as problems
 Windows litter and hidden files are dropped silently. Zip bombs are refused from the
 central directory before anything is written, and again while streaming. A single top
 folder holding everything is unwrapped, then the dataset is scanned (`data.scan`).
+
+Uploads from a browser arrive as (relative name, bytes) pairs or as a .zip's bytes:
+`import_uploaded_folder` and `import_uploaded_zip` write them to a temporary folder under the
+home (refusing names that lead outside it) and import that.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from . import home
 from .data import _SPLIT_ALIASES, scan
@@ -302,3 +307,112 @@ def _move_into_place(root: Path, parent: Path, stem: str) -> Path:
             if not target.exists():
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- uploads -----------------------------------------------------------------------
+
+def safe_relative_parts(name: str) -> tuple[str, ...] | None:
+    """The path parts of an uploaded file's relative name, or None if it must be refused.
+
+    Refused: absolute paths, drive letters, ``..`` anywhere, NUL bytes, empty names.
+    ``.`` parts and empty parts are dropped; names are normalised to NFC.
+    """
+    raw = str(name).replace("\\", "/")
+    if not raw or "\0" in raw or raw.startswith("/"):
+        return None
+    parts = [_nfc(p) for p in raw.split("/")]
+    if any(p == ".." for p in parts) or any(_DRIVE.match(p) for p in parts):
+        return None
+    parts = [p for p in parts if p not in ("", ".")]
+    return tuple(parts) or None
+
+
+def upload_folder_name(names: Iterable[str], default: str = "dataset") -> str:
+    """The uploaded folder's own name: the first path part all files share (else `default`)."""
+    firsts = set()
+    for name in names:
+        parts = safe_relative_parts(name)
+        if parts and len(parts) > 1:
+            firsts.add(parts[0])
+        else:
+            return default
+    return firsts.pop() if len(firsts) == 1 else default
+
+
+def write_uploaded_files(files: Iterable[tuple[str, bytes]], dest: str | os.PathLike) -> list[dict]:
+    """Write uploaded (relative name, content) pairs below `dest`, keeping relative paths.
+
+    Returns:
+        problems ``[{file, reason}]`` for names that were refused (``..``, absolute paths,
+        clashes); everything else is written.
+    """
+    root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    real_root = os.path.realpath(root)
+    problems: list[dict] = []
+    for name, data in files:
+        parts = safe_relative_parts(name)
+        if parts is None:
+            problems.append({"file": str(name), "reason": "path leads outside the folder, refused"})
+            continue
+        out = root.joinpath(*parts)
+        if os.path.commonpath([real_root, os.path.realpath(out.parent)]) != real_root:
+            problems.append({"file": str(name), "reason": "path leads outside the folder, refused"})
+            continue
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "xb") as f:
+                f.write(data)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            problems.append({"file": str(name), "reason": _CLASH})
+    return problems
+
+
+def import_uploaded_folder(files: Sequence[tuple[str, bytes]], datasets_dir=None) -> dict:
+    """Import an uploaded folder (relative name, content pairs) as a managed dataset.
+
+    The files are written to a temporary folder first (relative paths kept, ``..`` refused),
+    then `import_dataset` copies them into the datasets folder and scans them.
+
+    Returns:
+        `import_dataset`'s result, with refused names added to ``problems``.
+
+    Raises:
+        TLCoreError: `files` is empty, or what `import_dataset` raises.
+    """
+    if not files:
+        raise TLCoreError("files is empty: no files were uploaded; give a folder of class folders.")
+    name = upload_folder_name([n for n, _ in files])
+    tmp = _upload_tmp()
+    try:
+        problems = write_uploaded_files(files, tmp)
+        result = import_dataset(tmp, datasets_dir, name=name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["problems"] = problems + list(result.get("problems", []))
+    return result
+
+
+def import_uploaded_zip(filename: str, data: bytes, datasets_dir=None) -> dict:
+    """Import an uploaded .zip (its bytes) as a managed dataset named after the file.
+
+    Raises:
+        TLCoreError: `filename` does not end in .zip, or what `import_dataset` raises.
+    """
+    base = _nfc(Path(str(filename).replace("\\", "/")).name) or "dataset.zip"
+    if not base.lower().endswith(".zip"):
+        raise TLCoreError(f"filename must end in .zip. Received: filename={filename!r}")
+    tmp = _upload_tmp()
+    try:
+        path = tmp / base
+        path.write_bytes(data)
+        return import_dataset(path, datasets_dir, name=Path(base).stem)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _upload_tmp() -> Path:
+    """A new temporary folder under the home's tmp/ (on the same disk as the datasets)."""
+    tmp_root = home.home() / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="upload-", dir=tmp_root))

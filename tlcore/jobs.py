@@ -63,7 +63,7 @@ def start_training(options: dict, runs_dir: str | None = None) -> Run:
 
     The options are checked here first, so a bad choice is reported at once, not in the run.
     """
-    from .train import TrainConfig
+    from .config import TrainConfig
 
     config = TrainConfig.from_dict(dict(options))
     config.check()

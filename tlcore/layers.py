@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import asdict, dataclass
+from typing import Iterable, Sequence
 
 from .errors import OptionError, TLCoreError
 
@@ -202,3 +203,58 @@ def resolve_cut(model, cut=None, paths: dict[str, str] | None = None, default: i
             "cut_point in `tlcore layers`, such as the end of a block."
         )
     return index
+
+
+
+def cut_options(table: Sequence[LayerInfo]) -> list[int]:
+    """Indexes where the backbone may be cut: every clean cut point, and always the last layer."""
+    out = [row.index for row in table if row.cut_point]
+    last = len(table) - 1
+    if last > 0 and (not out or out[-1] != last):
+        out.append(last)
+    return out
+
+
+def index_of(table: Sequence[LayerInfo], spec, default: int) -> int:
+    """Index of a layer given by name or index in `table`; `default` when None or unknown."""
+    if spec in (None, ""):
+        return default
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().lstrip("-").isdigit()):
+        i = int(spec)
+        return i % len(table) if -len(table) <= i < len(table) else default
+    for row in table:
+        if row.name == spec:
+            return row.index
+    return default
+
+
+def filter_layers(table: Sequence[LayerInfo], search: str = "", types: Iterable[str] = (),
+                  blocks: Iterable[str] = ()) -> list[LayerInfo]:
+    """Rows whose name, type or block contains `search` (case-insensitive), of the given types
+    and blocks (all when empty)."""
+    needle = (search or "").strip().lower()
+    types, blocks = set(types), set(blocks)
+    return [row for row in table
+            if (not needle or needle in row.name.lower() or needle in row.type.lower()
+                or needle in row.block.lower())
+            and (not types or row.type in types) and (not blocks or row.block in blocks)]
+
+
+def block_summary(table: Sequence[LayerInfo]) -> list[dict]:
+    """One row per block, in order: ``{block, first, last, last_layer, layers, params,
+    ends_at_cut_point}`` (first and last layer index, the last layer's name, layer count,
+    parameters, and whether the block ends at a clean cut point)."""
+    out: list[dict] = []
+    for row in table:
+        if out and out[-1]["block"] == row.block:
+            cur = out[-1]
+            cur["last"] = row.index
+            cur["last_layer"] = row.name
+            cur["layers"] += 1
+            cur["params"] += row.params
+            cur["ends_at_cut_point"] = row.cut_point
+        else:
+            out.append({"block": row.block, "first": row.index, "last": row.index,
+                        "last_layer": row.name, "layers": 1, "params": row.params,
+                        "ends_at_cut_point": row.cut_point})
+    return out

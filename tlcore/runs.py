@@ -13,6 +13,7 @@ import secrets
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 from . import home
@@ -210,3 +211,56 @@ class RunStore:
         if run.status().get("state") in LIVE_STATES:
             raise TLCoreError(f"Run {run.run_id} is still {run.status()['state']}; stop it first.")
         shutil.rmtree(run.path)
+
+
+def newest_live_run(store: RunStore | None = None) -> Run | None:
+    """The newest run that is running or queued (what a reloaded browser re-attaches to)."""
+    store = store or RunStore()
+    live = [r for r in store.runs() if r.state() in LIVE_STATES]
+    if not live:
+        return None
+    running = [r for r in live if r.state() == "running"]
+    return (running or live)[0]
+
+
+def progress_estimate(status: dict, metrics: list[dict], seen: dict | None = None,
+                      now: float | None = None) -> tuple[dict, dict]:
+    """Progress inside the current epoch and an estimate of the time left, in numbers.
+
+    Args:
+        status: the run's status.json.
+        metrics: its finished epochs.
+        seen: what the previous call returned as its second value (the first batch count seen
+            in this epoch and when), so the rate can be measured live; None at first.
+        now: the current time (``time.time()``).
+
+    Returns:
+        ``({fraction, epoch_seconds_left, run_seconds_left}, seen)``; a time left is None
+        while there is nothing to estimate it from.
+    """
+    now = time.time() if now is None else now
+    stage, epoch = status.get("stage"), int(status.get("epoch") or 0)
+    epochs_total = int(status.get("epochs_total") or 0)
+    batch, batches = int(status.get("batch") or 0), status.get("batches_total")
+    key = [status.get("pid"), stage, epoch]
+    if not seen or seen.get("key") != key or batch < seen.get("batch", 0):
+        seen = {"key": key, "batch": batch, "time": now}
+    fraction = min(1.0, batch / batches) if batches else 0.0
+    rate = None
+    if batches and batch > seen["batch"] and now > seen["time"]:
+        rate = (batch - seen["batch"]) / (now - seen["time"])  # batches per second
+    finished = [m.get("seconds") for m in metrics if m.get("seconds")]
+    recent = finished[-3:]
+    per_epoch = float(sum(recent) / len(recent)) if recent else None
+    epoch_left = None
+    if batches:
+        if rate:
+            epoch_left = (batches - batch) / rate
+        elif per_epoch:
+            epoch_left = (1.0 - fraction) * per_epoch
+    run_left = None
+    if epoch_left is not None:
+        full = per_epoch or (batches / rate if rate and batches else None)
+        later = max(0, epochs_total - epoch)
+        run_left = epoch_left + (later * full if full else 0.0)
+    return {"fraction": fraction, "epoch_seconds_left": epoch_left, "run_seconds_left": run_left}, seen

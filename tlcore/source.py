@@ -13,8 +13,12 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import TLCoreError
+
+if TYPE_CHECKING:
+    from .layers import LayerInfo
 
 PREPROCESSING_CHOICES = ("auto", "none", "tf", "caffe", "torch")
 
@@ -218,3 +222,17 @@ def _savedmodel_source(folder: Path, preprocessing: str, provenance: dict) -> Ba
     mode = "none" if preprocessing == "auto" else preprocessing
     provenance.update(preprocessing=mode, kind="savedmodel")
     return BackboneSource(model, mode, int(size), provenance, portable=False)
+
+
+def source_summary(source, table: Sequence[LayerInfo]) -> dict:
+    """What the studio found in a loaded backbone file, in plain values.
+
+    Returns:
+        ``{layers, nested, input_size, preprocessing, default_cut, default_cut_name, portable,
+        kind}``; ``nested`` counts layers that came from inside nested models.
+    """
+    default = source.default_cut if source.default_cut is not None else len(table) - 1
+    return {"layers": len(table), "nested": sum("/" in row.name for row in table),
+            "input_size": int(source.input_size), "preprocessing": source.preprocessing,
+            "default_cut": int(default), "default_cut_name": table[default].name if table else None,
+            "portable": bool(source.portable), "kind": source.provenance.get("kind", "file")}

@@ -1,4 +1,5 @@
-"""Plotly figures for the studio's pages: pure functions from plain values to figures."""
+"""Plotly figures for the studio's pages: pure functions from plain values to figures,
+and where on a chart's epoch axis the two training stages meet."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -11,6 +12,7 @@ VAL = "#ff7f0e"
 FROZEN = "#9aa5b1"
 TRAINS = "#2ca02c"
 CUT_AWAY = "#e3e6ea"
+BN_INFERENCE = "#b8a3d6"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -22,26 +24,25 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     return fig
 
 
-def layer_params(rows: Sequence[Mapping], cut_index: int, unfreeze_index: int | None,
-                 train_bn: bool = False) -> go.Figure:
-    """Parameters per layer, coloured by what stage 2 does with it, cut and unfreeze marked.
+ROLE_WORDS = {"trains": "trains in stage 2", "inference_bn": "BatchNorm, inference mode",
+              "frozen": "frozen", "cut": "cut away"}
+
+
+def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
+                 unfreeze_index: int | None) -> go.Figure:
+    """Parameters per layer, coloured by the plan's role in stage 2, cut and unfreeze marked.
 
     Args:
         rows: layer table rows (dicts with index, name, type, params, block).
+        roles: `tlcore.plan` role of each row in stage 2 (trains, inference_bn, frozen, cut).
         cut_index: last layer kept.
         unfreeze_index: first layer that trains in stage 2 (None: nothing unfreezes).
     """
-    groups = {"trains in stage 2": [], "frozen": [], "cut away": []}
-    for r in rows:
-        i = r["index"]
-        if i > cut_index:
-            groups["cut away"].append(r)
-        elif unfreeze_index is not None and i >= unfreeze_index and r["params"] > 0 \
-                and (train_bn or r["type"] != "BatchNormalization"):
-            groups["trains in stage 2"].append(r)
-        else:
-            groups["frozen"].append(r)
-    colours = {"trains in stage 2": TRAINS, "frozen": FROZEN, "cut away": CUT_AWAY}
+    groups: dict[str, list] = {label: [] for label in ROLE_WORDS.values()}
+    for r, role in zip(rows, roles):
+        groups[ROLE_WORDS[role]].append(r)
+    colours = {ROLE_WORDS["trains"]: TRAINS, ROLE_WORDS["inference_bn"]: BN_INFERENCE,
+               ROLE_WORDS["frozen"]: FROZEN, ROLE_WORDS["cut"]: CUT_AWAY}
     fig = go.Figure()
     for label, items in groups.items():
         fig.add_trace(go.Bar(
@@ -59,6 +60,21 @@ def layer_params(rows: Sequence[Mapping], cut_index: int, unfreeze_index: int | 
     fig.update_yaxes(type="log", dtick=1, tickformat="~s", title="parameters (log scale)")
     fig.update_xaxes(title="layer index", range=[-1, len(rows) + 1])
     return _layout(fig, 340, barmode="overlay", bargap=0.1)
+
+
+def stage_boundary(metrics: Sequence[Mapping]) -> float | None:
+    """The x position between the last stage-1 epoch and the first stage-2 epoch, if both ran."""
+    s1 = [m["epoch"] for m in metrics if m.get("stage") == 1]
+    s2 = [m["epoch"] for m in metrics if m.get("stage") == 2]
+    if s1 and s2:
+        return (max(s1) + min(s2)) / 2
+    return None
+
+
+def planned_boundary(options: Mapping) -> float | None:
+    """Where stage 2 will start (x between epochs), from a run's options, if both stages run."""
+    head, fine = int(options.get("head_epochs") or 0), int(options.get("fine_tune_epochs") or 0)
+    return head + 0.5 if head and fine else None
 
 
 def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,

@@ -12,12 +12,15 @@ measures, on this machine and in one run:
 - one image's prediction: `predict.RunModel.probabilities` against ``model(x, training=False)``;
 - fine-tuning: a stage-2 epoch against an end-to-end stage-1 epoch, for two unfreeze points.
 
-Run it as ``python -m tlcore.bench [--images N] [--size S] [--backbone NAME] [--epochs E]
+Run it from the project root as ``python -m benchmarks.bench [--images N] [--size S] [--backbone NAME] [--epochs E]
 [--quick] [--json]``. Progress goes to stderr; the table (or one JSON document) to stdout.
+Importing it changes nothing: the environment variables it needs (TLCORE_HOME for the
+in-process measurements, TF_CPP_MIN_LOG_LEVEL) are set inside `main` and `run` and restored after.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,9 +32,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]  # the project root: where `tlcore` is, for the child processes
 CLASSES = ("circle", "square", "stripes", "noise")
 VAL_FRACTION = 0.2
 LATENCY_CALLS = 50
@@ -88,12 +93,27 @@ print(json.dumps({{"test_accuracy": float(accuracy), "test_loss": float(loss)}})
 '''
 
 
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block, then put back what was there."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tlcore.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=300, help="images in the generated dataset (default 300)")
     p.add_argument("--size", type=int, default=160, help="input size in pixels (default 160)")
     p.add_argument("--backbone", default="MobileNetV2", help="catalog backbone (default MobileNetV2)")
@@ -114,9 +134,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--images must be at least {8 * len(CLASSES)} (8 per class). Received: {a.images}")
     if a.epochs < 2:
         p.error(f"--epochs must be at least 2 (epoch 1 includes tracing). Received: {a.epochs}")
-    from .backbones import check_input_size
-    from .catalog import get_backbone
-    from .errors import TLCoreError
+    from tlcore.backbones import check_input_size
+    from tlcore.catalog import get_backbone
+    from tlcore.errors import TLCoreError
 
     try:
         a.backbone = get_backbone(a.backbone).name
@@ -182,7 +202,7 @@ def make_data(root: Path, n_images: int, seed: int = 0) -> dict:
 
 def describe_data(root: Path) -> dict:
     """The counts of a dataset given with --data (train/, validation/, test/)."""
-    from .images import is_image_name
+    from tlcore.images import is_image_name
 
     out: dict = {"path": str(root)}
     for split in ("train", "validation", "test"):
@@ -210,7 +230,7 @@ def bench_input(data: Path, size: int, backbone: str, batch: int, repeats: int =
 
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-    from .data import decode_images, make_dataset, scan
+    from tlcore.data import decode_images, make_dataset, scan
 
     def drain(ds) -> int:
         n = 0
@@ -269,7 +289,8 @@ def bench_input(data: Path, size: int, backbone: str, batch: int, repeats: int =
 # --- whole processes ----------------------------------------------------------------------------
 
 def _env(home: Path) -> dict:
-    return dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", PYTHONPATH=path)
 
 
 def _load() -> float:
@@ -344,8 +365,8 @@ def bench_latency(run_dir: str, image_path: str, calls: int = LATENCY_CALLS) -> 
     """Median ms of one image through RunModel.probabilities vs the bare forward pass."""
     import tensorflow as tf
 
-    from .predict import RunModel
-    from .train import _save_atomic
+    from tlcore.predict import RunModel
+    from tlcore.train import _save_atomic
 
     rm = RunModel(run_dir)
     model = rm.model
@@ -473,6 +494,7 @@ def table(r: dict) -> str:
 def run(a: argparse.Namespace) -> dict:
     """Every measurement, in order; returns the results (see `table`)."""
     work = Path(tempfile.mkdtemp(prefix="tlcore-bench-"))
+    restore = contextlib.ExitStack()  # the environment as it was, put back at the end
     t_all, load_start = time.perf_counter(), _load()
     try:
         if a.data:
@@ -485,7 +507,7 @@ def run(a: argparse.Namespace) -> dict:
             _log(f"dataset: {a.images} JPEG images, {len(CLASSES)} classes, in {data}")
             info = make_data(data, a.images)
         home_in = work / "home-inprocess"
-        os.environ["TLCORE_HOME"] = str(home_in)
+        restore.enter_context(_environ(TLCORE_HOME=str(home_in)))
         import keras
 
         keras.utils.disable_interactive_logging()
@@ -519,7 +541,7 @@ def run(a: argparse.Namespace) -> dict:
             "tutorial_test_accuracy": tut["test_accuracy"]}
 
         _log("prediction latency, one image")
-        from .images import is_image_name
+        from tlcore.images import is_image_name
 
         image = next(f for f in sorted((data / "validation").rglob("*")) if is_image_name(f.name))
         load = _load()
@@ -545,6 +567,7 @@ def run(a: argparse.Namespace) -> dict:
         results["load"] = [load_start, _load()]
         return results
     finally:
+        restore.close()
         if a.keep:
             _log(f"kept {work}")
         else:
@@ -560,7 +583,12 @@ def _improvements(losses: list) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """The command line: measure, then print the table (or one JSON document) on stdout."""
+    with _environ(TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     a = _parse(argv)
     stdout = sys.stdout
     sys.stdout = sys.stderr  # Keras and TensorFlow print to stdout; only the answer goes there

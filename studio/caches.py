@@ -1,0 +1,195 @@
+"""Streamlit caches around engine calls: the machine, built backbones, counts, scans, run models.
+
+`st.cache_resource` objects are shared by every session: only read-only things are kept there
+(a backbone built without weights for the layer table, a trained run's model for predictions).
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from studio import state
+from tlcore.errors import TLCoreError
+
+
+@st.cache_resource(show_spinner=False)
+def device_info() -> dict:
+    """TensorFlow version, GPUs, mixed precision (imports TensorFlow once per server)."""
+    from tlcore.device import describe
+
+    return describe()
+
+
+def device_info_if_loaded() -> dict | None:
+    """The device info, but only if TensorFlow is imported already (the sidebar stays cheap)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        return device_info()
+    except Exception:
+        return None
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def backbone_and_table(name: str, size: int):
+    """A backbone built without weights, and its layer table: once per backbone and size.
+
+    Shared by every session and read-only: `tlcore.plan.make_plan` reads it without changing it.
+    """
+    from tlcore.backbones import build_backbone
+    from tlcore.layers import layer_table
+
+    model = build_backbone(name, size, weights=None)
+    return model, layer_table(model)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def backbone_file_source(path: str, stamp: int, preprocessing: str):
+    """Your own model loaded and flattened (`load_backbone_file`) and its layer table.
+
+    Keyed by the file's modification stamp, so a replaced file loads again. Shared and
+    read-only like `backbone_and_table`.
+    """
+    from tlcore.layers import layer_table
+    from tlcore.source import load_backbone_file
+
+    source = load_backbone_file(path, preprocessing)
+    return source, layer_table(source.backbone, source.paths)
+
+
+@dataclass
+class Chosen:
+    """The backbone of the current selection, built: from the catalog or your own model file."""
+
+    kind: str  # "catalog" or "file"
+    label: str  # "MobileNetV2 at 96 px" or the file's name
+    model: Any  # the uncut (flat) backbone
+    table: list
+    preprocessing: str
+    input_size: int
+    paths: dict
+    default_cut: int  # the index training cuts at when no cut is chosen
+    file: str | None = None
+    name: str | None = None
+    source: Any = None
+
+
+def chosen_backbone() -> Chosen:
+    """Build (once, cached) the backbone the selection names.
+
+    Raises:
+        TLCoreError: an unknown backbone, or a model file that cannot be used.
+    """
+    from tlcore.assets import backbone_file_stamp
+    from tlcore.catalog import get_backbone
+
+    file = state.get("backbone_file")
+    if file:
+        source, table = backbone_file_source(str(file), backbone_file_stamp(file),
+                                             state.get("preprocessing") or "auto")
+        default = source.default_cut if source.default_cut is not None else len(table) - 1
+        return Chosen("file", Path(str(file)).name, source.backbone, table, source.preprocessing,
+                      int(source.input_size), dict(source.paths), int(default), str(file), None, source)
+    info = get_backbone(state.get("backbone"))
+    size = int(state.get("input_size") or info.default_input_size)
+    model, table = backbone_and_table(info.name, size)
+    return Chosen("catalog", f"{info.name} at {size} px", model, table, info.preprocessing, size, {},
+                  len(table) - 1, None, info.name)
+
+
+# The options a plan depends on (with the backbone and the number of classes).
+PLAN_OPTIONS = ("cut", "unfreeze_from", "unfreeze", "freeze", "train_bn", "pooling", "dense", "dropout",
+                "head_epochs", "fine_tune_epochs", "lr", "fine_tune_lr")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
+    import json
+
+    from tlcore.config import TrainConfig
+    from tlcore.plan import make_plan
+    from tlcore.source import BackboneSource
+
+    if kind == "file":
+        path, stamp, preprocessing = key
+        source, _ = backbone_file_source(path, stamp, preprocessing)
+    else:
+        from tlcore.catalog import get_backbone
+
+        name, size = key
+        model, _ = backbone_and_table(name, size)
+        source = BackboneSource(model, get_backbone(name).preprocessing, int(size))
+    options = json.loads(options_json)
+    config = TrainConfig.from_dict(options)
+    return make_plan(config, int(num_classes), source).to_dict()  # never changes the shared backbone
+
+
+def chosen_plan(bb: Chosen, options: dict, num_classes: int) -> dict:
+    """`tlcore.plan.make_plan` for the backbone `bb` and `options` (cached per choice), as
+    `Plan.to_dict()`: the layers' roles per stage, counts, warnings.
+
+    Raises:
+        TLCoreError: a layer or pattern that names nothing, a bad cut, a bad head.
+    """
+    import json
+
+    opts = {k: options[k] for k in PLAN_OPTIONS if k in options}
+    text = json.dumps(opts, sort_keys=True, default=str)
+    if bb.kind == "file":
+        from tlcore.assets import backbone_file_stamp
+
+        key = (bb.file, backbone_file_stamp(bb.file), state.get("preprocessing") or "auto")
+        return _plan("file", key, text, int(num_classes))
+    return _plan("catalog", (bb.name, int(bb.input_size)), text, int(num_classes))
+
+
+def _folder_stamp(path: str) -> tuple:
+    p = Path(path)
+    try:
+        stamps = [p.stat().st_mtime_ns]
+        for child in p.iterdir():
+            stamps.append(child.stat().st_mtime_ns)
+            if child.is_dir():
+                stamps += [c.stat().st_mtime_ns for c in child.iterdir()]
+        return (len(stamps), max(stamps))
+    except OSError:
+        return (0, 0)
+
+
+@st.cache_data(show_spinner=False, max_entries=32, ttl=600)
+def _scan(path: str, val_split: float, test_split: float, seed: int, stamp: tuple):
+    from tlcore.data import scan
+
+    return scan(path, val_split, test_split, seed)
+
+
+def scan(path: str, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42):
+    """`tlcore.data.scan`, cached until the folder changes (or ten minutes pass)."""
+    return _scan(str(path), float(val_split), float(test_split), int(seed), _folder_stamp(str(path)))
+
+
+def selected_dataset():
+    """The scanned current dataset, or None (errors shown by the caller's guard)."""
+    data = state.get("data")
+    if not data:
+        return None
+    return scan(data, state.live("val_split"), state.live("test_split"), state.live("seed"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def run_model(run_dir: str, model_path: str, mtime_ns: int):
+    """A run's model ready to classify (keyed by model file and mtime, so a newer model reloads)."""
+    from tlcore.predict import RunModel
+
+    return RunModel(run_dir)
+
+
+def load_run_model(run):
+    path = run.model_path()
+    if path is None:
+        raise TLCoreError(f"Run {run.run_id} has no model yet (state {run.state()}).")
+    return run_model(str(run.path), str(path), path.stat().st_mtime_ns)

@@ -1,0 +1,379 @@
+"""Streamlit pieces the pages share: routing guard, error boxes, the sidebar, the password,
+the run picker and a run's live panel, prediction cards with Grad-CAM, the demo dataset button.
+
+Each draws with ``st.*`` from plain values and engine calls; words come from `studio.text`,
+figures from `studio.charts`, the selection from `studio.state`.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hmac
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+import streamlit as st
+
+from studio import caches, charts, state, text
+from tlcore.errors import TLCoreError
+
+LOG = logging.getLogger("tlstudio")
+
+_ROUTED: contextvars.ContextVar[bool] = contextvars.ContextVar("tlstudio_routed", default=False)
+
+
+@contextlib.contextmanager
+def routed() -> Iterator[None]:
+    """Mark the page running inside app.py (its password check and sidebar came first)."""
+    token = _ROUTED.set(True)
+    try:
+        yield
+    finally:
+        _ROUTED.reset(token)
+
+
+def page_guard() -> None:
+    """Run a page only through app.py.
+
+    With a ``pages/`` folder, Streamlit also serves each page file directly (its older
+    multipage mode, at ``/Backbone`` etc.), which would skip the password and the sidebar.
+    Such a request is sent to app.py instead.
+    """
+    if _ROUTED.get():
+        return
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.switch_page("app.py")
+    except StreamlitAPIException:  # run as a script of its own (no app.py beside it)
+        pass
+    st.info("Open TL Studio from its start page (streamlit run app.py).", icon=":material/home:")
+    st.stop()
+
+
+@contextlib.contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Show a failure of `what` as an error box where it happened, never as a traceback."""
+    try:
+        yield
+    except TLCoreError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # a bug: still plain words on the page, details in the server log
+        LOG.exception("%s failed", what)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}{': ' + first if first else ''}). "
+                 "Details are in the server's log.", icon=":material/error:")
+
+
+def header(title: str, caption: str) -> None:
+    st.title(title)
+    st.caption(caption)
+
+
+# --- runs --------------------------------------------------------------------------
+
+def current_run():
+    """The selected run, if its folder still exists."""
+    from tlcore.runs import Run
+
+    ref = st.session_state.get("run_dir")
+    if not ref:
+        return None
+    run = Run(ref)
+    if not (run.path / "status.json").exists():
+        st.session_state["run_dir"] = None
+        return None
+    return run
+
+
+def reattach() -> None:
+    """With no run selected, follow the newest running or queued run (after a reload)."""
+    if st.session_state.get("run_dir"):
+        return
+    from tlcore.runs import newest_live_run
+
+    try:
+        run = newest_live_run()
+    except OSError:
+        return
+    if run is not None:
+        st.session_state["run_dir"] = str(run.path)
+
+
+def pick_run(label: str, runs: list, key: str, help: str | None = None):
+    """A select box over `runs` that starts at the selected run; returns the chosen Run."""
+    if not runs:
+        return None
+    paths = [str(r.path) for r in runs]
+    labels = {str(r.path): text.run_label(r) for r in runs}
+    current = st.session_state.get("run_dir")
+    wkey = f"w:{key}"
+    if wkey not in st.session_state or st.session_state[wkey] not in paths:
+        st.session_state[wkey] = current if current in paths else paths[0]
+    chosen = st.selectbox(label, paths, key=wkey, format_func=labels.get, help=help)
+    return runs[paths.index(chosen)]
+
+
+STATE_BADGES = {"queued": ("queued", "gray", ":material/hourglass_empty:"),
+                "running": ("running", "blue", ":material/directions_run:"),
+                "completed": ("completed", "green", ":material/check_circle:"),
+                "failed": ("failed", "red", ":material/error:"),
+                "stopped": ("stopped", "orange", ":material/stop_circle:"),
+                "interrupted": ("interrupted", "orange", ":material/warning:")}
+
+
+def state_badge(run_state: str) -> None:
+    label, colour, icon = STATE_BADGES.get(run_state, (run_state, "gray", None))
+    st.badge(label, color=colour, icon=icon)
+
+
+# --- sidebar and password ----------------------------------------------------------
+
+def backbone_text() -> str:
+    """'MobileNetV2 · 224 px · ImageNet weights' (or 'clf.keras · your own model') for the selection."""
+    return text.describe_backbone(state.get("backbone"), state.get("input_size"), state.get("weights"),
+                                  state.get("cut"), state.get("backbone_file"))
+
+
+def render_sidebar() -> None:
+    """The device summary and the current selection (backbone, dataset, run)."""
+    st.markdown("**Current selection**")
+    st.markdown(f":material/layers: {backbone_text()}")
+    data = state.get("data")
+    st.markdown(f":material/photo_library: {Path(data).name if data else '_no dataset yet_'}")
+    run = current_run()
+    st.markdown(f":material/monitoring: {text.run_label(run) if run else '_no run yet_'}")
+    st.divider()
+    info = caches.device_info_if_loaded()
+    if info is None:
+        st.caption(":material/memory: Machine: shown once TensorFlow is loaded (Home).")
+    else:
+        gpus = info.get("gpus") or []
+        where = ", ".join(g["name"] for g in gpus) if gpus else "CPU only"
+        st.caption(f":material/memory: TensorFlow {info['tensorflow']} · {where}")
+
+
+def required_password() -> str | None:
+    """The password the app asks for: ``st.secrets["password"]`` or ``TLSTUDIO_PASSWORD``."""
+    secret = None
+    try:
+        secret = st.secrets.get("password")
+    except Exception:  # no secrets.toml at all
+        secret = None
+    return str(secret) if secret else (os.environ.get("TLSTUDIO_PASSWORD") or None)
+
+
+def password_ok(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def login_page() -> None:
+    """The only page shown until the password is entered."""
+    st.title("TL Studio")
+    st.caption("This studio is protected by a password.")
+    with st.form("login"):
+        given = st.text_input("Password", type="password")
+        ok = st.form_submit_button("Sign in", type="primary")
+    if ok:
+        if password_ok(given, required_password() or ""):
+            st.session_state["authenticated"] = True
+            st.rerun()
+        else:
+            st.error("Wrong password.", icon=":material/lock:")
+
+
+# --- a run's live panel (Train, Quick start) ----------------------------------------
+
+def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
+    """The run's state, progress, charts and controls, read from the run store.
+
+    Drawn inside a fragment that reruns every two seconds while the run is live; when it ends,
+    the whole page reruns once (and stops polling).
+    """
+    from tlcore import home
+    from tlcore.runs import LIVE_STATES, Run
+
+    run = Run(run_dir)
+    with guard("Reading the run"):
+        status = run.status()
+        run_state = status.get("state", "unknown")
+        metrics = run.metrics()
+        options = run.config().get("options") or {}
+        if was_live and run_state not in LIVE_STATES:
+            st.rerun()  # finished: redraw the whole page (and stop polling)
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        with c1:
+            state_badge(run_state)
+            st.markdown(f"**{run.run_id}**" + (f" · {text.display_name(options['name'])}" if options.get("name") else ""))
+        if run_state in LIVE_STATES:
+            if c2.button("Stop", icon=":material/stop:", key="stop_run",
+                         help="Ends within one batch; the model so far is saved."):
+                run.request_stop()
+            if run.stop_requested():
+                st.caption("Stop requested: the run ends after the current batch and saves its model.")
+        if run_state == "queued":
+            position = status.get("queue_position")
+            st.info("Waiting for the machine: another training is running. This one starts when it ends"
+                    + (f" (number {position} in the queue)." if position else "."),
+                    icon=":material/hourglass_empty:")
+        elif run_state == "running":
+            seen = st.session_state.get("_progress_seen")
+            progress, seen = text.epoch_progress(status, metrics, seen)
+            st.session_state["_progress_seen"] = seen
+            st.progress(progress["fraction"], text=progress["text"])
+        elif run_state == "failed":
+            st.error(f"The training failed: {status.get('error') or 'no reason recorded'}",
+                     icon=":material/error:")
+            st.caption(f"The training log is `{home.home() / 'logs' / (run.run_id + '.log')}`.")
+        elif run_state == "interrupted":
+            st.warning("The training process is gone (the machine restarted, or it was killed). Resume it "
+                       "from its last checkpoint on the Runs page.", icon=":material/warning:")
+        elif run_state == "stopped":
+            st.info("Stopped on request; the model so far is saved.", icon=":material/stop_circle:")
+        for warning in status.get("warnings") or []:  # the plan's notes, a loss stuck at chance
+            st.warning(warning, icon=":material/warning:")
+        if metrics:
+            boundary = charts.stage_boundary(metrics) or (
+                charts.planned_boundary(options) if run_state in LIVE_STATES else None)
+            st.plotly_chart(charts.training_curves(metrics, boundary, status.get("epochs_total")),
+                            key=f"curves_{run.run_id}")
+        elif run_state in LIVE_STATES:
+            st.caption("The charts appear when the first epoch ends.")
+        if run_state == "completed":
+            run_results(run, metrics, links)
+
+
+def run_results(run, metrics: list[dict], links: bool = True) -> None:
+    summary = run.summary()
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Best validation accuracy", text.format_percent(summary["val_accuracy"]), border=True)
+    c2.metric("Test accuracy", text.format_percent(summary["test_accuracy"]), border=True)
+    c3.metric("Epochs", len(metrics), border=True)
+    c4.metric("Time", text.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
+    if links:
+        l1, l2, _ = st.columns([1, 1, 3])
+        l1.page_link("pages/6_Evaluate.py", label="Evaluate", icon=":material/fact_check:")
+        l2.page_link("pages/7_Predict.py", label="Try it on images", icon=":material/image_search:")
+
+
+# --- predictions with Grad-CAM (Predict, Quick start) -------------------------------
+
+_CAM_CACHE = "_gradcam"
+
+
+def gradcam(rm, source, key: tuple, label: str | None = None) -> dict:
+    """`explain.explain_image` for one image, kept in the session under `key` (model, image, class).
+
+    Raises:
+        TLCoreError: a model without spatial features at its cut, an unreadable image.
+    """
+    cache = st.session_state.setdefault(_CAM_CACHE, {})
+    if key not in cache:
+        from tlcore.explain import explain_image
+
+        if hasattr(source, "seek"):
+            source.seek(0)
+        result = explain_image(rm, source, label)
+        while len(cache) >= 48:
+            cache.pop(next(iter(cache)))
+        heat = result["heatmap"]
+        cache[key] = {"overlay": result["overlay"], "label": result["label"],
+                      "probability": result["probability"], "shape": tuple(heat.shape),
+                      "flat": bool(heat.size == 0 or float(heat.max()) - float(heat.min()) < 1e-6)}
+    return cache[key]
+
+
+def run_stamp(run) -> tuple:
+    """(run folder, model file mtime): what a Grad-CAM of this run's model is keyed by."""
+    path = run.model_path()
+    return (str(run.path), path.stat().st_mtime_ns if path else 0)
+
+
+def model_stamp(rm) -> tuple:
+    return run_stamp(rm.run)
+
+
+def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: str | None = None,
+                    cam: dict | None = None, cam_error: str | None = None) -> None:
+    """One image: the picture (and its Grad-CAM), the best label, the top-k bars."""
+    with st.container(border=True):
+        left, right = st.columns([2 if cam is not None or cam_error else 1, 3], vertical_alignment="center")
+        if error:
+            left.markdown(f"**{name}**")
+            right.error(f"Cannot read this image: {error}", icon=":material/broken_image:")
+            return
+        with left:
+            if cam is not None or cam_error:
+                a, b = st.columns(2)
+                if shown is not None:
+                    a.image(shown, width="stretch", caption=name)
+                if cam is not None and text.gradcam_note(cam):
+                    b.caption(text.gradcam_note(cam))
+                elif cam is not None:
+                    b.image(cam["overlay"], width="stretch", caption=f"Grad-CAM · {cam['label']}")
+                else:
+                    b.caption(cam_error)
+            else:
+                if shown is not None:
+                    st.image(shown, width="stretch")
+                st.caption(name)
+        right.markdown(f"**{top[0]['label']}** · {top[0]['probability']:.1%}")
+        right.plotly_chart(charts.top_k(top), key=f"top_{key}")
+
+
+def show_predictions(run, files: list, k: int, with_gradcam: bool = True) -> None:
+    """Classify uploaded files (or camera snaps) with a run's model; one card per file."""
+    import numpy as np
+
+    from tlcore.images import ImageProblem, display_image
+    from tlcore.predict import top_labels
+
+    with guard("Classifying the images"):
+        with st.spinner("Loading the model…"):
+            model = caches.load_run_model(run)
+        arrays, ok, problems = [], [], {}
+        for f in files:
+            try:
+                if hasattr(f, "seek"):
+                    f.seek(0)
+                arrays.append(model.load(f))
+                ok.append(f)
+            except ImageProblem as exc:
+                problems[f.file_id] = str(exc)
+        probs = model.probabilities(np.stack(arrays)) if arrays else []
+        results = {f.file_id: top_labels(p, model.labels, k) for f, p in zip(ok, probs)}
+        stamp = model_stamp(model)
+        for f in files:
+            if f.file_id in problems:
+                prediction_card(f.name, None, None, f.file_id, error=problems[f.file_id])
+                continue
+            cam, cam_error = None, None
+            if with_gradcam:
+                try:
+                    with st.spinner(f"Grad-CAM for {f.name}…"):
+                        cam = gradcam(model, f, (*stamp, f.file_id, None))
+                except TLCoreError as exc:
+                    cam_error = str(exc)
+                except Exception as exc:  # a bug: the prediction still shows
+                    LOG.exception("Grad-CAM failed")
+                    cam_error = f"Grad-CAM failed unexpectedly ({type(exc).__name__}); see the server's log."
+            prediction_card(f.name, display_image(f), results[f.file_id], f.file_id, cam=cam,
+                            cam_error=cam_error)
+
+
+# --- the demo dataset (Data, Quick start) --------------------------------------------
+
+def demo_dataset_button(key: str, primary: bool = False) -> bool:
+    """A button that makes the demo dataset if missing, selects it and reruns the page."""
+    from tlcore.datasets import ensure_demo_dataset
+
+    if st.button("Use the demo dataset", key=key, type="primary" if primary else "secondary",
+                 icon=":material/category:"):
+        with guard("Making the demo dataset"):
+            with st.spinner("Drawing the demo images…"):
+                result = ensure_demo_dataset(classes=4, per_class=150)
+            state.put("data", result["path"])
+            st.rerun()
+    return False

@@ -1,0 +1,179 @@
+"""The words the pages show: number formats, run labels, progress sentences, table columns.
+
+Pure functions from plain values to strings (no Streamlit), so they are tested without a browser.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+from tlcore.errors import TLCoreError
+
+DEMO_TEXT = ("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
+             "150 images each, split 70/15/15: made on this machine in a few seconds, no download.")
+MAX_DENSE_UNITS = 65536
+MAX_DENSE_LAYERS = 8
+
+
+# --- numbers -----------------------------------------------------------------------
+
+def format_count(n: int | None) -> str:
+    """1838275 -> '1,838,275'."""
+    return "—" if n is None else f"{int(n):,}"
+
+
+def format_bytes(n: int | float | None) -> str:
+    """Bytes in KB, MB or GB (powers of 1024)."""
+    if n is None:
+        return "—"
+    n = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def format_seconds(seconds: float | None) -> str:
+    """42 -> '42 s', 130 -> '2 min 10 s', 4000 -> '1 h 7 min'."""
+    if seconds is None:
+        return "—"
+    s = int(round(max(0.0, float(seconds))))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def format_percent(x: float | None) -> str:
+    return "—" if x is None else f"{100 * float(x):.1f}%"
+
+
+def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
+    """Hidden dense layer sizes from text such as ``"1024, 256"`` (empty means none).
+
+    Raises:
+        TLCoreError: anything that is not a list of positive whole numbers.
+    """
+    if text is None:
+        return ()
+    if not isinstance(text, str):
+        values = list(text)
+    else:
+        values = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    out = []
+    for v in values:
+        try:
+            units = int(str(v))
+        except ValueError:
+            raise TLCoreError(f"Dense layer sizes must be whole numbers separated by commas, "
+                              f"such as 1024, 256. Received: {text!r}") from None
+        if not 1 <= units <= MAX_DENSE_UNITS:
+            raise TLCoreError(f"Each dense layer needs 1 to {MAX_DENSE_UNITS} units. Received: {units}")
+        out.append(units)
+    if len(out) > MAX_DENSE_LAYERS:
+        raise TLCoreError(f"At most {MAX_DENSE_LAYERS} hidden dense layers. Received: {len(out)}")
+    return tuple(out)
+
+
+# --- the catalog -------------------------------------------------------------------
+
+def catalog_rows() -> list[dict]:
+    """The backbone catalog as rows of the Keras Applications table (one dict per backbone).
+
+    Accuracies are in percent; missing figures stay None (Keras publishes none).
+    """
+    from tlcore.catalog import CATALOG
+
+    rows = []
+    for b in CATALOG.values():
+        rows.append({
+            "Model": b.name,
+            "Size (MB)": b.size_mb,
+            "Top-1 accuracy": None if b.top1 is None else round(b.top1 * 100, 1),
+            "Top-5 accuracy": None if b.top5 is None else round(b.top5 * 100, 1),
+            "Parameters (M)": None if b.params is None else round(b.params / 1e6, 1),
+            "Depth": b.depth,
+            "Input size": b.default_input_size,
+            "Min input": b.min_input_size,
+            "Preprocessing": b.preprocessing,
+        })
+    return rows
+
+
+def describe_backbone(backbone: str | None, input_size: int | None, weights: str | None,
+                      cut: str | None = None, backbone_file: str | None = None) -> str:
+    """'MobileNetV2 · 224 px · ImageNet weights' (or 'clf.keras · your own model')."""
+    from tlcore.catalog import CATALOG
+
+    if backbone_file:
+        return f"{Path(str(backbone_file)).name} · your own model"
+    size = input_size or (CATALOG[backbone].default_input_size if backbone in CATALOG else "?")
+    shown = {"imagenet": "ImageNet weights", "none": "no pretraining", None: "no pretraining"}.get(
+        weights, f"weights {Path(str(weights)).name}")
+    return f"{backbone} · {size} px · {shown}" + (f" · cut at {cut}" if cut else "")
+
+
+# --- runs --------------------------------------------------------------------------
+
+def display_name(name: str | None) -> str:
+    """A run's name for people: a sweep's tag ``sweep:ID:CUT:UNFREEZE`` reads as words."""
+    parts = str(name or "").split(":")
+    if len(parts) == 4 and parts[0] == "sweep":
+        return f"sweep {parts[1]}: cut {parts[2]}, unfreeze {parts[3]}"
+    return str(name or "")
+
+
+def run_label(run) -> str:
+    """A short human label of a `tlcore.runs.Run`: id, optional name, state."""
+    summary = run.summary()
+    name = f" ({display_name(summary['name'])})" if summary.get("name") else ""
+    return f"{run.run_id}{name} · {summary['state']}"
+
+
+def epoch_progress(status: dict, metrics: Sequence[dict], seen: dict | None = None,
+                   now: float | None = None) -> tuple[dict, dict]:
+    """Progress inside the current epoch, the time left, and the sentence that says so.
+
+    The numbers come from `tlcore.runs.progress_estimate` (same arguments).
+
+    Returns:
+        ``({fraction, text, epoch_seconds_left, run_seconds_left}, seen)``.
+    """
+    from tlcore.runs import progress_estimate
+
+    numbers, seen = progress_estimate(status, list(metrics), seen, now)
+    stage, epoch = status.get("stage"), int(status.get("epoch") or 0)
+    epochs_total = int(status.get("epochs_total") or 0)
+    batch, batches = int(status.get("batch") or 0), status.get("batches_total")
+    epoch_left, run_left = numbers["epoch_seconds_left"], numbers["run_seconds_left"]
+    parts = []
+    if stage in (1, 2):
+        parts.append("Stage 1 · training the head" if stage == 1 else "Stage 2 · fine-tuning")
+    elif stage == "evaluate":
+        parts.append("Scoring the test images")
+    if epoch and stage in (1, 2):
+        parts.append(f"epoch {epoch}/{epochs_total}" if epochs_total else f"epoch {epoch}")
+    if batches and stage in (1, 2):
+        parts.append(f"batch {batch}/{batches}")
+    if epoch_left is not None and stage in (1, 2):
+        parts.append(f"about {format_seconds(epoch_left)} left in this epoch")
+    if run_left is not None and stage in (1, 2) and epochs_total > epoch:
+        parts.append(f"{format_seconds(run_left)} for the run")
+    text = " · ".join(parts) or "Preparing: reading the images and building the model"
+    return {**numbers, "text": text}, seen
+
+
+# --- Grad-CAM ----------------------------------------------------------------------
+
+def gradcam_note(cam: dict) -> str | None:
+    """Why a Grad-CAM map says nothing about *where* (None when it does)."""
+    if not cam.get("flat"):
+        return None
+    h, w = (cam.get("shape") or (0, 0))[:2]
+    if h * w <= 1:
+        return (f"No Grad-CAM map: the features at this run's cut are {h} × {w}, so they hold no 'where'. "
+                "A larger input size or an earlier cut gives a map.")
+    return "No Grad-CAM map: no feature at the cut speaks for this label (the map is flat)."

@@ -1,0 +1,13 @@
+"""tlcore.imagenet: the untouched ImageNet model needs pretrained weights."""
+from __future__ import annotations
+
+import pytest
+
+from tlcore.errors import TLCoreError
+from tlcore.imagenet import imagenet_weights
+
+
+def test_imagenet_weights_refuses_no_pretraining():
+    with pytest.raises(TLCoreError, match="no pretrained weights"):
+        imagenet_weights("none")
+    assert imagenet_weights("imagenet") == "imagenet"
