@@ -9,7 +9,6 @@ Where a page would start training processes (compare, sweep), `fake_starts` stan
 """
 from __future__ import annotations
 
-from planhelp import set_trainable  # noqa: E402
 import io
 import json
 import os
@@ -208,23 +207,43 @@ def test_backbone_says_whether_imagenet_weights_are_cached(studio_home, monkeypa
     assert any("Already on this machine" in s.value for s in at.success)
 
 
-def test_layers_counts_match_the_engine(studio_home):
-    from tlcore.backbones import build_backbone
-    from tlcore.model import HeadSpec, assemble, build_head, cut_backbone, parameter_counts
+def _plan_for(classes=3, **options):
+    from tlcore.config import TrainConfig
+    from tlcore.plan import make_plan
 
+    config = TrainConfig(backbone="MobileNetV2", input_size=32, weights="none", **options)
+    return make_plan(config, classes)
+
+
+def test_layers_counts_match_the_engine(studio_home):
     at = open_page(PAGES[2], data=str(studio_home.data), **SMALL)
-    backbone = build_backbone("MobileNetV2", 32, weights=None)
-    cut, _ = cut_backbone(backbone, None)
-    model = assemble(cut, build_head(cut.output.shape[1:], 3, HeadSpec()), "tf", 32)
-    set_trainable(model, 2, (2 * len(backbone.layers)) // 3, False,
-                  {layer.name: i for i, layer in enumerate(backbone.layers)})
-    expected = parameter_counts(model)
-    assert metric(at, "Trainable, stage 2") == f"{expected['trainable']:,}"
-    assert metric(at, "Non-trainable, stage 2") == f"{expected['non_trainable']:,}"
-    recorded = json.loads((Path(studio_home.run_dir) / "status.json").read_text())["parameters"]
-    assert metric(at, "Trainable, stage 2") == f"{recorded['trainable']:,}"  # what training really trained
+    plan = _plan_for()
+    for stage, label in (("1", "Trainable, stage 1 (head)"), ("2", "Trainable, stage 2")):
+        assert metric(at, label) == f"{plan.stages[int(stage)]['trainable']:,}"
+    assert metric(at, "Non-trainable, stage 2") == f"{plan.stages[2]['non_trainable']:,}"
+    # what training really trained, per stage (the finished run used the same choices)
+    recorded = json.loads((Path(studio_home.run_dir) / "status.json").read_text())["parameters_by_stage"]
+    assert metric(at, "Trainable, stage 1 (head)") == f"{recorded['1']['trainable']:,}"
+    assert metric(at, "Trainable, stage 2") == f"{recorded['2']['trainable']:,}"
     assert len(at.get("plotly_chart")) == 1
-    assert len(at.dataframe[0].value) == len(backbone.layers)
+    table = at.dataframe[0].value
+    assert len(table) == len(plan.layers)
+    assert list(table["stage 2"]) == [{"trains": "trains", "inference_bn": "BatchNorm, inference",
+                                       "frozen": "frozen", "cut": "cut away"}[r.stage2] for r in plan.layers]
+
+    # A pattern typed in the box: the counts and roles follow the plan for the same options.
+    at.text_input(key="w:freeze_text").input("block_15*, re:Conv_1/").run()
+    assert not at.exception and at.session_state["freeze"] == ["block_15*", "re:Conv_1/"]
+    plan = _plan_for(freeze=["block_15*", "re:Conv_1/"])
+    assert metric(at, "Trainable, stage 2") == f"{plan.stages[2]['trainable']:,}"
+    roles = dict(zip(at.dataframe[0].value["name"], at.dataframe[0].value["stage 2"]))
+    assert roles["block_15_project"] == "frozen" and roles["Conv_1"] == "frozen"
+    # A pattern that matches nothing: the engine's error, shown, not a traceback.
+    at.text_input(key="w:unfreeze_text").input("blok_16_project").run()
+    assert not at.exception and any("block_16_project" in e.value for e in at.error)
+    at.text_input(key="w:unfreeze_text").input("").run()
+    at.text_input(key="w:freeze_text").input("").run()
+    assert not at.error
 
     # Unfreeze past the cut: nothing of the backbone trains, and the page says so.
     at.select_slider(key="w:cut_index").set_value(10).run()
@@ -232,7 +251,7 @@ def test_layers_counts_match_the_engine(studio_home):
     assert not at.exception
     assert any("No backbone weight will train in stage 2" in w.value for w in at.warning)
     assert metric(at, "Trainable, stage 2") == metric(at, "Trainable, stage 1 (head)")
-    assert at.session_state["cut"] == backbone.layers[10].name
+    assert at.session_state["cut"] == plan.layers[10].name
 
     # The head designer changes the count; a bad dense spec is an error, not a traceback.
     at.text_input(key="w:dense_text").input("64").run()
