@@ -49,4 +49,5 @@ def test_dropped_models_and_their_compiled_functions_are_freed(tmp_path):
     predict_module._load_model_cached.cache_clear()
     gc.collect()
     assert sum(ref() is not None for ref in refs) == 0
-    assert len(predict_module._FNS) == 0
+    # their compiled functions went with them (the weak keys left may be earlier tests' models)
+    assert len(predict_module._FNS) <= bound
