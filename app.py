@@ -1,13 +1,13 @@
-"""TL Studio: the Streamlit entry point. It only routes; every step is a page in pages/.
+"""TL Studio: the Streamlit entry point. It only routes; every step is a page in views/.
 
 Run with ``streamlit run app.py``. With a password set (``st.secrets["password"]`` or the
 environment variable ``TLSTUDIO_PASSWORD``) nothing but the sign-in page is reachable until
 it is entered.
 
-The url paths are lower case on purpose: Streamlit also serves files in ``pages/`` the old
-way (as ``/Backbone``, ``/Layers``, ... without running this script). Distinct paths keep every
-in-app navigation going through this script, and each page refuses to run without it
-(`studio.components.page_guard`).
+The pages live in ``views/``, not ``pages/``: Streamlit treats a ``pages/`` folder beside the
+entry file as its older multipage app, serving each file directly (skipping this script, its
+password and sidebar) and answering a shared link such as ``/layers?backbone=...`` with a
+"Page not found" dialog. A page run on its own still refuses (`studio.components.page_guard`).
 
 The selection survives a reload: on a fresh session the URL's query parameters are read
 back into it before the page runs (`studio.state.restore_from_url`), and after every run they
@@ -23,20 +23,20 @@ st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:"
 
 PAGES = {
     "Studio": [
-        st.Page("pages/0_Quick_start.py", url_path="quick-start", title="Quick start", icon=":material/bolt:"),
-        st.Page("pages/1_Home.py", url_path="home", title="Home", icon=":material/home:", default=True),
+        st.Page("views/0_Quick_start.py", url_path="quick-start", title="Quick start", icon=":material/bolt:"),
+        st.Page("views/1_Home.py", url_path="home", title="Home", icon=":material/home:", default=True),
     ],
     "Build": [
-        st.Page("pages/2_Backbone.py", url_path="backbone", title="Backbone", icon=":material/account_tree:"),
-        st.Page("pages/3_Layers.py", url_path="layers", title="Layers", icon=":material/layers:"),
-        st.Page("pages/4_Data.py", url_path="data", title="Data", icon=":material/photo_library:"),
+        st.Page("views/2_Backbone.py", url_path="backbone", title="Backbone", icon=":material/account_tree:"),
+        st.Page("views/3_Layers.py", url_path="layers", title="Layers", icon=":material/layers:"),
+        st.Page("views/4_Data.py", url_path="data", title="Data", icon=":material/photo_library:"),
     ],
     "Train and use": [
-        st.Page("pages/5_Train.py", url_path="train", title="Train", icon=":material/model_training:"),
-        st.Page("pages/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
-        st.Page("pages/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
-        st.Page("pages/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
-        st.Page("pages/9_Sweep.py", url_path="sweep", title="Sweep", icon=":material/grid_view:"),
+        st.Page("views/5_Train.py", url_path="train", title="Train", icon=":material/model_training:"),
+        st.Page("views/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
+        st.Page("views/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
+        st.Page("views/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
+        st.Page("views/9_Sweep.py", url_path="sweep", title="Sweep", icon=":material/grid_view:"),
     ],
 }
 

@@ -37,9 +37,8 @@ def routed() -> Iterator[None]:
 def page_guard() -> None:
     """Run a page only through app.py.
 
-    With a ``pages/`` folder, Streamlit also serves each page file directly (its older
-    multipage mode, at ``/Backbone`` etc.), which would skip the password and the sidebar.
-    Such a request is sent to app.py instead.
+    A page file run on its own (``streamlit run views/5_Train.py``) would skip the password and
+    the sidebar; it is sent to app.py instead, or says where to start.
     """
     if _ROUTED.get():
         return
@@ -254,8 +253,8 @@ def run_results(run, metrics: list[dict], links: bool = True) -> None:
     c4.metric("Time", text.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
     if links:
         l1, l2, _ = st.columns([1, 1, 3])
-        l1.page_link("pages/6_Evaluate.py", label="Evaluate", icon=":material/fact_check:")
-        l2.page_link("pages/7_Predict.py", label="Try it on images", icon=":material/image_search:")
+        l1.page_link("views/6_Evaluate.py", label="Evaluate", icon=":material/fact_check:")
+        l2.page_link("views/7_Predict.py", label="Try it on images", icon=":material/image_search:")
 
 
 # --- predictions with Grad-CAM (Predict, Quick start) -------------------------------

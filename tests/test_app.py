@@ -27,9 +27,9 @@ from streamlit.testing.v1 import AppTest
 from datagen import COLOURS, write_split
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["pages/1_Home.py", "pages/2_Backbone.py", "pages/3_Layers.py", "pages/4_Data.py",
-         "pages/5_Train.py", "pages/6_Evaluate.py", "pages/7_Predict.py", "pages/8_Runs.py",
-         "pages/0_Quick_start.py", "pages/9_Sweep.py"]
+PAGES = ["views/1_Home.py", "views/2_Backbone.py", "views/3_Layers.py", "views/4_Data.py",
+         "views/5_Train.py", "views/6_Evaluate.py", "views/7_Predict.py", "views/8_Runs.py",
+         "views/0_Quick_start.py", "views/9_Sweep.py"]
 QUICK, SWEEP = PAGES[8], PAGES[9]
 SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 
@@ -133,11 +133,11 @@ def test_every_page_renders_empty(page, tmp_path, monkeypatch):
     assert not at.error, [e.value for e in at.error]
     assert at.title, "every page has a title"
     shown = texts(at)
-    expected = {"pages/1_Home.py": "Mixed precision", "pages/2_Backbone.py": "Your choice",
-                "pages/3_Layers.py": "Trainable, stage 2", "pages/4_Data.py": "No dataset chosen yet",
-                "pages/5_Train.py": "Choose a dataset first", "pages/6_Evaluate.py": "No trained model yet",
-                "pages/7_Predict.py": "No trained model yet", "pages/8_Runs.py": "No runs yet",
-                "pages/0_Quick_start.py": "No dataset yet", "pages/9_Sweep.py": "Choose a dataset first"}[page]
+    expected = {"views/1_Home.py": "Mixed precision", "views/2_Backbone.py": "Your choice",
+                "views/3_Layers.py": "Trainable, stage 2", "views/4_Data.py": "No dataset chosen yet",
+                "views/5_Train.py": "Choose a dataset first", "views/6_Evaluate.py": "No trained model yet",
+                "views/7_Predict.py": "No trained model yet", "views/8_Runs.py": "No runs yet",
+                "views/0_Quick_start.py": "No dataset yet", "views/9_Sweep.py": "Choose a dataset first"}[page]
     assert expected in shown
     assert "no run yet" in "\n".join(m.value for m in at.sidebar.markdown)
 
@@ -156,10 +156,10 @@ def test_password_is_asked_before_any_page(tmp_path, monkeypatch):
 
 
 def test_a_page_file_run_on_its_own_only_points_to_the_app(tmp_path, monkeypatch):
-    """Streamlit also serves files in pages/ directly; without app.py (password, sidebar) they refuse."""
+    """A page file run without app.py (password, sidebar) refuses and points to the app."""
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
     monkeypatch.setenv("TLSTUDIO_PASSWORD", "s3cret")
-    at = AppTest.from_file(str(ROOT / "pages" / "5_Train.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ROOT / "views" / "5_Train.py"), default_timeout=60).run()
     assert not at.exception and not at.title and not at.button
     assert any("Open TL Studio from its start page" in i.value for i in at.info)
 

@@ -403,6 +403,7 @@ def test_a_link_restores_the_selection_and_a_reload_keeps_it(server, page):
         sidebar.get_by_text("MobileNetV2 · 48 px · no pretraining").wait_for()
         settle(page)
         assert sidebar.get_by_text("url-colours").count() == 1
+        assert page.get_by_text("Page not found").count() == 0  # a shared link opens cleanly
         query = parse_qs(urlparse(page.url).query)
         assert {k: v[-1] for k, v in query.items()} == params, page.url
 
@@ -416,3 +417,6 @@ def test_a_link_restores_the_selection_and_a_reload_keeps_it(server, page):
     page.get_by_role("heading", name="Layers").first.wait_for()
     check()
     assert page.get_by_text("unfreeze from block_14_expand (Conv2D)").count() == 1
+    page.goto(f"{url}/data?{urlencode(params)}")  # the page that showed the dialog most often
+    page.get_by_role("heading", name="Data").first.wait_for()
+    check()

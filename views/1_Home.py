@@ -8,14 +8,14 @@ import streamlit as st
 from studio import caches, components as ui, state
 
 STEPS = [
-    ("pages/2_Backbone.py", "Backbone", ":material/account_tree:", "pick a pretrained model and its input size"),
-    ("pages/3_Layers.py", "Layers", ":material/layers:", "choose where to cut it and where fine-tuning starts"),
-    ("pages/4_Data.py", "Data", ":material/photo_library:", "bring a folder of images, one sub-folder per class"),
-    ("pages/5_Train.py", "Train", ":material/model_training:", "train the head, then fine-tune, with live charts"),
-    ("pages/6_Evaluate.py", "Evaluate", ":material/fact_check:", "test scores, confusion matrix, mistakes"),
-    ("pages/7_Predict.py", "Predict", ":material/image_search:", "drop images and see what the model says"),
-    ("pages/8_Runs.py", "Runs", ":material/history:", "compare, resume, repeat, export"),
-    ("pages/9_Sweep.py", "Sweep", ":material/grid_view:", "a grid of cut × unfreeze points, compared"),
+    ("views/2_Backbone.py", "Backbone", ":material/account_tree:", "pick a pretrained model and its input size"),
+    ("views/3_Layers.py", "Layers", ":material/layers:", "choose where to cut it and where fine-tuning starts"),
+    ("views/4_Data.py", "Data", ":material/photo_library:", "bring a folder of images, one sub-folder per class"),
+    ("views/5_Train.py", "Train", ":material/model_training:", "train the head, then fine-tune, with live charts"),
+    ("views/6_Evaluate.py", "Evaluate", ":material/fact_check:", "test scores, confusion matrix, mistakes"),
+    ("views/7_Predict.py", "Predict", ":material/image_search:", "drop images and see what the model says"),
+    ("views/8_Runs.py", "Runs", ":material/history:", "compare, resume, repeat, export"),
+    ("views/9_Sweep.py", "Sweep", ":material/grid_view:", "a grid of cut × unfreeze points, compared"),
 ]
 
 
@@ -46,17 +46,17 @@ def selection() -> None:
     with c1.container(border=True):
         st.markdown("**Backbone**")
         st.markdown(ui.backbone_text())
-        st.page_link("pages/2_Backbone.py", label="Change", icon=":material/edit:")
+        st.page_link("views/2_Backbone.py", label="Change", icon=":material/edit:")
     with c2.container(border=True):
         st.markdown("**Dataset**")
         data = state.get("data")
         st.markdown(Path(data).name if data else "_none yet_")
-        st.page_link("pages/4_Data.py", label="Choose data", icon=":material/edit:")
+        st.page_link("views/4_Data.py", label="Choose data", icon=":material/edit:")
     with c3.container(border=True):
         st.markdown("**Run**")
         run = ui.current_run()
         st.markdown(f"{run.run_id} · {run.state()}" if run else "_none yet_")
-        st.page_link("pages/5_Train.py", label="Train", icon=":material/play_arrow:")
+        st.page_link("views/5_Train.py", label="Train", icon=":material/play_arrow:")
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
         "Train with live charts (on a GPU when there is one), evaluate, and try the model on your own images.")
     with st.container(border=True):
         c1, c2 = st.columns([1, 4], vertical_alignment="center")
-        c1.page_link("pages/0_Quick_start.py", label="Quick start", icon=":material/bolt:")
+        c1.page_link("views/0_Quick_start.py", label="Quick start", icon=":material/bolt:")
         c2.caption("New here? Four steps with recommended settings: the demo dataset (or yours), a small fast "
                    "backbone, a short training with live charts, and your first predictions.")
     with st.container(border=True):

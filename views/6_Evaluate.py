@@ -149,7 +149,7 @@ def main() -> None:
     runs = [r for r in RunStore().runs() if r.model_path() is not None]
     if not runs:
         st.info("No trained model yet. Train one first.", icon=":material/model_training:")
-        st.page_link("pages/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
+        st.page_link("views/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
         return
     run = ui.pick_run("Run", runs, "evaluate_run")
     state.put("run_dir", str(run.path))

@@ -49,7 +49,7 @@ def data_step():
                 if st.button("Use this dataset", key="qs_use_dataset", icon=":material/check:"):
                     state.put("data", chosen)
                     st.rerun()
-        st.page_link("pages/4_Data.py", label="Data page: upload a folder or a .zip, open a server folder, snap "
+        st.page_link("views/4_Data.py", label="Data page: upload a folder or a .zip, open a server folder, snap "
                      "webcam pictures, set the splits and the augmentation", icon=":material/photo_library:")
     return ds
 
@@ -90,9 +90,9 @@ def backbone_step() -> None:
                 state.load_options(recommended)
                 st.rerun()
         c1, c2 = st.columns(2)
-        c1.page_link("pages/2_Backbone.py", label="Backbone page: any of 40 backbones, input size, weights, "
+        c1.page_link("views/2_Backbone.py", label="Backbone page: any of 40 backbones, input size, weights, "
                      "or your own model", icon=":material/account_tree:")
-        c2.page_link("pages/3_Layers.py", label="Layers page: where to cut, what to unfreeze, the head",
+        c2.page_link("views/3_Layers.py", label="Layers page: where to cut, what to unfreeze, the head",
                      icon=":material/layers:")
 
 
@@ -122,7 +122,7 @@ def train_step(ready: bool):
                 live_panel(str(run.path), True, False)
             else:
                 ui.run_panel(str(run.path), False, False)
-        st.page_link("pages/5_Train.py", label="Train page: presets, a learning-rate finder, optimizer, batch "
+        st.page_link("views/5_Train.py", label="Train page: presets, a learning-rate finder, optimizer, batch "
                      "size, early stopping, a from-scratch comparison", icon=":material/model_training:")
     return run
 
@@ -146,9 +146,9 @@ def predict_step(run) -> None:
         with title.container():
             step(4, "Predict", bool(files))
         c1, c2 = st.columns(2)
-        c1.page_link("pages/7_Predict.py", label="Predict page: top-k, Grad-CAM, ImageNet mode",
+        c1.page_link("views/7_Predict.py", label="Predict page: top-k, Grad-CAM, ImageNet mode",
                      icon=":material/image_search:")
-        c2.page_link("pages/6_Evaluate.py", label="Evaluate page: test scores, confusion matrix, calibration, "
+        c2.page_link("views/6_Evaluate.py", label="Evaluate page: test scores, confusion matrix, calibration, "
                      "top losses", icon=":material/fact_check:")
 
 

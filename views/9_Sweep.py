@@ -93,7 +93,7 @@ def main() -> None:
                    "Train pages; only the cut, the unfreeze point and the epochs change from run to run.")
         if not ready:
             st.info("Choose a dataset first.", icon=":material/photo_library:")
-            st.page_link("pages/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
+            st.page_link("views/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
         cuts, unfreezes = choose(bb)
         start(bb, cuts, unfreezes, ready)
     sweeps = list_sweeps()
@@ -124,9 +124,9 @@ def main() -> None:
             c2.success(f"The current run is {best['run_id']} (cut after {best['cut']}, unfreeze from "
                        f"{best['unfreeze_from']}).", icon=":material/check_circle:")
             l1, l2, l3 = st.columns(3)
-            l1.page_link("pages/5_Train.py", label="Its curves", icon=":material/monitoring:")
-            l2.page_link("pages/6_Evaluate.py", label="Evaluate it", icon=":material/fact_check:")
-            l3.page_link("pages/7_Predict.py", label="Try it on images", icon=":material/image_search:")
+            l1.page_link("views/5_Train.py", label="Its curves", icon=":material/monitoring:")
+            l2.page_link("views/6_Evaluate.py", label="Evaluate it", icon=":material/fact_check:")
+            l3.page_link("views/7_Predict.py", label="Try it on images", icon=":material/image_search:")
 
 
 ui.page_guard()

@@ -68,14 +68,14 @@ def actions(runs) -> None:
                 with st.spinner("Starting the training process…"):
                     resumed = resume_training(run.path)
                 state.put("run_dir", str(resumed.path))
-                st.switch_page("pages/5_Train.py")
+                st.switch_page("views/5_Train.py")
     with c2.container(border=True):
         st.markdown("**Repeat with changes**")
         st.caption("Load this run's settings into the studio, change what you like, train again.")
         if st.button("Load its settings", icon=":material/replay:", key="repeat",
                      disabled=not run.config().get("options")):
             state.load_options(run.config()["options"])
-            st.switch_page("pages/5_Train.py")
+            st.switch_page("views/5_Train.py")
     with c3.container(border=True):
         st.markdown("**Delete**")
         live = run_state in LIVE_STATES
@@ -158,7 +158,7 @@ def main() -> None:
     runs = RunStore().runs()
     if not runs:
         st.info("No runs yet.", icon=":material/history:")
-        st.page_link("pages/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
+        st.page_link("views/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
     else:
         table(runs)
         compare(runs)

@@ -34,7 +34,7 @@ def plan() -> bool:
                     f" · splits {o['val_split']:.0%}/{o['test_split']:.0%} · seed {o['seed']}")
     if not data:
         st.info("Choose a dataset first.", icon=":material/photo_library:")
-        st.page_link("pages/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
+        st.page_link("views/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
         return False
     return True
 
@@ -167,7 +167,7 @@ def start() -> None:
     pair = st.session_state.get("_compare_pair")
     if pair:
         st.caption(f"Pretrained {pair[0]} and from scratch {pair[1]}: both queue, one after the other.")
-        st.page_link("pages/8_Runs.py", label="Compare their curves on Runs", icon=":material/stacked_line_chart:")
+        st.page_link("views/8_Runs.py", label="Compare their curves on Runs", icon=":material/stacked_line_chart:")
 
 
 live_run = st.fragment(run_every=2)(ui.run_panel)

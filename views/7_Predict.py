@@ -31,7 +31,7 @@ def with_run() -> None:
     runs = [r for r in RunStore().runs() if r.model_path() is not None]
     if not runs:
         st.info("No trained model yet. Train one first, or switch to ImageNet mode.", icon=":material/model_training:")
-        st.page_link("pages/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
+        st.page_link("views/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
         return
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     with c1:
@@ -61,7 +61,7 @@ def with_imagenet() -> None:
         st.error("ImageNet mode classifies with the pretrained 1000-class model, but the Backbone page has no "
                  "pretrained weights chosen (None). Choose ImageNet, or upload a weights file saved with the "
                  "top, on the Backbone page.", icon=":material/error:")
-        st.page_link("pages/2_Backbone.py", label="Choose weights", icon=":material/arrow_forward:")
+        st.page_link("views/2_Backbone.py", label="Choose weights", icon=":material/arrow_forward:")
         return
     shown = "ImageNet weights" if weights == "imagenet" else f"the weights file {Path(weights).name}"
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")

@@ -297,7 +297,7 @@ def main() -> None:
     split_settings(ds.layout if ds is not None else None)
     augmentation(ds)
     if ds is not None:
-        st.page_link("pages/5_Train.py", label="Next: train", icon=":material/arrow_forward:")
+        st.page_link("views/5_Train.py", label="Next: train", icon=":material/arrow_forward:")
 
 
 ui.page_guard()

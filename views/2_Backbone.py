@@ -257,7 +257,7 @@ def main() -> None:
         st.subheader("Your choice")
         choose_backbone()
         choose_weights()
-    st.page_link("pages/3_Layers.py", label="Next: layers, cut and head", icon=":material/arrow_forward:")
+    st.page_link("views/3_Layers.py", label="Next: layers, cut and head", icon=":material/arrow_forward:")
 
 
 ui.page_guard()
