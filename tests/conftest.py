@@ -101,3 +101,55 @@ def make_dataset(tmp_path):
         return root
 
     return factory
+
+
+# One trained run for the whole session, for the tests that only read a run (predict, evaluate,
+# export, explain, the app's Predict and Evaluate pages). Trained through the command line, so
+# its JSON and stderr can be checked too. ResNet50 with random weights still gives
+# image-dependent features at small sizes (MobileNets do not), and the cut at conv4_block6_out
+# keeps a 4 x 4 map for Grad-CAM. A test that changes a run works on a copy (`copy_run`).
+SHARED_RUN_OPTIONS = ["--backbone", "ResNet50", "--weights", "none", "--input-size", "64",
+                      "--cut", "conv4_block6_out", "--unfreeze-from", "conv4_block6_1_conv",
+                      "--head-epochs", "5", "--fine-tune-epochs", "1", "--lr", "0.01", "--seed", "3",
+                      "--pooling", "max", "--batch-size", "8", "--augment", "none", "--early-stopping", "0"]
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory):
+    """{base, home, data, out (the train JSON), proc, run_dir}: see SHARED_RUN_OPTIONS."""
+    import json
+    import subprocess
+    from types import SimpleNamespace
+
+    from datagen import write_split
+
+    base = tmp_path_factory.mktemp("shared-run")
+    data = write_split(base / "data", counts=(12, 6, 4))
+    env = dict(os.environ, TLCORE_HOME=str(base / "home"))
+    proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *SHARED_RUN_OPTIONS, "--json"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    return SimpleNamespace(base=base, home=base / "home", data=data, out=out, proc=proc,
+                           run_dir=out["run_dir"])
+
+
+@pytest.fixture
+def copy_run(shared_run, tmp_path):
+    """A copy of the shared run that a test may change (calibrate it, say)."""
+    target = tmp_path / "runs" / Path(shared_run.run_dir).name
+    shutil.copytree(shared_run.run_dir, target)
+    return target
+
+
+# `-m "not slow"` is the quick subset (under 3 minutes on 2 cores): a test is slow when it drives
+# the browser, or trains a model, itself (marked in its file) or through one of these fixtures, or
+# builds every backbone of the catalog (`built`).
+TRAINING_FIXTURES = {"shared_run", "copy_run", "trained", "run", "finished", "studio_home", "cam_run",
+                     "cli_results", "two_runs", "queue_setup", "colours", "built"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("browser") or TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

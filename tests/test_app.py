@@ -56,22 +56,13 @@ def finished(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cam_run(finished):
-    """A completed run whose cut keeps a spatial map for Grad-CAM (MobileNetV2 at 32 px ends 1 x 1):
-    ResNet50 without pretrained weights at 64 px, cut at conv4_block6_out (4 x 4 features)."""
-    from tlcore.config import TrainConfig
-    from tlcore.train import train
-
-    sigterm = signal.getsignal(signal.SIGTERM)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TLCORE_HOME", str(finished.home))
-        result = train(TrainConfig(data=str(finished.data), backbone="ResNet50", weights="none", input_size=64,
-                                   cut="conv4_block6_out", head_epochs=2, fine_tune_epochs=0, batch_size=4,
-                                   augment="none", early_stopping=0, lr=0.01, name="gradcam"),
-                       runs_dir=str(finished.home / "runs"))
-    signal.signal(signal.SIGTERM, sigterm)
-    assert result["state"] == "completed"
-    return result["run_dir"]
+def cam_run(finished, shared_run):
+    """The session's run (ResNet50 at 64 px cut at conv4_block6_out: 4 x 4 features for
+    Grad-CAM; MobileNetV2 at 32 px ends 1 x 1), copied into this module's home."""
+    target = finished.home / "runs" / Path(shared_run.run_dir).name
+    if not target.exists():
+        shutil.copytree(shared_run.run_dir, target)
+    return str(target)
 
 
 @pytest.fixture

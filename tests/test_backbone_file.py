@@ -373,6 +373,7 @@ def data(tmp_path_factory):
                        counts=(6, 3, 3))
 
 
+@pytest.mark.slow
 def test_train_on_a_nested_keras_file(saved, data, tmp_path):
     proc, out = tl("train", data, "--backbone-file", saved["keras"], "--head-epochs", "1",
                    "--fine-tune-epochs", "1", "--batch-size", "8", "--augment", "none",
@@ -404,6 +405,7 @@ def test_train_on_a_nested_keras_file(saved, data, tmp_path):
     assert probs.shape == (2, 1) and np.all((probs >= 0) & (probs <= 1))
 
 
+@pytest.mark.slow
 def test_lr_find_on_a_nested_h5_file(saved, data, tmp_path):
     proc, out = tl("lr-find", data, "--backbone-file", saved["h5"], "--steps", "10",
                    "--batch-size", "8", "--json", home=tmp_path)
@@ -445,6 +447,7 @@ def _check_savedmodel_run(out, savedmodel, epochs):
     return run
 
 
+@pytest.mark.slow
 def test_train_on_a_savedmodel_folder_head_only(savedmodel, data, tmp_path):
     proc, out = tl("train", data, "--backbone-file", savedmodel, "--head-epochs", "1",
                    "--fine-tune-epochs", "0", "--batch-size", "8", "--augment", "none",
@@ -453,6 +456,7 @@ def test_train_on_a_savedmodel_folder_head_only(savedmodel, data, tmp_path):
     _check_savedmodel_run(out, savedmodel, 1)
 
 
+@pytest.mark.slow
 def test_train_on_a_savedmodel_folder_with_fine_tuning(savedmodel, data, tmp_path):
     """DESIGN: a SavedModel is wrapped frozen; stage 2 must still run (it trains the head)."""
     proc, out = tl("train", data, "--backbone-file", savedmodel, "--head-epochs", "1",

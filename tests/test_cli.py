@@ -29,15 +29,9 @@ def tl(*args, home: Path, check_json=True, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One run trained through the command line (both stages) on the split layout."""
-    base = tmp_path_factory.mktemp("cli")
-    data = write_split(base / "data")
-    proc, out = tl("train", data, *FAST, "--head-epochs", "5", "--fine-tune-epochs", "1",
-                   "--unfreeze-from", "conv5_block3_1_conv", "--lr", "0.01", "--seed", "3",
-                   "--pooling", "max", "--json", home=base / "home")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return base, data, out, proc
+def trained(shared_run):
+    """The session's run, trained through the command line (both stages) on the split layout."""
+    return shared_run.base, shared_run.data, shared_run.out, shared_run.proc
 
 
 def test_train_json_and_run_store(trained):

@@ -15,22 +15,8 @@ from datagen import write_split
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    base = tmp_path_factory.mktemp("insight")
-    before = os.environ.get("TLCORE_HOME")
-    os.environ["TLCORE_HOME"] = str(base / "home")
-    from tlcore.config import TrainConfig
-    from tlcore.train import train
-
-    data = write_split(base / "data", counts=(12, 6, 4))
-    out = train(TrainConfig(data=str(data), backbone="ResNet50", weights="none", input_size=64,
-                            cut="conv4_block6_out", head_epochs=6, fine_tune_epochs=0, batch_size=8, augment="none",
-                            early_stopping=0, lr=0.01), runs_dir=str(base / "runs"))
-    yield base, data, out
-    if before is None:
-        os.environ.pop("TLCORE_HOME", None)
-    else:
-        os.environ["TLCORE_HOME"] = before  # the session's temporary home (conftest)
+def run(shared_run):
+    return shared_run.base, shared_run.data, shared_run.out
 
 
 def test_gradcam_map_has_image_size_and_is_not_constant(run, tmp_path):
@@ -80,11 +66,12 @@ def test_temperature_scaling_never_worsens_validation_log_loss():
     assert t > 1 and after < before
 
 
-def test_calibrate_run_bakes_temperature_into_model(run):
+def test_calibrate_run_bakes_temperature_into_model(run, copy_run):
     from tlcore.calibrate import calibrate_run
     from tlcore.evaluate import evaluate_run
 
     base, data, out = run
+    out = dict(out, run_dir=str(copy_run))  # calibrating changes the run: work on a copy
     before = evaluate_run(out["run_dir"], split="validation")
     res = calibrate_run(out["run_dir"])
     after = evaluate_run(out["run_dir"], split="validation")
@@ -180,6 +167,7 @@ def test_demo_dataset_is_deterministic_and_learnable(tmp_path, monkeypatch):
         make_demo_dataset(tmp_path / "a")
 
 
+@pytest.mark.slow
 def test_quick_start_without_pretrained_weights_learns_the_demo_shapes(tmp_path, monkeypatch):
     """The offline quick-start recipe (a small MobileNetV2 trained from scratch) beats chance
     clearly on the demo set after a short run: a behaviour check, not a timing."""

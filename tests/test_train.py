@@ -48,6 +48,7 @@ def _wait(pred, timeout=180):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 def test_stop_request_ends_within_a_batch_and_keeps_the_model(tmp_path):
     data = write_split(tmp_path / "data", counts=(40, 4, 0))
     proc = _start(tmp_path, data, *FAST, "--batch-size", "1", "--head-epochs", "50", "--feature-cache", "off",
@@ -74,6 +75,7 @@ def test_stop_request_ends_within_a_batch_and_keeps_the_model(tmp_path):
     assert (run / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
     from tlcore.runs import Run
 
@@ -97,6 +99,7 @@ def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
     assert epochs[-1] == 6 and sorted(set(epochs)) == list(range(1, 7))
 
 
+@pytest.mark.slow
 def test_binary_head_flat_layout_and_repeat_from_config(tmp_path):
     from tlcore.config import TrainConfig
     from tlcore.train import train
@@ -124,6 +127,7 @@ def test_binary_head_flat_layout_and_repeat_from_config(tmp_path):
     assert again.config()["dataset_counts"] == run.config()["dataset_counts"]
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     data = write_split(tmp_path / "data", counts=(8, 2, 0))
     env = dict(_env(tmp_path), TLCORE_CPU_REPLICAS="2")
