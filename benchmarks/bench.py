@@ -366,7 +366,7 @@ def bench_latency(run_dir: str, image_path: str, calls: int = LATENCY_CALLS) -> 
     import tensorflow as tf
 
     from tlcore.predict import RunModel
-    from tlcore.train import _save_atomic
+    from tlcore.train import save_atomic
 
     rm = RunModel(run_dir)
     model = rm.model
@@ -402,7 +402,7 @@ def bench_latency(run_dir: str, image_path: str, calls: int = LATENCY_CALLS) -> 
     with tempfile.TemporaryDirectory() as folder:  # what train's checkpoint costs, per save
         for _ in range(3):
             t = time.perf_counter()
-            _save_atomic(model, Path(folder) / "checkpoint.keras")
+            save_atomic(model, Path(folder) / "checkpoint.keras")
             saves.append(time.perf_counter() - t)
     out["checkpoint_save_seconds"] = statistics.median(saves)
     return out

@@ -101,7 +101,7 @@ class Checkpointer:
                 self.model.set_weights(current)
 
     def _write(self) -> None:
-        _save_atomic(self.model, self.path)
+        save_atomic(self.model, self.path)
         self.last = time.monotonic()
         self.pending = None
 
@@ -167,7 +167,7 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
     return cbs
 
 
-def _save_atomic(model, path: Path) -> None:
+def save_atomic(model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     model.save(str(tmp))
     os.replace(tmp, path)
@@ -390,7 +390,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         best_model = keras.models.load_model(str(run.file("checkpoint.keras")), safe_mode=True, compile=False)
         model.set_weights(best_model.get_weights())
         run.write_status(best_epoch=best["epoch"])
-    _save_atomic(model, run.file("model.keras"))
+    save_atomic(model, run.file("model.keras"))
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
     test_acc = None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
