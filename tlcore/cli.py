@@ -297,6 +297,13 @@ COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_i
 # --- output -----------------------------------------------------------------------
 
 def _human(result: Any) -> str:
+    if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
+        lines = [_human(result["layers"]), ""]
+        for stage, info in result["stages"].items():
+            lines.append(f"stage {stage}: {info['epochs']} epochs, {info['trainable']:,} trainable, "
+                         f"{info['non_trainable']:,} non-trainable" + (f" ({info['reason']})" if info.get("reason") else ""))
+        lines += [f"warning: {w}" for w in result["warnings"]]
+        return "\n".join(lines)
     if isinstance(result, list):
         if result and isinstance(result[0], dict):
             keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))]
