@@ -58,7 +58,7 @@ def guard(what: str) -> Iterator[None]:
     try:
         yield
     except TLCoreError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(text.error_words(exc), icon=":material/error:")
     except Exception as exc:  # a bug: still plain words on the page, details in the server log
         LOG.exception("%s failed", what)
         first = (str(exc).strip().splitlines() or [""])[0][:300]

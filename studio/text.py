@@ -177,3 +177,23 @@ def gradcam_note(cam: dict) -> str | None:
         return (f"No Grad-CAM map: the features at this run's cut are {h} × {w}, so they hold no 'where'. "
                 "A larger input size or an earlier cut gives a map.")
     return "No Grad-CAM map: no feature at the cut speaks for this label (the map is flat)."
+
+
+# What the pages call the engine's options, for its errors (the engine names the argument).
+OPTION_WORDS = {
+    "cut": "The cut", "unfreeze_from": "The unfreeze point", "unfreeze": "“Also train in stage 2”",
+    "freeze": "“Keep frozen in stage 2”", "input_size": "The input size", "weights": "The weights",
+    "head_epochs": "Head epochs", "fine_tune_epochs": "Fine-tuning epochs", "lr": "The learning rate",
+    "fine_tune_lr": "The fine-tuning learning rate", "batch_size": "The batch size", "dropout": "Dropout",
+    "dense": "Dense layer", "val_split": "The validation share", "test_split": "The test share",
+    "seed": "The seed", "early_stopping": "Early stopping patience", "rotation": "Rotation", "zoom": "Zoom",
+    "shift": "Shift", "shear": "Shear", "contrast": "Contrast", "flip": "Flip", "augment": "Augmentation",
+}
+
+
+def error_words(exc: Exception) -> str:
+    """An engine error as the page says it: an option's name becomes its label."""
+    option = getattr(exc, "option", None)
+    if option and hasattr(exc, "phrased"):
+        return exc.phrased(OPTION_WORDS.get(option, option.replace("_", " ").capitalize()))
+    return str(exc)

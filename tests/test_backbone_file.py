@@ -297,7 +297,7 @@ def test_unusable_backbone_files_name_the_problem(refused, name, message):
 
 
 def test_unknown_preprocessing_is_refused_first(refused):
-    with pytest.raises(TLCoreError, match=r"^--preprocessing must be one of auto, none, tf, caffe, torch\. "
+    with pytest.raises(TLCoreError, match=r"^preprocessing must be one of auto, none, tf, caffe, torch\. "
                                           r"Received: 'bgr'$"):
         load_backbone_file(refused / "missing.keras", preprocessing="bgr")
 

@@ -136,3 +136,15 @@ def test_a_symlink_loop_in_a_link_is_a_notice_not_an_error(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     values, notices = state.selection_from_url({"data": str(tmp_path / "loop" / "x")}, [tmp_path])
     assert values == {} and len(notices) == 1 and notices[0].startswith("The link's dataset")
+
+
+def test_engine_errors_are_worded_with_the_pages_labels():
+    from studio.text import error_words
+    from tlcore.config import TrainConfig
+    from tlcore.errors import OptionError, TLCoreError
+
+    with pytest.raises(OptionError) as info:
+        TrainConfig(backbone="MobileNetV2", batch_size=0).check(data=False)
+    assert error_words(info.value) == "The batch size must be a whole number from 1 to 4096. Received: 0"
+    assert error_words(OptionError("some_option", "is wrong.")) == "Some option is wrong."
+    assert error_words(TLCoreError("plain words")) == "plain words"

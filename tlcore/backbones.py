@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .catalog import get_backbone
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 
 
 @contextlib.contextmanager
@@ -90,14 +90,14 @@ def check_input_size(name: str, input_size: int | None) -> int:
     try:
         size = int(input_size)
     except (TypeError, ValueError):
-        raise TLCoreError(f"--input-size must be a whole number of pixels. Received: {input_size!r}")
+        raise OptionError("input_size", f"must be a whole number of pixels. Received: {input_size!r}")
     if size < info.min_input_size:
         raise TLCoreError(
             f"{info.name} needs an input size of at least {info.min_input_size} pixels. "
             f"Received: input_size={size}. Its default is {info.default_input_size}."
         )
     if size > 2048:
-        raise TLCoreError(f"--input-size {size} is too large; use at most 2048 pixels.")
+        raise OptionError("input_size", f"{size} is too large; use at most 2048 pixels.")
     return size
 
 
@@ -152,7 +152,7 @@ def _build_from_file(name, ctor, shape, include_top, path: Path):
             "(.h5 or .weights.h5), 'imagenet' or 'none'."
         )
     if path.is_dir():
-        raise TLCoreError(f"--weights must be a file, not a folder: {path}")
+        raise OptionError("weights", f"must be a file, not a folder: {path}")
     with fresh_names():
         model = ctor(include_top=include_top, weights=None, input_shape=shape)
     first_error = _try_load(model, path)

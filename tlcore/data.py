@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache as disk_cache, home
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 from .images import (ARCHIVE_EXTENSIONS, ImageProblem, RESIZE_MODES, check_image, is_ignored,
                      is_image_name, load_image)
 
@@ -183,9 +183,9 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
         TLCoreError: missing folder, no classes, fewer than two usable classes.
     """
     root = check_folder(data)
-    for name, value in (("--val-split", val_split), ("--test-split", test_split)):
+    for name, value in (("val_split", val_split), ("test_split", test_split)):
         if not 0.0 <= float(value) < 1.0:
-            raise TLCoreError(f"{name} must be at least 0 and below 1. Received: {value}")
+            raise OptionError(name, f"must be at least 0 and below 1. Received: {value}")
     if val_split + test_split >= 0.9:
         raise TLCoreError(f"--val-split plus --test-split must leave images to train on. "
                           f"Received: {val_split} + {test_split}")
@@ -305,7 +305,7 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str = "auto") -> d
     if mode == "none":
         return None
     if mode != "auto":
-        raise TLCoreError(f"--class-weights must be auto or none. Received: {mode!r}")
+        raise OptionError("class_weights", f"must be auto or none. Received: {mode!r}")
     counts = np.bincount(labels.astype(int), minlength=num_classes).astype(float)
     present = counts[counts > 0]
     if len(present) < 2 or present.max() / present.min() <= 1.5:
@@ -322,7 +322,7 @@ def decode_images(paths: list[str], size: int, resize: str = "stretch",
         (images uint8 [n, size, size, 3], indexes of the paths that decoded, problems)
     """
     if resize not in RESIZE_MODES:
-        raise TLCoreError(f"--resize must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+        raise OptionError("resize", f"must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
     limit = disk_cache.max_bytes() if cache else 0  # a bad TLCORE_CACHE_MAX, before any work
     key = hashlib.sha1()
     for p in paths:
@@ -397,11 +397,11 @@ AUGMENT_PRESETS = {
 def augmentation_options(preset: str = "none", **overrides) -> dict:
     """A preset's options with any explicit ones (not None) put over them."""
     if preset not in AUGMENT_PRESETS:
-        raise TLCoreError(f"--augment must be one of {', '.join(AUGMENT_PRESETS)}. Received: {preset!r}")
+        raise OptionError("augment", f"must be one of {', '.join(AUGMENT_PRESETS)}. Received: {preset!r}")
     opts = dict(AUGMENT_PRESETS[preset])
     opts.update({k: v for k, v in overrides.items() if v is not None})
     if opts.get("flip") not in (None, "none", "horizontal", "vertical", "both", "horizontal_and_vertical"):
-        raise TLCoreError(f"--flip must be none, horizontal, vertical or both. Received: {opts['flip']!r}")
+        raise OptionError("flip", f"must be none, horizontal, vertical or both. Received: {opts['flip']!r}")
     for k in ("rotation", "zoom", "shift", "shear", "contrast"):
         if k not in opts:
             continue
@@ -412,7 +412,7 @@ def augmentation_options(preset: str = "none", **overrides) -> dict:
             value = float("nan")
         if not (0.0 <= value <= top):  # also refuses nan
             unit = " degrees" if k == "rotation" else " (a fraction of the image)"
-            raise TLCoreError(f"--{k} must be from 0 to {top:g}{unit}. Received: {opts[k]}")
+            raise OptionError(k, f"must be from 0 to {top:g}{unit}. Received: {opts[k]}")
     return {k: v for k, v in opts.items() if v not in (None, 0, 0.0, "none")}
 
 

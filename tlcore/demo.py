@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 
 SHAPES = ("circle", "square", "triangle", "star", "cross", "hexagon", "ring", "heart")
 SIZE = 96
@@ -113,9 +113,9 @@ def make_demo_dataset(out_dir, classes: int = 4, per_class: int = 150, seed: int
         TLCoreError: bad counts, or OUT_DIR exists and is not empty.
     """
     if not 2 <= int(classes) <= len(SHAPES):
-        raise TLCoreError(f"--classes must be from 2 to {len(SHAPES)}. Received: {classes}")
+        raise OptionError("classes", f"must be from 2 to {len(SHAPES)}. Received: {classes}")
     if not 10 <= int(per_class) <= 5000:
-        raise TLCoreError(f"--per-class must be from 10 to 5000. Received: {per_class}")
+        raise OptionError("per_class", f"must be from 10 to 5000. Received: {per_class}")
     out = Path(out_dir).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise TLCoreError(f"{out} exists and is not empty; choose a new folder for the demo dataset.")

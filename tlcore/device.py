@@ -70,9 +70,9 @@ def setup(mixed_precision: str = "auto", xla: bool = False) -> dict:
             pass
     info = describe()
     if mixed_precision not in ("auto", "on", "off"):
-        from .errors import TLCoreError
+        from .errors import OptionError
 
-        raise TLCoreError(f"--mixed-precision must be auto, on or off. Received: {mixed_precision!r}")
+        raise OptionError("mixed_precision", f"must be auto, on or off. Received: {mixed_precision!r}")
     use_mp = mixed_precision == "on" or (mixed_precision == "auto" and info["mixed_precision_available"])
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 from .jsonio import write_json
 from .predict import RunModel
 
@@ -62,7 +62,7 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     from .data import scan, split_arrays
 
     if split not in (None, "test", "validation"):
-        raise TLCoreError(f"--split must be test or validation. Received: {split!r}")
+        raise OptionError("split", f"must be test or validation. Received: {split!r}")
     rm = RunModel(run_dir, runs_dir, model=model)
     opts = rm.run.config().get("options", {})
     ds = dataset

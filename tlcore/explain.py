@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 from .images import ImageProblem, open_rgb, resize
 from .predict import RunModel
 
@@ -83,7 +83,7 @@ def explain_image(rm: RunModel, source, label: str | None = None, max_side: int 
     except ImageProblem as exc:
         raise TLCoreError(f"Cannot read the image: {exc}") from None
     if label is not None and label not in rm.labels:
-        raise TLCoreError(f"--class {label!r} is not one of the model's classes: {', '.join(rm.labels)}")
+        raise OptionError("class", f"{label!r} is not one of the model's classes: {', '.join(rm.labels)}")
     x = np.asarray(resize(original, rm.input_size, rm.resize), dtype=np.uint8)
     cam, c, probs = gradcam(rm.model, x, None if label is None else rm.labels.index(label))
     if rm.resize == "stretch":
@@ -99,7 +99,7 @@ def explain(run_dir, image, out, label: str | None = None, runs_dir=None) -> dic
     """Write the Grad-CAM overlay PNG; returns {image, label, probability, out}."""
     out = Path(out).expanduser()
     if out.suffix.lower() != ".png":
-        raise TLCoreError(f"--out must be a .png file. Received: {out}")
+        raise OptionError("out", f"must be a .png file. Received: {out}")
     if not out.parent.is_dir():
         raise TLCoreError(f"The folder {out.parent} does not exist; create it first.")
     if not Path(image).is_file():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import home
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 from .jsonio import write_json
 from .predict import RunModel
 from .runs import RunStore
@@ -81,9 +81,9 @@ def export_run(run_dir, format: str, out, quantize: str = "none", runs_dir=None)
     import tensorflow as tf
 
     if format not in FORMATS:
-        raise TLCoreError(f"--format must be one of {', '.join(FORMATS)}. Received: {format!r}")
+        raise OptionError("format", f"must be one of {', '.join(FORMATS)}. Received: {format!r}")
     if quantize not in QUANTIZE:
-        raise TLCoreError(f"--quantize must be one of {', '.join(QUANTIZE)}. Received: {quantize!r}")
+        raise OptionError("quantize", f"must be one of {', '.join(QUANTIZE)}. Received: {quantize!r}")
     if quantize != "none" and format != "tflite":
         raise TLCoreError("--quantize applies to --format tflite only.")
     out = Path(out).expanduser()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 
 
 def suggest(lrs: list[float], losses: list[float]) -> float:
@@ -44,11 +44,11 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     from .train import make_optimizer
 
     if stage not in (1, 2):
-        raise TLCoreError(f"--stage must be 1 or 2. Received: {stage}")
+        raise OptionError("stage", f"must be 1 or 2. Received: {stage}")
     if not (0 < min_lr < max_lr <= 10):
         raise TLCoreError(f"Need 0 < --min-lr < --max-lr <= 10. Received: {min_lr}, {max_lr}")
     if not 10 <= steps <= 1000:
-        raise TLCoreError(f"--steps must be from 10 to 1000. Received: {steps}")
+        raise OptionError("steps", f"must be from 10 to 1000. Received: {steps}")
     config = config.resolved()  # a new config: the caller's is never changed
     if stage == 2 and config.fine_tune_epochs == 0:
         config = config.replace(fine_tune_epochs=1)  # only so that the plan unfreezes something

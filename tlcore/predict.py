@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 from .images import ImageProblem, is_ignored, is_image_name, load_image
 from .runs import RunStore
 
@@ -119,7 +119,7 @@ def collect_images(paths) -> list[Path]:
 def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None) -> list[dict]:
     """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones)."""
     if int(top_k) < 1:
-        raise TLCoreError(f"--top-k must be 1 or more. Received: {top_k}")
+        raise OptionError("top_k", f"must be 1 or more. Received: {top_k}")
     rm = RunModel(run_dir, runs_dir)
     files = collect_images(images)
     if not files:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import home
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 from .jsonio import append_jsonl, read_json, read_jsonl, write_json
 
 STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
@@ -172,7 +172,7 @@ class RunStore:
     def create(self, run_id: str | None = None, hint: str = "run") -> Run:
         self.check_writable()
         if run_id is not None and not _ID_RE.match(run_id):
-            raise TLCoreError(f"--run-id may use letters, digits, '.', '_' and '-' (up to 100). "
+            raise OptionError("run_id", f"may use letters, digits, '.', '_' and '-' (up to 100). "
                               f"Received: {run_id!r}")
         for _ in range(20):
             rid = run_id or "{}-{}-{}".format(

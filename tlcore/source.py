@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import TLCoreError
+from .errors import OptionError, TLCoreError
 
 if TYPE_CHECKING:
     from .layers import LayerInfo
@@ -162,7 +162,7 @@ def load_backbone_file(path, preprocessing: str = "auto") -> BackboneSource:
     """A saved model (.keras, .h5, or a SavedModel folder) as an uncut, flat backbone."""
     p = Path(path).expanduser()
     if preprocessing not in PREPROCESSING_CHOICES:
-        raise TLCoreError(f"--preprocessing must be one of {', '.join(PREPROCESSING_CHOICES)}. "
+        raise OptionError("preprocessing", f"must be one of {', '.join(PREPROCESSING_CHOICES)}. "
                           f"Received: {preprocessing!r}")
     if not p.exists():
         raise TLCoreError(f"Backbone file not found: {p}. Give a .keras or .h5 model file, or a "
