@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,26 @@ def test_trained_run_records_the_plans_counts(tmp_path, make_dataset):
     assert options["unfreeze"] == ["Conv1"] and options["freeze"] == ["re:block_4_project/"]
     assert options["data"] == str(data.resolve())
     assert result["warnings"] == status["warnings"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size", [("ResNet50", 32), ("EfficientNetB0", 32), ("DenseNet121", 32),
+                                        ("ConvNeXtTiny", 32), ("InceptionV3", 75), ("NASNetMobile", 32),
+                                        ("MobileNetV3Small", 32), ("VGG16", 32)])
+def test_random_plans_equal_what_keras_trains_across_families(name, size):
+    """The same property on backbones of other families: residual adds, dense concatenations,
+    ConvNeXt's bare `+` and LayerNorm, Inception branches, NASNet cells, MobileNetV3's own
+    preprocessing, VGG without BatchNorm."""
+    from tlcore.layers import cut_points
+
+    source = load_source(TrainConfig(backbone=name, input_size=size, weights="none"))
+    layers = source.backbone.layers
+    cuts = [i for i, flag in enumerate(cut_points(source.backbone)) if flag]
+    rng = random.Random(name)
+    for _ in range(3):
+        cut = rng.choice(cuts[len(cuts) // 3:])
+        kept = [layer.name for layer in layers[1:cut + 1] if layer.weights]
+        config = TrainConfig(backbone=name, input_size=size, cut=str(cut),
+                             unfreeze_from=str(rng.randrange(0, cut + 1)), train_bn=rng.random() < 0.5,
+                             unfreeze=[rng.choice(kept)], freeze=["re:" + re.escape(rng.choice(kept)) + "/"])
+        _check_against_keras(config, source, classes=rng.choice([2, 5]))
