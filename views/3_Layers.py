@@ -158,6 +158,8 @@ def layer_tables(table, plan: dict) -> None:
               "stage 1": ROLE_WORDS[roles[r.index]["stage1"]], "stage 2": ROLE_WORDS[roles[r.index]["stage2"]],
               "trains in stage 2": t} for r, t in zip(shown, trains)],
             hide_index=True, height=420, key="w:layer_editor", on_change=_apply_table_edits,
+            column_order=["#", "name", "type", "params", "stage 1", "stage 2", "trains in stage 2", "block",
+                          "output shape", "clean cut point"],
             args=(names, trains), disabled=["#", "block", "name", "type", "output shape", "params",
                                             "clean cut point", "stage 1", "stage 2"],
             column_config={"params": st.column_config.NumberColumn(format="localized"),
