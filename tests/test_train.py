@@ -182,3 +182,30 @@ def test_checkpointer_saves_the_best_weights_without_a_save_per_epoch(tmp_path):
     stamp = path.stat().st_mtime_ns
     cp.flush()  # nothing pending: nothing written
     assert path.stat().st_mtime_ns == stamp
+
+
+DET: list = []  # the default (--deterministic auto: on without a GPU)
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_run_in_fresh_homes(tmp_path):
+    """Op determinism (on by default without a GPU), seeded splits, shuffles, augmentation and
+    feature-cache copies: two runs in two fresh homes record the same numbers, epoch by epoch."""
+    data = write_split(tmp_path / "data", counts=(40, 8, 8))
+    args = ["--backbone", "MobileNetV2", "--weights", "none", "--input-size", "64", "--head-epochs", "2",
+            "--fine-tune-epochs", "2", "--unfreeze-from", "0", "--train-bn", "--batch-size", "16",
+            "--augment", "light", "--seed", "7", "--json"] + DET
+    results = []
+    for i in (1, 2):
+        home = tmp_path / f"home{i}"
+        proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *args], env=_env(home),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        run = Path(json.loads(proc.stdout)["run_dir"])
+        metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        for m in metrics:
+            m.pop("seconds")
+        config = json.loads((run / "config.json").read_text())
+        assert config["resolved"]["device"]["deterministic"] is True
+        results.append((metrics, json.loads((run / "evaluation.json").read_text())["accuracy"]))
+    assert results[0] == results[1]

@@ -80,6 +80,8 @@ class TrainConfig:
     feature_cache: str = _opt("auto", "cache stage 1's backbone features", choices=AUTO_ON_OFF)
     mixed_precision: str = _opt("auto", "float16 compute on capable GPUs", choices=AUTO_ON_OFF)
     xla: bool = _opt(False, "compile with XLA", flag=True)
+    deterministic: str = _opt("auto", "repeatable runs: TensorFlow op determinism (auto: on without a GPU, "
+                              "where it costs nothing measurable; on a GPU it is slower)", choices=AUTO_ON_OFF)
     resize: str = _opt("stretch", "how images reach the input size", choices=RESIZE_MODES)
     name: str | None = _opt(None, "a label for the run")
     preset: str | None = _opt(None, "a classic recipe (`tlcore presets`); explicit options win")

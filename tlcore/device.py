@@ -43,13 +43,16 @@ def _mp_capable(cc) -> bool:
     return bool(cc) and tuple(cc) >= (7, 0)
 
 
-def setup(mixed_precision: str = "auto", xla: bool = False) -> dict:
+def setup(mixed_precision: str = "auto", xla: bool = False, deterministic: str = "off") -> dict:
     """Prepare TensorFlow for training; call before building any model.
 
     Turns on GPU memory growth (so the app and a training job can share a card), picks
     mixed precision (auto: on for GPUs of compute capability 7.0 or more) and the strategy:
     MultiWorkerMirroredStrategy from TF_CONFIG, MirroredStrategy for several GPUs (or for
     TLCORE_CPU_REPLICAS logical CPUs, to test that path without a GPU), else the default.
+    `deterministic` (auto: on without a GPU) turns on TensorFlow's op determinism, so the same
+    seed gives the same run on the same machine and software; on a GPU it costs speed (some
+    kernels have slower deterministic versions, a few ops refuse to run), so auto leaves it off there.
     """
     import keras
     import tensorflow as tf
@@ -69,6 +72,9 @@ def setup(mixed_precision: str = "auto", xla: bool = False) -> dict:
         except RuntimeError:
             pass
     info = describe()
+    use_det = deterministic == "on" or (deterministic == "auto" and not gpus)
+    if use_det:
+        tf.config.experimental.enable_op_determinism()
     if mixed_precision not in ("auto", "on", "off"):
         from .errors import OptionError
 
@@ -89,4 +95,4 @@ def setup(mixed_precision: str = "auto", xla: bool = False) -> dict:
         strategy = tf.distribute.get_strategy()
         name = "default"
     return {"gpus": len(gpus), "mixed_precision": use_mp, "xla": bool(xla), "strategy": strategy,
-            "strategy_name": name, "replicas": strategy.num_replicas_in_sync}
+            "strategy_name": name, "replicas": strategy.num_replicas_in_sync, "deterministic": use_det}

@@ -269,7 +269,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     from .source import load_source
 
     keras.utils.set_random_seed(config.seed)
-    dev = device.setup(config.mixed_precision, config.xla)
+    dev = device.setup(config.mixed_precision, config.xla, config.deterministic)
     # `ds` was scanned without decoding: split_arrays reads every file once and skips (and
     # reports) the unusable ones
     classes = ds.classes
