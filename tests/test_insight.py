@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datagen import write_split
 
 
 @pytest.fixture(scope="module")

@@ -210,8 +210,7 @@ def _cmd_plan(a):
     from .plan import make_plan
 
     config = TrainConfig.from_dict(train_options(a))
-    config.check(data=False)
-    return make_plan(config.resolved(), a.classes).to_dict()
+    return make_plan(config.resolved(), a.classes).to_dict()  # resolved() checks, without data here
 
 
 def _cmd_demo_data(a):

@@ -3,7 +3,7 @@
 The process is `python -m tlcore train --config OPTIONS --run-id ID --queue`, in a new
 session so that closing the browser or restarting the app does not stop it; it waits in
 the machine's first-in-first-out queue (`MachineQueue`, `machine_slot`: one training at a
-time) and reports through the run store only, with a heartbeat (`_beat`) while it lives.
+time) and reports through the run store only, with a heartbeat (`heartbeat`) while it lives.
 """
 from __future__ import annotations
 
@@ -221,7 +221,7 @@ def machine_slot(run: Run, wait: bool, stop: object = None):
             the run's stop file.
 
     Raises:
-        _StoppedWhileQueued: a stop was asked before the run's turn came.
+        StoppedWhileQueued: a stop was asked before the run's turn came.
     """
     if not wait:
         yield
@@ -234,7 +234,7 @@ def machine_slot(run: Run, wait: bool, stop: object = None):
         position = None
         while True:
             if stopped():
-                raise _StoppedWhileQueued()
+                raise StoppedWhileQueued()
             tickets = queue.tickets()
             mine = [t for t in tickets if t["path"] == ticket]
             if not mine:  # someone removed it (an emptied queue folder): back of the line
@@ -260,11 +260,11 @@ def machine_slot(run: Run, wait: bool, stop: object = None):
         lock.close()  # releases the flock
 
 
-class _StoppedWhileQueued(Exception):
+class StoppedWhileQueued(Exception):
     pass
 
 
-def _beat(run: Run, done: threading.Event) -> None:
+def heartbeat(run: Run, done: threading.Event) -> None:
     while not done.wait(2.0):
         try:
             if run.raw_status().get("state") in ("queued", "running"):

@@ -127,6 +127,7 @@ def make_plan(config: TrainConfig, num_classes: int, source=None) -> Plan:
         nature = _trainable_by_nature(layers[i])
         intrinsic.update({(layers[i].name, j): id(v) in nature for j, v in enumerate(layers[i].weights)})
     frozen_for_good = {i for i in kept if type(layers[i]).__name__ == "TFSMLayer"}
+    frozen_names = {layers[i].name for i in frozen_for_good}
     warnings: list[str] = []
 
     train2: set = set()
@@ -138,7 +139,7 @@ def make_plan(config: TrainConfig, num_classes: int, source=None) -> Plan:
         for name, add in (("unfreeze", True), ("freeze", False)):
             for pattern in getattr(config, name):
                 keys = _pattern_keys(pattern, name, layers, paths, cut_index, warnings)
-                keys = {k for k in keys if _layer_index(layers, k[0]) not in frozen_for_good}
+                keys = {k for k in keys if k[0] not in frozen_names}
                 train2 = train2 | keys if add else train2 - keys
     elif config.unfreeze or config.freeze:
         warnings.append("The freeze/unfreeze patterns change nothing: no stage trains the backbone "
@@ -222,13 +223,6 @@ def _trainable_by_nature(layer) -> set[int]:
     for sub in getattr(layer, "_layers", []) or []:
         ids |= _trainable_by_nature(sub)
     return ids
-
-
-def _layer_index(layers: list, name: str) -> int:
-    for i, layer in enumerate(layers):
-        if layer.name == name:
-            return i
-    return -1
 
 
 def _pattern_keys(pattern: str, option: str, layers: list, paths: dict, cut_index: int,

@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import OptionError, TLCoreError
 from .images import ImageProblem, is_ignored, is_image_name, load_image
+from .outputs import probabilities
 from .runs import RunStore
 
 
@@ -72,9 +73,7 @@ def predict_probabilities(model, images: np.ndarray, num_classes: int, batch_siz
         chunk = np.asarray(images[start:start + batch_size], dtype=np.float32)
         out.append(np.asarray(fn(tf.constant(chunk))))
     probs = np.concatenate(out, axis=0) if out else np.zeros((0, 1), dtype=np.float32)
-    if num_classes == 2 and probs.shape[-1] == 1:
-        probs = np.concatenate([1.0 - probs, probs], axis=1)
-    return probs.astype(np.float64)
+    return probabilities(probs, num_classes).astype(np.float64)
 
 
 # One compiled function per live model, owned by it: the dictionary holds the model weakly

@@ -25,7 +25,7 @@ import numpy as np
 from . import __version__
 from .config import TrainConfig
 from .errors import TLCoreError
-from .jobs import _beat, _StoppedWhileQueued, machine_slot
+from .jobs import StoppedWhileQueued, heartbeat, machine_slot
 from .runs import Run, RunStore, now_iso
 
 CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
@@ -205,11 +205,10 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         run.file("stop").unlink(missing_ok=True)
         if run.model_path() is None:
             raise TLCoreError(f"Run {run.run_id} has no checkpoint to resume from; start it again instead.")
-        config = config.resolved()
-        ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
-    else:  # every check that needs no TensorFlow, before the run folder exists
-        config = config.resolved()
-        ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
+    # every check that needs no TensorFlow, before a new run's folder exists
+    config = config.resolved()
+    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
+    if not resume:
         run = store.create(run_id, hint=config.backbone or Path(config.backbone_file).stem)
     if announce:
         announce(run.path)
@@ -229,12 +228,12 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
                                              "created_at": now_iso()})
     run.write_status(**status)
     beat_stop = threading.Event()
-    threading.Thread(target=_beat, args=(run, beat_stop), daemon=True).start()
+    threading.Thread(target=heartbeat, args=(run, beat_stop), daemon=True).start()
     try:
         with machine_slot(run, queue, stop):
             run.write_status(state="running")
             result = _train_in_run(config, run, stop, bool(resume), ds)
-    except _StoppedWhileQueued:
+    except StoppedWhileQueued:
         run.write_status(state="stopped", ended_at=now_iso())
         result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None,
                   "warnings": []}
@@ -325,17 +324,21 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     for stage in (1, 2):  # what Keras counts once the plan is applied (equal to the plan's counts)
         apply_stage(model, plan, stage)
         by_stage[str(stage)] = parameter_counts(model)
-    warnings = list(plan.warnings)
+    warnings: list[str] = []
     run.write_status(parameters_by_stage=by_stage, warnings=warnings)
-    for text in warnings:
-        print(f"warning: {text}", file=sys.stderr, flush=True)
 
-    def on_epoch(record: dict) -> None:
-        text = chance_warning(run.metrics(), n_classes, config)
+    def warn(text: str | None) -> None:
+        """A warning of this run: in status.json, on stderr, and in the result."""
         if text and text not in warnings:
             warnings.append(text)
             run.write_status(warnings=warnings)
             print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    for text in plan.warnings:
+        warn(text)
+
+    def on_epoch(record: dict) -> None:
+        warn(chance_warning(run.metrics(), n_classes, config))
 
     done = [m for m in run.metrics()] if resuming else []
     epochs_done = max((m["epoch"] for m in done), default=0)
@@ -399,11 +402,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         ev = evaluate_run(run.path, model=model, dataset=ds)
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
-    final = chance_warning(metrics, n_classes, config, final=True)
-    if final and final not in warnings:
-        warnings.append(final)
-        print(f"warning: {final}", file=sys.stderr, flush=True)
-    run.write_status(state=state, ended_at=now_iso(), warnings=warnings)
+    warn(chance_warning(metrics, n_classes, config, final=True))
+    run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc,
             "warnings": warnings}
 

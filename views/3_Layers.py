@@ -1,6 +1,8 @@
 """Layers: the layer table, where to cut, where fine-tuning starts, BatchNorm, and the head."""
 from __future__ import annotations
 
+import glob
+
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
@@ -119,10 +121,6 @@ def plan_notes(plan: dict) -> None:
             st.info(warning, icon=":material/info:")
 
 
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
-
-
 def _apply_table_edits(names: list[str], trains: list[bool]) -> None:
     """The "trains in stage 2" checkboxes become exact-name patterns (the plan stays the owner)."""
     edits = st.session_state.get("w:layer_editor", {}).get("edited_rows", {})
@@ -130,7 +128,7 @@ def _apply_table_edits(names: list[str], trains: list[bool]) -> None:
     for row, change in edits.items():
         if "trains in stage 2" not in change or int(row) >= len(names):
             continue
-        pattern = _glob_escape(names[int(row)])
+        pattern = glob.escape(names[int(row)])
         unfreeze = [p for p in unfreeze if p != pattern]
         freeze = [p for p in freeze if p != pattern]
         want = bool(change["trains in stage 2"])
