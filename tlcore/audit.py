@@ -16,6 +16,7 @@ from .errors import OptionError, TLCoreError
 DUPLICATE_DISTANCE = 0.04
 THUMB_SIDE = 16
 THUMB_DISTANCE = 0.03
+NEAREST_SHARE = 0.25
 NEIGHBOURS = 5
 MAX_FOLDS = 5
 MAX_DUPLICATES = 500
@@ -108,18 +109,29 @@ def _distances(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     return np.clip(1.0 - u[start:stop] @ u.T, 0.0, 2.0)
 
 
+def _limit(x: np.ndarray, cap: float) -> float:
+    """`cap`, or a quarter of the median nearest-neighbour distance where that is smaller: how
+    close two distinct images come depends on the backbone, so the limit follows the data."""
+    if len(x) < 3:
+        return cap
+    return float(min(cap, NEAREST_SHARE * np.median(_knn_score(x, 1))))
+
+
 def near_duplicates(x: np.ndarray, files: list[str], splits: list[str], thumbs: np.ndarray | None = None,
                     max_distance: float = DUPLICATE_DISTANCE,
                     max_thumb_distance: float = THUMB_DISTANCE) -> list[dict]:
     """Pairs whose features lie within `max_distance` cosine distance, or whose thumbnails lie
-    within `max_thumb_distance`; closest first (by the smaller of the two, each relative to its
+    within `max_thumb_distance` (each limit lowered to a quarter of the data's median
+    nearest-neighbour distance); closest first (by the smaller of the two, each relative to its
     limit). `distance` is the features' cosine distance; cross_split marks leaks."""
+    limit = max(_limit(x, max_distance), 1e-9)
+    t_limit = max(_limit(thumbs, max_thumb_distance), 1e-9) if thumbs is not None else 1.0
     pairs = []
     for start in range(0, len(x), 1024):
         stop = min(start + 1024, len(x))
         d = _distances(x, start, stop)
         dt = _distances(thumbs, start, stop) if thumbs is not None else np.full_like(d, np.inf)
-        rel = np.minimum(d / max(max_distance, 1e-9), dt / max(max_thumb_distance, 1e-9))
+        rel = np.minimum(d / limit, dt / t_limit)
         for i, j in zip(*np.nonzero(rel <= 1.0)):
             a = start + int(i)
             if a < j:

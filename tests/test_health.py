@@ -1,0 +1,192 @@
+"""Know your data: the audit finds planted problems, edits undo byte for byte, the probe finds
+the depth where classes separate. Backbones are tiny Keras models the tests build and save."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from plant import plant
+from tlcore.data import scan
+from tlcore.edits import DatasetEditor
+from tlcore.errors import TLCoreError
+
+# Equal luminance (mean of R, G, B is 100 for each): only colour tells them apart.
+COLOURS = {"red": (200, 50, 50), "green": (50, 200, 50), "blue": (50, 50, 200)}
+
+
+def _pattern_image(rng, colour, size=32) -> Image.Image:
+    """A smooth random pattern (unique per image, survives resizing) tinted in `colour`."""
+    cells = Image.fromarray((rng.uniform(0.35, 1.0, (4, 4)) * 255).astype("uint8"))
+    shade = np.asarray(cells.resize((size, size), Image.BICUBIC), dtype=float)[..., None] / 255.0
+    arr = shade * np.array(colour, dtype=float) + rng.normal(0, 3, (size, size, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype("uint8"))
+
+
+def write_patterns(root: Path, counts=(24, 6, 6), seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "validation", "test"), counts):
+        for c, colour in COLOURS.items():
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                _pattern_image(rng, colour).save(d / f"{c}_{i}.png")
+    return root
+
+
+def hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".tlcore" not in p.parts}
+
+
+# ------------------------------------------------------------------------------ edits
+
+
+def test_edits_move_exclude_and_undo_restore_every_file_byte_for_byte(tlhome):
+    root = write_patterns(tlhome / "datasets" / "colours", counts=(4, 2, 2))
+    before = hashes(root)
+    ed = DatasetEditor(root)
+    a = root / "train" / "red" / "red_0.png"
+    b = root / "train" / "red" / "red_1.png"
+    c = root / "validation" / "green" / "green_0.png"
+    ed.move([a], to_class="green")
+    assert (root / "train" / "green" / "red_0.png").is_file() and not a.exists()
+    ed.move([b], to_split="test")
+    ed.exclude([c, root / "test" / "blue" / "blue_1.png"])
+    ds = scan(root)
+    assert ds.counts()["train"] == {"blue": 4, "green": 5, "red": 2}
+    assert ds.counts()["test"]["red"] == 3 and ds.counts()["validation"]["green"] == 1
+    assert all(".tlcore" not in p for s in ds.files.values() for p, _ in s)  # the scan ignores it
+    assert len(ed.trash_files()) == 2 and hashes(root) != before
+    log = [json.loads(l) for l in (root / ".tlcore" / "changes.jsonl").read_text().splitlines()]
+    assert [e["action"] for e in log] == ["move", "move", "exclude"]
+    assert log[0]["moves"] == [{"from": "train/red/red_0.png", "to": "train/green/red_0.png"}]
+    for _ in range(3):
+        assert ed.undo() is not None
+    assert ed.undo() is None
+    assert hashes(root) == before
+
+
+def test_a_move_onto_a_taken_name_keeps_both_images(tlhome):
+    root = write_patterns(tlhome / "datasets" / "same", counts=(2, 1, 0))
+    (root / "train" / "green" / "red_0.png").write_bytes((root / "train" / "red" / "red_1.png").read_bytes())
+    before = hashes(root)
+    ed = DatasetEditor(root)
+    entry = ed.move([root / "train" / "red" / "red_0.png"], to_class="green")
+    assert entry["moves"][0]["to"] == "train/green/red_0-1.png"
+    assert len(hashes(root)) == len(before)
+    ed.undo()
+    assert hashes(root) == before
+
+
+def test_trash_is_kept_until_emptied_and_then_undo_says_why_not(tlhome):
+    root = write_patterns(tlhome / "datasets" / "t", counts=(3, 1, 0))
+    ed = DatasetEditor(root)
+    ed.exclude([root / "train" / "red" / "red_0.png"])
+    assert ed.empty_trash() == 1
+    with pytest.raises(TLCoreError, match="trash"):
+        ed.undo()
+
+
+def test_folders_outside_the_datasets_folder_are_read_only(tlhome, tmp_path):
+    root = write_patterns(tmp_path / "server" / "data", counts=(2, 1, 0))
+    with pytest.raises(TLCoreError, match="read-only.*[Ii]mport a copy"):
+        DatasetEditor(root)
+
+
+def test_flat_layout_moves_class_but_not_split(tlhome):
+    root = tlhome / "datasets" / "flat"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    write_patterns(tlhome / "tmp", counts=(3, 0, 0))
+    (tlhome / "tmp" / "train").rename(root)
+    ed = DatasetEditor(root)
+    with pytest.raises(TLCoreError, match="split"):
+        ed.move([root / "red" / "red_0.png"], to_split="test")
+    with pytest.raises(TLCoreError, match="class name"):
+        ed.move([root / "red" / "red_0.png"], to_class="../x")
+    ed.move([root / "red" / "red_0.png"], to_class="blue")
+    assert (root / "blue" / "red_0.png").is_file()
+
+
+# ------------------------------------------------------------------------------ backbones
+
+
+def _save_model(path: Path, gray_after_colour: bool) -> Path:
+    """input -> 'colour' (1x1 conv keeping R, G, B) -> 'gray' (their mean: colour gone) ->
+    'smooth' (3x3 average pool) -> 'flat' (8x8 averages, flattened: keeps the layout)."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    colour = keras.layers.Conv2D(3, 1, name="colour", kernel_initializer=keras.initializers.Constant(np.eye(3).reshape(1, 1, 3, 3)))(inputs)
+    gray = keras.layers.Conv2D(1, 1, name="gray", kernel_initializer=keras.initializers.Constant(1 / 3))(colour)
+    x = gray if gray_after_colour else colour
+    x = keras.layers.AveragePooling2D(3, strides=1, padding="same", name="smooth")(x)
+    x = keras.layers.AveragePooling2D(8, name="pool")(x)
+    out = keras.layers.Flatten(name="flat")(x)
+    keras.Model(inputs, out).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_probe_ranks_the_cut_that_keeps_colour_above_the_one_that_lost_it(tmp_path, tlhome):
+    from tlcore.config import TrainConfig
+    from tlcore.probe import probe, suggest
+
+    root = write_patterns(tmp_path / "d", counts=(20, 10, 0))
+    model = _save_model(tmp_path / "m.keras", gray_after_colour=True)
+    cfg = TrainConfig.from_dict(dict(data=str(root), backbone_file=str(model), preprocessing="none"))
+    rows = probe(cfg, cuts=["colour", "gray", "flat"])
+    acc = {r["cut"]: r["val_accuracy"] for r in rows}
+    assert [r["cut"] for r in rows] == ["colour", "gray", "flat"]
+    assert acc["colour"] >= 0.9 and acc["gray"] < 0.6 and acc["flat"] < 0.6
+    assert {r["feature_dim"] for r in rows} == {3, 1, 16}
+    assert suggest(rows)["cut"] == "colour"
+
+
+def test_default_cuts_are_block_ends_at_most_twelve_and_suggest_the_shallowest_good_one():
+    from tlcore.layers import LayerInfo
+    from tlcore.probe import default_cuts, suggest
+
+    table = [LayerInfo(i, f"l{i}", "Conv2D", [], 0, True, i % 2 == 1 or i == 99, f"b{i // 4}")
+             for i in range(100)]
+    cuts = default_cuts(table)
+    assert len(cuts) == 12 and cuts[-1] == 99 and cuts == sorted(cuts)
+    assert all(table[i].cut_point for i in cuts)
+    rows = [{"cut": "a", "index": 3, "val_accuracy": 0.80}, {"cut": "b", "index": 7, "val_accuracy": 0.905},
+            {"cut": "c", "index": 11, "val_accuracy": 0.91}]
+    assert suggest(rows)["cut"] == "b"
+
+
+@pytest.mark.slow
+def test_audit_finds_planted_label_errors_copies_across_splits_and_noise(tmp_path, tlhome):
+    from tlcore.audit import audit
+    from tlcore.config import TrainConfig
+
+    root = write_patterns(tmp_path / "d", counts=(24, 6, 6))
+    planted = plant(root, wrong=4, copies=4, noise=2, seed=1)
+    model = _save_model(tmp_path / "m.keras", gray_after_colour=False)
+    cfg = TrainConfig.from_dict(dict(data=str(root), backbone_file=str(model), preprocessing="none",
+                                     cut="flat"))
+    out = audit(cfg)
+    top = [i["file"] for i in out["label_issues"][:8]]
+    assert sum(w in top for w in planted["wrong"]) >= 3
+    moved = {i["file"]: i for i in out["label_issues"]}
+    for w in planted["wrong"]:
+        if w in moved:
+            assert moved[w]["suggested"] != moved[w]["given"]
+    pairs = {frozenset((d["a"], d["b"])): d for d in out["near_duplicates"]}
+    for original, copy in planted["copies"]:
+        assert frozenset((original, copy)) in pairs, copy
+        assert pairs[frozenset((original, copy))]["cross_split"] is True
+    assert len(out["near_duplicates"]) <= 2 * len(planted["copies"])
+    flagged = [o["file"] for o in out["outliers"][:5]]
+    assert all(n in flagged for n in planted["noise"])
+    points = out["embedding"]["points"]
+    assert out["embedding"]["method"] in ("pca", "umap")
+    assert len(points) == sum(1 for p in root.rglob("*") if p.is_file())
+    assert all(Path(p["file"]).is_absolute() for p in points)
+    assert all({"a", "b", "score"} <= set(r) for r in out["class_overlap"])
