@@ -238,11 +238,11 @@ def probe_accuracy(rows: Sequence[Mapping], current: int | None = None,
         if row is not None:
             fig.add_trace(go.Scatter(x=[suggested], y=[row["val_accuracy"]], mode="markers+text",
                                      name="suggested", marker=dict(color=TRAINS, size=14, symbol="star"),
-                                     text=[f"  {row['cut']}"], textposition="bottom right",
+                                     text=[row["cut"].rsplit("/", 1)[-1]], textposition="bottom center",
                                      hoverinfo="skip"))
     if current is not None:
         fig.add_vline(x=current, line_color="#d62728", line_dash="dot",
-                      annotation_text="current cut", annotation_position="top left")
+                      annotation_text="current cut", annotation_position="bottom left")
     fig.update_xaxes(title="cut after layer (depth)")
     fig.update_yaxes(title="validation accuracy", tickformat=".0%", rangemode="tozero")
     return _layout(fig, 320)
@@ -265,7 +265,9 @@ def embedding_map(points: Sequence[Mapping], classes: Sequence[str], method: str
             hovertemplate="%{text}<extra>" + name + "</extra>"))
     fig.update_xaxes(title=f"{method.upper()} 1", showticklabels=False)
     fig.update_yaxes(title=f"{method.upper()} 2", showticklabels=False)
-    return _layout(fig, 460, dragmode="lasso")
+    fig = _layout(fig, 460, dragmode="lasso")
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0))
+    return fig
 
 
 def confusion_cells(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:

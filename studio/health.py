@@ -56,20 +56,21 @@ def actions(files: list[str], ds, key: str) -> None:
         st.caption("Select images to move or exclude them.")
         return
     n = f"{len(files)} image{'s' if len(files) != 1 else ''}"
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    st.markdown(f"**{n} selected**")
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     target = c1.selectbox("Move to class", ds.classes, key=f"{key}_class")
-    if c1.button(f"Move {n} to {target}", icon=":material/label:", key=f"{key}_move"):
+    if c2.button("Move", icon=":material/label:", key=f"{key}_move", width="stretch",
+                 help=f"Move the {n} into the class folder {target}."):
         with ui.guard("Moving the images"):
             _done(ed.move(files, to_class=target), f"Moved to {target}")
     if ds.layout == "split":
-        split = c2.selectbox("Move to split", ["train", "validation", "test"], key=f"{key}_split")
-        if c2.button(f"Move {n} to {split}", icon=":material/call_split:", key=f"{key}_tosplit"):
+        c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+        split = c1.selectbox("Move to split", ["train", "validation", "test"], key=f"{key}_split")
+        if c2.button("Move", icon=":material/call_split:", key=f"{key}_tosplit", width="stretch",
+                     help=f"Move the {n} into the {split} folder (same class)."):
             with ui.guard("Moving the images"):
                 _done(ed.move(files, to_split=split), f"Moved to {split}")
-    else:
-        c2.caption("One folder per class: each image's split follows from its file, so there is no "
-                   "split to move it to.")
-    if c3.button(f"Exclude {n}", icon=":material/delete:", key=f"{key}_exclude",
+    if st.button(f"Exclude {n}", icon=":material/delete:", key=f"{key}_exclude",
                  help="Moves them into the dataset's hidden trash (.tlcore/trash); Undo brings them back."):
         with ui.guard("Excluding the images"):
             _done(ed.exclude(files), "Excluded")
@@ -189,9 +190,8 @@ def _map(result: dict, ds) -> None:
         if not live:
             st.caption("Selected images appear here.")
             return
-        st.markdown(f"**{len(live)} selected**")
         shown = [img for img in (thumbnail(f, 96) for f in live[:40]) if img is not None]
-        st.image(shown, width=72)
+        st.image(shown, width=56)
         if len(live) > 40:
             st.caption(f"The first 40 of {len(live)}.")
         actions(live, ds, "map_act")

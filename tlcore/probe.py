@@ -119,8 +119,9 @@ def probe(config, cuts: list | None = None, max_images: int = 2000) -> list[dict
     table = layer_table(backbone, source.paths)
     if cuts:
         indexes = sorted({resolve_cut(backbone, c, source.paths) for c in cuts})
-    else:
-        indexes = default_cuts(table)
+    else:  # a saved model's old head (past its default cut) is no cut to probe
+        last = source.default_cut if source.default_cut is not None else len(table) - 1
+        indexes = [i for i in default_cuts(table[:last + 1])]
     if not indexes:
         raise OptionError("cuts", "found no clean cut point in the backbone to probe.")
     if len(ds.files["train"]) > max_images:

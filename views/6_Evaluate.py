@@ -148,8 +148,11 @@ def cell(run, ev: dict) -> None:
                 st.caption(f"{Path(item['file']).name} · {p} {item['probability']:.0%}")
                 key = (*stamp, item["file"], item["predicted"])
                 cam = cams.get(key)
-                if cam is None and st.button("Grad-CAM", key=f"cell_cam_{i}", icon=":material/blur_on:"):
-                    cam = _explain(run, item, key)
+                if cam is None:
+                    slot = st.empty()
+                    if slot.button("Grad-CAM", key=f"cell_cam_{i}", icon=":material/blur_on:"):
+                        slot.empty()
+                        cam = _explain(run, item, key)
                 with picture.container():
                     if cam is not None and not text.gradcam_note(cam):
                         a, b = st.columns(2)
