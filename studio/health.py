@@ -49,7 +49,7 @@ def actions(files: list[str], ds, key: str) -> None:
     """Buttons acting on `files`: move to a class, move to a split (split folders only), exclude."""
     ed = editor(ds.root)
     if ed is None:
-        read_only_note(ds, key)
+        st.caption("Read-only folder: import a copy (above) to move or exclude images.")
         return
     files = [f for f in files if Path(f).is_file()]
     if not files:
@@ -83,6 +83,7 @@ def undo_bar(ds, key: str = "health") -> None:
     if note:
         st.success(note, icon=":material/check_circle:")
     if ed is None:
+        read_only_note(ds, key)
         return
     history = [e for e in ed.history() if e.get("action") in ("move", "exclude", "undo")]
     undone = {e.get("undoes") for e in history if e.get("action") == "undo"}

@@ -2,46 +2,15 @@
 the depth where classes separate. Backbones are tiny Keras models the tests build and save."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from plant import plant
+from plant import hashes, plant, save_colour_model, write_patterns
 from tlcore.data import scan
 from tlcore.edits import DatasetEditor
 from tlcore.errors import TLCoreError
-
-# Equal luminance (mean of R, G, B is 100 for each): only colour tells them apart.
-COLOURS = {"red": (200, 50, 50), "green": (50, 200, 50), "blue": (50, 50, 200)}
-
-
-def _pattern_image(rng, colour, size=32) -> Image.Image:
-    """A smooth random pattern (unique per image, survives resizing) tinted in `colour`."""
-    cells = Image.fromarray((rng.uniform(0.35, 1.0, (4, 4)) * 255).astype("uint8"))
-    shade = np.asarray(cells.resize((size, size), Image.BICUBIC), dtype=float)[..., None] / 255.0
-    arr = shade * np.array(colour, dtype=float) + rng.normal(0, 3, (size, size, 3))
-    return Image.fromarray(np.clip(arr, 0, 255).astype("uint8"))
-
-
-def write_patterns(root: Path, counts=(24, 6, 6), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    for split, n in zip(("train", "validation", "test"), counts):
-        for c, colour in COLOURS.items():
-            d = root / split / c
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                _pattern_image(rng, colour).save(d / f"{c}_{i}.png")
-    return root
-
-
-def hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and ".tlcore" not in p.parts}
-
 
 # ------------------------------------------------------------------------------ edits
 
@@ -115,29 +84,13 @@ def test_flat_layout_moves_class_but_not_split(tlhome):
 # ------------------------------------------------------------------------------ backbones
 
 
-def _save_model(path: Path, gray_after_colour: bool) -> Path:
-    """input -> 'colour' (1x1 conv keeping R, G, B) -> 'gray' (their mean: colour gone) ->
-    'smooth' (3x3 average pool) -> 'flat' (8x8 averages, flattened: keeps the layout)."""
-    import keras
-
-    inputs = keras.Input((32, 32, 3))
-    colour = keras.layers.Conv2D(3, 1, name="colour", kernel_initializer=keras.initializers.Constant(np.eye(3).reshape(1, 1, 3, 3)))(inputs)
-    gray = keras.layers.Conv2D(1, 1, name="gray", kernel_initializer=keras.initializers.Constant(1 / 3))(colour)
-    x = gray if gray_after_colour else colour
-    x = keras.layers.AveragePooling2D(3, strides=1, padding="same", name="smooth")(x)
-    x = keras.layers.AveragePooling2D(8, name="pool")(x)
-    out = keras.layers.Flatten(name="flat")(x)
-    keras.Model(inputs, out).save(path)
-    return path
-
-
 @pytest.mark.slow
 def test_probe_ranks_the_cut_that_keeps_colour_above_the_one_that_lost_it(tmp_path, tlhome):
     from tlcore.config import TrainConfig
     from tlcore.probe import probe, suggest
 
     root = write_patterns(tmp_path / "d", counts=(20, 10, 0))
-    model = _save_model(tmp_path / "m.keras", gray_after_colour=True)
+    model = save_colour_model(tmp_path / "m.keras", gray_after_colour=True)
     cfg = TrainConfig.from_dict(dict(data=str(root), backbone_file=str(model), preprocessing="none"))
     rows = probe(cfg, cuts=["colour", "gray", "flat"])
     acc = {r["cut"]: r["val_accuracy"] for r in rows}
@@ -168,7 +121,7 @@ def test_audit_finds_planted_label_errors_copies_across_splits_and_noise(tmp_pat
 
     root = write_patterns(tmp_path / "d", counts=(24, 6, 6))
     planted = plant(root, wrong=4, copies=4, noise=2, seed=1)
-    model = _save_model(tmp_path / "m.keras", gray_after_colour=False)
+    model = save_colour_model(tmp_path / "m.keras", gray_after_colour=False)
     cfg = TrainConfig.from_dict(dict(data=str(root), backbone_file=str(model), preprocessing="none",
                                      cut="flat"))
     out = audit(cfg)

@@ -20,7 +20,8 @@ MAX_CUTS = 12
 
 def default_cuts(table, limit: int = MAX_CUTS) -> list[int]:
     """Layer indexes at the end of each block that ends at a clean cut point (and the last
-    layer), thinned evenly to at most `limit`, the deepest always kept."""
+    layer), or every clean cut point where there are fewer than 4 such blocks; thinned evenly
+    to at most `limit`, the deepest always kept."""
     from .layers import block_summary, cut_options
 
     allowed = set(cut_options(table))
@@ -28,6 +29,8 @@ def default_cuts(table, limit: int = MAX_CUTS) -> list[int]:
     last = len(table) - 1
     if last in allowed and last not in ends:
         ends.append(last)
+    if len(ends) < 4:  # a model without named blocks: every clean cut point
+        ends = [i for i in sorted(allowed) if i > 0]
     if len(ends) <= limit:
         return ends
     picks = np.linspace(0, len(ends) - 1, limit).round().astype(int)
