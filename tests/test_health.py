@@ -143,3 +143,36 @@ def test_audit_finds_planted_label_errors_copies_across_splits_and_noise(tmp_pat
     assert len(points) == sum(1 for p in root.rglob("*") if p.is_file())
     assert all(Path(p["file"]).is_absolute() for p in points)
     assert all({"a", "b", "score"} <= set(r) for r in out["class_overlap"])
+
+
+@pytest.mark.slow
+def test_cli_audit_and_probe_print_one_json_document_and_clear_errors(tmp_path):
+    from test_cli import tl
+
+    root = write_patterns(tmp_path / "d", counts=(10, 4, 4))
+    planted = plant(root, wrong=0, copies=2, noise=0, seed=2)
+    model = save_colour_model(tmp_path / "m.keras", gray_after_colour=True)
+    common = ["--backbone-file", model, "--preprocessing", "none", "--json"]
+    proc, out = tl("audit", root, "--cut", "flat", *common, home=tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(out) >= {"embedding", "label_issues", "near_duplicates", "outliers", "class_overlap"}
+    assert {tuple(sorted((d["a"], d["b"]))) for d in out["near_duplicates"] if d["cross_split"]} >= \
+        {tuple(sorted(pair)) for pair in planted["copies"]}
+    proc, rows = tl("probe", root, "--cuts", "colour", "gray", *common, home=tmp_path / "h")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["cut"] for r in rows] == ["colour", "gray"] and rows[0]["val_accuracy"] > rows[1]["val_accuracy"]
+    assert set(rows[0]) == {"cut", "index", "val_accuracy", "feature_dim", "seconds"}
+    from tlcore.config import TrainConfig
+    from tlcore.probe import probe
+
+    with pytest.raises(TLCoreError, match="nope"):
+        probe(TrainConfig.from_dict(dict(data=str(root), backbone_file=str(model), preprocessing="none")),
+              cuts=["nope"])
+    flat = tmp_path / "flat"
+    for c in ("red", "green"):
+        (flat / c).mkdir(parents=True)
+        for f in sorted((root / "train" / c).iterdir())[:3]:
+            (flat / c / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(TLCoreError, match="no validation images"):
+        probe(TrainConfig.from_dict(dict(data=str(flat), backbone_file=str(model), val_split=0.0,
+                                         test_split=0.0)))
