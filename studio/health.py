@@ -105,8 +105,8 @@ def undo_bar(ds, key: str = "health") -> None:
     c3.caption(f"{len(pending)} change(s) can be undone · logged in `.tlcore/changes.jsonl`.")
 
 
-def _pick_grid(items: list[dict], key: str, caption) -> list[str]:
-    """Thumbnails with a tick box each; returns the ticked files."""
+def _pick_grid(items: list[dict], key: str, caption, extra=None) -> list[str]:
+    """Thumbnails with a tick box each (and `extra(item, i)` drawn below); returns the ticked files."""
     picked = []
     for start in range(0, len(items), PER_ROW):
         cols = st.columns(PER_ROW)
@@ -120,6 +120,8 @@ def _pick_grid(items: list[dict], key: str, caption) -> list[str]:
                 st.caption(caption(item))
                 if st.checkbox("select", key=f"{key}_{i}_{item['file']}", label_visibility="collapsed"):
                     picked.append(item["file"])
+                if extra is not None:
+                    extra(item, i)
     return picked
 
 
@@ -130,8 +132,17 @@ def _label_issues(result: dict, ds) -> None:
         return
     st.caption("Images whose own class the model (never trained on them) finds unlikely, most suspicious "
                "first. Tick the ones that are really wrong and move them to their class.")
+    ed = editor(ds.root)
+
+    def fix(item: dict, i: int) -> None:
+        if ed is not None and st.button(f"To {item['suggested']}", key=f"li_fix_{i}_{item['file']}",
+                                        icon=":material/label:", help=f"Move it into {item['suggested']}"):
+            with ui.guard("Moving the image"):
+                _done(ed.move([item["file"]], to_class=item["suggested"]), f"Moved to {item['suggested']}")
+
     picked = _pick_grid(items, "li", lambda i: f"{Path(i['file']).parent.name}/{Path(i['file']).name} · "
-                                               f"given {i['given']} · looks like {i['suggested']} · {i['score']:.2f}")
+                                               f"given {i['given']} · looks like {i['suggested']} · {i['score']:.2f}",
+                        fix)
     actions(picked, ds, "li_act")
 
 

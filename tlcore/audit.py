@@ -82,8 +82,9 @@ def class_overlap(probs: np.ndarray, y: np.ndarray, names: list[str]) -> list[di
     out = []
     for _, row in df.iterrows():
         a, b = int(row["Class Index A"]), int(row["Class Index B"])
-        out.append({"a": names[int(present[a])], "b": names[int(present[b])],
-                    "score": float(row["Joint Probability"])})
+        if float(row["Joint Probability"]) > 0:
+            out.append({"a": names[int(present[a])], "b": names[int(present[b])],
+                        "score": float(row["Joint Probability"])})
     return sorted(out, key=lambda r: -r["score"])
 
 
@@ -250,3 +251,20 @@ def audit(config, duplicate_distance: float = DUPLICATE_DISTANCE) -> dict:
             "outliers": outliers(x, files, f["thumbs"]),
             "class_overlap": class_overlap(probs, y, names),
             "skipped": f["problems"]}
+
+
+def report_text(result: dict, top: int = 10) -> str:
+    """The audit for a terminal: counts, then the first `top` of each list."""
+    lines = [f"map: {result['embedding']['method']} of {len(result['embedding']['points'])} images"]
+    lines.append(f"suspected label errors: {len(result['label_issues'])}")
+    lines += [f"  {i['score']:.3f}  {i['file']}  given {i['given']}, looks like {i['suggested']}"
+              for i in result["label_issues"][:top]]
+    leaks = sum(d["cross_split"] for d in result["near_duplicates"])
+    lines.append(f"near-duplicates: {len(result['near_duplicates'])} ({leaks} across splits)")
+    lines += [f"  {d['distance']:.3f}  {d['a']}  {d['b']}" + ("  LEAK" if d["cross_split"] else "")
+              for d in result["near_duplicates"][:top]]
+    lines.append(f"outliers: {len(result['outliers'])}")
+    lines += [f"  {o['score']:.3f}  {o['file']}" for o in result["outliers"][:top]]
+    lines.append(f"overlapping classes: {len(result['class_overlap'])}")
+    lines += [f"  {c['score']:.3f}  {c['a']} / {c['b']}" for c in result["class_overlap"][:top]]
+    return "\n".join(lines)

@@ -315,6 +315,10 @@ COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_i
 # --- output -----------------------------------------------------------------------
 
 def _human(result: Any) -> str:
+    if isinstance(result, dict) and {"embedding", "label_issues"} <= set(result):  # tlcore audit
+        from .audit import report_text
+
+        return report_text(result)
     if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
         lines = [_human(result["layers"]), ""]
         for stage, info in result["stages"].items():
