@@ -176,3 +176,16 @@ def test_cli_audit_and_probe_print_one_json_document_and_clear_errors(tmp_path):
     with pytest.raises(TLCoreError, match="no validation images"):
         probe(TrainConfig.from_dict(dict(data=str(flat), backbone_file=str(model), val_split=0.0,
                                          test_split=0.0)))
+
+
+def test_sklearn_and_cleanlab_are_imported_only_by_the_audit_and_probe_when_they_run():
+    import subprocess
+    import sys
+
+    code = ("import sys, tlcore.cli, tlcore.train, tlcore.audit, tlcore.probe, tlcore.edits, tlcore.evaluate, "
+            "studio.health, studio.charts; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'cleanlab', 'umap'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
