@@ -85,9 +85,7 @@ def undo_bar(ds, key: str = "health") -> None:
     if ed is None:
         read_only_note(ds, key)
         return
-    history = [e for e in ed.history() if e.get("action") in ("move", "exclude", "undo")]
-    undone = {e.get("undoes") for e in history if e.get("action") == "undo"}
-    pending = [e for e in history if e.get("action") != "undo" and e["id"] not in undone]
+    pending = ed.undoable()
     trash = ed.trash_files()
     c1, c2, c3 = st.columns([1, 1, 3], vertical_alignment="center")
     if c1.button("Undo", icon=":material/undo:", key=f"{key}_undo", disabled=not pending,

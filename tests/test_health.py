@@ -52,13 +52,17 @@ def test_a_move_onto_a_taken_name_keeps_both_images(tlhome):
     assert hashes(root) == before
 
 
-def test_trash_is_kept_until_emptied_and_then_undo_says_why_not(tlhome):
+def test_trash_is_kept_until_emptied_and_then_only_earlier_moves_undo(tlhome):
     root = write_patterns(tlhome / "datasets" / "t", counts=(3, 1, 0))
     ed = DatasetEditor(root)
+    ed.move([root / "train" / "red" / "red_1.png"], to_class="blue")
     ed.exclude([root / "train" / "red" / "red_0.png"])
-    assert ed.empty_trash() == 1
-    with pytest.raises(TLCoreError, match="trash"):
-        ed.undo()
+    assert [p.name for p in ed.trash_files()] == ["red_0.png"]
+    assert ed.empty_trash() == 1 and ed.trash_files() == []
+    assert [e["action"] for e in ed.undoable()] == ["move"]
+    ed.undo()
+    assert (root / "train" / "red" / "red_1.png").is_file() and not (root / "train" / "red" / "red_0.png").exists()
+    assert ed.undo() is None
 
 
 def test_folders_outside_the_datasets_folder_are_read_only(tlhome, tmp_path):

@@ -127,27 +127,39 @@ class DatasetEditor:
         plan = [(rel, Path(META) / TRASH / action_id / rel) for rel in map(self._rel, self._unique(files))]
         return self._apply("exclude", plan, {}, action_id)
 
+    def undoable(self) -> list[dict]:
+        """Actions Undo can still reverse, oldest first: moves and exclusions not undone yet,
+        except exclusions whose files went with an emptied trash."""
+        entries = self.history()
+        undone = {e.get("undoes") for e in entries if e.get("action") == "undo"}
+        out = []
+        for entry in entries:
+            if entry.get("action") == "empty_trash":
+                out = [e for e in out if e.get("action") != "exclude"]
+            elif entry.get("action") in ("move", "exclude") and entry.get("id") not in undone:
+                out.append(entry)
+        return out
+
     def undo(self) -> dict | None:
         """Undo the latest action not yet undone; None when there is none.
 
         Raises:
-            TLCoreError: a file to restore is gone (trash emptied) or its old place is taken.
+            TLCoreError: a file to restore is gone or its old place is taken (nothing is moved then).
         """
-        entries = self.history()
-        undone = {e.get("undoes") for e in entries if e.get("action") == "undo"}
-        for entry in reversed(entries):
-            if entry.get("action") in ("move", "exclude") and entry["id"] not in undone:
-                plan = [(Path(m["to"]), Path(m["from"])) for m in reversed(entry["moves"])]
-                missing = [str(a) for a, _ in plan if not (self.root / a).is_file()]
-                if missing:
-                    raise TLCoreError(f"Cannot undo: {len(missing)} file(s) are no longer where this "
-                                      f"action put them (was the trash emptied?): {', '.join(missing[:3])}")
-                taken = [str(b) for _, b in plan if (self.root / b).exists()]
-                if taken:
-                    raise TLCoreError(f"Cannot undo: another file now sits at {', '.join(taken[:3])}; "
-                                      "move it away first.")
-                return self._apply("undo", plan, {"undoes": entry["id"]}, exact=True)
-        return None
+        pending = self.undoable()
+        if not pending:
+            return None
+        entry = pending[-1]
+        plan = [(Path(m["to"]), Path(m["from"])) for m in reversed(entry["moves"])]
+        missing = [str(a) for a, _ in plan if not (self.root / a).is_file()]
+        if missing:
+            raise TLCoreError(f"Cannot undo: {len(missing)} file(s) are no longer where this action put "
+                              f"them: {', '.join(missing[:3])}")
+        taken = [str(b) for _, b in plan if (self.root / b).exists()]
+        if taken:
+            raise TLCoreError(f"Cannot undo: another file now sits at {', '.join(taken[:3])}; "
+                              "move it away first.")
+        return self._apply("undo", plan, {"undoes": entry["id"]}, exact=True)
 
     def history(self) -> list[dict]:
         """Every logged action, oldest first."""
