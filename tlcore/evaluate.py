@@ -52,7 +52,8 @@ def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: 
     ece, bins = calibration_bins(confidence, (pred == labels).astype(float))
     return {"loss": loss, "accuracy": float((pred == labels).mean()) if len(labels) else None,
             "per_class": per_class, "confusion_matrix": cm.tolist(), "labels": class_names,
-            "misclassified": misclassified, "predictions": predictions, "ece": ece, "calibration": bins, "count": int(len(labels))}
+            "misclassified": misclassified, "predictions": predictions, "ece": ece, "calibration": bins,
+            "count": int(len(labels))}
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
