@@ -364,7 +364,8 @@ def test_evaluate_cell_lists_its_images_correct_ones_too(studio_home):
     ev = json.loads((Path(studio_home.run_dir) / "evaluation.json").read_text())
     cm = ev["confusion_matrix"]
     t, p = max(((i, j) for i in range(len(cm)) for j in range(len(cm))), key=lambda c: cm[c[0]][c[1]])
-    at = open_page(PAGES[5], run_dir=studio_home.run_dir, _cell=(ev["split"], t, p), **SMALL)
+    at = open_page(PAGES[5], run_dir=studio_home.run_dir, _cell=(studio_home.run_id, ev["split"], t, p),
+                   **SMALL)
     n = cm[t][p]
     assert f"True {ev['labels'][t]}, predicted {ev['labels'][p]}: {n} image{'s' if n != 1 else ''}" in \
         [h.value for h in at.subheader]

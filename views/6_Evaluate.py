@@ -24,7 +24,7 @@ def evaluate(run, split: str | None) -> None:
         st.rerun()
 
 
-def scores(ev: dict) -> None:
+def scores(run, ev: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Accuracy", text.format_percent(ev.get("accuracy")), border=True)
     c2.metric("Loss", "—" if ev.get("loss") is None else f"{ev['loss']:.4f}", border=True)
@@ -50,7 +50,7 @@ def scores(ev: dict) -> None:
         for point in (getattr(getattr(event, "selection", None), "points", None) or [])[:1]:
             cd = point.get("customdata")
             if isinstance(cd, (list, tuple)) and len(cd) == 2:
-                st.session_state["_cell"] = (ev.get("split"), int(cd[0]), int(cd[1]))
+                st.session_state["_cell"] = (run.run_id, ev.get("split"), int(cd[0]), int(cd[1]))
 
 
 def calibration(run, ev: dict) -> None:
@@ -118,9 +118,9 @@ def cell(run, ev: dict) -> None:
     """The images of the clicked confusion-matrix cell: probabilities, Grad-CAM, fixes."""
     chosen = st.session_state.get("_cell")
     labels = ev["labels"]
-    if not chosen or chosen[0] != ev.get("split") or max(chosen[1:]) >= len(labels):
+    if not chosen or tuple(chosen[:2]) != (run.run_id, ev.get("split")) or max(chosen[2:]) >= len(labels):
         return
-    t, p = labels[chosen[1]], labels[chosen[2]]
+    t, p = labels[chosen[2]], labels[chosen[3]]
     preds = ev.get("predictions")
     if preds is None:  # an evaluation from before predictions were recorded
         preds = ev.get("misclassified") or []
@@ -236,7 +236,7 @@ def main() -> None:
                 "Evaluate it now.", icon=":material/fact_check:")
         return
     st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`.")
-    scores(ev)
+    scores(run, ev)
     cell(run, ev)
     calibration(run, ev)
     mistakes(run, ev)
