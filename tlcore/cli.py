@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7)
     p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0)
     p.add_argument("--steps", type=int, default=100)
+    p = cmd("probe", "linear probes: validation accuracy of a linear classifier at each cut")
+    _add_config_options(p)
+    p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
+    p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
+    _add_config_options(p)
     p = cmd("stop", "ask a running training to stop (it saves its model)")
     p.add_argument("run_dir")
     p.add_argument("--runs-dir", dest="runs_dir")
@@ -171,7 +176,7 @@ def _cmd_scan(a):
 
 
 _CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
-            "stage", "min_lr", "max_lr", "steps"}
+            "stage", "min_lr", "max_lr", "steps", "cuts"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -224,6 +229,20 @@ def _cmd_lr_find(a):
     from .lrfind import lr_find
 
     return lr_find(TrainConfig.from_dict(train_options(a)), a.stage, a.min_lr, a.max_lr, a.steps)
+
+
+def _cmd_probe(a):
+    from .config import TrainConfig
+    from .probe import probe
+
+    return probe(TrainConfig.from_dict(train_options(a)), a.cuts)
+
+
+def _cmd_audit(a):
+    from .audit import audit
+    from .config import TrainConfig
+
+    return audit(TrainConfig.from_dict(train_options(a)))
 
 
 def _cmd_explain(a):
@@ -289,13 +308,17 @@ def _cmd_runs(a):
 
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
-            "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
             "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache}
 
 
 # --- output -----------------------------------------------------------------------
 
 def _human(result: Any) -> str:
+    if isinstance(result, dict) and {"embedding", "label_issues"} <= set(result):  # tlcore audit
+        from .audit import report_text
+
+        return report_text(result)
     if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
         lines = [_human(result["layers"]), ""]
         for stage, info in result["stages"].items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import unicodedata
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -136,23 +135,35 @@ def _check_all(paths: list[str], root: Path, problems: list[dict]) -> set[str]:
     return bad
 
 
+def _file_draw(path: str, root: Path | None, seed: int) -> float:
+    """A number in [0, 1) fixed by the file's path (relative to the dataset) and the seed."""
+    rel = os.path.relpath(path, root) if root is not None else path
+    rel = _nfc(rel.replace(os.sep, "/"))
+    digest = hashlib.sha1(f"{seed}|{rel}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
 def _stratified_split(files_by_class: dict[int, list[str]], val_split: float, test_split: float,
-                      seed: int) -> dict[str, list[tuple[str, int]]]:
+                      seed: int, root: Path | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Each file's split from its own draw (`_file_draw`): below test_split it is test, below
+    test_split + val_split validation, else train. Adding, removing or moving one image never
+    moves another between splits. A class that would get no validation (or test) image while it
+    has enough gets its file with the smallest draw above the cut there."""
     out = {s: [] for s in SPLITS}
     for label, files in sorted(files_by_class.items()):
-        files = sorted(files)
-        random.Random(f"{seed}:{label}").shuffle(files)
-        n = len(files)
-        n_test = int(round(n * test_split)) if test_split > 0 else 0
-        n_val = int(round(n * val_split)) if val_split > 0 else 0
-        if val_split > 0 and n_val == 0 and n - n_test >= 2:
-            n_val = 1
-        if test_split > 0 and n_test == 0 and n - n_val >= 2:
-            n_test = 1
-        n_val = min(n_val, max(0, n - n_test - 1))
-        out["test"] += [(f, label) for f in files[:n_test]]
-        out["validation"] += [(f, label) for f in files[n_test:n_test + n_val]]
-        out["train"] += [(f, label) for f in files[n_test + n_val:]]
+        draws = sorted((_file_draw(f, root, seed), f) for f in files)
+        test = [f for u, f in draws if u < test_split]
+        val = [f for u, f in draws if test_split <= u < test_split + val_split]
+        train = [f for u, f in draws if u >= test_split + val_split]
+        if not train and (val or test):  # every class keeps an image to train on
+            train.append((val or test).pop())
+        if test_split > 0 and not test and len(train) >= 2:
+            test.append(train.pop(0))
+        if val_split > 0 and not val and len(train) >= 2:
+            val.append(train.pop(0))
+        out["test"] += [(f, label) for f in sorted(test)]
+        out["validation"] += [(f, label) for f in sorted(val)]
+        out["train"] += [(f, label) for f in sorted(train)]
     return out
 
 
@@ -244,12 +255,12 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
         by_class: dict[int, list[str]] = {i: [] for i in range(len(classes))}
         for f, label in files.pop("all"):
             by_class[label].append(f)
-        files = _stratified_split(by_class, val_split, test_split, seed)
+        files = _stratified_split(by_class, val_split, test_split, seed, root)
     elif not files.get("validation"):
         by_class = {i: [] for i in range(len(classes))}
         for f, label in files["train"]:
             by_class[label].append(f)
-        split = _stratified_split(by_class, 0.2, 0.0, seed)
+        split = _stratified_split(by_class, 0.2, 0.0, seed, split_dirs["train"])
         files["train"], files["validation"] = split["train"], split["validation"]
     all_paths = [f for split_files in files.values() for f, _ in split_files]
     bad = _check_all(sorted(all_paths), root, problems) if check_files else set()

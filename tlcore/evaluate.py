@@ -46,11 +46,14 @@ def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: 
     misclassified = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
                       "probability": float(probs[i, pred[i]]),
                       "loss": float(-np.log(max(probs[i, labels[i]], eps)))} for i in wrong]
+    predictions = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
+                    "probability": float(probs[i, pred[i]])} for i in range(len(labels))]
     confidence = probs.max(axis=1) if len(labels) else np.zeros(0)
     ece, bins = calibration_bins(confidence, (pred == labels).astype(float))
     return {"loss": loss, "accuracy": float((pred == labels).mean()) if len(labels) else None,
             "per_class": per_class, "confusion_matrix": cm.tolist(), "labels": class_names,
-            "misclassified": misclassified, "ece": ece, "calibration": bins, "count": int(len(labels))}
+            "misclassified": misclassified, "predictions": predictions, "ece": ece, "calibration": bins,
+            "count": int(len(labels))}
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,

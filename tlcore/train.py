@@ -470,10 +470,7 @@ def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, co
     from .model import feature_extractor
 
     extractor = feature_extractor(model)
-    key = dict(source=source.provenance, cut=config.cut, size=source.input_size,
-               resize=config.resize, data=ds.fingerprint(), seed=config.seed,
-               val_split=config.val_split, test_split=config.test_split,
-               policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
+    key = features.stage1_key(source, config, ds, model)
     aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
     f_train = features.cached(
         features.cache_key(split="train", copies=copies, augment=aug_opts, **key),
