@@ -448,3 +448,25 @@ def test_class_weights_with_an_empty_class():
     weights = class_weights(np.array([0] * 20 + [1] * 5), 3)
     assert weights[2] == 0.0
     assert weights[0] == pytest.approx(25 / (3 * 20)) and weights[1] == pytest.approx(25 / (3 * 5))
+
+
+def test_runs_from_before_the_per_file_split_keep_their_own_split(tmp_path):
+    """A run whose config.json has no split_method was split by the earlier seeded shuffle;
+    evaluating, calibrating or resuming it must use that split, not the per-file one."""
+    import random
+
+    from datagen import write_flat
+    from tlcore.splits import recorded_method
+
+    root = write_flat(tmp_path / "flat", classes=("red", "green"), n=20)
+    old = scan(root, 0.2, 0.1, 7, split_method="shuffle")
+    new = scan(root, 0.2, 0.1, 7)
+    assert new.split_method == "by-file" and old.split_method == "shuffle"
+    assert set(old.files["test"]) != set(new.files["test"])
+    for label, name in enumerate(old.classes):  # exactly the earlier method, class by class
+        files = sorted(f for f, l in old.files["train"] + old.files["validation"] + old.files["test"] if l == label)
+        random.Random(f"7:{label}").shuffle(files)
+        assert {f for f, l in old.files["test"] if l == label} == set(files[:2])
+        assert {f for f, l in old.files["validation"] if l == label} == set(files[2:6])
+    assert recorded_method({"options": {}}) == "shuffle"
+    assert recorded_method({"split_method": "by-file"}) == "by-file"

@@ -207,7 +207,11 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
             raise TLCoreError(f"Run {run.run_id} has no checkpoint to resume from; start it again instead.")
     # every check that needs no TensorFlow, before a new run's folder exists
     config = config.resolved()
-    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
+    from .splits import SPLIT_METHOD, recorded_method
+
+    split_method = recorded_method(old) if resume else SPLIT_METHOD
+    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False,
+              split_method=split_method)
     if not resume:
         run = store.create(run_id, hint=config.backbone or Path(config.backbone_file).stem)
     if announce:
@@ -225,6 +229,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         from .jsonio import write_json
 
         write_json(run.file("config.json"), {"options": config.to_dict(), "seed": config.seed,
+                                             "split_method": SPLIT_METHOD,
                                              "created_at": now_iso()})
     run.write_status(**status)
     beat_stop = threading.Event()
@@ -293,7 +298,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                 "num_classes": n_classes, "layout": ds.layout, "data_root": str(ds.root),
                 "backbone_source": source.provenance, "device": {
                     k: v for k, v in dev.items() if k != "strategy"}},
-            "seed": config.seed, "dataset_fingerprint": ds.fingerprint(),
+            "seed": config.seed, "split_method": ds.split_method, "dataset_fingerprint": ds.fingerprint(),
             "dataset_counts": ds.counts(), "versions": versions(), "created_at": now_iso()})
     else:
         saved = run.labels()
