@@ -385,6 +385,13 @@ def main(argv: list[str] | None = None) -> int:
             out.write(_human(payload) + "\n")
         out.flush()
         out.close()
+    if "tensorflow" in sys.modules and os.environ.get("TF_CONFIG"):
+        from .device import cluster
+
+        if cluster():  # everything is written; TensorFlow's multi-worker teardown would wait ~30 s for peers
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     return code
 
 
