@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
     p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
     _add_config_options(p)
-    p = cmd("stop", "ask a running training to stop (it saves its model)")
+    p = cmd("stop", "ask a running training (or a search's folder: all its trials) to stop")
     p.add_argument("run_dir")
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("evaluate", "score a run on its test split (or validation)")
@@ -129,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"])
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
     p.add_argument("--out", required=True)
+    p.add_argument("--runs-dir", dest="runs_dir")
+    p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
+    _add_config_options(p)
+    p.add_argument("--space", required=True,
+                   help="JSON file or object: option -> [choices] or {min, max, log, int}")
+    p.add_argument("--trials", type=int, default=8, help="random points to try (default 8)")
+    p.add_argument("--grid", action="store_true", help="every combination of the choices once")
+    p.add_argument("--seeds", type=int, default=1, help="runs per point, seeds seed, seed+1, ...")
+    p.add_argument("--metric", default="val_accuracy", choices=["val_accuracy", "val_loss"])
+    p.add_argument("--scheduler", default="none", choices=["none", "asha"],
+                   help="asha stops weak trials early")
+    p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
+    p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
+                   help="trials at once (default: 1 here, one per GPU on a cluster)")
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
@@ -176,7 +190,8 @@ def _cmd_scan(a):
 
 
 _CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
-            "stage", "min_lr", "max_lr", "steps", "cuts"}
+            "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
+            "scheduler", "address", "max_concurrent"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -264,7 +279,14 @@ def _cmd_presets(a):
 
 
 def _cmd_stop(a):
+    from pathlib import Path
+
     from .runs import RunStore
+
+    if (Path(a.run_dir) / "search.json").exists():
+        from .search import request_stop
+
+        return request_stop(a.run_dir)
 
     run = RunStore(a.runs_dir).get(a.run_dir)
     state = run.state()
@@ -292,6 +314,13 @@ def _cmd_export(a):
     return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
 
 
+def _cmd_search(a):
+    from .search import run_search
+
+    return run_search(train_options(a), a.space, a.trials, a.grid, a.seeds, a.metric, a.scheduler,
+                      a.address, a.max_concurrent, a.runs_dir)
+
+
 def _cmd_cache(a):
     from .cache import cache_report
 
@@ -309,7 +338,8 @@ def _cmd_runs(a):
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
             "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache}
+            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache,
+            "search": _cmd_search}
 
 
 # --- output -----------------------------------------------------------------------
@@ -378,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
             out.write(_human(payload) + "\n")
         out.flush()
         out.close()
+    if "tensorflow" in sys.modules and os.environ.get("TF_CONFIG"):
+        from .device import cluster
+
+        if cluster():  # everything is written; TensorFlow's multi-worker teardown would wait ~30 s for peers
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     return code
 
 
