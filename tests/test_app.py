@@ -621,6 +621,10 @@ def test_train_also_from_scratch_queues_both_and_runs_overlays_them(studio_home,
     pair = at.session_state["_compare_pair"]
     at.switch_page(PAGES[7]).run()
     assert at.multiselect(key="compare_runs").value == pair
+    differ = at.dataframe(key="compare_differ").value  # next to the curves: what changed between the two
+    rows = {r["option"]: r for r in differ.to_dict("records")}
+    assert rows["weights"][pair[0]] == "imagenet" and rows["weights"][pair[1]] == "none"
+    assert rows["fine_tune_epochs"][pair[1]] == "15" and "data" not in rows and "backbone" not in rows
     # With weights None there is nothing to compare against.
     at.session_state["weights"] = "none"
     at.switch_page(PAGES[4]).run()
