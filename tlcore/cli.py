@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
     p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
                    help="trials at once (default: 1 here, one per GPU on a cluster)")
+    p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
+    p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
@@ -191,7 +193,7 @@ def _cmd_scan(a):
 
 _CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
-            "scheduler", "address", "max_concurrent"}
+            "scheduler", "address", "max_concurrent", "search_id"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -318,7 +320,7 @@ def _cmd_search(a):
     from .search import run_search
 
     return run_search(train_options(a), a.space, a.trials, a.grid, a.seeds, a.metric, a.scheduler,
-                      a.address, a.max_concurrent, a.runs_dir)
+                      a.address, a.max_concurrent, a.runs_dir, a.search_id)
 
 
 def _cmd_cache(a):

@@ -1,18 +1,9 @@
-"""Comparisons that are several runs: with versus without pretraining, and cut x unfreeze grids.
-
-Runs start through `jobs.start_training`, so they wait in the machine's queue and run one
-after another; a grid shares the stage-1 feature cache wherever cut and data are the same.
-A sweep's runs are tagged ``sweep:ID:CUT:UNFREEZE`` in their name; its results are read back
-from the run store as rows, a cut x unfreeze matrix, and the best row.
+"""Comparisons that are several runs: with versus without pretraining, and the cut x unfreeze
+matrix of a grid search (`search.py` runs the grid on Ray Tune; this lays its points out).
 """
 from __future__ import annotations
 
-import itertools
-import secrets
 from typing import Sequence
-
-from .errors import TLCoreError
-from .runs import RunStore
 
 
 def from_scratch(options: dict) -> dict:
@@ -24,52 +15,6 @@ def from_scratch(options: dict) -> dict:
     out.update(train_bn=True, fine_tune_lr=float(out.get("lr", 1e-3)),
                early_stopping=options.get("early_stopping", out["early_stopping"]),
                name=f"{out.get('name') or out.get('backbone') or 'run'} (from scratch)")
-    return out
-
-
-def grid(base: dict, cuts: list, unfreezes: list, sweep_id: str) -> list[dict]:
-    """Options for every (cut, unfreeze point) pair, each tagged with the sweep id in its name."""
-    if not cuts or not unfreezes:
-        raise TLCoreError("A sweep needs at least one cut point and one unfreeze point.")
-    if len(cuts) * len(unfreezes) > 25:
-        raise TLCoreError(f"{len(cuts) * len(unfreezes)} runs is too many for one sweep; use at most 25.")
-    out = []
-    for cut, unfreeze in itertools.product(cuts, unfreezes):
-        opts = dict(base, cut=str(cut), unfreeze_from=str(unfreeze),
-                    name=f"sweep:{sweep_id}:{cut}:{unfreeze}")
-        if int(opts.get("fine_tune_epochs", 0)) == 0:
-            opts["fine_tune_epochs"] = 3
-        out.append(opts)
-    return out
-
-
-def start_sweep(base: dict, cuts: list, unfreezes: list, runs_dir=None) -> tuple[str, list]:
-    from .jobs import start_training
-
-    sweep_id = secrets.token_hex(6)
-    runs = [start_training(opts, runs_dir) for opts in grid(base, cuts, unfreezes, sweep_id)]
-    return sweep_id, runs
-
-
-def sweep_results(sweep_id: str, runs_dir=None) -> list[dict]:
-    """[{cut, unfreeze_from, run_id, run_dir, state, val_accuracy}] of one sweep's runs."""
-    rows = []
-    for run in RunStore(runs_dir).runs():
-        opts = run.config().get("options") or {}
-        if str(opts.get("name") or "").startswith(f"sweep:{sweep_id}:"):
-            s = run.summary()
-            rows.append({"cut": opts.get("cut"), "unfreeze_from": opts.get("unfreeze_from"), "run_id": s["run_id"],
-                         "run_dir": s["run_dir"], "state": s["state"], "val_accuracy": s["val_accuracy"]})
-    return sorted(rows, key=lambda r: (r["cut"], r["unfreeze_from"]))
-
-
-def list_sweeps(store: RunStore | None = None) -> list[str]:
-    """Ids of the sweeps in the run store, newest first."""
-    out: list[str] = []
-    for run in (store or RunStore()).runs():
-        parts = str((run.config().get("options") or {}).get("name") or "").split(":")
-        if len(parts) == 4 and parts[0] == "sweep" and parts[1] not in out:
-            out.append(parts[1])
     return out
 
 
