@@ -119,10 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", dest="top_k", type=int, default=5)
     p.add_argument("--csv")
     p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
+    p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
     p.add_argument("run_dir")
-    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"])
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
+    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"])
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
+                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
+    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
+                   help="TFLite input/output type (int8/uint8 with --quantize int8)")
+    p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
+    p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
     p.add_argument("--out", required=True)
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
@@ -270,7 +275,7 @@ def _cmd_predict(a):
 def _cmd_export(a):
     from .export import export_run
 
-    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
+    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir, a.io, a.include, a.data)
 
 
 def _cmd_cache(a):
