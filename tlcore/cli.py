@@ -186,7 +186,7 @@ def _cmd_scan(a):
     return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
 
 
-_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
+_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps"}
 
 
