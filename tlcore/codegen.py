@@ -83,6 +83,11 @@ def render(values: dict) -> str:
     return header + _TEMPLATE.replace("#CONSTANTS#", consts)
 
 
+def script_text(run_dir, runs_dir=None) -> str:
+    """The standalone training script of a run, as text (the Runs page shows it)."""
+    return render(script_values(run_dir, runs_dir))
+
+
 def write_script(run_dir, out, runs_dir=None) -> Path:
     out = Path(out).expanduser()
     text = render(script_values(run_dir, runs_dir))
