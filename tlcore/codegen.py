@@ -10,6 +10,7 @@ as `model.build_model` and `train` do, in the style of the Keras transfer-learni
 from __future__ import annotations
 
 import os
+import pprint
 from pathlib import Path
 
 from .errors import TLCoreError
@@ -69,7 +70,7 @@ def script_values(run_dir, runs_dir=None) -> dict:
 
 def render(values: dict) -> str:
     """The script's text for `script_values`."""
-    consts = "\n".join(f"{k} = {values[k]!r}" for k in (
+    consts = "\n".join(f"{k} = {pprint.pformat(values[k], width=100, compact=True, sort_dicts=False)}" for k in (
         "BACKBONE", "WEIGHTS", "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "CLASSES", "POOLING", "DENSE",
         "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "BATCH_SIZE",
         "AUGMENT", "CLASS_WEIGHTS", "EARLY_STOPPING", "SEED", "VAL_SPLIT", "TEST_SPLIT", "RESIZE",

@@ -101,7 +101,7 @@ def export(run) -> None:
         return
     with st.container(border=True):
         st.markdown("**Export**")
-        c1, c2, c3, c4 = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+        c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1.6], vertical_alignment="bottom")
         fmt = c1.selectbox("Format", list(EXPORTS), format_func=EXPORTS.get, key="export_format")
         tflite = fmt in ("tflite", "bundle")
         quantize = c2.selectbox("TFLite quantization", list(QUANTIZE), format_func=QUANTIZE.get,
