@@ -289,3 +289,10 @@ def test_twin_and_imagenet_usage_errors(tmp_path):
     proc, res = tl("export", "somerun", "--format", "keras", "--io", "uint8", "--out", tmp_path / "m.keras",
                    "--json", home=tmp_path)
     assert proc.returncode == 1 and "--quantize int8" in res["error"]
+
+
+def test_the_server_libraries_load_only_for_serve():
+    code = ("import sys; import tlcore.cli, tlcore.export, tlcore.usage, tlcore.twin, tlcore.bundle, tlcore.codegen; "
+            "tlcore.cli.build_parser(); "
+            "assert not {'fastapi', 'uvicorn', 'onnxruntime', 'tensorflow'} & set(sys.modules), sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
