@@ -220,6 +220,8 @@ def test_batcher_answers_requests_arriving_together_in_one_call():
     got = asyncio.run(main())
     assert calls == [6]
     assert [g[:, 0].tolist() for g in got] == [[2.0], [4.0, 4.0], [6.0, 6.0, 6.0]]
+    again = asyncio.run(main())  # a new event loop (as a test client makes) gets a new worker
+    assert calls == [6, 6] and [g[:, 0].tolist() for g in again] == [[2.0], [4.0, 4.0], [6.0, 6.0, 6.0]]
 
 
 @pytest.mark.slow

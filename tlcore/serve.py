@@ -74,26 +74,29 @@ class Batcher:
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
         self.fn = fn
         self.queue: asyncio.Queue | None = None
+        self.loop = None
+        self.worker = None  # the task answering the queue (kept so it is not garbage-collected)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-serve")
         self.batches: list[int] = []  # sizes of the calls made (the tests read them)
 
     async def submit(self, images: np.ndarray) -> np.ndarray:
-        if self.queue is None:
-            self.queue = asyncio.Queue()
-            asyncio.get_running_loop().create_task(self._work())
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self.queue is None or self.loop is not loop:  # one queue and worker per event loop
+            self.queue, self.loop = asyncio.Queue(), loop
+            self.worker = loop.create_task(self._work(self.queue))
+        future = loop.create_future()
         await self.queue.put((images, future))
         return await future
 
-    async def _work(self) -> None:
+    async def _work(self, queue: asyncio.Queue) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = [await self.queue.get()]
+            items = [await queue.get()]
             count = len(items[0][0])
             deadline = loop.time() + WAIT_SECONDS
             while count < MAX_BATCH:
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
+                    item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
                 except asyncio.TimeoutError:
                     break
                 items.append(item)
