@@ -70,6 +70,10 @@ def write_bundle(rm, out: Path, include: tuple[str, ...], quantize: str, io: str
             "checks": checks, "files": [str(out)], "contents": names, "bytes": out.stat().st_size}
 
 
+def _epochs(n) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def _fmt(x, pct: bool = False) -> str:
     if x is None:
         return "n/a"
@@ -100,6 +104,7 @@ def model_card(rm, evaluation: dict | None, checks: dict) -> str:
         lines.append(f"| {c} | " + " | ".join(str((counts.get(s) or {}).get(c, 0))
                                               for s in ("train", "validation", "test")) + " |")
     weights = source.get("weights", o.get("weights"))
+    stage2_lr = o.get("fine_tune_lr") if o.get("fine_tune_lr") is not None else f"{float(o.get('lr') or 0) / 10:g} (lr / 10)"
     lines += ["", "## Model", "",
               f"- Backbone: {o.get('backbone') or o.get('backbone_file')} ({source.get('kind', 'catalog')}), "
               f"weights: {weights if weights in ('imagenet', 'none', None) else Path(str(weights)).name}",
@@ -109,10 +114,10 @@ def model_card(rm, evaluation: dict | None, checks: dict) -> str:
               f"dense {list(o.get('dense') or []) or 'none'}, dropout {o.get('dropout')}, "
               f"{'sigmoid' if len(rm.labels) == 2 else 'softmax'} output",
               "", "## Training plan and recipe", "",
-              f"- Stage 1 (head only, backbone frozen): {o.get('head_epochs')} epochs at learning rate {o.get('lr')}",
+              f"- Stage 1 (head only, backbone frozen): {_epochs(o.get('head_epochs'))} at learning rate {o.get('lr')}",
               f"- Stage 2 (fine-tuning from {o.get('unfreeze_from') or 'the default point, the last third'}): "
-              f"{o.get('fine_tune_epochs')} epochs at learning rate "
-              f"{o.get('fine_tune_lr') if o.get('fine_tune_lr') is not None else 'lr / 10'}; BatchNorm "
+              f"{_epochs(o.get('fine_tune_epochs'))} at learning rate "
+              f"{stage2_lr}; BatchNorm "
               f"{'trains' if o.get('train_bn') else 'stays frozen (inference mode)'}"
               + (f"; unfreeze {o.get('unfreeze')}" if o.get("unfreeze") else "")
               + (f"; freeze {o.get('freeze')}" if o.get("freeze") else ""),
