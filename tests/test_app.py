@@ -393,10 +393,16 @@ def test_runs_lists_exports_repeats_and_deletes(studio_home):
     assert studio_home.run_id in list(runs["run"]) and copy.name in list(runs["run"])
     assert len(at.get("plotly_chart")) == 1
 
+    assert at.selectbox(key="export_format").value == "bundle"  # the default download has the labels
+    codes = [c.value for c in at.code]
+    assert f"tlcore serve {studio_home.run_dir} --port 8000" in codes and any("curl" in c for c in codes)
+    at.selectbox(key="export_format").select("keras").run()
     [b for b in at.button if b.label == "Prepare the file"][0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     download = at.get("download_button")
     assert download and f"{studio_home.run_id}.keras" in str(download[0].proto)
+    at.toggle(key=f"code_{studio_home.run_id}").set_value(True).run()
+    assert not at.exception and any("def build_model" in c.value and "CUT_LAYER" in c.value for c in at.code)
 
     at.selectbox(key="w:runs_run").select(str(copy)).run()
     at.checkbox(key=f"sure_{copy.name}").check().run()

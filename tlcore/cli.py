@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", dest="config_file", help="repeat a run from its config.json")
     p.add_argument("--queue", action="store_true",
                    help="wait for the machine: one training at a time, first in first out")
+    p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
+                   help="then train the same model from random weights, to compare (JSON gains twin)")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
@@ -118,16 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data")
     p.add_argument("--split", choices=["test", "validation"])
     p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("predict", "classify images or folders of images with a run's model")
-    p.add_argument("run_dir")
-    p.add_argument("images", nargs="+")
+    p = cmd("predict", "classify images or folders of images with a run's model (or --imagenet BACKBONE)")
+    p.add_argument("run_dir", help="the run (with --imagenet: the first image)")
+    p.add_argument("images", nargs="*")
+    p.add_argument("--imagenet", metavar="BACKBONE", help="the untouched ImageNet model of BACKBONE, no run")
+    p.add_argument("--weights", default="imagenet", help="with --imagenet: imagenet or a weights file with the top")
     p.add_argument("--top-k", dest="top_k", type=int, default=5)
     p.add_argument("--csv")
     p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
+    p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
     p.add_argument("run_dir")
-    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"])
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
+    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"])
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
+                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
+    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
+                   help="TFLite input/output type (int8/uint8 with --quantize int8)")
+    p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
+    p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
     p.add_argument("--out", required=True)
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
@@ -145,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trials at once (default: 1 here, one per GPU on a cluster)")
     p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
     p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
+    p = cmd("serve", "serve a run's model (or a bundle .zip) over HTTP: POST /predict, /health, /labels, /docs")
+    p.add_argument("source", metavar="RUN_OR_BUNDLE")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 takes any free port")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health")
+    p.add_argument("--max-image-mb", dest="max_image_mb", type=float, default=20)
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
@@ -191,7 +206,7 @@ def _cmd_scan(a):
     return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
 
 
-_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
+_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
             "scheduler", "address", "max_concurrent", "search_id"}
 
@@ -222,8 +237,14 @@ def _cmd_train(a):
         print(f"run_dir: {path}", file=sys.stderr, flush=True)
 
     if a.resume:
+        if a.twin:
+            raise UsageError("tlcore train: --twin-from-scratch starts new runs; it does not go with --resume")
         return train(TrainConfig(), runs_dir=a.runs_dir, resume=a.resume, queue=a.queue, announce=announce)
     config = TrainConfig.from_dict(train_options(a))
+    if a.twin:
+        from .twin import train_with_twin
+
+        return train_with_twin(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
     return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
 
 
@@ -307,13 +328,37 @@ def _cmd_evaluate(a):
 def _cmd_predict(a):
     from .predict import predict
 
+    if a.imagenet:
+        from .imagenet import classify_files
+
+        return classify_files(a.imagenet, [a.run_dir, *a.images], a.weights, a.top_k, a.csv)
+    if not a.images:
+        raise UsageError("tlcore predict: give a RUN_DIR and at least one IMAGE_OR_FOLDER (or --imagenet BACKBONE)")
     return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir)
+
+
+_SILENT = object()  # a command that printed its JSON itself (serve, once it is ready)
+_STDOUT: list = []  # the real stdout while a command runs
+
+
+def _cmd_serve(a):
+    from .serve import serve
+
+    def ready(info):
+        if a.json:
+            _STDOUT[-1].write(json.dumps(info) + "\n")
+            _STDOUT[-1].flush()
+        print(f"Serving {a.source} on {info['url']} (docs: {info['url']}/docs); Ctrl+C stops it.",
+              file=sys.stderr, flush=True)
+
+    serve(a.source, a.host, a.port, a.token, a.max_image_mb, a.runs_dir, ready)
+    return _SILENT
 
 
 def _cmd_export(a):
     from .export import export_run
 
-    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
+    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir, a.io, a.include, a.data)
 
 
 def _cmd_search(a):
@@ -340,7 +385,7 @@ def _cmd_runs(a):
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
             "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache,
+            "predict": _cmd_predict, "export": _cmd_export, "serve": _cmd_serve, "runs": _cmd_runs, "cache": _cmd_cache,
             "search": _cmd_search}
 
 
@@ -403,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     want_json = "--json" in argv
     with _stdout_to_stderr() as out:
+        _STDOUT[:] = [out]
         code, payload = _run(argv)
-        if want_json:
+        if payload is _SILENT:
+            pass
+        elif want_json:
             out.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")
         elif code == 0:
             out.write(_human(payload) + "\n")
