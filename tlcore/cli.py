@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--top-k", dest="top_k", type=int, default=5)
     p.add_argument("--csv")
+    p.add_argument("--every", type=int, default=1, help="videos: classify every N-th frame (default 1: all)")
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
     p.add_argument("run_dir")
@@ -264,7 +265,7 @@ def _cmd_evaluate(a):
 def _cmd_predict(a):
     from .predict import predict
 
-    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir)
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every)
 
 
 def _cmd_export(a):
