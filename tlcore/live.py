@@ -43,6 +43,12 @@ class Classifier:
     def of_prototype(cls, proto) -> "Classifier":
         return cls(proto.probabilities, proto.labels, proto.input_size, proto.resize, None, "prototype")
 
+    def warm_up(self) -> "Classifier":
+        """Classify one blank image now, in this thread: the first call traces the function, which
+        is slow, and in a server's worker thread can stall the whole process."""
+        self.probabilities(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+        return self
+
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         """A camera frame (RGB uint8 [h, w, 3]) as the model's input, the one way (`images.resize`)."""
         return np.asarray(resize_image(Image.fromarray(frame), self.input_size, self.resize), dtype=np.uint8)
@@ -109,7 +115,7 @@ class LiveClassifier:
         """Classifications per second over the last FPS_WINDOW seconds (0 when stalled for 1 s)."""
         now = time.monotonic()
         done = [t for t in self._done if now - t <= FPS_WINDOW]
-        if len(done) < 2 or now - done[-1] > 1.0:
+        if len(done) < 2 or now - done[-1] > 1.0 or done[-1] - done[0] < 0.5:
             return 0.0
         return (len(done) - 1) / max(done[-1] - done[0], 1e-6)
 

@@ -90,7 +90,8 @@ def _serving_fn(model):
         shape = [None, *model.input_shape[1:]]
         owner = weakref.ref(model)
 
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True,
+                     autograph=False)  # no source parsing: plain calls only (fast to trace in any thread)
         def fn(x):
             return tf.cast(owner()(x, training=False), tf.float32)
 

@@ -79,7 +79,7 @@ class Prototype:
             pre, backbone = self._pre, self.backbone
 
             @tf.function(input_signature=[tf.TensorSpec([None, self.input_size, self.input_size, 3], tf.float32)],
-                         reduce_retracing=True)
+                         reduce_retracing=True, autograph=False)
             def fn(x):
                 for layer in pre:
                     x = layer(x)
