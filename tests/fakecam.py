@@ -22,14 +22,11 @@ def _yuv420(rgb: np.ndarray) -> bytes:
 
 
 def frame_of(picture, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
-    """A picture (path, PIL image or array) centred on a grey 320x240 frame, as large as fits."""
+    """A picture (path, PIL image or array) stretched to the whole 320x240 frame (the live view
+    stretches frames back to the model's square input, so the model sees the picture's shape)."""
     im = picture if isinstance(picture, Image.Image) else \
         Image.fromarray(picture) if isinstance(picture, np.ndarray) else Image.open(picture)
-    im = im.convert("RGB")
-    side = min(width, height)
-    canvas = Image.new("RGB", (width, height), (128, 128, 128))
-    canvas.paste(im.resize((side, side), Image.BILINEAR), ((width - side) // 2, (height - side) // 2))
-    return np.asarray(canvas)
+    return np.asarray(im.convert("RGB").resize((width, height), Image.BILINEAR))
 
 
 def write_y4m(path, pictures, seconds_each: float = 1.0, fps: int = FPS) -> Path:
