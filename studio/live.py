@@ -32,7 +32,15 @@ def _session(key: str):
     slot = f"_live_{key}"
     if slot not in st.session_state:
         st.session_state[slot] = (LiveClassifier(None), Recorder(BURST_SECONDS, BURST_RATE), {"cam": False})
+        _freeze_heap()
     return st.session_state[slot]
+
+
+def _freeze_heap() -> None:
+    """The server holds a few hundred thousand objects (TensorFlow, Keras, the models); each full
+    garbage collection walks them all, and the video's stream of small objects triggers one every
+    few frames: seconds of pauses in every thread. Frozen, they are left out (0.1 s)."""
+    gc.freeze()
 
 
 def _callback(live, recorder, opts):
@@ -73,10 +81,7 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
     live, recorder, opts = _session(key)
     if not _same(live.classifier, classifier):
         live.set_classifier(classifier)
-        # The server holds a few hundred thousand objects (TensorFlow, Keras, the models); each full
-        # garbage collection walks them all, and the video's stream of small objects triggers one
-        # every few frames: seconds of pauses in every thread. Frozen, they are left out (0.1 s).
-        gc.freeze()
+        _freeze_heap()  # the new model's objects too
     live.top_k = max(1, int(top_k))
     c1, c2 = st.columns(2)
     presenter = c1.toggle("Presenter layout", key=f"{key}_presenter",
@@ -233,6 +238,7 @@ def teach_view() -> None:
                 if proto.ready:
                     slot["classifier"] = Classifier.of_prototype(proto)
                     live.set_classifier(slot["classifier"])
+                    _freeze_heap()
                 st.toast(f"{len(frames)} frames of «{cls}» learnt.", icon=":material/school:")
         counts = proto.counts
         st.caption("Learnt: " + (", ".join(f"{c} ({n} frames)" for c, n in counts.items()) if counts else
