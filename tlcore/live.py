@@ -79,6 +79,7 @@ class LiveClassifier:
         self.error: str | None = None
         self._closed = False
         self._last_cam = 0.0
+        self._cam_thread: threading.Thread | None = None
         self._thread = threading.Thread(target=self._work, name="live-classifier", daemon=True)
         self._thread.start()
 
@@ -162,9 +163,12 @@ class LiveClassifier:
                     self._done.popleft()
                 self._latencies.append((finished - captured) * 1000.0)
                 self.classified += 1
-            if self.cam_every and classifier.model is not None and finished - self._last_cam >= self.cam_every:
+            if self.cam_every and classifier.model is not None and finished - self._last_cam >= self.cam_every \
+                    and (self._cam_thread is None or not self._cam_thread.is_alive()):
+                # a thread of its own: a map takes several classifications' time, the label goes on
                 self._last_cam = finished
-                self._gradcam(classifier, x)
+                self._cam_thread = threading.Thread(target=self._gradcam, args=(classifier, x), daemon=True)
+                self._cam_thread.start()
 
     def _gradcam(self, classifier: Classifier, x: np.ndarray) -> None:
         from .explain import gradcam
