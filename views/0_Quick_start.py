@@ -154,8 +154,7 @@ def predict_step(run) -> None:
         with title.container():
             step(4, "Predict", bool(files) or streaming)
         c1, c2 = st.columns(2)
-        c1.page_link("views/7_Predict.py", label="Predict page: top-k, Grad-CAM, videos, the live camera, "
-                     "teach by showing, ImageNet mode",
+        c1.page_link("views/7_Predict.py", label="Predict page: videos, teach by showing, ImageNet mode",
                      icon=":material/image_search:")
         c2.page_link("views/6_Evaluate.py", label="Evaluate page: test scores, confusion matrix, calibration, "
                      "top losses", icon=":material/fact_check:")
