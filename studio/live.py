@@ -202,6 +202,7 @@ def teach_view() -> None:
                                "similar pictures tells new classes apart best.")
     name = c2.text_input("Dataset name", value="taught", key="teach_dataset",
                          help="Recorded frames are kept in datasets/<name>/<class>/ for a real training run.")
+    proto = None
     with ui.guard("Preparing the backbone"):
         root = webcam_dataset(name)
         proto = _prototype(source)
@@ -239,7 +240,11 @@ def teach_view() -> None:
                     slot["classifier"] = Classifier.of_prototype(proto)
                     live.set_classifier(slot["classifier"])
                     _freeze_heap()
-                st.toast(f"{len(frames)} frames of «{cls}» learnt.", icon=":material/school:")
+                if frames:
+                    st.toast(f"{len(frames)} frames of «{cls}» learnt.", icon=":material/school:")
+                else:
+                    st.toast("No frames arrived during the burst: start the camera first.",
+                             icon=":material/videocam_off:")
         counts = proto.counts
         st.caption("Learnt: " + (", ".join(f"{c} ({n} frames)" for c, n in counts.items()) if counts else
                                  "nothing yet. Name a class, press Record and show it to the camera."))

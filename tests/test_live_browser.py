@@ -6,7 +6,6 @@ host candidates without mDNS names. Each browser launch reads one video (Chromiu
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakecam import FPS, write_y4m
+from fakecam import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -46,11 +46,13 @@ def with_run() -> None:
     source = st.segmented_control("Input", list(INPUTS), format_func=INPUTS.get, default="images",
                                   key="predict_input", required=True)
     if source == "live":
+        classifier = None
         with ui.guard("Loading the model"):
             from tlcore.live import Classifier
 
             classifier = Classifier.of_run(caches.load_run_model(run)).warm_up()
-        live.live_view("predict", classifier, k)
+        if classifier is not None:
+            live.live_view("predict", classifier, k)
         return
     if source == "video":
         with_video(run, k)
