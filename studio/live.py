@@ -122,8 +122,9 @@ def _results(key: str, live, recorder, playing: bool, presenter: bool, after) ->
     if live.classifier is None:
         st.caption("Nothing to classify with yet.")
     elif result is None:
-        st.caption("Press «Start the camera» on the left; the label appears here once frames arrive."
-                   if not playing else "Waiting for the first frame…")
+        st.caption("Press «Start the camera» on the left; the label appears here once frames arrive. Without "
+                   "a camera, with the camera refused, or in a browser without WebRTC, the box on the left says "
+                   "why, and snapshots below still work." if not playing else "Waiting for the first frame…")
     else:
         for item in result["top"]:
             st.progress(float(item["probability"]), text=f"{item['label']} · {item['probability']:.0%}")

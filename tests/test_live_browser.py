@@ -248,3 +248,27 @@ def test_teach_by_showing_two_bursts_tell_two_shapes_apart(live_server, tmp_path
     # the bursts are on disk as a dataset: datasets/<name>/<class>/
     counts = {c: len(list((home / "datasets" / "taught" / c).glob("*.png"))) for c in ("circle", "square")}
     assert all(n >= 8 for n in counts.values()), counts
+
+
+def test_without_a_camera_the_page_says_so_and_offers_snapshots(live_server):
+    """A browser with no camera at all (no fake device): the component's message, the snapshot
+    camera, no exception."""
+    from playwright.sync_api import sync_playwright
+
+    url, _, _ = live_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BASE_ARGS[:5])
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(120_000)
+            _open_live(page, url, "A trained run")
+            page.get_by_test_id("stButtonGroup").nth(1).get_by_text("Live camera", exact=True).click()
+            _start_camera(page)
+            frame = page.frame_locator("iframe[title*='streamlit_webrtc']").first
+            frame.get_by_text(re.compile("NotFoundError|No camera found|not available")).first.wait_for()
+            page.get_by_text("the box on the left says why", exact=False).first.wait_for()
+            page.get_by_text("No live video? Take a snapshot instead").click()
+            page.get_by_test_id("stCameraInput").wait_for()
+            assert page.get_by_test_id("stException").count() == 0
+        finally:
+            browser.close()
