@@ -241,11 +241,12 @@ def teach_view() -> None:
                     slot["classifier"] = Classifier.of_prototype(proto)
                     live.set_classifier(slot["classifier"])
                     _freeze_heap()
-                if frames:
-                    st.toast(f"{len(frames)} frames of «{cls}» learnt.", icon=":material/school:")
-                else:
-                    st.toast("No frames arrived during the burst: start the camera first.",
-                             icon=":material/videocam_off:")
+                slot["note"] = (f"{len(frames)} frames of «{cls}» learnt." if frames else
+                                "No frames arrived during the burst: start the camera first.")
+            st.rerun(scope="app")  # the whole page: the buttons that need two classes, the classifier
+        note = slot.pop("note", None)
+        if note:
+            st.toast(note, icon=":material/school:")
         counts = proto.counts
         st.caption("Learnt: " + (", ".join(f"{c} ({n} frames)" for c, n in counts.items()) if counts else
                                  "nothing yet. Name a class, press Record and show it to the camera."))
@@ -279,12 +280,12 @@ def _teach_actions(proto, root) -> None:
             state.put("run_dir", str(run.path))
             st.success(f"Saved as run {run.run_id}.", icon=":material/check_circle:")
     if c2.button("Train a real run on these frames", key="teach_train", icon=":material/model_training:",
-                 disabled=not proto.ready, help="The usual recipe of the Train page's selection, on the recorded "
-                 "dataset; the live view switches to it when it is done."):
+                 disabled=not proto.ready, help="The Quick start's recommended recipe for this machine, on the "
+                 "recorded dataset; the live view switches to the trained run when it is done."):
         with ui.guard("Starting the training"):
             from tlcore.jobs import start_training
 
-            options = {**state.options_from_selection(), "data": str(root)}
+            options = {**state.quick_start_options(), "data": str(root)}
             run = start_training(options)
             slot["training"] = str(run.path)
             st.info(f"Training run {run.run_id} started.", icon=":material/model_training:")
