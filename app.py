@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import components as ui, state
+from studio import webrtc
+
+# Before anything can import TensorFlow: the live view's video library (aiortc) crashes a process
+# that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
+webrtc.preload()
+
+from studio import components as ui, state  # noqa: E402
 
 st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
 

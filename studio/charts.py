@@ -305,3 +305,17 @@ def search_points(points: Sequence[Mapping], metric: str = "val_accuracy") -> go
     fig = go.Figure(go.Parcoords(line=dict(color=score, colorscale="Viridis", showscale=bool(score)),
                                  dimensions=dims))
     return _layout(fig, 340)
+
+
+def label_timeline(results: Sequence[Mapping], labels: Sequence[str]) -> go.Figure:
+    """A video's top label over time: one marker per classified frame, its probability as opacity."""
+    t = [r["time"] for r in results if r.get("top")]
+    y = [r["top"][0]["label"] for r in results if r.get("top")]
+    p = [r["top"][0]["probability"] for r in results if r.get("top")]
+    fig = go.Figure(go.Scatter(x=t, y=y, mode="markers+lines", line={"width": 1, "shape": "hv"},
+                               marker={"size": 9, "opacity": 1.0, "color": p, "colorscale": "Blues", "cmin": 0,
+                                       "cmax": 1, "showscale": True, "colorbar": {"title": "p"}},
+                               hovertemplate="%{x:.2f} s · %{y}<extra></extra>"))
+    fig.update_yaxes(categoryorder="array", categoryarray=list(labels), title=None)
+    fig.update_xaxes(title="seconds")
+    return _layout(fig, max(220, 60 + 40 * len(labels)))

@@ -210,3 +210,30 @@ def export_check(report: dict) -> str:
     return (f"Checked on {where.get('images', report.get('images_checked'))} images of {source}: the copy agrees "
             f"with the original on {report['top1_agreement']:.0%} of top-1 labels (largest probability "
             f"difference {report['max_probability_difference']:.2g}).")
+
+
+# --- the live view ---------------------------------------------------------------------
+
+LIVE_MESSAGES = {  # streamlit-webrtc's own messages inside its frame, in the studio's words
+    "start": "Start the camera",
+    "stop": "Stop",
+    "select_device": "Camera",
+    "media_api_not_available": "This browser cannot stream the camera here (no WebRTC or camera access: "
+                               "browsers allow it on localhost or over HTTPS). Use a snapshot below.",
+    "device_ask_permission": "Allow this page to use the camera (the browser asks above).",
+    "device_not_available": "No camera found. Plug one in, or use a snapshot below.",
+    "device_access_denied": "The camera was refused. Allow it in the browser's site settings, or use a snapshot below.",
+}
+
+
+def live_line(top: Sequence[dict] | None, fps: float | None) -> str:
+    """The live view's text line, exactly 'LABEL · NN% · NN fps' (whole numbers)."""
+    if not top:
+        return f"… · — · {int(round(fps or 0))} fps"
+    return f"{top[0]['label']} · {int(round(100 * float(top[0]['probability'])))}% · {int(round(fps or 0))} fps"
+
+
+def video_time(seconds: float) -> str:
+    """73.25 -> '1:13.2'."""
+    seconds = max(0.0, float(seconds))
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"

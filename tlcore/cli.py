@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="imagenet", help="with --imagenet: imagenet or a weights file with the top")
     p.add_argument("--top-k", dest="top_k", type=int, default=5)
     p.add_argument("--csv")
+    p.add_argument("--every", type=int, default=1, help="videos: classify every N-th frame (default 1: all)")
     p.add_argument("--runs-dir", dest="runs_dir")
     p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
     p.add_argument("run_dir")
@@ -334,7 +335,7 @@ def _cmd_predict(a):
         return classify_files(a.imagenet, [a.run_dir, *a.images], a.weights, a.top_k, a.csv)
     if not a.images:
         raise UsageError("tlcore predict: give a RUN_DIR and at least one IMAGE_OR_FOLDER (or --imagenet BACKBONE)")
-    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir)
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every)
 
 
 _SILENT = object()  # a command that printed its JSON itself (serve, once it is ready)

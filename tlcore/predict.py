@@ -90,7 +90,8 @@ def _serving_fn(model):
         shape = [None, *model.input_shape[1:]]
         owner = weakref.ref(model)
 
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True,
+                     autograph=False)  # no source parsing: plain calls only (fast to trace in any thread)
         def fn(x):
             return tf.cast(owner()(x, training=False), tf.float32)
 
@@ -115,11 +116,41 @@ def collect_images(paths) -> list[Path]:
     return out
 
 
-def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None) -> list[dict]:
-    """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones)."""
+def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None, every: int = 1) -> list[dict]:
+    """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones).
+
+    A video file among `images` gives one result per `every`-th frame instead, with `image`
+    "VIDEO#frame=N" and `time` in seconds (`video.predict_video`).
+    """
     if int(top_k) < 1:
         raise OptionError("top_k", f"must be 1 or more. Received: {top_k}")
+    if int(every) < 1:
+        raise OptionError("every", f"must be 1 or more (1 keeps every frame). Received: {every}")
     rm = RunModel(run_dir, runs_dir)
+    videos = [p for p in images if Path(p).is_file() and _is_video(p)]
+    if videos:
+        from .video import predict_video
+
+        out = []
+        for p in images:
+            out += predict_video(rm, Path(p), every, top_k, label=str(p)) if p in videos \
+                else _predict_files(rm, [p], top_k)
+        if csv_path:
+            write_csv(out, csv_path, top_k)
+        return out
+    out = _predict_files(rm, images, top_k)
+    if csv_path:
+        write_csv(out, csv_path, top_k)
+    return out
+
+
+def _is_video(path) -> bool:
+    from .video import is_video_name
+
+    return is_video_name(path)
+
+
+def _predict_files(rm: "RunModel", images, top_k: int) -> list[dict]:
     files = collect_images(images)
     if not files:
         raise TLCoreError("No images found in what was given.")
@@ -134,10 +165,7 @@ def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None) -> li
         probs = rm.probabilities(np.stack(arrays))
         for i, p in zip(ok, probs):
             results.append((i, {"image": str(files[i]), "top": top_labels(p, rm.labels, top_k)}))
-    out = [r for _, r in sorted(results, key=lambda t: t[0])]
-    if csv_path:
-        write_csv(out, csv_path, top_k)
-    return out
+    return [r for _, r in sorted(results, key=lambda t: t[0])]
 
 
 def top_labels(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:

@@ -131,9 +131,10 @@ def predict_step(run) -> None:
     usable = run is not None and run.state() not in LIVE_STATES and run.model_path() is not None
     with st.container(border=True):
         title = st.empty()  # the step's tick shows once something was predicted
-        files = []
+        files, streaming = [], False
         if not usable:
-            st.caption("Once the model is trained, drop an image here (or snap one) to see what it says.")
+            st.caption("Once the model is trained, drop an image here, snap one, or turn on the live camera to "
+                       "see what it says.")
         else:
             files = list(st.file_uploader("Drop images", type=["png", "jpg", "jpeg", "webp", "bmp", "gif"],
                                           accept_multiple_files=True, key="qs_images") or [])
@@ -143,10 +144,17 @@ def predict_step(run) -> None:
                     files.append(snap)
             if files:
                 ui.show_predictions(run, files, min(3, max(1, len(run.labels()))), with_gradcam=True)
+            if st.toggle("Live camera", key="qs_live_on", help="Classify the camera's video continuously."):
+                from studio import live
+                from tlcore.live import Classifier
+
+                with ui.guard("Loading the model"):
+                    classifier = Classifier.of_run(caches.load_run_model(run)).warm_up()
+                    streaming = live.live_view("qs", classifier, min(3, max(1, len(run.labels()))))
         with title.container():
-            step(4, "Predict", bool(files))
+            step(4, "Predict", bool(files) or streaming)
         c1, c2 = st.columns(2)
-        c1.page_link("views/7_Predict.py", label="Predict page: top-k, Grad-CAM, ImageNet mode",
+        c1.page_link("views/7_Predict.py", label="Predict page: videos, teach by showing, ImageNet mode",
                      icon=":material/image_search:")
         c2.page_link("views/6_Evaluate.py", label="Evaluate page: test scores, confusion matrix, calibration, "
                      "top losses", icon=":material/fact_check:")

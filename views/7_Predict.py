@@ -1,18 +1,21 @@
-"""Predict: drop images (or snap one) and see the top labels of a run's model, with Grad-CAM;
-or classify with the untouched ImageNet model and its 1000 classes."""
+"""Predict: drop images (or snap one), a video file, or the live camera, and see the top labels of a
+run's model, with Grad-CAM; teach new classes by showing them to the camera; or classify with the
+untouched ImageNet model and its 1000 classes."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from studio import components as ui, state
+from studio import caches, charts, components as ui, live, state, text
 from tlcore.errors import TLCoreError
 from tlcore.imagenet import imagenet_weights
 from tlcore.images import IMAGE_EXTENSIONS, display_image
 from tlcore.runs import RunStore
 
-MODES = {"run": "A trained run", "imagenet": "ImageNet (1000 classes)"}
+MODES = {"run": "A trained run", "teach": "Teach by showing", "imagenet": "ImageNet (1000 classes)"}
+INPUTS = {"images": "Images", "video": "A video file", "live": "Live camera"}
+VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
 
 
 def images() -> list:
@@ -40,6 +43,20 @@ def with_run() -> None:
     labels = run.labels()
     k = c2.slider("Top k", 1, max(1, min(10, len(labels))), min(5, max(1, len(labels))), key=f"top_k_{len(labels)}") \
         if len(labels) > 1 else 1
+    source = st.segmented_control("Input", list(INPUTS), format_func=INPUTS.get, default="images",
+                                  key="predict_input", required=True)
+    if source == "live":
+        classifier = None
+        with ui.guard("Loading the model"):
+            from tlcore.live import Classifier
+
+            classifier = Classifier.of_run(caches.load_run_model(run)).warm_up()
+        if classifier is not None:
+            live.live_view("predict", classifier, k)
+        return
+    if source == "video":
+        with_video(run, k)
+        return
     cam = c3.toggle("Grad-CAM", value=True, key="predict_gradcam",
                     help="Beside each image, a heatmap of where the features that decided its top label lie.")
     files = images()
@@ -47,6 +64,39 @@ def with_run() -> None:
         st.caption(f"Classes: {', '.join(labels)}")
         return
     ui.show_predictions(run, files, k, cam)
+
+
+def with_video(run, k: int) -> None:
+    """A video file: every N-th frame classified, the top label drawn along time."""
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    video = c1.file_uploader("Video", type=VIDEO_TYPES, key="predict_video")
+    every = c2.number_input("Every N-th frame", 1, 1000, 5, key="predict_every",
+                            help="1 classifies every frame; 5 one frame in five (quicker on long videos).")
+    if video is None:
+        return
+    with ui.guard("Classifying the video"):
+        with st.spinner("Reading and classifying the frames…"):
+            results = _video_results(run, video, int(every), k)
+        st.caption(f"{len(results)} frames classified, from {text.video_time(results[0]['time'])} to "
+                   f"{text.video_time(results[-1]['time'])}.")
+        st.plotly_chart(charts.label_timeline(results, run.labels()), key="predict_timeline")
+        st.dataframe([{"frame": r["image"].rsplit("=", 1)[1], "time": text.video_time(r["time"]),
+                       "label": r["top"][0]["label"], "probability": r["top"][0]["probability"]} for r in results],
+                     hide_index=True, height=240,
+                     column_config={"probability": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+
+
+def _video_results(run, video, every: int, k: int) -> list[dict]:
+    """The video's results, kept in the session for this file, model and sampling."""
+    from tlcore.video import predict_video
+
+    key = (*ui.run_stamp(run), video.file_id, every, k)
+    kept = st.session_state.get("_video_results")
+    if not kept or kept[0] != key:
+        video.seek(0)
+        kept = (key, predict_video(caches.load_run_model(run), video, every, k, label=video.name))
+        st.session_state["_video_results"] = kept
+    return kept[1]
 
 
 def with_imagenet() -> None:
@@ -84,11 +134,14 @@ def with_imagenet() -> None:
 
 
 def main() -> None:
-    ui.header("Predict", "Drop images or snap one; the model says what it sees, and where it looked.")
+    ui.header("Predict", "Drop images, a video or point the camera; the model says what it sees, and where it "
+              "looked. Or teach it new classes by showing them.")
     mode = st.segmented_control("Classify with", list(MODES), format_func=MODES.get, default="run",
                                 key="predict_mode", required=True)
     if mode == "imagenet":
         with_imagenet()
+    elif mode == "teach":
+        live.teach_view()
     else:
         with_run()
 
