@@ -90,13 +90,13 @@ def cached(key: str, make) -> np.ndarray:
 
 
 def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-            shuffle: bool = False, seed: int = 42):
+            shuffle: bool = False, seed: int = 42, one_hot: bool = False):
     """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
     import tensorflow as tf
 
     from .outputs import targets
 
-    y = targets(labels, num_classes)
+    y = targets(labels, num_classes, one_hot)
     copies = features.shape[0]
     per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
     ds = tf.data.Dataset.from_tensor_slices((per_image, y))

@@ -32,22 +32,7 @@ CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
 CHANCE_TOLERANCE = 0.02
 
 
-def make_optimizer(name: str, lr: float):
-    import keras
-
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
-
-
-def compile_model(model, optimizer: str, lr: float, num_classes: int, xla: bool = False) -> None:
-    from .outputs import loss_name
-
-    loss = loss_name(num_classes)
-    model.compile(optimizer=make_optimizer(optimizer, lr), loss=loss, metrics=["accuracy"],
-                  jit_compile=bool(xla))
+from .recipe import compile_model, make_optimizer  # noqa: F401  (their home is `recipe`)
 
 
 class StopRequested:
@@ -261,6 +246,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     import keras
 
     from . import device
+    from . import recipe
     from .data import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
     from .evaluate import evaluate_run
     from .model import build_model, parameter_counts
@@ -309,9 +295,11 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     if len(x_train) == 0:
         raise TLCoreError("No training images could be read; see `tlcore scan` for the reasons.")
     aug_opts = augmentation_options(config.augment, **config.augment_overrides())
+    one_hot = recipe.one_hot(config, n_classes)
     train_ds = make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True,
-                            augment=augmentation_layers(aug_opts, config.seed), seed=config.seed)
-    val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size) if len(x_val) else None
+                            augment=augmentation_layers(aug_opts, config.seed), seed=config.seed,
+                            one_hot=one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
+    val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=one_hot) if len(x_val) else None
     weights = class_weights(y_train, n_classes, config.class_weights)
 
     plan = make_plan(config, n_classes, source)
@@ -357,14 +345,18 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         run.write_status(stage=stage, parameters=parameter_counts(model))
         fit_model, fit_train, fit_val = model, train_ds, val_ds
         copies = _cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
+        if stage == 1 and config.feature_cache != "off" and config.image_recipe():
+            warn(f"No feature cache in stage 1: {' and '.join(config.image_recipe())} change the images "
+                 "themselves every epoch, so the backbone runs over every image of every epoch.")
         if copies:
             run.write_status(stage=1, feature_cache=f"computing ({copies} cop{'y' if copies == 1 else 'ies'})")
             fit_train, fit_val = _feature_datasets(model, source, config, ds, aug_opts, copies,
-                                                   (x_train, y_train), (x_val, y_val), n_classes)
+                                                   (x_train, y_train), (x_val, y_val), n_classes, one_hot)
             fit_model = model.get_layer("head")
             run.write_status(feature_cache=f"on ({copies} cop{'y' if copies == 1 else 'ies'})")
         with dev["strategy"].scope():
-            compile_model(fit_model, config.optimizer, lr, n_classes, config.xla)
+            recipe.compile_stage(fit_model, config, lr, n_classes, n_epochs,
+                                 recipe.steps_per_epoch(len(x_train), config.batch_size))
         verbose = 1 if sys.stderr.isatty() else 2
         fit_model.fit(fit_train, validation_data=fit_val, epochs=last,
                       initial_epoch=max(first, epochs_done),
@@ -451,8 +443,8 @@ def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> i
     """How many copies of the training features to cache for stage 1 (0: train end to end)."""
     from . import features
 
-    if config.feature_cache == "off":
-        return 0
+    if config.feature_cache == "off" or config.image_recipe():
+        return 0  # RandAugment, MixUp and CutMix need the images themselves
     copies = features.AUGMENTED_COPIES if aug_opts else 1
     if config.feature_cache == "auto":
         if aug_opts and config.head_epochs < 2 * copies:
@@ -464,7 +456,7 @@ def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> i
 
 
 def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, copies: int,
-                      train: tuple, val: tuple, n_classes: int):
+                      train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
     from . import features
     from .data import augmentation_layers
     from .model import feature_extractor
@@ -478,10 +470,11 @@ def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, co
     f_train = features.cached(
         features.cache_key(split="train", copies=copies, augment=aug_opts, **key),
         lambda: features.compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
-    train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed)
+    train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
+                                one_hot=one_hot)
     val_ds = None
     if len(val[0]):
         f_val = features.cached(features.cache_key(split="validation", copies=1, augment={}, **key),
                                 lambda: features.compute(extractor, val[0], config.batch_size))
-        val_ds = features.dataset(f_val, val[1], n_classes, config.batch_size)
+        val_ds = features.dataset(f_val, val[1], n_classes, config.batch_size, one_hot=one_hot)
     return train_ds, val_ds
