@@ -97,7 +97,9 @@ def list_presets() -> list[Preset]:
 def get_preset(name: str) -> Preset:
     """The preset called `name`; the error lists the ones that exist."""
     if name not in PRESETS:
-        raise TLCoreError(f"Unknown preset {name!r}. Choose one of: {', '.join(PRESETS)}.")
+        from .console import did_you_mean
+
+        raise TLCoreError(f"Unknown preset {name!r}.{did_you_mean(name, PRESETS)} Choose one of: {', '.join(PRESETS)}.")
     return PRESETS[name]
 
 
