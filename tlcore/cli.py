@@ -61,6 +61,10 @@ def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument(flag(f.name), **kwargs)
 
 
+TTA = ("none", "flip", "flip+crops")  # predict.TTA_MODES (not imported here: the parser stays light)
+TTA_HELP = ("test-time augmentation: average the probabilities over the image and its mirror image "
+            "(flip, 2 passes), plus a centre crop and its mirror image (flip+crops, 4 passes); the model "
+            "is not changed")
 RUN = "a run folder, or a run id in the runs folder"
 RUNS_DIR = "the runs folder (default: the home's runs/)"
 
@@ -134,12 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help=RUN)
     p.add_argument("--data", help="another dataset with the same classes (default: the run's own)")
     p.add_argument("--split", choices=["test", "validation"], help="default: test, else validation")
+    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("predict", "classify images or folders of images with a run's model")
     p.add_argument("run_dir", help=RUN)
     p.add_argument("images", nargs="+", help="image files or folders (walked)")
     p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes shown per image")
     p.add_argument("--csv", help="also write the results as a CSV table here")
+    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
     p.add_argument("run_dir", help=RUN)
@@ -280,13 +286,13 @@ def _cmd_stop(a):
 def _cmd_evaluate(a):
     from .evaluate import evaluate_run
 
-    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir)
+    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir, tta=a.tta)
 
 
 def _cmd_predict(a):
     from .predict import predict
 
-    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir)
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, tta=a.tta)
 
 
 def _cmd_export(a):
