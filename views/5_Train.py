@@ -102,7 +102,7 @@ def hyperparameters() -> None:
                              "at the start of each stage.")
     smoothing = c3.number_input("Label smoothing", 0.0, 0.5, step=0.05, key=state.bound("label_smoothing", coerce=float),
                                 help="0 = off; 0.1 is usual. Softens the targets so the model is less sure.")
-    decay = c4.number_input("Weight decay", 0.0, 0.5, step=1e-4, format="%.0e",
+    decay = c4.number_input("Weight decay", 0.0, 0.5, step=1e-4, format="%.5f",
                             key=state.bound("weight_decay", 0.0, coerce=lambda v: float(v or 0.0)),
                             help="Decoupled weight decay; 0 = none (AdamW then uses its own 0.004).")
     with st.expander("More options", icon=":material/tune:"):
