@@ -80,17 +80,22 @@ def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
 
 # --- the catalog -------------------------------------------------------------------
 
-def catalog_rows() -> list[dict]:
-    """The backbone catalog as rows of the Keras Applications table (one dict per backbone).
+def catalog_rows(times: dict | None = None) -> list[dict]:
+    """The backbone catalog as rows of the Keras Applications table (one dict per backbone), with
+    "ms/image here" from `times` (`latency.known()`: batch 1 and batch 32, None until measured).
 
     Accuracies are in percent; missing figures stay None (Keras publishes none).
     """
     from tlcore.catalog import CATALOG
 
+    times = times or {}
+
     rows = []
     for b in CATALOG.values():
         rows.append({
             "Model": b.name,
+            "ms/image here": times.get(b.name, {}).get("ms_batch1"),
+            "ms/image at batch 32": times.get(b.name, {}).get("ms_batch32"),
             "Size (MB)": b.size_mb,
             "Top-1 accuracy": None if b.top1 is None else round(b.top1 * 100, 1),
             "Top-5 accuracy": None if b.top5 is None else round(b.top5 * 100, 1),

@@ -82,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also show TensorFlow's start-up messages and an export's signature listing")
         return p
 
-    cmd("backbones", "list every backbone of the catalog")
+    p = cmd("backbones", "list every backbone of the catalog, with ms/image here where measured")
+    p.add_argument("--measure", nargs="*", metavar="NAME", help="time these backbones (all when no name is "
+                   "given) on this machine: ms per image at batch 1 and 32, median after warm-up; cached")
+    p.add_argument("--input-size", dest="input_size", type=int, help="measure at this size (the backbone's default)")
     p = cmd("layers", "the layer table of a backbone, with clean cut points")
     p.add_argument("backbone", nargs="?", help="a catalog backbone name (see `tlcore backbones`)")
     p.add_argument("--backbone-file", dest="backbone_file", help="a saved model (.keras/.h5) or SavedModel folder")
@@ -166,8 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_backbones(a):
     from .catalog import CATALOG
+    from .latency import known, measure
 
-    return [b.to_dict() for b in CATALOG.values()]
+    if a.measure is not None:
+        def progress(i, n, name):
+            if name:
+                print(f"measuring {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
+
+        return measure(a.measure, a.input_size, on_progress=progress)
+    times = known(a.input_size)
+    return [{**b.to_dict(), "ms_batch1": times.get(b.name, {}).get("ms_batch1"),
+             "ms_batch32": times.get(b.name, {}).get("ms_batch32")} for b in CATALOG.values()]
 
 
 def _cmd_layers(a):
