@@ -54,10 +54,13 @@ def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: 
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
-                 model=None, dataset=None, tta: str = "none") -> dict:
+                 model=None, dataset=None, tta: str = "none", probabilities=None) -> dict:
     """Score a run on `split` (default: test, else validation) of its own dataset or `data`;
     `tta` averages the probabilities over views of each image (`predict.tta_views`) and the
     result's `tta` says which, how many views and how long the forward passes took.
+
+    `probabilities(split, images)`, when given (a run that just trained its head on cached
+    features), scores from those features instead of running the whole model again.
 
     The result is written to the run's evaluation.json when the run's own dataset is used.
     """
@@ -85,7 +88,10 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
         raise TLCoreError(f"The dataset has no {chosen} images to evaluate on.")
     images, labels, files, problems = split_arrays(ds, chosen, rm.input_size, rm.resize)
     t0 = time.perf_counter()
-    probs = rm.probabilities(images, tta=tta)
+    if probabilities is not None and tta == "none":
+        probs = probabilities(chosen, images)
+    else:
+        probs = rm.probabilities(images, tta=tta)
     seconds = time.perf_counter() - t0
     result = {"split": chosen, **score(probs, labels, rm.labels, files), "skipped": problems,
               "tta": {"mode": tta, "views": tta_count(tta), "seconds": round(seconds, 3)}}

@@ -68,9 +68,10 @@ class Checkpointer:
     def __init__(self, model, path: Path, min_interval: float = 10.0):
         self.model, self.path, self.min_interval = model, path, min_interval
         self.last = float("-inf")
-        self.pending = None
+        self.pending = self.best = None
 
     def improved(self) -> None:
+        self.best = self.model.get_weights()  # the run's best weights, kept in memory too
         if time.monotonic() - self.last >= self.min_interval:
             self._write()
         else:
@@ -336,6 +337,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     best: dict = {}
     checkpoint = Checkpointer(model, run.file("checkpoint.keras"))
     first = 0
+    from_features = None  # scores from cached features, while the backbone stays as stage 1 left it
     for stage, n_epochs, lr in stages:
         last = first + n_epochs
         if n_epochs == 0 or epochs_done >= last:
@@ -350,8 +352,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                  "themselves every epoch, so the backbone runs over every image of every epoch.")
         if copies:
             run.write_status(stage=1, feature_cache=f"computing ({copies} cop{'y' if copies == 1 else 'ies'})")
-            fit_train, fit_val = _feature_datasets(model, source, config, ds, aug_opts, copies,
-                                                   (x_train, y_train), (x_val, y_val), n_classes, one_hot)
+            fit_train, fit_val, from_features = _feature_datasets(
+                model, source, config, ds, aug_opts, copies, (x_train, y_train), (x_val, y_val), n_classes, one_hot)
             fit_model = model.get_layer("head")
             run.write_status(feature_cache=f"on ({copies} cop{'y' if copies == 1 else 'ies'})")
         with dev["strategy"].scope():
@@ -364,6 +366,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                       callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
                                            checkpoint, on_epoch))
         checkpoint.flush()
+        if stage == 2:
+            from_features = None
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if stop:
             state = "stopped"
@@ -379,19 +383,19 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                                          "batches_total": now.get("batches_total")},
                          epoch=last_epoch, stage=finished[0]["stage"] if finished else now.get("stage"),
                          batch=now.get("batches_total") if finished else 0)
-    if config.early_stopping and best.get("epoch") not in (None, last_epoch) \
-            and run.file("checkpoint.keras").exists():
+    if config.early_stopping and best.get("epoch") not in (None, last_epoch) and checkpoint.best is not None:
         # Early stopping restores the best weights of the whole run, across both stages.
-        best_model = keras.models.load_model(str(run.file("checkpoint.keras")), safe_mode=True, compile=False)
-        model.set_weights(best_model.get_weights())
+        model.set_weights(checkpoint.best)
         run.write_status(best_epoch=best["epoch"])
+        if any(m["stage"] == 2 and m["epoch"] <= best["epoch"] for m in metrics):
+            from_features = None
     save_atomic(model, run.file("model.keras"))
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
     test_acc = None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
         stage_before = run.raw_status().get("stage")
         run.write_status(stage="evaluate")
-        ev = evaluate_run(run.path, model=model, dataset=ds)
+        ev = evaluate_run(run.path, model=model, dataset=ds, probabilities=from_features)
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
     warn(chance_warning(metrics, n_classes, config, final=True))
@@ -472,9 +476,20 @@ def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, co
         lambda: features.compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
     train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
                                 one_hot=one_hot)
+
+    def split_features(split: str, images) -> np.ndarray:
+        return features.cached(features.cache_key(split=split, copies=1, augment={}, **key),
+                               lambda: features.compute(extractor, images, config.batch_size))[0]
+
+    def probabilities(split: str, images) -> np.ndarray:
+        """The classifier's probabilities from the (cached) features of a split: the head alone."""
+        from .predict import predict_probabilities
+
+        return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
+                                     config.batch_size)
+
     val_ds = None
     if len(val[0]):
-        f_val = features.cached(features.cache_key(split="validation", copies=1, augment={}, **key),
-                                lambda: features.compute(extractor, val[0], config.batch_size))
-        val_ds = features.dataset(f_val, val[1], n_classes, config.batch_size, one_hot=one_hot)
-    return train_ds, val_ds
+        val_ds = features.dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
+                                  one_hot=one_hot)
+    return train_ds, val_ds, probabilities
