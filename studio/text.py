@@ -165,8 +165,11 @@ def epoch_progress(status: dict, metrics: Sequence[dict], seen: dict | None = No
         parts.append(f"batch {batch}/{batches}")
     if epoch_left is not None and stage in (1, 2):
         parts.append(f"about {format_seconds(epoch_left)} left in this epoch")
+    stage_left = numbers.get("stage_seconds_left")
     if run_left is not None and stage in (1, 2) and epochs_total > epoch:
         parts.append(f"{format_seconds(run_left)} for the run")
+    elif stage_left is not None and stage == 1:
+        parts.append(f"{format_seconds(stage_left)} for stage 1, then stage 2 (timed once it starts)")
     text = " · ".join(parts) or "Preparing: reading the images and building the model"
     return {**numbers, "text": text}, seen
 

@@ -203,6 +203,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     status = {"state": "queued" if queue else "running", "pid": os.getpid(),
               "host": socket.gethostname(), "started_at": now_iso(), "ended_at": None,
               "stage": None, "epoch": 0, "epochs_total": config.head_epochs + config.fine_tune_epochs,
+              "stage_epochs": {"1": config.head_epochs, "2": config.fine_tune_epochs},
               "batch": 0, "batches_total": None, "error": None, "traceback": None}
     if resume:
         status["resumed_at"] = now_iso()
