@@ -100,6 +100,7 @@ def choose_backbone() -> None:
                  "Smaller is faster; larger sees more detail.")
     state.put("backbone", name)
     state.put("input_size", int(size))
+    caches.prebuild(name, int(size))  # the Layers page will find it built
     params = f"{info.params / 1e6:.1f} M parameters" if info.params else "parameters not published"
     st.caption(f"{info.family} family · {params} · preprocessing: {PREPROCESSING.get(info.preprocessing, info.preprocessing)} "
                "(built into the trained model).")
