@@ -1,4 +1,5 @@
-"""The feature cache: backbone outputs computed once per split, kept on disk, reused by heads.
+"""The feature cache: backbone outputs computed once per split, kept on disk, reused by heads;
+how many copies stage 1 caches (`cache_copies`) and its datasets (`stage1_datasets`).
 
 Stage 1 trains only the head on a frozen backbone (BatchNorm in inference mode), so the
 backbone's output for an image never changes during that stage: computing it once and
@@ -126,6 +127,55 @@ def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_si
     else:
         ds = ds.map(lambda f, t: (f[0], t))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def cache_copies(config, aug_opts: dict, model, n_train: int) -> int:
+    """How many copies of the training features to cache for stage 1 (0: train end to end)."""
+    if config.feature_cache == "off" or config.image_recipe():
+        return 0  # RandAugment, MixUp and CutMix need the images themselves
+    copies = AUGMENTED_COPIES if aug_opts else 1
+    if config.feature_cache == "auto":
+        if aug_opts and config.head_epochs < 2 * copies:
+            return 0  # fewer epochs than it would take to pay for the copies
+        shape = model.get_layer("head").input_shape[1:]
+        if feature_bytes(shape, n_train, copies) > MAX_CACHE_BYTES:
+            return 0
+    return copies
+
+
+def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
+                      train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
+    from .data import augmentation_layers
+    from .model import feature_extractor
+
+    extractor = feature_extractor(model)
+    key = dict(source=source.provenance, cut=config.cut, size=source.input_size,
+               resize=config.resize, data=ds.fingerprint(), seed=config.seed,
+               val_split=config.val_split, test_split=config.test_split,
+               policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
+    aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
+    f_train = cached(
+        cache_key(split="train", copies=copies, augment=aug_opts, **key),
+        lambda: compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
+    train_ds = dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
+                                one_hot=one_hot)
+
+    def split_features(split: str, images) -> np.ndarray:
+        return cached(cache_key(split=split, copies=1, augment={}, **key),
+                               lambda: compute(extractor, images, config.batch_size))[0]
+
+    def probabilities(split: str, images) -> np.ndarray:
+        """The classifier's probabilities from the (cached) features of a split: the head alone."""
+        from .predict import predict_probabilities
+
+        return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
+                                     config.batch_size)
+
+    val_ds = None
+    if len(val[0]):
+        val_ds = dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
+                                  one_hot=one_hot)
+    return train_ds, val_ds, probabilities
 
 
 def clear_cache() -> int:

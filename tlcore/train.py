@@ -61,35 +61,47 @@ class StopRequested:
 class Checkpointer:
     """Keeps `checkpoint.keras` holding the best weights so far, without paying for a full save
     after every improving epoch: a save less than `min_interval` seconds after the previous one
-    only remembers the weights, and `flush` (end of a stage, a stop) writes them. Cached head
-    epochs take a tenth of a second while saving a whole model takes 0.5-3 s; a killed process
-    loses at most `min_interval` seconds of checkpoints."""
+    (or any while `hold` is set: stage 1 on cached features, cheap to redo) only remembers the
+    weights of the part that trains, and `flush` (end of a stage, a stop) writes them. Cached
+    head epochs take a tenth of a second while saving a whole model takes 0.5-3 s; a killed
+    process loses at most `min_interval` seconds of checkpoints. `restore` puts the best weights
+    back without reading the file."""
 
     def __init__(self, model, path: Path, min_interval: float = 10.0):
         self.model, self.path, self.min_interval = model, path, min_interval
         self.last = float("-inf")
-        self.pending = self.best = None
+        self.best = None  # (the part that trained, its weights at the best epoch)
+        self.written = True
+        self.hold = False
 
-    def improved(self) -> None:
-        self.best = self.model.get_weights()  # the run's best weights, kept in memory too
-        if time.monotonic() - self.last >= self.min_interval:
+    def improved(self, part=None) -> None:
+        part = self.model if part is None else part
+        self.best, self.written = (part, part.get_weights()), False
+        if not self.hold and time.monotonic() - self.last >= self.min_interval:
             self._write()
-        else:
-            self.pending = self.model.get_weights()
 
     def flush(self) -> None:
-        if self.pending is not None:
-            current = self.model.get_weights()
-            self.model.set_weights(self.pending)
+        if self.best is not None and not self.written:
+            part, weights = self.best
+            current = part.get_weights()
+            part.set_weights(weights)
+            full = self.model.get_weights()  # the whole model at its best, for `restore` after later stages
             try:
                 self._write()
             finally:
-                self.model.set_weights(current)
+                part.set_weights(current)
+            self.best = (self.model, full)
+
+    def restore(self) -> bool:
+        if self.best is None:
+            return False
+        self.best[0].set_weights(self.best[1])
+        return True
 
     def _write(self) -> None:
         save_atomic(self.model, self.path)
         self.last = time.monotonic()
-        self.pending = None
+        self.written = True
 
 
 def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, best: dict,
@@ -142,7 +154,7 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
             score = record.get("val_loss")
             if score is None or best.get("val_loss") is None or score < best["val_loss"]:
                 best.update(val_loss=score, epoch=epoch + 1)
-                checkpoint.improved()
+                checkpoint.improved(self.model)  # the head alone on cached features
 
     cbs = [RunRecorder()]
     if patience:
@@ -248,7 +260,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     import keras
 
     from . import device
-    from . import recipe
+    from . import features, recipe
     from .data import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
     from .evaluate import evaluate_run
     from .model import build_model, parameter_counts
@@ -347,15 +359,16 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         apply_stage(model, plan, stage)
         run.write_status(stage=stage, parameters=parameter_counts(model))
         fit_model, fit_train, fit_val = model, train_ds, val_ds
-        copies = _cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
+        copies = features.cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
         if stage == 1 and config.feature_cache != "off" and config.image_recipe():
             warn(f"No feature cache in stage 1: {' and '.join(config.image_recipe())} change the images "
                  "themselves every epoch, so the backbone runs over every image of every epoch.")
         if copies:
             run.write_status(stage=1, feature_cache=f"computing ({copies} cop{'y' if copies == 1 else 'ies'})")
-            fit_train, fit_val, from_features = _feature_datasets(
+            fit_train, fit_val, from_features = features.stage1_datasets(
                 model, source, config, ds, aug_opts, copies, (x_train, y_train), (x_val, y_val), n_classes, one_hot)
             fit_model = model.get_layer("head")
+            checkpoint.hold = True
             run.write_status(feature_cache=f"on ({copies} cop{'y' if copies == 1 else 'ies'})")
         with dev["strategy"].scope():
             recipe.compile_stage(fit_model, config, lr, n_classes, n_epochs,
@@ -366,7 +379,9 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                       class_weight=weights, verbose=verbose, shuffle=False,
                       callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
                                            checkpoint, on_epoch))
-        checkpoint.flush()
+        checkpoint.hold = False
+        if stop or (stage == 1 and config.fine_tune_epochs > 0):
+            checkpoint.flush()  # a completed run saves model.keras at once instead
         if stage == 2:
             from_features = None
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
@@ -384,9 +399,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                                          "batches_total": now.get("batches_total")},
                          epoch=last_epoch, stage=finished[0]["stage"] if finished else now.get("stage"),
                          batch=now.get("batches_total") if finished else 0)
-    if config.early_stopping and best.get("epoch") not in (None, last_epoch) and checkpoint.best is not None:
+    if config.early_stopping and best.get("epoch") not in (None, last_epoch) and checkpoint.restore():
         # Early stopping restores the best weights of the whole run, across both stages.
-        model.set_weights(checkpoint.best)
         run.write_status(best_epoch=best["epoch"])
         if any(m["stage"] == 2 and m["epoch"] <= best["epoch"] for m in metrics):
             from_features = None
@@ -442,55 +456,3 @@ def _chance_cause(config: TrainConfig) -> str:
                 "weights.")
     return (f"the learning rate ({config.lr:g}) may be too high or too low for this setup (try "
             "`tlcore lr-find`), or the labels do not match the images.")
-
-
-def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> int:
-    """How many copies of the training features to cache for stage 1 (0: train end to end)."""
-    from . import features
-
-    if config.feature_cache == "off" or config.image_recipe():
-        return 0  # RandAugment, MixUp and CutMix need the images themselves
-    copies = features.AUGMENTED_COPIES if aug_opts else 1
-    if config.feature_cache == "auto":
-        if aug_opts and config.head_epochs < 2 * copies:
-            return 0  # fewer epochs than it would take to pay for the copies
-        shape = model.get_layer("head").input_shape[1:]
-        if features.feature_bytes(shape, n_train, copies) > features.MAX_CACHE_BYTES:
-            return 0
-    return copies
-
-
-def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, copies: int,
-                      train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
-    from . import features
-    from .data import augmentation_layers
-    from .model import feature_extractor
-
-    extractor = feature_extractor(model)
-    key = dict(source=source.provenance, cut=config.cut, size=source.input_size,
-               resize=config.resize, data=ds.fingerprint(), seed=config.seed,
-               val_split=config.val_split, test_split=config.test_split,
-               policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
-    aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
-    f_train = features.cached(
-        features.cache_key(split="train", copies=copies, augment=aug_opts, **key),
-        lambda: features.compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
-    train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
-                                one_hot=one_hot)
-
-    def split_features(split: str, images) -> np.ndarray:
-        return features.cached(features.cache_key(split=split, copies=1, augment={}, **key),
-                               lambda: features.compute(extractor, images, config.batch_size))[0]
-
-    def probabilities(split: str, images) -> np.ndarray:
-        """The classifier's probabilities from the (cached) features of a split: the head alone."""
-        from .predict import predict_probabilities
-
-        return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
-                                     config.batch_size)
-
-    val_ds = None
-    if len(val[0]):
-        val_ds = features.dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
-                                  one_hot=one_hot)
-    return train_ds, val_ds, probabilities
