@@ -193,8 +193,13 @@ def _cmd_layers(a):
 
         src = load_backbone_file(a.backbone_file)
         return [row.to_dict() for row in layer_table(src.backbone, src.paths)]
-    model = build_backbone(a.backbone, a.input_size, weights=None)
-    return [row.to_dict() for row in layer_table(model)]
+    from .backbones import check_input_size
+    from .catalog import get_backbone
+    from .layers import cached_layer_table
+
+    name = get_backbone(a.backbone).name
+    size = check_input_size(name, a.input_size)
+    return [row.to_dict() for row in cached_layer_table(name, size, lambda: build_backbone(name, size, weights=None))]
 
 
 def _cmd_import(a):
