@@ -50,6 +50,15 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+_STDERR_TTY: list[bool] = []  # whether fd 2 was a terminal before `quiet_stderr` piped it
+
+
+def stderr_is_tty() -> bool:
+    """Whether stderr is a terminal (as it was before `quiet_stderr` put a filter in between), so
+    progress bars are drawn in place only there."""
+    return _STDERR_TTY[-1] if _STDERR_TTY else os.isatty(2)
+
+
 def _is_chatter(line: str) -> bool:
     return bool(line.strip()) and bool(CHATTER.match(line))
 
@@ -61,6 +70,7 @@ def quiet_stderr(enabled: bool = True):
     if not enabled:
         yield
         return
+    _STDERR_TTY.append(os.isatty(2))
     read_fd, write_fd = os.pipe()
     saved = os.dup(2)
     os.dup2(write_fd, 2)
@@ -96,3 +106,4 @@ def quiet_stderr(enabled: bool = True):
         os.dup2(saved, 2)  # closes the pipe's last writer: the pump drains and ends
         thread.join(timeout=5)
         os.close(saved)
+        _STDERR_TTY.pop()

@@ -373,7 +373,9 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         with dev["strategy"].scope():
             recipe.compile_stage(fit_model, config, lr, n_classes, n_epochs,
                                  recipe.steps_per_epoch(len(x_train), config.batch_size))
-        verbose = 1 if sys.stderr.isatty() else 2
+        from .console import stderr_is_tty
+
+        verbose = 1 if stderr_is_tty() else 2
         fit_model.fit(fit_train, validation_data=fit_val, epochs=last,
                       initial_epoch=max(first, epochs_done),
                       class_weight=weights, verbose=verbose, shuffle=False,
