@@ -30,8 +30,10 @@ def plan() -> bool:
                     f" · unfreeze from: {o['unfreeze_from'] or 'last third'}  \nhead: {o['pooling']} pooling"
                     + (f", dense {', '.join(map(str, o['dense']))}" if o["dense"] else "")
                     + f", dropout {o['dropout']}" + (" · BatchNorm trains" if o["train_bn"] else ""))
+        mixing = " · ".join(f"{k} {o[k]:g}" for k in ("mixup", "cutmix") if o.get(k))
         c3.markdown(f"**Data**  \n{Path(data).name if data else '—'}  \naugmentation: {o['augment']}"
-                    f" · splits {o['val_split']:.0%}/{o['test_split']:.0%} · seed {o['seed']}")
+                    + (f" · {mixing}" if mixing else "")
+                    + f" · splits {o['val_split']:.0%}/{o['test_split']:.0%} · seed {o['seed']}")
     if not data:
         st.info("Choose a dataset first.", icon=":material/photo_library:")
         st.page_link("views/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
