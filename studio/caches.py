@@ -41,10 +41,10 @@ def backbone_and_table(name: str, size: int):
     Shared by every session and read-only: `tlcore.plan.make_plan` reads it without changing it.
     """
     from tlcore.backbones import build_backbone
-    from tlcore.layers import layer_table
+    from tlcore.layers import cached_layer_table
 
     model = build_backbone(name, size, weights=None)
-    return model, layer_table(model)
+    return model, cached_layer_table(name, size, lambda: model)  # the table itself from disk when known
 
 
 _PREBUILDING: set = set()
