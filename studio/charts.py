@@ -220,3 +220,67 @@ def sweep_heatmap(cuts: Sequence[str], unfreezes: Sequence[str], z: Sequence[Seq
     fig.update_xaxes(title="unfreeze from", type="category")
     fig.update_yaxes(title="cut after", type="category", autorange="reversed")
     return _layout(fig, min(700, max(260, 70 * len(cuts) + 140)))
+
+
+def probe_accuracy(rows: Sequence[Mapping], current: int | None = None,
+                   suggested: int | None = None) -> go.Figure:
+    """Validation accuracy of a linear probe against the cut's depth (layer index); the
+    current cut and the suggested one marked."""
+    xs = [r["index"] for r in rows]
+    ys = [r["val_accuracy"] for r in rows]
+    fig = go.Figure(go.Scatter(
+        x=xs, y=ys, mode="lines+markers", name="linear probe", line=dict(color=TRAIN),
+        customdata=[[r["cut"], r["feature_dim"]] for r in rows],
+        hovertemplate="%{customdata[0]} (layer %{x})<br>validation accuracy %{y:.1%}<br>"
+                      "%{customdata[1]} features<extra></extra>"))
+    if suggested is not None:
+        row = next((r for r in rows if r["index"] == suggested), None)
+        if row is not None:
+            fig.add_trace(go.Scatter(x=[suggested], y=[row["val_accuracy"]], mode="markers+text",
+                                     name="suggested", marker=dict(color=TRAINS, size=14, symbol="star"),
+                                     text=[row["cut"].rsplit("/", 1)[-1]], textposition="bottom center",
+                                     hoverinfo="skip"))
+    if current is not None:
+        fig.add_vline(x=current, line_color="#d62728", line_dash="dot",
+                      annotation_text="current cut", annotation_position="bottom left")
+    fig.update_xaxes(title="cut after layer (depth)")
+    fig.update_yaxes(title="validation accuracy", tickformat=".0%", rangemode="tozero")
+    return _layout(fig, 320)
+
+
+def embedding_map(points: Sequence[Mapping], classes: Sequence[str], method: str = "pca") -> go.Figure:
+    """The dataset as a 2-D map, one colour per class, one marker shape per split; each point's
+    index in `points` is its customdata (for selections)."""
+    symbols = {"train": "circle", "validation": "diamond", "test": "square"}
+    fig = go.Figure()
+    for i, name in enumerate(classes):
+        idx = [k for k, p in enumerate(points) if p["label"] == name]
+        if not idx:
+            continue
+        fig.add_trace(go.Scattergl(
+            x=[points[k]["x"] for k in idx], y=[points[k]["y"] for k in idx], mode="markers", name=name,
+            marker=dict(color=PALETTE[i % len(PALETTE)], size=7, opacity=0.8,
+                        symbol=[symbols.get(points[k]["split"], "circle") for k in idx]),
+            customdata=idx, text=[f"{points[k]['split']} · {points[k]['file'].rsplit('/', 1)[-1]}" for k in idx],
+            hovertemplate="%{text}<extra>" + name + "</extra>"))
+    fig.update_xaxes(title=f"{method.upper()} 1", showticklabels=False)
+    fig.update_yaxes(title=f"{method.upper()} 2", showticklabels=False)
+    fig = _layout(fig, 460, dragmode="lasso")
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0))
+    return fig
+
+
+def confusion_cells(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:
+    """The confusion matrix with a clickable marker on every cell (customdata [true, predicted])."""
+    fig = confusion_matrix(matrix, labels)
+    xs, ys, data = [], [], []
+    for t, row in enumerate(matrix):
+        for p, _ in enumerate(row):
+            xs.append(labels[p])
+            ys.append(labels[t])
+            data.append([t, p])
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=data, showlegend=False,
+                             marker=dict(size=40, symbol="square", color="rgba(0,0,0,0.01)"),
+                             hovertemplate="true %{y}<br>predicted %{x}<br>click to see the images"
+                                           "<extra></extra>"))
+    return fig

@@ -360,6 +360,19 @@ def test_evaluate_shows_the_stored_evaluation(studio_home):
     assert not at.exception and not at.error
 
 
+def test_evaluate_cell_lists_its_images_correct_ones_too(studio_home):
+    ev = json.loads((Path(studio_home.run_dir) / "evaluation.json").read_text())
+    cm = ev["confusion_matrix"]
+    t, p = max(((i, j) for i in range(len(cm)) for j in range(len(cm))), key=lambda c: cm[c[0]][c[1]])
+    at = open_page(PAGES[5], run_dir=studio_home.run_dir, _cell=(studio_home.run_id, ev["split"], t, p),
+                   **SMALL)
+    n = cm[t][p]
+    assert f"True {ev['labels'][t]}, predicted {ev['labels'][p]}: {n} image{'s' if n != 1 else ''}" in \
+        [h.value for h in at.subheader]
+    assert len([c for c in at.checkbox if c.key.startswith("cell_pick_")]) == min(n, 24)
+    assert any("read-only" in i.value for i in at.info)  # the test dataset lies outside the home
+
+
 def test_predict_shows_top_k_for_each_image(studio_home):
     at = open_page(PAGES[6], run_dir=studio_home.run_dir, **SMALL)
     at.file_uploader(key="predict_images").set_value([
@@ -608,6 +621,10 @@ def test_train_also_from_scratch_queues_both_and_runs_overlays_them(studio_home,
     pair = at.session_state["_compare_pair"]
     at.switch_page(PAGES[7]).run()
     assert at.multiselect(key="compare_runs").value == pair
+    differ = at.dataframe(key="compare_differ").value  # next to the curves: what changed between the two
+    rows = {r["option"]: r for r in differ.to_dict("records")}
+    assert rows["weights"][pair[0]] == "imagenet" and rows["weights"][pair[1]] == "none"
+    assert rows["fine_tune_epochs"][pair[1]] == "15" and "data" not in rows and "backbone" not in rows
     # With weights None there is nothing to compare against.
     at.session_state["weights"] = "none"
     at.switch_page(PAGES[4]).run()

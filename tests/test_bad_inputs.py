@@ -468,8 +468,8 @@ def test_class_with_one_image_and_a_validation_split(tmp_path):
     assert ds.warnings == [
         "Class 'green' has only 1 training images; aim for at least 20.",
         "Class 'green' has no validation images.",
-        "Classes are imbalanced (largest 11 vs smallest 1 training images); class weights "
-        "(--class-weights auto) compensate."]
+        f"Classes are imbalanced (largest {counts['train']['red']} vs smallest 1 training images); "
+        "class weights (--class-weights auto) compensate."]
 
 
 def test_the_same_image_in_train_and_test_is_a_leak(tmp_path):

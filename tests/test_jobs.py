@@ -226,3 +226,21 @@ def test_queued_runs_follow_ticket_order_then_unticketed_runs(tlhome):
     assert [r.run_id for r in queued_runs()] == ["c", "a", "b", "old"]
     runs["a"].write_status(state="completed", ended_at=now_iso())
     assert [r.run_id for r in queued_runs()] == ["c", "b", "old"]
+
+
+def test_option_differences_lists_only_what_changed_between_runs(tmp_path):
+    from tlcore.jsonio import write_json
+    from tlcore.runs import Run, option_differences
+
+    runs = []
+    for i, options in enumerate([{"backbone": "VGG16", "lr": 0.001, "seed": 1, "name": "a"},
+                                 {"backbone": "VGG16", "lr": 0.01, "seed": 1, "name": "b"},
+                                 {"backbone": "VGG16", "lr": 0.001, "seed": 2, "cut": "x"}]):
+        (tmp_path / f"r{i}").mkdir()
+        write_json(tmp_path / f"r{i}" / "config.json", {"options": options})
+        runs.append(Run(tmp_path / f"r{i}"))
+    rows = option_differences(runs)
+    assert [r["option"] for r in rows] == ["lr", "seed", "cut"]  # not the backbone, not the name
+    assert rows[0] == {"option": "lr", "r0": 0.001, "r1": 0.01, "r2": 0.001}
+    assert rows[2]["r0"] is None and rows[2]["r2"] == "x"
+    assert option_differences(runs[:1]) == []

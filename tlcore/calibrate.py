@@ -57,7 +57,10 @@ def calibrate_run(run_dir, runs_dir=None) -> dict:
     if not rm.run.file("model.keras").exists():
         raise TLCoreError(f"Run {rm.run.run_id} has no finished model.keras to calibrate.")
     opts = rm.run.config().get("options", {})
-    ds = scan(opts["data"], opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42))
+    from .splits import recorded_method
+
+    ds = scan(opts["data"], opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42),
+              split_method=recorded_method(rm.run.config()))
     images, labels, _, _ = split_arrays(ds, "validation", rm.input_size, rm.resize)
     if len(images) < 2:
         raise TLCoreError("Temperature scaling needs validation images; this dataset has too few.")

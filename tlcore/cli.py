@@ -7,12 +7,12 @@ failure (one-line reason on stderr; `{"error": ...}` on stdout with --json), 2 o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from typing import Any
 
+from .console import human_text, stdout_to_stderr
 from .errors import OptionError, TLCoreError, UsageError, flag
 
 
@@ -134,8 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7, help="the first rate tried")
     p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0, help="the last rate tried")
     p.add_argument("--steps", type=int, default=100, help="batches, one per rate")
-    p = cmd("stop", "ask a running training to stop (it saves its model)")
-    p.add_argument("run_dir", help=RUN)
+    p = cmd("probe", "linear probes: validation accuracy of a linear classifier at each cut")
+    _add_config_options(p)
+    p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
+    p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
+    _add_config_options(p)
+    p = cmd("stop", "ask a running training (or a search's folder: all its trials) to stop")
+    p.add_argument("run_dir", help=RUN + " (or a search's folder)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("evaluate", "score a run on its test split (or validation)")
     p.add_argument("run_dir", help=RUN)
@@ -155,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"], help="the file format")
     p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="TFLite only")
     p.add_argument("--out", required=True, help="a file (keras, tflite) or a folder (savedmodel)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
+    _add_config_options(p)
+    p.add_argument("--space", required=True,
+                   help="JSON file or object: option -> [choices] or {min, max, log, int}")
+    p.add_argument("--trials", type=int, default=8, help="random points to try (default 8)")
+    p.add_argument("--grid", action="store_true", help="every combination of the choices once")
+    p.add_argument("--seeds", type=int, default=1, help="runs per point, seeds seed, seed+1, ...")
+    p.add_argument("--metric", default="val_accuracy", choices=["val_accuracy", "val_loss"],
+                   help="what the search maximises (val_loss: minimises)")
+    p.add_argument("--scheduler", default="none", choices=["none", "asha"],
+                   help="asha stops weak trials early")
+    p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
+    p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
+                   help="trials at once (default: 1 here, one per GPU on a cluster)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
@@ -216,7 +236,8 @@ def _cmd_scan(a):
 
 
 _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
-            "stage", "min_lr", "max_lr", "steps"}
+            "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
+            "scheduler", "address", "max_concurrent"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -271,6 +292,20 @@ def _cmd_lr_find(a):
     return lr_find(TrainConfig.from_dict(train_options(a)), a.stage, a.min_lr, a.max_lr, a.steps)
 
 
+def _cmd_probe(a):
+    from .config import TrainConfig
+    from .probe import probe
+
+    return probe(TrainConfig.from_dict(train_options(a)), a.cuts)
+
+
+def _cmd_audit(a):
+    from .audit import audit
+    from .config import TrainConfig
+
+    return audit(TrainConfig.from_dict(train_options(a)))
+
+
 def _cmd_explain(a):
     from .explain import explain
 
@@ -290,7 +325,14 @@ def _cmd_presets(a):
 
 
 def _cmd_stop(a):
+    from pathlib import Path
+
     from .runs import RunStore
+
+    if (Path(a.run_dir) / "search.json").exists():
+        from .search import request_stop
+
+        return request_stop(a.run_dir)
 
     run = RunStore(a.runs_dir).get(a.run_dir)
     state = run.state()
@@ -318,6 +360,13 @@ def _cmd_export(a):
     return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
 
 
+def _cmd_search(a):
+    from .search import run_search
+
+    return run_search(train_options(a), a.space, a.trials, a.grid, a.seeds, a.metric, a.scheduler,
+                      a.address, a.max_concurrent, a.runs_dir)
+
+
 def _cmd_cache(a):
     from .cache import cache_report
 
@@ -334,76 +383,19 @@ def _cmd_runs(a):
 
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
-            "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache}
+            "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache,
+            "search": _cmd_search}
 
 
 # --- output -----------------------------------------------------------------------
 
 def _human(result: Any) -> str:
-    if isinstance(result, list) and result and set(result[0]) == {"name", "description", "options"}:
-        import textwrap  # tlcore presets: readable in 80 columns
+    if isinstance(result, dict) and {"embedding", "label_issues"} <= set(result):  # tlcore audit
+        from .audit import report_text
 
-        return "\n\n".join(
-            f"{p['name']}\n" + textwrap.fill(p["description"], 78, initial_indent="  ", subsequent_indent="  ")
-            + "\n" + textwrap.fill(" ".join(_as_flags(p["options"])), 78, initial_indent="  options: ",
-                                   subsequent_indent="    ")
-            for p in result)
-    if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
-        lines = [_human(result["layers"]), ""]
-        for stage, info in result["stages"].items():
-            lines.append(f"stage {stage}: {info['epochs']} epochs, {info['trainable']:,} trainable, "
-                         f"{info['non_trainable']:,} non-trainable" + (f" ({info['reason']})" if info.get("reason") else ""))
-        lines += [f"warning: {w}" for w in result["warnings"]]
-        return "\n".join(lines)
-    if isinstance(result, list):
-        if result and isinstance(result[0], dict):
-            keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))]
-            rows = [[_cell(r.get(k)) for k in keys] for r in result]
-            widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
-            lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
-            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-            extra = [k for k in result[0] if k not in keys]
-            if extra == ["top"]:
-                lines = [f"{r['image']}: " + (", ".join(f"{t['label']} {t['probability']:.3f}"
-                                                        for t in r["top"]) or r.get("error", ""))
-                         for r in result]
-            return "\n".join(lines)
-        return "\n".join(_cell(r) for r in result)
-    if isinstance(result, dict):
-        return "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else _cell(v)}"
-                         for k, v in result.items())
-    return str(result)
-
-
-def _as_flags(options: dict) -> list[str]:
-    out = []
-    for key, value in options.items():
-        if value is False or value == []:
-            continue
-        name = "--" + key.replace("_", "-")
-        out.append(name if value is True else f"{name} {' '.join(map(str, value)) if isinstance(value, list) else value}")
-    return out
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send everything written to fd 1 (Python, Keras, TensorFlow's C++) to stderr meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield os.fdopen(os.dup(saved), "w", encoding="utf-8")
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+        return report_text(result)
+    return human_text(result)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     want_json = "--json" in argv
     from .console import quiet_stderr
 
-    with quiet_stderr("--verbose" not in argv), _stdout_to_stderr() as out:
+    with quiet_stderr("--verbose" not in argv), stdout_to_stderr() as out:
         _Parser.help_stream = out
         try:
             code, payload = _run(argv)
@@ -426,6 +418,13 @@ def main(argv: list[str] | None = None) -> int:
             out.write(_human(payload) + "\n")
         out.flush()
         out.close()
+    if "tensorflow" in sys.modules and os.environ.get("TF_CONFIG"):
+        from .device import cluster
+
+        if cluster():  # everything is written; TensorFlow's multi-worker teardown would wait ~30 s for peers
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     return code
 
 

@@ -13,7 +13,10 @@ import contextlib
 import difflib
 import os
 import re
+import json
+import sys
 import threading
+from typing import Any
 
 CHATTER = re.compile(
     r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]"  # absl C++ log lines: I0000 00:00:17... port.cc:153]
@@ -107,3 +110,70 @@ def quiet_stderr(enabled: bool = True):
         thread.join(timeout=5)
         os.close(saved)
         _STDERR_TTY.pop()
+
+
+def human_text(result: Any) -> str:
+    """A command's result as text for a terminal: tables, the plan, presets in 80 columns."""
+    if isinstance(result, list) and result and set(result[0]) == {"name", "description", "options"}:
+        import textwrap  # tlcore presets: readable in 80 columns
+
+        return "\n\n".join(
+            f"{p['name']}\n" + textwrap.fill(p["description"], 78, initial_indent="  ", subsequent_indent="  ")
+            + "\n" + textwrap.fill(" ".join(_as_flags(p["options"])), 78, initial_indent="  options: ",
+                                   subsequent_indent="    ")
+            for p in result)
+    if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
+        lines = [human_text(result["layers"]), ""]
+        for stage, info in result["stages"].items():
+            lines.append(f"stage {stage}: {info['epochs']} epochs, {info['trainable']:,} trainable, "
+                         f"{info['non_trainable']:,} non-trainable" + (f" ({info['reason']})" if info.get("reason") else ""))
+        lines += [f"warning: {w}" for w in result["warnings"]]
+        return "\n".join(lines)
+    if isinstance(result, list):
+        if result and isinstance(result[0], dict):
+            keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))]
+            rows = [[cell(r.get(k)) for k in keys] for r in result]
+            widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
+            lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
+            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+            extra = [k for k in result[0] if k not in keys]
+            if extra == ["top"]:
+                lines = [f"{r['image']}: " + (", ".join(f"{t['label']} {t['probability']:.3f}"
+                                                        for t in r["top"]) or r.get("error", ""))
+                         for r in result]
+            return "\n".join(lines)
+        return "\n".join(cell(r) for r in result)
+    if isinstance(result, dict):
+        return "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else cell(v)}"
+                         for k, v in result.items())
+    return str(result)
+
+
+def _as_flags(options: dict) -> list[str]:
+    out = []
+    for key, value in options.items():
+        if value is False or value == []:
+            continue
+        name = "--" + key.replace("_", "-")
+        out.append(name if value is True else f"{name} {' '.join(map(str, value)) if isinstance(value, list) else value}")
+    return out
+
+
+def cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to fd 1 (Python, Keras, TensorFlow's C++) to stderr meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield os.fdopen(os.dup(saved), "w", encoding="utf-8")
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import unicodedata
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache as disk_cache, home
+from .splits import SPLIT_METHOD, stratified_split as _stratified_split
 from .errors import OptionError, TLCoreError
 from .images import (ARCHIVE_EXTENSIONS, ImageProblem, RESIZE_MODES, check_image, is_ignored,
                      is_image_name, load_image)
@@ -40,6 +40,7 @@ class Dataset:
     files: dict[str, list[tuple[str, int]]]
     problems: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    split_method: str = SPLIT_METHOD  # of a flat layout's split (splits.py)
 
     def counts(self) -> dict[str, dict[str, int]]:
         out = {}
@@ -136,26 +137,6 @@ def _check_all(paths: list[str], root: Path, problems: list[dict]) -> set[str]:
     return bad
 
 
-def _stratified_split(files_by_class: dict[int, list[str]], val_split: float, test_split: float,
-                      seed: int) -> dict[str, list[tuple[str, int]]]:
-    out = {s: [] for s in SPLITS}
-    for label, files in sorted(files_by_class.items()):
-        files = sorted(files)
-        random.Random(f"{seed}:{label}").shuffle(files)
-        n = len(files)
-        n_test = int(round(n * test_split)) if test_split > 0 else 0
-        n_val = int(round(n * val_split)) if val_split > 0 else 0
-        if val_split > 0 and n_val == 0 and n - n_test >= 2:
-            n_val = 1
-        if test_split > 0 and n_test == 0 and n - n_val >= 2:
-            n_test = 1
-        n_val = min(n_val, max(0, n - n_test - 1))
-        out["test"] += [(f, label) for f in files[:n_test]]
-        out["validation"] += [(f, label) for f in files[n_test:n_test + n_val]]
-        out["train"] += [(f, label) for f in files[n_test + n_val:]]
-    return out
-
-
 def check_folder(data) -> Path:
     """The dataset folder as a Path; a clear error if it is missing or is a file."""
     root = Path(data).expanduser()
@@ -169,7 +150,7 @@ def check_folder(data) -> Path:
 
 
 def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
-         check_files: bool = True) -> Dataset:
+         check_files: bool = True, split_method: str = SPLIT_METHOD) -> Dataset:
     """Scan a folder dataset in either layout.
 
     Args:
@@ -219,7 +200,7 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
                 label = index.get(_nfc(cdir.name))
                 if label is None:
                     problems.append({"file": str(cdir.relative_to(root)) + "/",
-                                     "reason": f"class not in train/, skipped"})
+                                     "reason": "class not in train/, skipped"})
                     continue
                 files[split] += [(f, label) for f in _class_files(cdir, root, problems)]
             for stray in sorted(p.name for p in sdir.iterdir() if p.is_file() and not is_ignored(p.name)):
@@ -244,18 +225,19 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
         by_class: dict[int, list[str]] = {i: [] for i in range(len(classes))}
         for f, label in files.pop("all"):
             by_class[label].append(f)
-        files = _stratified_split(by_class, val_split, test_split, seed)
+        files = _stratified_split(by_class, val_split, test_split, seed, root, split_method)
     elif not files.get("validation"):
         by_class = {i: [] for i in range(len(classes))}
         for f, label in files["train"]:
             by_class[label].append(f)
-        split = _stratified_split(by_class, 0.2, 0.0, seed)
+        split = _stratified_split(by_class, 0.2, 0.0, seed, split_dirs["train"], split_method)
         files["train"], files["validation"] = split["train"], split["validation"]
     all_paths = [f for split_files in files.values() for f, _ in split_files]
     bad = _check_all(sorted(all_paths), root, problems) if check_files else set()
     files = {s: [(f, l) for f, l in fs if f not in bad] for s, fs in files.items()}
 
     ds = Dataset(root=root, layout=layout, classes=classes, files=files, problems=problems,
+                 split_method=split_method,
                  warnings=warnings)
     _add_warnings(ds)
     return ds

@@ -43,6 +43,112 @@ def _mp_capable(cc) -> bool:
     return bool(cc) and tuple(cc) >= (7, 0)
 
 
+WORKER_TIMEOUT_SECONDS = float(os.environ.get("TLCORE_WORKER_TIMEOUT", "60"))
+
+
+def cluster() -> dict | None:
+    """This process's place in a multi-worker cluster from TF_CONFIG (no TensorFlow needed):
+    {workers, index, task, chief}; None on one machine. The chief is the task of type "chief",
+    or worker 0 when the cluster names no chief; only the chief writes the run store."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        cfg = json.loads(raw)
+    except ValueError:
+        from .errors import TLCoreError
+
+        raise TLCoreError("TF_CONFIG is not valid JSON; see the README's 'More than one machine'.") from None
+    spec, task = cfg.get("cluster") or {}, cfg.get("task") or {}
+    if not spec:
+        return None
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    workers = sum(len(spec.get(k) or []) for k in ("chief", "worker"))
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not spec.get("chief"))
+    return {"workers": workers, "index": index, "task": kind, "chief": chief}
+
+
+def _patch_keras_for_multi_worker() -> None:
+    """Keras 3's fit under MultiWorkerMirroredStrategy fails on two upstream bugs
+    (keras-team/keras#20585): the symbolic build reduces a per-replica *input* batch across
+    workers, and metrics are averaged with `reduce(MEAN, axis=0)` on scalars. Take the local
+    batch for the build, and average scalar metrics over replicas (axis=None). Only applied
+    when a multi-worker strategy is made."""
+    import tensorflow as tf
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tft
+
+    if getattr(tft, "_tlcore_patched", False):
+        return
+    original_reduce = tft.reduce_per_replica
+    original_build = tft.TensorFlowTrainer._maybe_symbolic_build
+
+    def reduce_per_replica(values, strategy, reduction):
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and reduction in ("auto", "mean"):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original_reduce(values, strategy, reduction)
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and iterator is not None:
+            for _, _, it in iterator:
+                batch = tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v, next(it))
+                with strategy.scope():
+                    self._symbolic_build(data_batch=batch)
+                return None
+        return original_build(self, iterator, data_batch)
+
+    tft.reduce_per_replica = reduce_per_replica
+    tft.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
+    tft._tlcore_patched = True
+
+
+_ANY_WORKER: dict = {}
+
+
+def any_worker(strategy, flag: bool) -> bool:
+    """True if `flag` is true on any worker: every worker must call this at the same point
+    (one all-reduce of a number, traced once per strategy)."""
+    import tensorflow as tf
+
+    fn = _ANY_WORKER.get(id(strategy))
+    if fn is None:
+        @tf.function
+        def fn(x):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(x,)), axis=None)
+
+        _ANY_WORKER[id(strategy)] = fn
+    return bool(fn(tf.constant(1.0 if flag else 0.0)).numpy() > 0)
+
+
+def shard_by_data(dataset):
+    """A dataset from memory, split between workers batch by batch (each worker reads every
+    image; auto-sharding by files cannot apply to arrays, so the policy is set explicitly)."""
+    import tensorflow as tf
+
+    if dataset is None:
+        return None
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def worker_failure(exc: BaseException) -> str | None:
+    """The reason a multi-worker run gives when TensorFlow's collectives fail (None otherwise)."""
+    import re
+
+    if not type(exc).__module__.startswith("tensorflow"):
+        return None
+    text = str(exc)
+    task = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", text)
+    who = f"{task.group(1)} {task.group(2)}" if task else "a worker"
+    why = ("stopped sending heartbeats (it crashed or was killed)" if "heartbeat" in text
+           else f"gave no answer within {WORKER_TIMEOUT_SECONDS:g} s (TLCORE_WORKER_TIMEOUT)")
+    return f"The cluster failed: {who} {why}. Start every worker again with the same command."
+
+
 def setup(mixed_precision: str = "auto", xla: bool = False, deterministic: str = "off") -> dict:
     """Prepare TensorFlow for training; call before building any model.
 
@@ -82,8 +188,12 @@ def setup(mixed_precision: str = "auto", xla: bool = False, deterministic: str =
     use_mp = mixed_precision == "on" or (mixed_precision == "auto" and info["mixed_precision_available"])
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
 
-    if os.environ.get("TF_CONFIG") and json.loads(os.environ["TF_CONFIG"]).get("cluster"):
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if cluster():
+        # a collective that waits longer than this for a worker fails the run (a dead worker)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                timeout_seconds=WORKER_TIMEOUT_SECONDS))
+        _patch_keras_for_multi_worker()
         name = "MultiWorkerMirroredStrategy"
     elif len(gpus) > 1:
         strategy = tf.distribute.MirroredStrategy()

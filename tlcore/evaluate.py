@@ -46,11 +46,14 @@ def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: 
     misclassified = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
                       "probability": float(probs[i, pred[i]]),
                       "loss": float(-np.log(max(probs[i, labels[i]], eps)))} for i in wrong]
+    predictions = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
+                    "probability": float(probs[i, pred[i]])} for i in range(len(labels))]
     confidence = probs.max(axis=1) if len(labels) else np.zeros(0)
     ece, bins = calibration_bins(confidence, (pred == labels).astype(float))
     return {"loss": loss, "accuracy": float((pred == labels).mean()) if len(labels) else None,
             "per_class": per_class, "confusion_matrix": cm.tolist(), "labels": class_names,
-            "misclassified": misclassified, "ece": ece, "calibration": bins, "count": int(len(labels))}
+            "misclassified": misclassified, "predictions": predictions, "ece": ece, "calibration": bins,
+            "count": int(len(labels))}
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
@@ -79,8 +82,10 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
         source = data or opts.get("data")
         if not source:
             raise TLCoreError("The run does not record its dataset; give one with --data.")
+        from .splits import recorded_method
+
         ds = scan(source, opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42),
-                  check_files=False)
+                  check_files=False, split_method=recorded_method(rm.run.config()))
     if ds.classes != rm.labels:
         raise TLCoreError(f"The dataset's classes {ds.classes} differ from the model's {rm.labels}.")
     chosen = split or ("test" if ds.files.get("test") else "validation")

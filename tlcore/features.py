@@ -32,6 +32,15 @@ def cache_key(**parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def stage1_key(source, config, ds, model) -> dict:
+    """What the stage-1 features of a dataset depend on, for `cache_key` (training and the audit
+    share them): backbone provenance, cut, size, resize, data fingerprint, split, dtype policy."""
+    return dict(source=source.provenance, cut=config.cut, size=source.input_size,
+                resize=config.resize, data=ds.fingerprint(), seed=config.seed,
+                val_split=config.val_split, test_split=config.test_split,
+                policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
+
+
 def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list | None = None,
             copies: int = 1, seed: int = 0) -> np.ndarray:
     """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace per extractor
@@ -149,10 +158,7 @@ def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
     from .model import feature_extractor
 
     extractor = feature_extractor(model)
-    key = dict(source=source.provenance, cut=config.cut, size=source.input_size,
-               resize=config.resize, data=ds.fingerprint(), seed=config.seed,
-               val_split=config.val_split, test_split=config.test_split,
-               policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
+    key = stage1_key(source, config, ds, model)
     aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
     f_train = cached(
         cache_key(split="train", copies=copies, augment=aug_opts, **key),

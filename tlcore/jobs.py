@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -271,3 +272,33 @@ def heartbeat(run: Run, done: threading.Event) -> None:
                 run.write_status()
         except OSError:
             pass
+
+
+class StopRequested:
+    """A stop request from the stop file or SIGTERM, checked after every batch."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.signalled = False
+        self.strategy = None  # several workers: a stop anywhere (the chief's file) stops them all
+
+
+    def install(self) -> None:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def uninstall(self) -> None:
+        if self.previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signalled = True
+
+    def __bool__(self) -> bool:
+        local = self.signalled or self.run.stop_requested()
+        if self.strategy is not None:  # a collective: every worker asks at the same step
+            from .device import any_worker
+
+            return any_worker(self.strategy, local)
+        return local

@@ -213,6 +213,21 @@ class RunStore:
         shutil.rmtree(run.path)
 
 
+def option_differences(runs: list[Run]) -> list[dict]:
+    """The training options whose values differ between `runs` (from their config.json), one
+    row per option: {option, <run_id>: value, ...}, in the options' order; the seed counts."""
+    configs = {run.run_id: run.config().get("options") or {} for run in runs}
+    names: list[str] = []
+    for options in configs.values():
+        names += [k for k in options if k not in names and k != "name"]
+    rows = []
+    for name in names:
+        values = {rid: options.get(name) for rid, options in configs.items()}
+        if len({repr(v) for v in values.values()}) > 1:
+            rows.append({"option": name, **values})
+    return rows
+
+
 def newest_live_run(store: RunStore | None = None) -> Run | None:
     """The newest run that is running or queued (what a reloaded browser re-attaches to)."""
     store = store or RunStore()

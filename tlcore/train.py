@@ -11,7 +11,6 @@ import dataclasses
 import os
 import platform
 import shutil
-import signal
 import socket
 import sys
 import threading
@@ -25,7 +24,7 @@ import numpy as np
 from . import __version__
 from .config import TrainConfig
 from .errors import TLCoreError
-from .jobs import StoppedWhileQueued, heartbeat, machine_slot
+from .jobs import StopRequested, StoppedWhileQueued, heartbeat, machine_slot
 from .runs import Run, RunStore, now_iso
 
 CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
@@ -33,29 +32,6 @@ CHANCE_TOLERANCE = 0.02
 
 
 from .recipe import compile_model, make_optimizer  # noqa: F401  (their home is `recipe`)
-
-
-class StopRequested:
-    """A stop request from the stop file or SIGTERM, checked after every batch."""
-
-    def __init__(self, run: Run):
-        self.run = run
-        self.signalled = False
-
-    def install(self) -> None:
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._on_signal)
-
-    def uninstall(self) -> None:
-        if self.previous is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.previous)
-
-    def _on_signal(self, signum, frame) -> None:
-        self.signalled = True
-
-    def __bool__(self) -> bool:
-        return self.signalled or self.run.stop_requested()
 
 
 class Checkpointer:
@@ -189,8 +165,18 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
             after that the run is marked failed with the reason, and the error re-raised.
     """
     from .data import scan
+    from .device import cluster
 
     t_start = time.time()
+    workers = cluster()
+    scratch = None
+    if workers:  # every worker runs this same command; only the chief writes the run store
+        queue = False
+        if not workers["chief"]:
+            import tempfile
+
+            scratch = tempfile.mkdtemp(prefix=f"tlcore-worker{workers['index']}-")
+            runs_dir, run_id = scratch, None
     store = RunStore(runs_dir)
     if resume:
         run = store.get(resume)
@@ -205,7 +191,11 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
             raise TLCoreError(f"Run {run.run_id} has no checkpoint to resume from; start it again instead.")
     # every check that needs no TensorFlow, before a new run's folder exists
     config = config.resolved()
-    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False)
+    from .splits import SPLIT_METHOD, recorded_method
+
+    split_method = recorded_method(old) if resume else SPLIT_METHOD
+    ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False,
+              split_method=split_method)
     if not resume:
         run = store.create(run_id, hint=config.backbone or Path(config.backbone_file).stem)
     if announce:
@@ -217,6 +207,8 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
               "stage": None, "epoch": 0, "epochs_total": config.head_epochs + config.fine_tune_epochs,
               "stage_epochs": {"1": config.head_epochs, "2": config.fine_tune_epochs},
               "batch": 0, "batches_total": None, "error": None, "traceback": None}
+    if workers:
+        status["workers"] = workers["workers"]
     if resume:
         status["resumed_at"] = now_iso()
         status.pop("started_at")
@@ -224,6 +216,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         from .jsonio import write_json
 
         write_json(run.file("config.json"), {"options": config.to_dict(), "seed": config.seed,
+                                             "split_method": SPLIT_METHOD,
                                              "created_at": now_iso()})
     run.write_status(**status)
     beat_stop = threading.Event()
@@ -242,15 +235,25 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         raise
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
+        failure = None
+        if workers:
+            from .device import worker_failure
+
+            failure = worker_failure(exc)
+            reason = failure or reason
         if isinstance(exc, KeyboardInterrupt):
             run.write_status(state="stopped", ended_at=now_iso(), error="interrupted by the user")
         else:
             run.write_status(state="failed", ended_at=now_iso(), error=reason.splitlines()[0][:500],
                              traceback=traceback.format_exc())
+        if failure:
+            raise TLCoreError(failure) from None
         raise
     finally:
         beat_stop.set()
         stop.uninstall()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy",
                                        "seconds", "warnings")}
@@ -269,6 +272,9 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
 
     keras.utils.set_random_seed(config.seed)
     dev = device.setup(config.mixed_precision, config.xla, config.deterministic)
+    multi_worker = dev["strategy_name"] == "MultiWorkerMirroredStrategy"
+    if multi_worker:
+        stop.strategy = dev["strategy"]
     # `ds` was scanned without decoding: split_arrays reads every file once and skips (and
     # reports) the unusable ones
     classes = ds.classes
@@ -293,7 +299,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                 "num_classes": n_classes, "layout": ds.layout, "data_root": str(ds.root),
                 "backbone_source": source.provenance, "device": {
                     k: v for k, v in dev.items() if k != "strategy"}},
-            "seed": config.seed, "dataset_fingerprint": ds.fingerprint(),
+            "seed": config.seed, "split_method": ds.split_method, "dataset_fingerprint": ds.fingerprint(),
             "dataset_counts": ds.counts(), "versions": versions(), "created_at": now_iso()})
     else:
         saved = run.labels()
@@ -314,6 +320,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                             augment=augmentation_layers(aug_opts, config.seed), seed=config.seed,
                             one_hot=one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
     val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=one_hot) if len(x_val) else None
+    if multi_worker:
+        train_ds, val_ds = device.shard_by_data(train_ds), device.shard_by_data(val_ds)
     weights = class_weights(y_train, n_classes, config.class_weights)
 
     plan = make_plan(config, n_classes, source)
@@ -359,7 +367,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         apply_stage(model, plan, stage)
         run.write_status(stage=stage, parameters=parameter_counts(model))
         fit_model, fit_train, fit_val = model, train_ds, val_ds
-        copies = features.cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
+        copies = features.cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 and not multi_worker else 0
         if stage == 1 and config.feature_cache != "off" and config.image_recipe():
             warn(f"No feature cache in stage 1: {' and '.join(config.image_recipe())} change the images "
                  "themselves every epoch, so the backbone runs over every image of every epoch.")

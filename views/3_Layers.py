@@ -173,6 +173,47 @@ def layer_tables(table, plan: dict) -> None:
                                     "ends_at_cut_point": st.column_config.CheckboxColumn("ends at cut point")})
 
 
+def _use_cut(index: int) -> None:
+    st.session_state["w:cut_index"] = index
+
+
+def separability(bb, cut: int) -> None:
+    """Linear probes at every block end (`tlcore.probe`): accuracy against depth, a suggestion."""
+    st.markdown("**Where does it become separable?**")
+    data = state.get("data")
+    if not data:
+        st.caption("Choose a dataset on the Data page to see at which depth its classes become separable.")
+        return
+    key = (bb.label, bb.file, str(data), state.get("weights"), state.get("seed"), state.get("val_split"),
+           state.get("test_split"), state.get("resize"))
+    st.caption("Fits a linear classifier on the training images' features at the end of each block (at "
+               "most 12 cuts, all from one pass through the backbone) and scores it on validation.")
+    if st.button("Where does it become separable?", icon=":material/insights:", key="probe_button"):
+        with ui.guard("Probing the cuts"):
+            from tlcore.config import TrainConfig
+            from tlcore.probe import probe
+
+            with st.spinner("One pass through the backbone, then a linear classifier at every block end…"):
+                rows = probe(TrainConfig.from_dict(state.options_from_selection()))
+            st.session_state["_probe"] = {"key": key, "rows": rows}
+    result = st.session_state.get("_probe")
+    if not result or result["key"] != key:
+        return
+    from tlcore.probe import suggest
+
+    rows = result["rows"]
+    best = suggest(rows)
+    st.plotly_chart(charts.probe_accuracy(rows, cut, best["index"] if best else None), key="probe_chart")
+    if best:
+        top = max(r["val_accuracy"] for r in rows)
+        st.caption(f"Best validation accuracy {text.format_percent(top)}; the shallowest cut within one point "
+                   f"of it is **{best['cut']}** (layer {best['index']}, {text.format_percent(best['val_accuracy'])}, "
+                   f"{best['feature_dim']} features). A shallower cut is faster and leaves more to fine-tune.")
+        if best["index"] != cut and best["index"] in cut_options(bb.table):
+            st.button(f"Cut after {best['cut']}", icon=":material/content_cut:", key="probe_use",
+                      on_click=_use_cut, args=(best["index"],))
+
+
 def main() -> None:
     ui.header("Layers", "Where to cut the backbone, what fine-tuning unfreezes, and the head on top.")
     bb = None
@@ -215,6 +256,7 @@ def main() -> None:
     with chart_slot:
         st.plotly_chart(charts.layer_params(rows, [r["stage2"] for r in plan["layers"]], plan["cut_index"],
                                             plan["unfreeze_index"]), key="layer_chart")
+    separability(bb, cut)
     layer_tables(table, plan)
 
 

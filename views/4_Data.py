@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, state, text
+from studio import caches, charts, components as ui, health, state, text
 from tlcore import home
 from tlcore.data import AUGMENT_PRESETS, augmentation_options, augmentation_preview
 from tlcore.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
@@ -292,7 +292,11 @@ def main() -> None:
             with st.spinner("Scanning the dataset…"):
                 ds = caches.selected_dataset()
     if ds is not None:
-        report(ds)
+        overview, checkup = st.tabs(["Overview", "Health"])
+        with overview:
+            report(ds)
+        with checkup:
+            health.health_tab(ds)
     else:
         st.info("No dataset chosen yet. Upload one above, or pick a folder on the server.",
                 icon=":material/photo_library:")

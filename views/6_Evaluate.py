@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, state, text
+from studio import caches, charts, components as ui, health, state, text
 from tlcore.calibrate import calibration_info
 from tlcore.evaluate import top_losses
 from tlcore.images import thumbnail
@@ -24,7 +24,7 @@ def evaluate(run, split: str | None, tta: str = "none") -> None:
         st.rerun()
 
 
-def scores(ev: dict) -> None:
+def scores(run, ev: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Accuracy", text.format_percent(ev.get("accuracy")), border=True)
     c2.metric("Loss", "—" if ev.get("loss") is None else f"{ev['loss']:.4f}", border=True)
@@ -44,7 +44,13 @@ def scores(ev: dict) -> None:
                            "support": st.column_config.NumberColumn("images", width="small")})
     with right:
         st.markdown("**Confusion matrix**")
-        st.plotly_chart(charts.confusion_matrix(ev["confusion_matrix"], ev["labels"]), key="confusion")
+        event = st.plotly_chart(charts.confusion_cells(ev["confusion_matrix"], ev["labels"]), key="confusion",
+                                on_select="rerun", selection_mode="points")
+        st.caption("Click a cell to see its images.")
+        for point in (getattr(getattr(event, "selection", None), "points", None) or [])[:1]:
+            cd = point.get("customdata")
+            if isinstance(cd, (list, tuple)) and len(cd) == 2:
+                st.session_state["_cell"] = (run.run_id, ev.get("split"), int(cd[0]), int(cd[1]))
 
 
 def calibration(run, ev: dict) -> None:
@@ -96,6 +102,72 @@ def _explain(run, item: dict, key: tuple) -> dict | None:
         with st.spinner("Grad-CAM…"):
             return ui.gradcam(model, item["file"], key, item["predicted"])
     return None
+
+
+def _run_dataset(run):
+    opts = run.config().get("options", {})
+    if not opts.get("data"):
+        return None
+    with ui.guard("Reading the run's dataset"):
+        return caches.scan(opts["data"], opts.get("val_split", 0.2), opts.get("test_split", 0.1),
+                           opts.get("seed", 42))
+    return None
+
+
+def cell(run, ev: dict) -> None:
+    """The images of the clicked confusion-matrix cell: probabilities, Grad-CAM, fixes."""
+    chosen = st.session_state.get("_cell")
+    labels = ev["labels"]
+    if not chosen or tuple(chosen[:2]) != (run.run_id, ev.get("split")) or max(chosen[2:]) >= len(labels):
+        return
+    t, p = labels[chosen[2]], labels[chosen[3]]
+    preds = ev.get("predictions")
+    if preds is None:  # an evaluation from before predictions were recorded
+        preds = ev.get("misclassified") or []
+        if t == p:
+            st.info("This evaluation lists only the mistakes; evaluate again to see the correct images too.")
+            return
+    items = [x for x in preds if x["true"] == t and x["predicted"] == p]
+    items.sort(key=lambda x: x["probability"], reverse=t != p)
+    st.subheader(f"True {t}, predicted {p}: {len(items)} image{'s' if len(items) != 1 else ''}")
+    st.caption("Most confident mistakes first." if t != p else "Least confident first: correct, but only just.")
+    if not items:
+        return
+    shown, picked = items[:GALLERY], []
+    cams = st.session_state.get("_gradcam", {})
+    stamp = ui.run_stamp(run)
+    for start in range(0, len(shown), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for i, item in enumerate(shown[start:start + PER_ROW], start=start):
+            with cols[i - start].container(border=True):
+                img = thumbnail(item["file"], 160)
+                if img is None:
+                    st.caption(f"{Path(item['file']).name} (moved or gone)")
+                    continue
+                picture = st.empty()
+                st.caption(f"{Path(item['file']).name} · {p} {item['probability']:.0%}")
+                key = (*stamp, item["file"], item["predicted"])
+                cam = cams.get(key)
+                if cam is None:
+                    slot = st.empty()
+                    if slot.button("Grad-CAM", key=f"cell_cam_{i}", icon=":material/blur_on:"):
+                        slot.empty()
+                        cam = _explain(run, item, key)
+                with picture.container():
+                    if cam is not None and not text.gradcam_note(cam):
+                        a, b = st.columns(2)
+                        a.image(img, width="stretch")
+                        b.image(cam["overlay"], width="stretch")
+                    else:
+                        st.image(img, width="stretch")
+                if st.checkbox("select", key=f"cell_pick_{i}_{item['file']}"):
+                    picked.append(item["file"])
+    if len(items) > GALLERY:
+        st.caption(f"The first {GALLERY} of {len(items)}.")
+    ds = _run_dataset(run)
+    if ds is not None:
+        health.undo_bar(ds, "cell")
+        health.actions(picked, ds, "cell_act")
 
 
 def mistakes(run, ev: dict) -> None:
@@ -168,7 +240,8 @@ def main() -> None:
         return
     st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`. "
                + text.tta_cost(ev.get("tta"), ev.get("count")))
-    scores(ev)
+    scores(run, ev)
+    cell(run, ev)
     calibration(run, ev)
     mistakes(run, ev)
 

@@ -8,7 +8,7 @@ from tlcore import home
 from tlcore.datasets import delete_dataset, list_datasets
 from tlcore.export import export_file
 from tlcore.features import clear_cache
-from tlcore.runs import LIVE_STATES, RunStore
+from tlcore.runs import LIVE_STATES, RunStore, option_differences
 
 EXPORTS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)"}
 CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
@@ -49,6 +49,15 @@ def compare(runs) -> None:
     if chosen:
         series = {r.run_id: r.metrics() for r in with_metrics if r.run_id in chosen}
         st.plotly_chart(charts.overlay_curves(series, key), key="overlay")
+        picked = [r for r in with_metrics if r.run_id in chosen]
+        if len(picked) > 1:
+            differ = option_differences(picked)
+            if differ:
+                st.markdown("**What differs between them**")
+                st.dataframe([{k: v if k == "option" else ("" if v is None else str(v)) for k, v in row.items()}
+                              for row in differ], hide_index=True, key="compare_differ")
+            else:
+                st.caption("These runs were trained with the same options.")
 
 
 def actions(runs) -> None:
