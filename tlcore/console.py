@@ -107,7 +107,7 @@ def quiet_stderr(enabled: bool = True):
 
         sys.stderr.flush()
         os.dup2(saved, 2)  # closes the pipe's last writer: the pump drains and ends
-        thread.join(timeout=5)
+        thread.join(timeout=2)  # a child process still holding the pipe must not hold up the exit
         os.close(saved)
         _STDERR_TTY.pop()
 
