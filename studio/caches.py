@@ -41,10 +41,33 @@ def backbone_and_table(name: str, size: int):
     Shared by every session and read-only: `tlcore.plan.make_plan` reads it without changing it.
     """
     from tlcore.backbones import build_backbone
-    from tlcore.layers import layer_table
+    from tlcore.layers import cached_layer_table
 
     model = build_backbone(name, size, weights=None)
-    return model, layer_table(model)
+    return model, cached_layer_table(name, size, lambda: model)  # the table itself from disk when known
+
+
+_PREBUILDING: set = set()
+
+
+def prebuild(name: str, size: int) -> None:
+    """Start building `backbone_and_table(name, size)` in a background thread (once per key), so
+    the Layers page finds it built: called as soon as a backbone is picked. The cache's own lock
+    makes a page that asks meanwhile wait for this build instead of starting another."""
+    import threading
+
+    key = (str(name), int(size))
+    if key in _PREBUILDING:
+        return
+    _PREBUILDING.add(key)
+
+    def build():
+        try:
+            backbone_and_table(*key)
+        except Exception:  # the page that needs it reports the error itself
+            _PREBUILDING.discard(key)
+
+    threading.Thread(target=build, name=f"prebuild-{name}-{size}", daemon=True).start()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -178,7 +178,7 @@ def test_backbone_catalog_choice_and_weights_file(studio_home):
     at.file_uploader[0].set_value(("broken.weights.h5", b"not weights", "application/octet-stream")).run()
     saved = studio_home.home / "weights" / "broken.weights.h5"
     assert saved.exists() and at.session_state["weights"] == str(saved)
-    at.button[0].click().run()  # "Check that it fits"
+    next(b for b in at.button if b.label == "Check that it fits").click().run()
     assert not at.exception
     assert any("does not fit MobileNetV2" in e.value for e in at.error)
     at.radio(key="w:weights_kind").set_value("none").run()

@@ -59,3 +59,15 @@ def test_it_runs_from_the_project_root_as_a_module():
                          text=True, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("usage: python -m benchmarks.bench")
+
+
+def test_the_floor_script_is_the_least_a_cached_stage_1_does(tmp_path):
+    """The floor process imports Keras, builds the backbone from the weights, reads every image
+    once and runs one batched forward pass: nothing that trains or saves."""
+    from benchmarks.bench import _FLOOR
+
+    code = _FLOOR.format(preprocess_import="from keras.applications.mobilenet_v2 import preprocess_input",
+                         data=str(tmp_path), size=32, batch=8, backbone="MobileNetV2", weights="w.weights.h5")
+    compile(code, "floor.py", "exec")
+    assert "weights='w.weights.h5'" in code and ".predict(" in code and "rglob" in code
+    assert ".fit(" not in code and ".save(" not in code

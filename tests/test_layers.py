@@ -202,3 +202,24 @@ def test_cut_options_and_blocks():
     blocks = block_summary(table)
     assert [(b["block"], b["first"], b["last"], b["params"]) for b in blocks] == [("b0", 0, 2, 10), ("b1", 3, 5, 32)]
     assert [r.index for r in filter_layers(table, "l", ["BatchNormalization"])] == [4]
+
+
+def test_layer_tables_are_cached_on_disk_per_backbone_size_and_keras(tlhome):
+    import keras
+
+    from tlcore.layers import cached_layer_table, layer_table
+
+    built = []
+
+    def build():
+        inputs = keras.Input((8, 8, 3), name="image")
+        x = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+        built.append(1)
+        return keras.Model(inputs, keras.layers.ReLU(name="relu")(x))
+
+    first = cached_layer_table("Tiny", 8, build)
+    again = cached_layer_table("Tiny", 8, lambda: pytest.fail("built again"))
+    assert built == [1] and [r.to_dict() for r in again] == [r.to_dict() for r in first]
+    assert [r.name for r in again] == [r.name for r in layer_table(build())]
+    cached_layer_table("Tiny", 16, build)  # another size is another table
+    assert len(built) == 3 and len(list((tlhome / "cache" / "layer-tables").glob("Tiny@*-keras*.json"))) == 2

@@ -182,6 +182,14 @@ def test_checkpointer_saves_the_best_weights_without_a_save_per_epoch(tmp_path):
     stamp = path.stat().st_mtime_ns
     cp.flush()  # nothing pending: nothing written
     assert path.stat().st_mtime_ns == stamp
+    assert cp.restore() and np.allclose(model.get_layer("d").get_weights()[0], 2.0)  # from memory
+    cp.hold = True  # stage 1 on cached features: remembered, written only by flush
+    model.get_layer("d").set_weights([np.full((3, 2), 4.0), np.zeros(2)])
+    cp.last = float("-inf")
+    cp.improved(model.get_layer("d"))
+    assert path.stat().st_mtime_ns == stamp
+    cp.flush()
+    assert np.allclose(weights_on_disk(), 4.0)
 
 
 DET: list = []  # the default (--deterministic auto: on without a GPU)

@@ -7,176 +7,31 @@ failure (one-line reason on stderr; `{"error": ...}` on stdout with --json), 2 o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from typing import Any
 
+from .console import human_text, stdout_to_stderr
 from .errors import OptionError, TLCoreError, UsageError, flag
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse would print usage and exit; we answer per contract
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
-    """Every `TrainConfig` option as a flag, derived from its field: name, type, choices, help.
-    Defaults are left out (SUPPRESS), so only what the user gives reaches the options."""
-    from .config import OPTIONS
-
-    S = argparse.SUPPRESS
-    if data:
-        p.add_argument("data", nargs="?", default=S, help="the dataset folder")
-    for f in OPTIONS:
-        meta = f.metadata
-        if not meta.get("cli", True):
-            continue
-        kwargs: dict[str, Any] = {"dest": f.name, "default": S, "help": meta.get("help")}
-        if meta.get("flag"):
-            kwargs["action"] = "store_true"
-        else:
-            for key in ("type", "choices", "nargs"):
-                if meta.get(key) is not None:
-                    kwargs[key] = meta[key]
-            if meta.get("nargs") == "+":
-                kwargs["metavar"] = "PATTERN"
-        p.add_argument(flag(f.name), **kwargs)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tlcore", description="Transfer learning and fine-tuning of image classifiers.",
-                     allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    def cmd(name, help):
-        p = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
-        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-        return p
-
-    cmd("backbones", "list every backbone of the catalog")
-    p = cmd("layers", "the layer table of a backbone, with clean cut points")
-    p.add_argument("backbone", nargs="?")
-    p.add_argument("--backbone-file", dest="backbone_file")
-    p.add_argument("--input-size", dest="input_size", type=int)
-    p = cmd("import", "copy a .zip or folder into the managed datasets folder")
-    p.add_argument("source")
-    p.add_argument("--datasets-dir", dest="datasets_dir")
-    p.add_argument("--name")
-    p = cmd("scan", "check a folder dataset: classes, counts per split, problems")
-    p.add_argument("data")
-    p.add_argument("--val-split", dest="val_split", type=float, default=0.2)
-    p.add_argument("--test-split", dest="test_split", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=42)
-
-    p = cmd("train", "train a classifier: head on the frozen backbone, then fine-tuning")
-    _add_config_options(p)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--run-id", dest="run_id")
-    p.add_argument("--resume", help="continue an interrupted or stopped run from its checkpoint")
-    p.add_argument("--config", dest="config_file", help="repeat a run from its config.json")
-    p.add_argument("--queue", action="store_true",
-                   help="wait for the machine: one training at a time, first in first out")
-    p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
-                   help="then train the same model from random weights, to compare (JSON gains twin)")
-    p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
-    _add_config_options(p, data=False)
-    p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
-    p.add_argument("--config", dest="config_file", help="the options of a run's config.json")
-
-    cmd("presets", "the classic recipes `train --preset NAME` applies")
-    p = cmd("calibrate", "fit temperature scaling on the validation split and bake it into the model")
-    p.add_argument("run_dir")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("explain", "Grad-CAM: where the model looked, as an overlay PNG")
-    p.add_argument("run_dir")
-    p.add_argument("image")
-    p.add_argument("--out", required=True)
-    p.add_argument("--class", dest="label")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
-    p.add_argument("out_dir")
-    p.add_argument("--classes", type=int, default=4)
-    p.add_argument("--per-class", dest="per_class", type=int, default=150)
-    p.add_argument("--seed", type=int, default=0)
-    p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
-    _add_config_options(p)
-    p.add_argument("--stage", type=int, default=1, choices=[1, 2])
-    p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7)
-    p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=100)
-    p = cmd("probe", "linear probes: validation accuracy of a linear classifier at each cut")
-    _add_config_options(p)
-    p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
-    p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
-    _add_config_options(p)
-    p = cmd("stop", "ask a running training (or a search's folder: all its trials) to stop")
-    p.add_argument("run_dir")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("evaluate", "score a run on its test split (or validation)")
-    p.add_argument("run_dir")
-    p.add_argument("--data")
-    p.add_argument("--split", choices=["test", "validation"])
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("predict", "classify images or folders of images with a run's model (or --imagenet BACKBONE)")
-    p.add_argument("run_dir", help="the run (with --imagenet: the first image)")
-    p.add_argument("images", nargs="*")
-    p.add_argument("--imagenet", metavar="BACKBONE", help="the untouched ImageNet model of BACKBONE, no run")
-    p.add_argument("--weights", default="imagenet", help="with --imagenet: imagenet or a weights file with the top")
-    p.add_argument("--top-k", dest="top_k", type=int, default=5)
-    p.add_argument("--csv")
-    p.add_argument("--every", type=int, default=1, help="videos: classify every N-th frame (default 1: all)")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
-    p.add_argument("run_dir")
-    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"])
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
-                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
-    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
-                   help="TFLite input/output type (int8/uint8 with --quantize int8)")
-    p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
-    p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
-    _add_config_options(p)
-    p.add_argument("--space", required=True,
-                   help="JSON file or object: option -> [choices] or {min, max, log, int}")
-    p.add_argument("--trials", type=int, default=8, help="random points to try (default 8)")
-    p.add_argument("--grid", action="store_true", help="every combination of the choices once")
-    p.add_argument("--seeds", type=int, default=1, help="runs per point, seeds seed, seed+1, ...")
-    p.add_argument("--metric", default="val_accuracy", choices=["val_accuracy", "val_loss"])
-    p.add_argument("--scheduler", default="none", choices=["none", "asha"],
-                   help="asha stops weak trials early")
-    p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
-    p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
-                   help="trials at once (default: 1 here, one per GPU on a cluster)")
-    p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
-    p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
-    p = cmd("serve", "serve a run's model (or a bundle .zip) over HTTP: POST /predict, /health, /labels, /docs")
-    p.add_argument("source", metavar="RUN_OR_BUNDLE")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000, help="0 takes any free port")
-    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health")
-    p.add_argument("--max-image-mb", dest="max_image_mb", type=float, default=20)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
-                     "default 6G): size and entries, or --clear")
-    p.add_argument("--clear", action="store_true", help="delete every entry")
-    p = cmd("runs", "list the runs in the store, or delete some")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--delete", nargs="+", metavar="RUN_ID")
-    return parser
+from .parser import _Parser, build_parser
 
 
 # --- commands ---------------------------------------------------------------------
 
 def _cmd_backbones(a):
     from .catalog import CATALOG
+    from .latency import known, measure
 
-    return [b.to_dict() for b in CATALOG.values()]
+    if a.measure is not None:
+        def progress(i, n, name):
+            if name:
+                print(f"measuring {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
+
+        return measure(a.measure, a.input_size, on_progress=progress)
+    times = known(a.input_size)
+    return [{**b.to_dict(), "ms_batch1": times.get(b.name, {}).get("ms_batch1"),
+             "ms_batch32": times.get(b.name, {}).get("ms_batch32")} for b in CATALOG.values()]
 
 
 def _cmd_layers(a):
@@ -190,8 +45,13 @@ def _cmd_layers(a):
 
         src = load_backbone_file(a.backbone_file)
         return [row.to_dict() for row in layer_table(src.backbone, src.paths)]
-    model = build_backbone(a.backbone, a.input_size, weights=None)
-    return [row.to_dict() for row in layer_table(model)]
+    from .backbones import check_input_size
+    from .catalog import get_backbone
+    from .layers import cached_layer_table
+
+    name = get_backbone(a.backbone).name
+    size = check_input_size(name, a.input_size)
+    return [row.to_dict() for row in cached_layer_table(name, size, lambda: build_backbone(name, size, weights=None))]
 
 
 def _cmd_import(a):
@@ -207,7 +67,7 @@ def _cmd_scan(a):
     return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
 
 
-_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
+_CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
             "scheduler", "address", "max_concurrent", "search_id"}
 
@@ -323,7 +183,7 @@ def _cmd_stop(a):
 def _cmd_evaluate(a):
     from .evaluate import evaluate_run
 
-    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir)
+    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir, tta=a.tta)
 
 
 def _cmd_predict(a):
@@ -335,7 +195,7 @@ def _cmd_predict(a):
         return classify_files(a.imagenet, [a.run_dir, *a.images], a.weights, a.top_k, a.csv)
     if not a.images:
         raise UsageError("tlcore predict: give a RUN_DIR and at least one IMAGE_OR_FOLDER (or --imagenet BACKBONE)")
-    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every)
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every, tta=a.tta)
 
 
 _SILENT = object()  # a command that printed its JSON itself (serve, once it is ready)
@@ -397,61 +257,23 @@ def _human(result: Any) -> str:
         from .audit import report_text
 
         return report_text(result)
-    if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
-        lines = [_human(result["layers"]), ""]
-        for stage, info in result["stages"].items():
-            lines.append(f"stage {stage}: {info['epochs']} epochs, {info['trainable']:,} trainable, "
-                         f"{info['non_trainable']:,} non-trainable" + (f" ({info['reason']})" if info.get("reason") else ""))
-        lines += [f"warning: {w}" for w in result["warnings"]]
-        return "\n".join(lines)
-    if isinstance(result, list):
-        if result and isinstance(result[0], dict):
-            keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))]
-            rows = [[_cell(r.get(k)) for k in keys] for r in result]
-            widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
-            lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
-            lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-            extra = [k for k in result[0] if k not in keys]
-            if extra == ["top"]:
-                lines = [f"{r['image']}: " + (", ".join(f"{t['label']} {t['probability']:.3f}"
-                                                        for t in r["top"]) or r.get("error", ""))
-                         for r in result]
-            return "\n".join(lines)
-        return "\n".join(_cell(r) for r in result)
-    if isinstance(result, dict):
-        return "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else _cell(v)}"
-                         for k, v in result.items())
-    return str(result)
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Send everything written to fd 1 (Python, Keras, TensorFlow's C++) to stderr meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        yield os.fdopen(os.dup(saved), "w", encoding="utf-8")
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+    return human_text(result)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     want_json = "--json" in argv
-    with _stdout_to_stderr() as out:
+    from .console import quiet_stderr
+
+    with quiet_stderr("--verbose" not in argv), stdout_to_stderr() as out:
+        _Parser.help_stream = out
         _STDOUT[:] = [out]
-        code, payload = _run(argv)
-        if payload is _SILENT:
+        try:
+            code, payload = _run(argv)
+        finally:
+            _Parser.help_stream = None
+        if payload is None or payload is _SILENT:  # --help was printed, or serve printed its own JSON
             pass
         elif want_json:
             out.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")
@@ -480,7 +302,7 @@ def _run(argv: list[str]) -> tuple[int, Any]:
         args = build_parser().parse_args(argv)
         return 0, COMMANDS[args.command](args)
     except SystemExit as exc:  # --help
-        return int(exc.code or 0), {}
+        return int(exc.code or 0), None
     except UsageError as exc:
         print(f"usage error: {exc}", file=sys.stderr)
         return 2, {"error": str(exc)}

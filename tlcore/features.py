@@ -1,4 +1,5 @@
-"""The feature cache: backbone outputs computed once per split, kept on disk, reused by heads.
+"""The feature cache: backbone outputs computed once per split, kept on disk, reused by heads;
+how many copies stage 1 caches (`cache_copies`) and its datasets (`stage1_datasets`).
 
 Stage 1 trains only the head on a frozen backbone (BatchNorm in inference mode), so the
 backbone's output for an image never changes during that stage: computing it once and
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import weakref
 
 import numpy as np
 
@@ -41,14 +43,11 @@ def stage1_key(source, config, ds, model) -> dict:
 
 def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list | None = None,
             copies: int = 1, seed: int = 0) -> np.ndarray:
-    """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace for all batches."""
+    """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace per extractor
+    for all batches and calls (train, validation and test share it)."""
     import tensorflow as tf
 
-    shape = [None, *extractor.input_shape[1:]]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
-    def forward(x):
-        return tf.cast(extractor(x, training=False), tf.float32)
+    forward = _forward(extractor)
 
     out = []
     for k in range(copies):
@@ -66,6 +65,26 @@ def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list |
             parts.append(forward(x).numpy())
         out.append(np.concatenate(parts, axis=0))
     return np.stack(out, axis=0)
+
+
+_FORWARD: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
+
+
+def _forward(extractor):
+    """The extractor's compiled forward pass, made once and freed with the extractor."""
+    import tensorflow as tf
+
+    fn = _FORWARD.get(extractor)
+    if fn is None:
+        owner = weakref.ref(extractor)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *extractor.input_shape[1:]], tf.float32)],
+                     reduce_retracing=True)
+        def fn(x):
+            return tf.cast(owner()(x, training=False), tf.float32)
+
+        _FORWARD[extractor] = fn
+    return fn
 
 
 def cached(key: str, make) -> np.ndarray:
@@ -99,13 +118,13 @@ def cached(key: str, make) -> np.ndarray:
 
 
 def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-            shuffle: bool = False, seed: int = 42):
+            shuffle: bool = False, seed: int = 42, one_hot: bool = False):
     """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
     import tensorflow as tf
 
     from .outputs import targets
 
-    y = targets(labels, num_classes)
+    y = targets(labels, num_classes, one_hot)
     copies = features.shape[0]
     per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
     ds = tf.data.Dataset.from_tensor_slices((per_image, y))
@@ -117,6 +136,52 @@ def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_si
     else:
         ds = ds.map(lambda f, t: (f[0], t))
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def cache_copies(config, aug_opts: dict, model, n_train: int) -> int:
+    """How many copies of the training features to cache for stage 1 (0: train end to end)."""
+    if config.feature_cache == "off" or config.image_recipe():
+        return 0  # RandAugment, MixUp and CutMix need the images themselves
+    copies = AUGMENTED_COPIES if aug_opts else 1
+    if config.feature_cache == "auto":
+        if aug_opts and config.head_epochs < 2 * copies:
+            return 0  # fewer epochs than it would take to pay for the copies
+        shape = model.get_layer("head").input_shape[1:]
+        if feature_bytes(shape, n_train, copies) > MAX_CACHE_BYTES:
+            return 0
+    return copies
+
+
+def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
+                      train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
+    from .data import augmentation_layers
+    from .model import feature_extractor
+
+    extractor = feature_extractor(model)
+    key = stage1_key(source, config, ds, model)
+    aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
+    f_train = cached(
+        cache_key(split="train", copies=copies, augment=aug_opts, **key),
+        lambda: compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
+    train_ds = dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
+                                one_hot=one_hot)
+
+    def split_features(split: str, images) -> np.ndarray:
+        return cached(cache_key(split=split, copies=1, augment={}, **key),
+                               lambda: compute(extractor, images, config.batch_size))[0]
+
+    def probabilities(split: str, images) -> np.ndarray:
+        """The classifier's probabilities from the (cached) features of a split: the head alone."""
+        from .predict import predict_probabilities
+
+        return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
+                                     config.batch_size)
+
+    val_ds = None
+    if len(val[0]):
+        val_ds = dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
+                                  one_hot=one_hot)
+    return train_ds, val_ds, probabilities
 
 
 def clear_cache() -> int:

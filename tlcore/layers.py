@@ -258,3 +258,29 @@ def block_summary(table: Sequence[LayerInfo]) -> list[dict]:
                         "last_layer": row.name, "layers": 1, "params": row.params,
                         "ends_at_cut_point": row.cut_point})
     return out
+
+
+def cached_layer_table(name: str, size: int, build) -> list[LayerInfo]:
+    """The layer table of catalog backbone `name` at `size`, from the home's cache (keyed by
+    backbone, size and Keras version) or from `build()` (a built backbone), stored for next time.
+    Reading a cached table needs neither TensorFlow nor a build."""
+    from importlib.metadata import version
+
+    from . import home
+    from .jsonio import read_json, write_json
+
+    folder = home.cache_dir() / "layer-tables"
+    path = folder / f"{name}@{int(size)}-keras{version('keras')}.json"
+    rows = read_json(path)
+    if isinstance(rows, list) and rows:
+        try:
+            return [LayerInfo(**row) for row in rows]
+        except TypeError:
+            pass  # an older file's fields: build again
+    table = layer_table(build())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(path, [row.to_dict() for row in table])
+    except OSError:
+        pass
+    return table
