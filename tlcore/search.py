@@ -264,10 +264,9 @@ def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: in
         raise OptionError("metric", f"must be one of {', '.join(METRICS)}. Received: {metric!r}")
     if scheduler not in SCHEDULERS:
         raise OptionError("scheduler", f"must be one of {', '.join(SCHEDULERS)}. Received: {scheduler!r}")
-    if int(seeds) < 1:
-        raise OptionError("seeds", f"must be at least 1. Received: {seeds}")
-    if max_concurrent is not None and int(max_concurrent) < 1:
-        raise OptionError("max_concurrent", f"must be at least 1. Received: {max_concurrent}")
+    for name, value in (("seeds", seeds), ("max_concurrent", max_concurrent or 1)):
+        if int(value) < 1:
+            raise OptionError(name, f"must be at least 1. Received: {value}")
     space = load_space(space)
     base_config = TrainConfig.from_dict(dict(base))
     chosen = points(space, trials, grid, seed=base_config.seed)
@@ -302,10 +301,6 @@ def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: in
         raise
     record.update(summarize(record, store))
     write_json(folder / "search.json", record)
-    return _public(record)
-
-
-def _public(record: dict) -> dict:
     return {"search_dir": record["search_dir"], "state": record["state"], "best": record["best"],
             "trials": record["trials"], "points": record["points_summary"]}
 
