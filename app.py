@@ -36,7 +36,7 @@ PAGES = {
         st.Page("views/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
         st.Page("views/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
         st.Page("views/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
-        st.Page("views/9_Sweep.py", url_path="sweep", title="Sweep", icon=":material/grid_view:"),
+        st.Page("views/9_Search.py", url_path="search", title="Search", icon=":material/grid_view:"),
     ],
 }
 

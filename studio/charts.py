@@ -284,3 +284,24 @@ def confusion_cells(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> g
                              hovertemplate="true %{y}<br>predicted %{x}<br>click to see the images"
                                            "<extra></extra>"))
     return fig
+
+
+def search_points(points: Sequence[Mapping], metric: str = "val_accuracy") -> go.Figure:
+    """A search's points as parallel coordinates: one axis per searched option (choices as
+    categories, numbers as numbers), the last the point's mean validation metric."""
+    scored = [p for p in points if p.get(f"{metric}_mean") is not None]
+    names = list(dict.fromkeys(k for p in points for k in p["options"]))
+    dims = []
+    for name in names:
+        values = [p["options"].get(name) for p in scored]
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            dims.append(dict(label=name, values=[float(v) for v in values]))
+        else:
+            labels = list(dict.fromkeys(str(v) for v in values))
+            dims.append(dict(label=name, values=[labels.index(str(v)) for v in values],
+                             tickvals=list(range(len(labels))), ticktext=labels))
+    score = [float(p[f"{metric}_mean"]) for p in scored]
+    dims.append(dict(label=metric.replace("_", " ") + " (mean)", values=score))
+    fig = go.Figure(go.Parcoords(line=dict(color=score, colorscale="Viridis", showscale=bool(score)),
+                                 dimensions=dims))
+    return _layout(fig, 340)

@@ -207,6 +207,19 @@ def error_words(exc: Exception) -> str:
     return str(exc)
 
 
+def export_check(report: dict) -> str:
+    """What an export's check found, in a sentence (or why there was none)."""
+    if report.get("format") == "code":
+        return "A Python script: nothing to check against the model; run it with `python SCRIPT DATA`."
+    if report.get("top1_agreement") is None:
+        return "Not checked: " + " ".join(report.get("warnings") or ["no images to check on."])
+    where = report.get("checked_on") or {}
+    source = f"the {where['split']} split" if "split" in where else f"the images of {where.get('folder')}"
+    return (f"Checked on {where.get('images', report.get('images_checked'))} images of {source}: the copy agrees "
+            f"with the original on {report['top1_agreement']:.0%} of top-1 labels (largest probability "
+            f"difference {report['max_probability_difference']:.2g}).")
+
+
 # --- test-time augmentation ----------------------------------------------------------
 
 TTA_LABELS = {"none": "None", "flip": "Flip (2 views)", "flip+crops": "Flip + centre crop (4 views)"}

@@ -29,7 +29,7 @@ from datagen import COLOURS, write_split
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["views/1_Home.py", "views/2_Backbone.py", "views/3_Layers.py", "views/4_Data.py",
          "views/5_Train.py", "views/6_Evaluate.py", "views/7_Predict.py", "views/8_Runs.py",
-         "views/0_Quick_start.py", "views/9_Sweep.py"]
+         "views/0_Quick_start.py", "views/9_Search.py"]
 QUICK, SWEEP = PAGES[8], PAGES[9]
 SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 
@@ -128,7 +128,7 @@ def test_every_page_renders_empty(page, tmp_path, monkeypatch):
                 "views/3_Layers.py": "Trainable, stage 2", "views/4_Data.py": "No dataset chosen yet",
                 "views/5_Train.py": "Choose a dataset first", "views/6_Evaluate.py": "No trained model yet",
                 "views/7_Predict.py": "No trained model yet", "views/8_Runs.py": "No runs yet",
-                "views/0_Quick_start.py": "No dataset yet", "views/9_Sweep.py": "Choose a dataset first"}[page]
+                "views/0_Quick_start.py": "No dataset yet", "views/9_Search.py": "Choose a dataset first"}[page]
     assert expected in shown
     assert "no run yet" in "\n".join(m.value for m in at.sidebar.markdown)
 
@@ -393,10 +393,16 @@ def test_runs_lists_exports_repeats_and_deletes(studio_home):
     assert studio_home.run_id in list(runs["run"]) and copy.name in list(runs["run"])
     assert len(at.get("plotly_chart")) == 1
 
+    assert at.selectbox(key="export_format").value == "bundle"  # the default download has the labels
+    codes = [c.value for c in at.code]
+    assert f"tlcore serve {studio_home.run_dir} --port 8000" in codes and any("curl" in c for c in codes)
+    at.selectbox(key="export_format").select("keras").run()
     [b for b in at.button if b.label == "Prepare the file"][0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     download = at.get("download_button")
     assert download and f"{studio_home.run_id}.keras" in str(download[0].proto)
+    at.toggle(key=f"code_{studio_home.run_id}").set_value(True).run()
+    assert not at.exception and any("def build_model" in c.value and "CUT_LAYER" in c.value for c in at.code)
 
     at.selectbox(key="w:runs_run").select(str(copy)).run()
     at.checkbox(key=f"sure_{copy.name}").check().run()
@@ -423,6 +429,13 @@ def jpeg_bytes(colour=(220, 40, 40), size=48, seed=0) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def frame_with(at: AppTest, column: str):
+    """The page's one dataframe that has `column`."""
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
 
 
 def button(at: AppTest, label: str):
@@ -621,7 +634,7 @@ def test_train_also_from_scratch_queues_both_and_runs_overlays_them(studio_home,
     pair = at.session_state["_compare_pair"]
     at.switch_page(PAGES[7]).run()
     assert at.multiselect(key="compare_runs").value == pair
-    differ = at.dataframe(key="compare_differ").value  # next to the curves: what changed between the two
+    differ = frame_with(at, "option")  # next to the curves: what changed between the two
     rows = {r["option"]: r for r in differ.to_dict("records")}
     assert rows["weights"][pair[0]] == "imagenet" and rows["weights"][pair[1]] == "none"
     assert rows["fine_tune_epochs"][pair[1]] == "15" and "data" not in rows and "backbone" not in rows
@@ -631,29 +644,56 @@ def test_train_also_from_scratch_queues_both_and_runs_overlays_them(studio_home,
     assert button(at, "Also train from scratch (compare)").disabled
 
 
-def test_sweep_starts_a_grid_and_opens_the_best_run(studio_home, monkeypatch, tmp_path):
+def test_search_starts_a_grid_and_opens_the_best_run(studio_home, monkeypatch, tmp_path):
+    from searchfake import write_search
+
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
-    started = fake_starts(monkeypatch, tmp_path,
-                          val_accuracy=lambda o: 0.9 if o["cut"] == "block_16_project_BN" else 0.4)
+    started = []
+
+    def start_search(base, space, grid=True, trials=8, seeds=1, metric="val_accuracy", scheduler="none",
+                     runs_dir=None):
+        started.append({"base": base, "space": space, "grid": grid, "seeds": seeds, "scheduler": scheduler})
+        return write_search(tmp_path, "s1", space, seeds=range(42, 42 + seeds),
+                            score=lambda o, seed: 0.9 if o["cut"] == "block_16_project_BN" else 0.4 + seed / 1000)
+
+    monkeypatch.setattr("tlcore.search.start_search", start_search)
     at = open_page(SWEEP, data=str(studio_home.data), **SMALL)
     assert not at.error, [e.value for e in at.error]
     cuts = [m for m in at.multiselect if m.label.startswith("Cut after")][0]
     assert len(cuts.value) == 1
-    table_names = [o for o in cuts.options]
-    target = [o for o in table_names if o.endswith(" · block_16_project_BN")][0]
+    target = [o for o in cuts.options if o.endswith(" · block_16_project_BN")][0]
     cuts.select(target).run()
-    button(at, "Start 2 runs").click().run()
+    at.number_input(key="search_seeds").set_value(2).run()
+    button(at, "Start 4 runs").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert len(started) == 2 and all(o["name"].startswith("sweep:") for o in started)
-    rows = at.dataframe[0].value
-    assert len(rows) == 2 and set(rows["state"]) == {"completed"}
+    assert started[0]["grid"] and started[0]["seeds"] == 2 and len(started[0]["space"]["cut"]) == 2
+    assert set(started[0]["space"]) == {"cut", "unfreeze_from", "lr", "dropout", "batch_size"}
+    assert started[0]["base"]["data"] == str(studio_home.data)
+    points = frame_with(at, "spread (std)")
+    assert list(points["runs"]) == [2, 2]
+    trials = frame_with(at, "seed")
+    assert len(trials) == 4 and set(trials["state"]) == {"completed"}
+    # lr, dropout and batch size have one choice each: only cut and unfreeze vary, a heatmap shows them
     assert ['"type":"heatmap"' in c.proto.spec.replace(" ", "") for c in at.get("plotly_chart")] == [True]
     best = button(at, "Open the best run (90.0%)")
     best.click().run()
     chosen = [r for r in (tmp_path / "runs").iterdir()
-              if json.loads((r / "config.json").read_text())["options"]["cut"] == "block_16_project_BN"][0]
-    assert at.session_state["run_dir"] == str(chosen)
+              if json.loads((r / "config.json").read_text())["options"]["cut"] == "block_16_project_BN"]
+    assert at.session_state["run_dir"] in {str(r) for r in chosen}
     assert any("The current run is" in s.value for s in at.success)
+
+
+def test_search_page_shows_other_spaces_as_parallel_coordinates(studio_home, monkeypatch, tmp_path):
+    from searchfake import write_search
+
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
+    write_search(tmp_path, "lr1", {"cut": ["out_relu"], "lr": [0.01, 0.001], "dropout": [0.2, 0.5]},
+                 score=lambda o, seed: 0.5 + o["lr"] * 10)
+    at = open_page(SWEEP, data=str(studio_home.data), **SMALL)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert ['"type":"parcoords"' in c.proto.spec.replace(" ", "") for c in at.get("plotly_chart")] == [True]
+    assert len(frame_with(at, "seed")) == 4 and not any("spread (std)" in d.value.columns for d in at.dataframe)
+    assert button(at, "Open the best run (60.0%)")
 
 
 def test_data_demo_button_and_webcam_snaps(tmp_path, monkeypatch):

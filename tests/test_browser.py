@@ -238,21 +238,6 @@ def test_studio_end_to_end(server, page, tmp_path):
     shot(page, "09-runs")
 
 
-def _fake_sweep(home: Path, sweep_id: str, results: dict) -> None:
-    """Completed runs of a sweep as `tlcore.sweep.start_sweep` names them, one epoch each."""
-    import json
-
-    for i, ((cut, unfreeze), acc) in enumerate(results.items()):
-        run = home / "runs" / f"29990101-00000{i}-sweep-{sweep_id}"
-        run.mkdir(parents=True)
-        (run / "status.json").write_text(json.dumps({"state": "completed", "host": socket.gethostname(),
-                                                     "started_at": f"2999-01-01T00:00:0{i}Z"}))
-        (run / "config.json").write_text(json.dumps({"options": {
-            "backbone": "MobileNetV2", "cut": cut, "unfreeze_from": unfreeze,
-            "name": f"sweep:{sweep_id}:{cut}:{unfreeze}"}}))
-        (run / "metrics.jsonl").write_text(json.dumps({"stage": 2, "epoch": 1, "val_accuracy": acc}) + "\n")
-
-
 def wait_for_text(page, text: str, timeout: float = 240.0) -> None:
     page.get_by_text(text).first.wait_for(timeout=timeout * 1000)
     settle(page)
@@ -330,18 +315,21 @@ def test_quick_start_end_to_end(server, page, tmp_path):
     settle(page)
     shot(page, "18-predict-imagenet-mode")
 
-    # Sweep: the results of a 2 x 2 grid (its runs written here; the app test starts one for real).
-    _fake_sweep(home, "b1e55e", {("block_13_expand_relu", "block_11_depthwise_BN"): 0.62,
-                                 ("block_13_expand_relu", "block_15_project"): 0.58,
-                                 ("out_relu", "block_11_depthwise_BN"): 0.81,
-                                 ("out_relu", "block_15_project"): 0.74})
-    go(page, "Sweep")
+    # Search: the results of a 2 x 2 grid (its runs written here; tests/test_search.py runs one on Ray).
+    from searchfake import write_search
+
+    scores = {("block_13_expand_relu", "block_11_depthwise_BN"): 0.62, ("block_13_expand_relu", "block_15_project"): 0.58,
+              ("out_relu", "block_11_depthwise_BN"): 0.81, ("out_relu", "block_15_project"): 0.74}
+    write_search(home, "b1e55e", {"cut": ["block_13_expand_relu", "out_relu"],
+                                  "unfreeze_from": ["block_11_depthwise_BN", "block_15_project"]},
+                 score=lambda o, seed: scores[(o["cut"], o["unfreeze_from"])])
+    go(page, "Search")
     page.get_by_test_id("stPlotlyChart").first.wait_for()
-    assert page.get_by_text("4 runs, 4 completed").count() == 1
+    assert page.get_by_text("4 of 4 runs started, 4 completed").count() == 1
     page.get_by_role("button", name="Open the best run (81.0%)").click()
     wait_for_text(page, "The current run is")
     page.mouse.move(0, 0)
-    shot(page, "14-sweep")
+    shot(page, "14-search")
 
     # Data: webcam snaps from Chromium's fake camera.
     go(page, "Data")

@@ -78,7 +78,7 @@ def test_predict_agrees_with_evaluate(trained):
 
 
 @pytest.mark.parametrize("fmt,quant", [("keras", "none"), ("savedmodel", "none"), ("tflite", "none"),
-                                       ("tflite", "float16"), ("tflite", "int8")])
+                                       ("tflite", "float16"), ("tflite", "dynamic")])
 def test_exports_agree(trained, fmt, quant):
     base, data, out, _ = trained
     dest = base / f"export-{fmt}-{quant}{'' if fmt == 'savedmodel' else '.' + fmt}"
@@ -90,6 +90,8 @@ def test_exports_agree(trained, fmt, quant):
     assert res["max_probability_difference"] < (0.2 if quant != "none" else 1e-3)
     side = dest if fmt == "savedmodel" else dest.parent
     assert (side / "labels.txt").read_text().split() == ["blue", "green", "red"]
+    assert {str(side / "labels.txt"), str(side / "preprocessing.json")} <= set(res["files"])
+    assert res["bytes"] > 0 and res["checked_on"] == {"split": "validation", "data": str(data), "images": 18}
 
 
 def test_runs_lists_and_deletes(trained, tmp_path):

@@ -470,3 +470,25 @@ def test_runs_from_before_the_per_file_split_keep_their_own_split(tmp_path):
         assert {f for f, l in old.files["validation"] if l == label} == set(files[2:6])
     assert recorded_method({"options": {}}) == "shuffle"
     assert recorded_method({"split_method": "by-file"}) == "by-file"
+
+
+@pytest.mark.parametrize("method", ["by-file", "shuffle"])
+def test_the_run_as_code_splits_a_flat_dataset_exactly_as_the_studio(tmp_path, method):
+    """`export --format code` writes its own copy of the split: it must pick the same files."""
+    from datagen import write_flat
+    from tlcore.codegen import render
+
+    root = write_flat(tmp_path / "flat", classes=("green", "red"), n=15)
+    values = {k: None for k in ("BACKBONE", "WEIGHTS", "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "POOLING",
+                                "DENSE", "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR",
+                                "OPTIMIZER", "BATCH_SIZE", "AUGMENT", "CLASS_WEIGHTS", "EARLY_STOPPING", "RESIZE",
+                                "DETERMINISTIC", "TRAIN_IN_STAGE_2", "FROZEN_WEIGHTS", "RUN_ID", "RUN_VAL_ACCURACY",
+                                "RUN_TEST_ACCURACY")}
+    values.update(CLASSES=["green", "red"], SEED=3, VAL_SPLIT=0.2, TEST_SPLIT=0.2, SPLIT_METHOD=method,
+                  IMAGE_EXTENSIONS=[".png"])
+    namespace = {"__name__": "not_main"}
+    exec(compile(render(values), "train_run.py", "exec"), namespace)
+    files = namespace["split_dataset"](str(root))
+    ds = scan(root, 0.2, 0.2, 3, split_method=method)
+    for split in SPLITS:
+        assert sorted(files[split]) == sorted(ds.files[split]), split

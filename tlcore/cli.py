@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from .console import human_text, stdout_to_stderr
+from .console import RUN, RUNS_DIR, TTA, TTA_HELP, human_text, stdout_to_stderr
 from .errors import OptionError, TLCoreError, UsageError, flag
 
 
@@ -61,12 +61,6 @@ def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument(flag(f.name), **kwargs)
 
 
-TTA = ("none", "flip", "flip+crops")  # predict.TTA_MODES (not imported here: the parser stays light)
-TTA_HELP = ("test-time augmentation: average the probabilities over the image and its mirror image "
-            "(flip, 2 passes), plus a centre crop and its mirror image (flip+crops, 4 passes); the model "
-            "is not changed")
-RUN = "a run folder, or a run id in the runs folder"
-RUNS_DIR = "the runs folder (default: the home's runs/)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", dest="config_file", help="repeat a run from its config.json")
     p.add_argument("--queue", action="store_true",
                    help="wait for the machine: one training at a time, first in first out")
+    p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
+                   help="then train the same model from random weights, to compare (JSON gains twin)")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
@@ -148,18 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "validation"], help="default: test, else validation")
     p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
-    p = cmd("predict", "classify images or folders of images with a run's model")
-    p.add_argument("run_dir", help=RUN)
-    p.add_argument("images", nargs="+", help="image files or folders (walked)")
+    p = cmd("predict", "classify images or folders of images with a run's model (or --imagenet BACKBONE)")
+    p.add_argument("run_dir", help="the run (with --imagenet: the first image)")
+    p.add_argument("images", nargs="*", help="image files or folders (walked)")
+    p.add_argument("--imagenet", metavar="BACKBONE", help="the untouched ImageNet model of BACKBONE, no run")
+    p.add_argument("--weights", default="imagenet", help="with --imagenet: imagenet or a weights file with the top")
     p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes shown per image")
     p.add_argument("--csv", help="also write the results as a CSV table here")
     p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
-    p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
+    p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
     p.add_argument("run_dir", help=RUN)
-    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"], help="the file format")
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="TFLite only")
-    p.add_argument("--out", required=True, help="a file (keras, tflite) or a folder (savedmodel)")
+    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"],
+                   help="the file format (code: the run as a training script)")
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
+                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
+    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
+                   help="TFLite input/output type (int8/uint8 with --quantize int8)")
+    p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
+    p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
+    p.add_argument("--out", required=True, help="a file, or a folder for savedmodel")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
     _add_config_options(p)
@@ -176,6 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
                    help="trials at once (default: 1 here, one per GPU on a cluster)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
+    p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
+    p = cmd("serve", "serve a run's model (or a bundle .zip) over HTTP: POST /predict, /health, /labels, /docs")
+    p.add_argument("source", metavar="RUN_OR_BUNDLE", help="a run folder or id, or a bundle .zip")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="0 takes any free port")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health")
+    p.add_argument("--max-image-mb", dest="max_image_mb", type=float, default=20,
+                   help="refuse larger uploads (413)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
     p.add_argument("--clear", action="store_true", help="delete every entry")
@@ -188,23 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ---------------------------------------------------------------------
 
 def _cmd_backbones(a):
-    from .catalog import CATALOG
-    from .latency import known, measure
+    from .latency import catalog_report
 
-    if a.measure is not None:
-        def progress(i, n, name):
-            if name:
-                print(f"measuring {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
-
-        return measure(a.measure, a.input_size, on_progress=progress)
-    times = known(a.input_size)
-    return [{**b.to_dict(), "ms_batch1": times.get(b.name, {}).get("ms_batch1"),
-             "ms_batch32": times.get(b.name, {}).get("ms_batch32")} for b in CATALOG.values()]
+    return catalog_report(a.measure, a.input_size)
 
 
 def _cmd_layers(a):
-    from .backbones import build_backbone
-    from .layers import layer_table
+    from .backbones import build_backbone, check_input_size
+    from .catalog import get_backbone
+    from .layers import cached_layer_table, layer_table
 
     if not a.backbone and not a.backbone_file:
         raise UsageError("tlcore layers: give a BACKBONE name or --backbone-file PATH")
@@ -213,10 +219,6 @@ def _cmd_layers(a):
 
         src = load_backbone_file(a.backbone_file)
         return [row.to_dict() for row in layer_table(src.backbone, src.paths)]
-    from .backbones import check_input_size
-    from .catalog import get_backbone
-    from .layers import cached_layer_table
-
     name = get_backbone(a.backbone).name
     size = check_input_size(name, a.input_size)
     return [row.to_dict() for row in cached_layer_table(name, size, lambda: build_backbone(name, size, weights=None))]
@@ -235,9 +237,9 @@ def _cmd_scan(a):
     return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
 
 
-_CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
+_CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
-            "scheduler", "address", "max_concurrent"}
+            "scheduler", "address", "max_concurrent", "search_id"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -266,8 +268,14 @@ def _cmd_train(a):
         print(f"run_dir: {path}", file=sys.stderr, flush=True)
 
     if a.resume:
+        if a.twin:
+            raise UsageError("tlcore train: --twin-from-scratch starts new runs; it does not go with --resume")
         return train(TrainConfig(), runs_dir=a.runs_dir, resume=a.resume, queue=a.queue, announce=announce)
     config = TrainConfig.from_dict(train_options(a))
+    if a.twin:
+        from .twin import train_with_twin
+
+        return train_with_twin(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
     return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
 
 
@@ -351,20 +359,44 @@ def _cmd_evaluate(a):
 def _cmd_predict(a):
     from .predict import predict
 
+    if a.imagenet:
+        from .imagenet import classify_files
+
+        return classify_files(a.imagenet, [a.run_dir, *a.images], a.weights, a.top_k, a.csv)
+    if not a.images:
+        raise UsageError("tlcore predict: give a RUN_DIR and at least one IMAGE_OR_FOLDER (or --imagenet BACKBONE)")
     return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, tta=a.tta)
+
+
+_SILENT = object()  # a command that printed its JSON itself (serve, once it is ready)
+_STDOUT: list = []  # the real stdout while a command runs
+
+
+def _cmd_serve(a):
+    from .serve import serve
+
+    def ready(info):
+        if a.json:
+            _STDOUT[-1].write(json.dumps(info) + "\n")
+            _STDOUT[-1].flush()
+        print(f"Serving {a.source} on {info['url']} (docs: {info['url']}/docs); Ctrl+C stops it.",
+              file=sys.stderr, flush=True)
+
+    serve(a.source, a.host, a.port, a.token, a.max_image_mb, a.runs_dir, ready)
+    return _SILENT
 
 
 def _cmd_export(a):
     from .export import export_run
 
-    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir)
+    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir, a.io, a.include, a.data)
 
 
 def _cmd_search(a):
     from .search import run_search
 
     return run_search(train_options(a), a.space, a.trials, a.grid, a.seeds, a.metric, a.scheduler,
-                      a.address, a.max_concurrent, a.runs_dir)
+                      a.address, a.max_concurrent, a.runs_dir, a.search_id)
 
 
 def _cmd_cache(a):
@@ -384,7 +416,7 @@ def _cmd_runs(a):
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
             "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "export": _cmd_export, "runs": _cmd_runs, "cache": _cmd_cache,
+            "predict": _cmd_predict, "export": _cmd_export, "serve": _cmd_serve, "runs": _cmd_runs, "cache": _cmd_cache,
             "search": _cmd_search}
 
 
@@ -406,11 +438,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with quiet_stderr("--verbose" not in argv), stdout_to_stderr() as out:
         _Parser.help_stream = out
+        _STDOUT[:] = [out]
         try:
             code, payload = _run(argv)
         finally:
             _Parser.help_stream = None
-        if payload is None:  # --help was printed
+        if payload is None or payload is _SILENT:  # --help was printed, or the command printed itself
             pass
         elif want_json:
             out.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")

@@ -75,3 +75,20 @@ def classify(name: str, images, weights: str = "imagenet", top_k: int = 5) -> li
         for j, p in zip(where, probs):
             out[j]["top"] = top_labels(p, classes, top_k)
     return out
+
+
+def classify_files(name: str, paths, weights: str = "imagenet", top_k: int = 5, csv_path=None) -> list[dict]:
+    """`tlcore predict --imagenet NAME`: `classify` over image files and folders (walked), like
+    `predict.predict` for a run: same result rows, same --csv table."""
+    from .errors import OptionError
+    from .predict import collect_images, write_csv
+
+    if int(top_k) < 1:
+        raise OptionError("top_k", f"must be 1 or more. Received: {top_k}")
+    files = collect_images(paths)
+    if not files:
+        raise TLCoreError("No images found in what was given.")
+    out = classify(name, [str(f) for f in files], weights, top_k)
+    if csv_path:
+        write_csv(out, csv_path, top_k)
+    return out

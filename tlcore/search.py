@@ -429,6 +429,47 @@ def summarize(record: dict, store: RunStore | None = None) -> dict:
 
 # --- following and stopping from elsewhere (the app, `tlcore stop`) -----------------------
 
+def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, seeds: int = 1,
+                 metric: str = "val_accuracy", scheduler: str = "none", runs_dir: str | None = None) -> str:
+    """Start `tlcore search` in its own process (as the app starts trainings); returns the
+    search's folder once its search.json exists. Options and space are checked here first."""
+    from .config import TrainConfig
+    from .jobs import _spawn
+
+    space = load_space(space)
+    chosen = points(space, trials, grid, seed=TrainConfig.from_dict(dict(base)).seed)
+    for point in chosen:
+        TrainConfig.from_dict(dict(base, **point)).check(data=False)
+    TrainConfig.from_dict(dict(base)).check()
+    search_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    folder = searches_dir() / search_id
+    pending = home.home() / "pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    cfg = pending / f"search-{search_id}.json"
+    write_json(cfg, {"options": dict(base)})
+    args = ["search", "--config", str(cfg), "--space", json.dumps(space), "--seeds", str(int(seeds)),
+            "--metric", metric, "--scheduler", scheduler, "--search-id", search_id, "--json"]
+    args += ["--grid"] if grid else ["--trials", str(int(trials))]
+    if runs_dir:
+        args += ["--runs-dir", str(runs_dir)]
+    proc = _spawn(args, f"search-{search_id}")
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if (folder / "search.json").exists():
+                return str(folder)
+            if proc.poll() is not None:
+                log = home.home() / "logs" / f"search-{search_id}.log"
+                lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("error:")] \
+                    if log.exists() else []
+                raise TLCoreError("The search did not start: " + (lines[-1][7:] if lines else "see its log."))
+            time.sleep(0.2)
+    finally:
+        if (folder / "search.json").exists() or proc.poll() is not None:
+            cfg.unlink(missing_ok=True)
+    raise TLCoreError("The search did not start within two minutes; see its log under TLCORE_HOME/logs.")
+
+
 def list_searches() -> list[dict]:
     """Every search's record, newest first, with its trials read afresh."""
     out = []
@@ -448,6 +489,10 @@ def load_search(ref: str) -> dict:
     record = read_json(path / "search.json")
     if not record:
         raise UsageError(f"No search at {ref}: give a search id or its folder (TLCORE_HOME/searches/ID).")
+    from .runs import process_alive
+
+    if record.get("state") == "running" and not process_alive(record.get("pid")):
+        record["state"] = "interrupted"
     return dict(record, **summarize(record))
 
 

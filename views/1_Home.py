@@ -15,7 +15,7 @@ STEPS = [
     ("views/6_Evaluate.py", "Evaluate", ":material/fact_check:", "test scores, confusion matrix, mistakes"),
     ("views/7_Predict.py", "Predict", ":material/image_search:", "drop images and see what the model says"),
     ("views/8_Runs.py", "Runs", ":material/history:", "compare, resume, repeat, export"),
-    ("views/9_Sweep.py", "Sweep", ":material/grid_view:", "a grid of cut × unfreeze points, compared"),
+    ("views/9_Search.py", "Search", ":material/grid_view:", "many runs over cut, unfreeze point and other options, compared"),
 ]
 
 

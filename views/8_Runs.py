@@ -9,8 +9,13 @@ from tlcore.datasets import delete_dataset, list_datasets
 from tlcore.export import export_file
 from tlcore.features import clear_cache
 from tlcore.runs import LIVE_STATES, RunStore, option_differences
+from tlcore.usage import curl_example, serve_command
 
-EXPORTS = {"keras": "Keras (.keras)", "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)"}
+EXPORTS = {"bundle": "Bundle (.zip: models, labels, model card)", "keras": "Keras (.keras)",
+           "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)", "onnx": "ONNX (.onnx)",
+           "code": "Training script (.py)"}
+QUANTIZE = {"none": "none (float32)", "float16": "float16 weights", "dynamic": "dynamic range (int8 weights)",
+            "int8": "full integer (int8)"}
 CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
           "accuracy": "training accuracy", "loss": "training loss"}
 
@@ -105,15 +110,18 @@ def export(run) -> None:
         return
     with st.container(border=True):
         st.markdown("**Export**")
-        c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-        fmt = c1.segmented_control("Format", list(EXPORTS), format_func=EXPORTS.get, default="keras",
-                                   key="export_format", required=True)
-        quantize = c2.selectbox("Quantize (TFLite)", ["none", "float16", "int8"], key="export_quantize",
-                                disabled=fmt != "tflite")
-        if c3.button("Prepare the file", icon=":material/build:", key="export"):
+        c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1.6], vertical_alignment="bottom")
+        fmt = c1.selectbox("Format", list(EXPORTS), format_func=EXPORTS.get, key="export_format")
+        tflite = fmt in ("tflite", "bundle")
+        quantize = c2.selectbox("TFLite quantization", list(QUANTIZE), format_func=QUANTIZE.get,
+                                key="export_quantize", disabled=not tflite)
+        io = c3.selectbox("TFLite input/output", ["float32", "uint8", "int8"], key="export_io",
+                          disabled=not tflite or quantize != "int8")
+        if c4.button("Prepare the file", icon=":material/build:", key="export"):
             with ui.guard("Exporting the model"):
-                with st.spinner("Exporting and checking the copy against the original…"):
-                    name, data, report = export_file(run.path, fmt, quantize if fmt == "tflite" else "none")
+                with st.spinner("Exporting and checking every copy against the original…"):
+                    name, data, report = export_file(run.path, fmt, quantize if tflite else "none", io=(
+                        io if tflite and quantize == "int8" else "float32"))
                 st.session_state["_export"] = {"run": run.run_id, "name": name, "data": data, "report": report}
         ready = st.session_state.get("_export")
         if ready and ready["run"] == run.run_id:
@@ -121,9 +129,37 @@ def export(run) -> None:
             st.download_button(f"Download {ready['name']} ({text.format_bytes(len(ready['data']))})",
                                ready["data"], file_name=ready["name"], icon=":material/download:",
                                mime="application/octet-stream", type="primary")
-            st.caption(f"Checked on {report['images_checked']} images: the copy agrees with the original on "
-                       f"{report['top1_agreement']:.0%} of top-1 labels (largest probability difference "
-                       f"{report['max_probability_difference']:.2g}).")
+            st.caption(text.export_check(report))
+    serving(run)
+    as_code(run)
+
+
+def serving(run) -> None:
+    with st.container(border=True):
+        st.markdown("**Serve it over HTTP**")
+        st.caption("A REST server on this machine (FastAPI): POST images to /predict, API docs at /docs. "
+                   "Add --token to require a bearer token; a bundle .zip serves the same way, and the Dockerfile "
+                   "in the project builds a serving image from one.")
+        st.code(serve_command(run.path), language="bash")
+        st.code(curl_example(), language="bash")
+
+
+def as_code(run) -> None:
+    with st.container(border=True):
+        st.markdown("**This run as code**")
+        st.caption("One standalone Keras script (keras, tensorflow, numpy, Pillow) that rebuilds this model "
+                   "and trains it the same way: run it with `python train.py DATA`.")
+        if st.toggle("Show the script", key=f"code_{run.run_id}"):
+            with ui.guard("Writing the script"):
+                st.code(_script(str(run.path), str(run.file("config.json").stat().st_mtime_ns)),
+                        language="python", line_numbers=True)
+
+
+@st.cache_data(max_entries=8, show_spinner="Writing the script…")
+def _script(run_dir: str, stamp: str) -> str:
+    from tlcore.codegen import script_text
+
+    return script_text(run_dir)
 
 
 def housekeeping() -> None:
