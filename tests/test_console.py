@@ -58,6 +58,7 @@ def test_presets_fit_in_80_columns(capfd):
     assert "scratch-small" in lines
 
 
+@pytest.mark.slow
 def test_tensorflow_chatter_is_hidden_unless_verbose(tmp_path):
     """The oneDNN and absl lines TensorFlow prints at import are dropped; --verbose keeps them;
     the engine's own messages pass either way."""

@@ -20,23 +20,15 @@ from .parser import _Parser, build_parser
 # --- commands ---------------------------------------------------------------------
 
 def _cmd_backbones(a):
-    from .catalog import CATALOG
-    from .latency import known, measure
+    from .latency import catalog_report
 
-    if a.measure is not None:
-        def progress(i, n, name):
-            if name:
-                print(f"measuring {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
-
-        return measure(a.measure, a.input_size, on_progress=progress)
-    times = known(a.input_size)
-    return [{**b.to_dict(), "ms_batch1": times.get(b.name, {}).get("ms_batch1"),
-             "ms_batch32": times.get(b.name, {}).get("ms_batch32")} for b in CATALOG.values()]
+    return catalog_report(a.measure, a.input_size)
 
 
 def _cmd_layers(a):
-    from .backbones import build_backbone
-    from .layers import layer_table
+    from .backbones import build_backbone, check_input_size
+    from .catalog import get_backbone
+    from .layers import cached_layer_table, layer_table
 
     if not a.backbone and not a.backbone_file:
         raise UsageError("tlcore layers: give a BACKBONE name or --backbone-file PATH")
@@ -45,10 +37,6 @@ def _cmd_layers(a):
 
         src = load_backbone_file(a.backbone_file)
         return [row.to_dict() for row in layer_table(src.backbone, src.paths)]
-    from .backbones import check_input_size
-    from .catalog import get_backbone
-    from .layers import cached_layer_table
-
     name = get_backbone(a.backbone).name
     size = check_input_size(name, a.input_size)
     return [row.to_dict() for row in cached_layer_table(name, size, lambda: build_backbone(name, size, weights=None))]

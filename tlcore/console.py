@@ -27,6 +27,15 @@ CHATTER = re.compile(
     r"|\* Endpoint '|Output Type:|Input Type:|Captures:|.*TensorSpec\()")
 
 
+# Words the parser repeats. TTA is predict.TTA_MODES (not imported: the parser stays light).
+TTA = ("none", "flip", "flip+crops")
+TTA_HELP = ("test-time augmentation: average the probabilities over the image and its mirror image "
+            "(flip, 2 passes), plus a centre crop and its mirror image (flip+crops, 4 passes); the model "
+            "is not changed")
+RUN = "a run folder, or a run id in the runs folder"
+RUNS_DIR = "the runs folder (default: the home's runs/)"
+
+
 def closest(name: str, choices, n: int = 3) -> list[str]:
     """Up to `n` of `choices` that look like `name` (case-insensitive), best first."""
     choices = [str(c) for c in choices]

@@ -127,3 +127,19 @@ def _time_backbone(name: str, size: int) -> dict:
     del fn, model
     gc.collect()
     return out
+
+
+def catalog_report(measure_names: list[str] | None = None, input_size: int | None = None) -> list[dict]:
+    """`tlcore backbones`: with `measure_names` (a list, empty for all) the measurements, with
+    progress on stderr; without, the catalog with this machine's ms/image where known."""
+    import sys
+
+    if measure_names is not None:
+        def progress(i: int, n: int, name: str) -> None:
+            if name:
+                print(f"measuring {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
+
+        return measure(measure_names, input_size, on_progress=progress)
+    times = known(input_size)
+    return [{**b.to_dict(), "ms_batch1": times.get(b.name, {}).get("ms_batch1"),
+             "ms_batch32": times.get(b.name, {}).get("ms_batch32")} for b in CATALOG.values()]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .console import RUN, RUNS_DIR, TTA, TTA_HELP
 from .errors import UsageError, flag
 
 
@@ -55,12 +56,6 @@ def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument(flag(f.name), **kwargs)
 
 
-TTA = ("none", "flip", "flip+crops")  # predict.TTA_MODES (not imported here: the parser stays light)
-TTA_HELP = ("test-time augmentation: average the probabilities over the image and its mirror image "
-            "(flip, 2 passes), plus a centre crop and its mirror image (flip+crops, 4 passes); the model "
-            "is not changed")
-RUN = "a run folder, or a run id in the runs folder"
-RUNS_DIR = "the runs folder (default: the home's runs/)"
 
 
 def build_parser() -> argparse.ArgumentParser:
