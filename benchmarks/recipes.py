@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -66,15 +67,19 @@ def run_one(data: Path, weights: Path, seed: int, extra: list[str], timeout: flo
         env = dict(os.environ, TLCORE_HOME=home, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
         cmd = [sys.executable, "-m", "tlcore", "train", str(data), *BASE, "--weights", str(weights),
                "--seed", str(seed), *extra, "--json"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=home)
         wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds (user + system) of the process: less sensitive than wall time to other work
+    cpu = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return {"error": " | ".join(tail)[:500], "wall": round(wall, 2)}
+        return {"error": " | ".join(tail)[:500], "wall": round(wall, 2), "cpu": cpu}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"test_accuracy": result.get("test_accuracy"), "val_accuracy": result.get("val_accuracy"),
-            "epochs": result.get("epochs"), "train_seconds": result.get("seconds"), "wall": round(wall, 2)}
+            "epochs": result.get("epochs"), "train_seconds": result.get("seconds"), "wall": round(wall, 2), "cpu": cpu}
 
 
 def run_grid(root: Path, kinds: list[str], seeds: list[int], recipes: list[str], weights: Path,
@@ -92,18 +97,19 @@ def run_grid(root: Path, kinds: list[str], seeds: list[int], recipes: list[str],
 
 
 def summary(path: Path, baseline: str = "default") -> str:
-    """A markdown table: per recipe and dataset, mean test accuracy over seeds (min-max),
-    mean wall seconds, and the median ratio of wall time to the baseline's in the same cell."""
+    """A markdown table: per recipe and dataset, mean test accuracy over seeds (min-max, n);
+    mean wall and CPU seconds per run; the median ratio of wall time to the baseline's in the
+    same cell (same dataset and seed), and the same for CPU time where it was recorded."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("test_accuracy") is not None]
     recipes = list(dict.fromkeys(r["recipe"] for r in rows))
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     by = {(r["recipe"], r["kind"], r["seed"]): r for r in rows}
     lines = ["| recipe | " + " | ".join(f"{k}: test acc (min-max, n)" for k in kinds)
-             + " | mean acc | mean s/run | time vs default |",
-             "| --- |" + " --- |" * (len(kinds) + 3)]
+             + " | mean acc | wall s/run | CPU s/run | wall vs default | CPU vs default |",
+             "| --- |" + " --- |" * (len(kinds) + 5)]
     for name in recipes:
-        cells, means, walls, ratios = [], [], [], []
+        cells, means, walls, cpus, ratios, cpu_ratios = [], [], [], [], [], []
         for kind in kinds:
             runs = [r for (n, k, _), r in by.items() if n == name and k == kind]
             accs = [r["test_accuracy"] for r in runs]
@@ -115,12 +121,20 @@ def summary(path: Path, baseline: str = "default") -> str:
             cells.append(f"{mean:.3f} ({min(accs):.2f}-{max(accs):.2f}, {len(accs)})")
             for r in runs:
                 walls.append(r["wall"])
+                if r.get("cpu"):
+                    cpus.append(r["cpu"])
                 base = by.get((baseline, kind, r["seed"]))
                 if base:
                     ratios.append(r["wall"] / base["wall"])
-        ratio = f"{statistics.median(ratios):.2f}x" if ratios else "-"
-        lines.append(f"| {name} | " + " | ".join(cells)
-                     + f" | {statistics.mean(means):.3f} | {statistics.mean(walls):.0f} | {ratio} |")
+                    if r.get("cpu") and base.get("cpu"):
+                        cpu_ratios.append(r["cpu"] / base["cpu"])
+
+        def fmt(values, pattern):
+            return pattern.format(statistics.median(values)) if values else "-"
+
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {statistics.mean(means):.3f}"
+                     + f" | {statistics.mean(walls):.0f} | " + (f"{statistics.mean(cpus):.0f}" if cpus else "-")
+                     + f" | {fmt(ratios, '{:.2f}x')} | {fmt(cpu_ratios, '{:.2f}x')} |")
     return "\n".join(lines)
 
 
