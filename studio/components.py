@@ -322,8 +322,11 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
         right.plotly_chart(charts.top_k(top), key=f"top_{key}")
 
 
-def show_predictions(run, files: list, k: int, with_gradcam: bool = True) -> None:
-    """Classify uploaded files (or camera snaps) with a run's model; one card per file."""
+def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: str = "none") -> None:
+    """Classify uploaded files (or camera snaps) with a run's model, averaged over the views of `tta`;
+    one card per file."""
+    import time
+
     import numpy as np
 
     from tlcore.images import ImageProblem, display_image
@@ -341,7 +344,11 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True) -> Non
                 ok.append(f)
             except ImageProblem as exc:
                 problems[f.file_id] = str(exc)
-        probs = model.probabilities(np.stack(arrays)) if arrays else []
+        t0 = time.perf_counter()
+        probs = model.probabilities(np.stack(arrays), tta=tta) if arrays else []
+        if arrays and tta != "none":
+            seconds = time.perf_counter() - t0
+            st.caption(text.tta_cost({"mode": tta, "seconds": seconds}, len(arrays)))
         results = {f.file_id: top_labels(p, model.labels, k) for f, p in zip(ok, probs)}
         stamp = model_stamp(model)
         for f in files:

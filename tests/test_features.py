@@ -138,3 +138,32 @@ def test_augmented_cache_keeps_five_copies_and_auto_trains_end_to_end_for_few_ep
     assert auto["state"] == "completed"
     assert "feature_cache" not in status  # 3 epochs do not pay for 5 augmented copies
     assert len(metrics) == 3
+
+
+@pytest.mark.slow
+def test_a_cached_run_is_scored_from_its_features_with_the_full_models_numbers(tlhome, make_dataset, monkeypatch):
+    """A head-only run on cached features is evaluated from the features (its test split's are
+    cached too, the whole model is not run again), and the numbers equal the whole model's."""
+    from tlcore import evaluate
+    from tlcore.config import TrainConfig
+    from tlcore.predict import RunModel
+    from tlcore.train import train
+
+    data = make_dataset("split", classes=("red", "green", "blue"), counts={"train": 8, "validation": 3, "test": 4},
+                        size=32)
+    calls = []
+    real = RunModel.probabilities
+    monkeypatch.setattr(RunModel, "probabilities", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    cfg = TrainConfig(data=str(data), backbone="ResNet50", weights="none", input_size=32, cut="conv2_block3_out",
+                      head_epochs=3, fine_tune_epochs=0, augment="none", early_stopping=0, batch_size=8, lr=0.01,
+                      seed=1, feature_cache="on")
+    result = train(cfg, runs_dir=str(tlhome / "runs"))
+    assert result["state"] == "completed" and calls == []  # scored without running the whole model
+    assert list((tlhome / "cache" / "features").glob("*.npy")) and len(list(
+        (tlhome / "cache" / "features").glob("*.npy"))) == 3  # train, validation and test features
+    recorded = json.loads((Path(result["run_dir"]) / "evaluation.json").read_text())
+    full = evaluate.evaluate_run(result["run_dir"])  # the saved model, run end to end
+    assert calls and full["accuracy"] == recorded["accuracy"] == result["test_accuracy"]
+    assert full["confusion_matrix"] == recorded["confusion_matrix"]
+    assert [m["file"] for m in full["misclassified"]] == [m["file"] for m in recorded["misclassified"]]
+    assert full["loss"] == pytest.approx(recorded["loss"], rel=1e-4, abs=1e-6)

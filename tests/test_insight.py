@@ -114,7 +114,7 @@ def test_presets_build_what_they_claim():
     from tlcore.presets import apply_preset, get_preset, list_presets
 
     assert {p.name for p in list_presets()} == {"inception-mixed7", "vgg19-frozen", "resnet50-layers165",
-                                               "two-stage", "scratch-small"}
+                                               "two-stage", "modern", "scratch-small"}
     opts = apply_preset("inception-mixed7", {"weights": "none", "data": "x"})
     cfg = TrainConfig.from_dict(opts)
     p, model = _planned(cfg, 2)

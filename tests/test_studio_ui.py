@@ -30,6 +30,20 @@ def test_epoch_progress_estimates_time_left():
     assert idle["text"].startswith("Preparing")
 
 
+def test_time_left_is_estimated_per_stage():
+    """At epoch 11 of 70 in stage 2, ten fast cached stage-1 epochs do not make the estimate tiny."""
+    stage1 = [{"stage": 1, "epoch": i, "seconds": 0.1} for i in range(1, 11)]
+    status = {"pid": 1, "stage": 2, "epoch": 12, "epochs_total": 70, "batch": 0, "batches_total": 10,
+              "stage_epochs": {"1": 10, "2": 60}}
+    metrics = stage1 + [{"stage": 2, "epoch": 11, "seconds": 1.5}]
+    now, _ = text.epoch_progress(status, metrics, None, now=0.0)
+    assert now["epoch_seconds_left"] == pytest.approx(1.5) and now["run_seconds_left"] == pytest.approx(1.5 * 59)
+    assert "1 min" in now["text"]
+    early, _ = text.epoch_progress(dict(status, stage=1, epoch=5), stage1[:4], None, now=0.0)
+    assert early["stage_seconds_left"] == pytest.approx(0.1 * 6) and early["run_seconds_left"] is None
+    assert "for stage 1, then stage 2" in early["text"]
+
+
 def test_stage_boundaries():
     metrics = [{"stage": 1, "epoch": 1}, {"stage": 1, "epoch": 2}, {"stage": 2, "epoch": 3}]
     assert charts.stage_boundary(metrics) == 2.5

@@ -96,8 +96,10 @@ def get_backbone(name: str) -> Backbone:
     """
     key = _LOWER.get(str(name).lower())
     if key is None:
+        from .console import did_you_mean
+
         raise TLCoreError(
-            f"Unknown backbone {name!r}. Choose one of: {', '.join(CATALOG)} "
+            f"Unknown backbone {name!r}.{did_you_mean(name, CATALOG)} Choose one of: {', '.join(CATALOG)} "
             "(or give a saved model with --backbone-file)."
         )
     return CATALOG[key]

@@ -17,14 +17,25 @@ from .errors import OptionError, TLCoreError, UsageError, flag
 
 
 class _Parser(argparse.ArgumentParser):
+    help_stream = None  # where --help goes: the real stdout while `main` sends fd 1 to stderr
+
+    def __init__(self, *args, **kwargs):
+        from .console import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # argparse would print usage and exit; we answer per contract
         raise UsageError(f"{self.prog}: {message}")
+
+    def print_help(self, file=None):
+        super().print_help(file or _Parser.help_stream)
 
 
 def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
     """Every `TrainConfig` option as a flag, derived from its field: name, type, choices, help.
     Defaults are left out (SUPPRESS), so only what the user gives reaches the options."""
-    from .config import OPTIONS
+    from .config import DEFAULTS, OPTIONS
 
     S = argparse.SUPPRESS
     if data:
@@ -33,7 +44,10 @@ def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
         meta = f.metadata
         if not meta.get("cli", True):
             continue
-        kwargs: dict[str, Any] = {"dest": f.name, "default": S, "help": meta.get("help")}
+        default = DEFAULTS.get(f.name)
+        shown = "" if default in (None, False, [], "") else f" (default: {default})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": S,
+                                  "help": (meta.get("help") or "") + shown.replace("%", "%%")}
         if meta.get("flag"):
             kwargs["action"] = "store_true"
         else:
@@ -42,7 +56,17 @@ def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
                     kwargs[key] = meta[key]
             if meta.get("nargs") == "+":
                 kwargs["metavar"] = "PATTERN"
+            elif not meta.get("choices") and meta.get("type") in (int, float):
+                kwargs["metavar"] = "N" if meta["type"] is int else "X"
         p.add_argument(flag(f.name), **kwargs)
+
+
+TTA = ("none", "flip", "flip+crops")  # predict.TTA_MODES (not imported here: the parser stays light)
+TTA_HELP = ("test-time augmentation: average the probabilities over the image and its mirror image "
+            "(flip, 2 passes), plus a centre crop and its mirror image (flip+crops, 4 passes); the model "
+            "is not changed")
+RUN = "a run folder, or a run id in the runs folder"
+RUNS_DIR = "the runs folder (default: the home's runs/)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,27 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     def cmd(name, help):
         p = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
         p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        p.add_argument("--verbose", action="store_true",
+                       help="also show TensorFlow's start-up messages and an export's signature listing")
         return p
 
-    cmd("backbones", "list every backbone of the catalog")
+    p = cmd("backbones", "list every backbone of the catalog, with ms/image here where measured")
+    p.add_argument("--measure", nargs="*", metavar="NAME", help="time these backbones (all when no name is "
+                   "given) on this machine: ms per image at batch 1 and 32, median after warm-up; cached")
+    p.add_argument("--input-size", dest="input_size", type=int, help="measure at this size (the backbone's default)")
     p = cmd("layers", "the layer table of a backbone, with clean cut points")
-    p.add_argument("backbone", nargs="?")
-    p.add_argument("--backbone-file", dest="backbone_file")
-    p.add_argument("--input-size", dest="input_size", type=int)
+    p.add_argument("backbone", nargs="?", help="a catalog backbone name (see `tlcore backbones`)")
+    p.add_argument("--backbone-file", dest="backbone_file", help="a saved model (.keras/.h5) or SavedModel folder")
+    p.add_argument("--input-size", dest="input_size", type=int, help="input side in pixels (the backbone's default)")
     p = cmd("import", "copy a .zip or folder into the managed datasets folder")
-    p.add_argument("source")
-    p.add_argument("--datasets-dir", dest="datasets_dir")
-    p.add_argument("--name")
+    p.add_argument("source", help="a .zip file or a folder with one sub-folder per class")
+    p.add_argument("--datasets-dir", dest="datasets_dir", help="where managed datasets live (the home's datasets/)")
+    p.add_argument("--name", help="the dataset's name there (the source's name)")
     p = cmd("scan", "check a folder dataset: classes, counts per split, problems")
-    p.add_argument("data")
-    p.add_argument("--val-split", dest="val_split", type=float, default=0.2)
-    p.add_argument("--test-split", dest="test_split", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("data", help="the dataset folder")
+    p.add_argument("--val-split", dest="val_split", type=float, default=0.2, help="validation fraction (flat layout)")
+    p.add_argument("--test-split", dest="test_split", type=float, default=0.1, help="test fraction (flat layout)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the split")
 
     p = cmd("train", "train a classifier: head on the frozen backbone, then fine-tuning")
     _add_config_options(p)
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--run-id", dest="run_id")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p.add_argument("--run-id", dest="run_id", help="the run folder's name (default: time, backbone, random)")
     p.add_argument("--resume", help="continue an interrupted or stopped run from its checkpoint")
     p.add_argument("--config", dest="config_file", help="repeat a run from its config.json")
     p.add_argument("--queue", action="store_true",
@@ -86,51 +115,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd("presets", "the classic recipes `train --preset NAME` applies")
     p = cmd("calibrate", "fit temperature scaling on the validation split and bake it into the model")
-    p.add_argument("run_dir")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("explain", "Grad-CAM: where the model looked, as an overlay PNG")
-    p.add_argument("run_dir")
-    p.add_argument("image")
-    p.add_argument("--out", required=True)
-    p.add_argument("--class", dest="label")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("image", help="the image to explain")
+    p.add_argument("--out", required=True, help="the overlay PNG to write")
+    p.add_argument("--class", dest="label", help="explain this class (default: the predicted one)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
-    p.add_argument("out_dir")
-    p.add_argument("--classes", type=int, default=4)
-    p.add_argument("--per-class", dest="per_class", type=int, default=150)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out_dir", help="the folder to write (train/validation/test inside)")
+    p.add_argument("--classes", type=int, default=4, help="how many shapes")
+    p.add_argument("--per-class", dest="per_class", type=int, default=150, help="images per shape")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawing")
     p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
     _add_config_options(p)
-    p.add_argument("--stage", type=int, default=1, choices=[1, 2])
-    p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7)
-    p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0)
-    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--stage", type=int, default=1, choices=[1, 2], help="1: the head alone; 2: fine-tuning")
+    p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7, help="the first rate tried")
+    p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0, help="the last rate tried")
+    p.add_argument("--steps", type=int, default=100, help="batches, one per rate")
     p = cmd("stop", "ask a running training to stop (it saves its model)")
-    p.add_argument("run_dir")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("evaluate", "score a run on its test split (or validation)")
-    p.add_argument("run_dir")
-    p.add_argument("--data")
-    p.add_argument("--split", choices=["test", "validation"])
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--data", help="another dataset with the same classes (default: the run's own)")
+    p.add_argument("--split", choices=["test", "validation"], help="default: test, else validation")
+    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("predict", "classify images or folders of images with a run's model")
-    p.add_argument("run_dir")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", dest="top_k", type=int, default=5)
-    p.add_argument("--csv")
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("images", nargs="+", help="image files or folders (walked)")
+    p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes shown per image")
+    p.add_argument("--csv", help="also write the results as a CSV table here")
+    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("export", "export a run's model as .keras, SavedModel or TFLite")
-    p.add_argument("run_dir")
-    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"])
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"])
-    p.add_argument("--out", required=True)
-    p.add_argument("--runs-dir", dest="runs_dir")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite"], help="the file format")
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "int8"], help="TFLite only")
+    p.add_argument("--out", required=True, help="a file (keras, tflite) or a folder (savedmodel)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
     p.add_argument("--clear", action="store_true", help="delete every entry")
     p = cmd("runs", "list the runs in the store, or delete some")
-    p.add_argument("--runs-dir", dest="runs_dir")
-    p.add_argument("--delete", nargs="+", metavar="RUN_ID")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p.add_argument("--delete", nargs="+", metavar="RUN_ID", help="delete these runs first")
     return parser
 
 
@@ -138,8 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_backbones(a):
     from .catalog import CATALOG
+    from .latency import known, measure
 
-    return [b.to_dict() for b in CATALOG.values()]
+    if a.measure is not None:
+        def progress(i, n, name):
+            if name:
+                print(f"measuring {name} ({i + 1}/{n})", file=sys.stderr, flush=True)
+
+        return measure(a.measure, a.input_size, on_progress=progress)
+    times = known(a.input_size)
+    return [{**b.to_dict(), "ms_batch1": times.get(b.name, {}).get("ms_batch1"),
+             "ms_batch32": times.get(b.name, {}).get("ms_batch32")} for b in CATALOG.values()]
 
 
 def _cmd_layers(a):
@@ -170,7 +210,7 @@ def _cmd_scan(a):
     return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
 
 
-_CONTROL = {"command", "json", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
+_CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "classes",
             "stage", "min_lr", "max_lr", "steps"}
 
 
@@ -258,13 +298,13 @@ def _cmd_stop(a):
 def _cmd_evaluate(a):
     from .evaluate import evaluate_run
 
-    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir)
+    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir, tta=a.tta)
 
 
 def _cmd_predict(a):
     from .predict import predict
 
-    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir)
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, tta=a.tta)
 
 
 def _cmd_export(a):
@@ -296,6 +336,14 @@ COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_i
 # --- output -----------------------------------------------------------------------
 
 def _human(result: Any) -> str:
+    if isinstance(result, list) and result and set(result[0]) == {"name", "description", "options"}:
+        import textwrap  # tlcore presets: readable in 80 columns
+
+        return "\n\n".join(
+            f"{p['name']}\n" + textwrap.fill(p["description"], 78, initial_indent="  ", subsequent_indent="  ")
+            + "\n" + textwrap.fill(" ".join(_as_flags(p["options"])), 78, initial_indent="  options: ",
+                                   subsequent_indent="    ")
+            for p in result)
     if isinstance(result, dict) and {"layers", "stages", "warnings"} <= set(result):  # tlcore plan
         lines = [_human(result["layers"]), ""]
         for stage, info in result["stages"].items():
@@ -323,6 +371,16 @@ def _human(result: Any) -> str:
     return str(result)
 
 
+def _as_flags(options: dict) -> list[str]:
+    out = []
+    for key, value in options.items():
+        if value is False or value == []:
+            continue
+        name = "--" + key.replace("_", "-")
+        out.append(name if value is True else f"{name} {' '.join(map(str, value)) if isinstance(value, list) else value}")
+    return out
+
+
 def _cell(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -347,9 +405,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     want_json = "--json" in argv
-    with _stdout_to_stderr() as out:
-        code, payload = _run(argv)
-        if want_json:
+    from .console import quiet_stderr
+
+    with quiet_stderr("--verbose" not in argv), _stdout_to_stderr() as out:
+        _Parser.help_stream = out
+        try:
+            code, payload = _run(argv)
+        finally:
+            _Parser.help_stream = None
+        if payload is None:  # --help was printed
+            pass
+        elif want_json:
             out.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")
         elif code == 0:
             out.write(_human(payload) + "\n")
@@ -369,7 +435,7 @@ def _run(argv: list[str]) -> tuple[int, Any]:
         args = build_parser().parse_args(argv)
         return 0, COMMANDS[args.command](args)
     except SystemExit as exc:  # --help
-        return int(exc.code or 0), {}
+        return int(exc.code or 0), None
     except UsageError as exc:
         print(f"usage error: {exc}", file=sys.stderr)
         return 2, {"error": str(exc)}

@@ -19,9 +19,10 @@ from typing import Any
 
 from .errors import OptionError, TLCoreError
 
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine", "onecycle")
 POOLINGS = ("avg", "max", "flatten")
-AUGMENTS = ("none", "light", "strong")
+AUGMENTS = ("none", "light", "strong", "randaugment")
 FLIPS = ("none", "horizontal", "vertical", "both")
 RESIZE_MODES = ("stretch", "pad", "crop")
 AUTO_ON_OFF = ("auto", "on", "off")
@@ -59,12 +60,26 @@ class TrainConfig:
     fine_tune_epochs: int = _opt(5, "stage 2: epochs fine-tuning from the unfreeze point", type=int)
     lr: float = _opt(1e-3, "stage 1 learning rate", type=float)
     fine_tune_lr: float | None = _opt(None, "stage 2 learning rate (default: lr / 10)", type=float)
-    optimizer: str = _opt("adam", "optimizer", choices=OPTIMIZERS)
+    optimizer: str = _opt("adam", "optimizer (sgd with momentum 0.9; adamw: Adam with decoupled weight decay)",
+                          choices=OPTIMIZERS)
+    weight_decay: float | None = _opt(None, "decoupled weight decay of the optimizer (default: none; "
+                                      "AdamW's own 0.004 with --optimizer adamw)", type=float)
+    schedule: str = _opt("constant", "learning rate over each stage: constant, cosine decay (Keras "
+                         "CosineDecay, after --warmup-epochs), or onecycle (a warm-up over 3 tenths of the steps from lr/25, "
+                         "then cosine decay)", choices=SCHEDULES)
+    warmup_epochs: int = _opt(0, "with --schedule cosine: epochs of linear warm-up from 0 at the start of "
+                              "each stage", type=int)
+    label_smoothing: float = _opt(0.0, "label smoothing of the loss, 0 = off (0.1 is usual)", type=float)
     batch_size: int = _opt(32, "images per batch", type=int)
     pooling: str = _opt("avg", "pooling of the backbone's features", choices=POOLINGS)
     dense: list = _opt([], "hidden dense layer sizes (none by default)", type=int, nargs="*")
     dropout: float = _opt(0.2, "dropout before the output", type=float)
-    augment: str = _opt("light", "augmentation preset", choices=AUGMENTS)
+    augment: str = _opt("light", "augmentation preset (randaugment: Keras RandAugment, 2 random ops "
+                        "per image; it needs images, so no feature cache)", choices=AUGMENTS)
+    mixup: float = _opt(0.0, "MixUp alpha (Keras MixUp; 0 = off, 0.2 is usual): blend pairs of "
+                        "training images and labels; needs images, so no feature cache", type=float)
+    cutmix: float = _opt(0.0, "CutMix alpha (Keras CutMix; 0 = off, 1.0 is usual): paste a patch of "
+                         "another image; with --mixup too, batches alternate", type=float)
     flip: str | None = _opt(None, "random flips", choices=FLIPS)
     rotation: float | None = _opt(None, "random rotation, degrees", type=float)
     zoom: float | None = _opt(None, "random zoom, fraction", type=float)
@@ -114,6 +129,11 @@ class TrainConfig:
 
     def augment_overrides(self) -> dict:
         return {k: getattr(self, k) for k in ("flip", "rotation", "zoom", "shift", "shear", "contrast")}
+
+    def image_recipe(self) -> list[str]:
+        """What needs the images themselves every epoch (so no stage-1 feature cache)."""
+        return [name for name, on in (("RandAugment", self.augment == "randaugment"),
+                                      ("MixUp", bool(self.mixup)), ("CutMix", bool(self.cutmix))) if on]
 
     @property
     def stage2_lr(self) -> float:
@@ -172,6 +192,16 @@ class TrainConfig:
             raise OptionError("backbone_file", f"not found: {self.backbone_file}")
         if self.weights not in (None, "imagenet", "none") and not Path(self.weights).expanduser().is_file():
             raise OptionError("weights", f"must be imagenet, none, or a weights file. File not found: {self.weights}")
+        if not _whole(self.warmup_epochs) or self.warmup_epochs < 0:
+            raise OptionError("warmup_epochs", f"must be a whole number, 0 or more. Received: {self.warmup_epochs!r}")
+        _fraction("label_smoothing", self.label_smoothing)
+        if self.weight_decay is not None:
+            _fraction("weight_decay", self.weight_decay)
+        for name in ("mixup", "cutmix"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 10.0 \
+                    or math.isnan(value):
+                raise OptionError(name, f"must be from 0 (off) to 10. Received: {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
             raise OptionError("dropout", f"must be at least 0 and below 1. Received: {self.dropout}")
         for units in self.dense:

@@ -391,6 +391,7 @@ AUGMENT_PRESETS = {
     "light": {"flip": "horizontal", "rotation": 10.0, "zoom": 0.1},
     "strong": {"flip": "horizontal", "rotation": 40.0, "zoom": 0.2, "shift": 0.2, "shear": 0.2,
                "contrast": 0.2},
+    "randaugment": {"randaugment": True},  # Keras RandAugment: 2 random ops per image
 }
 
 
@@ -437,6 +438,8 @@ def augmentation_layers(options: dict, seed: int | None = None) -> list:
         layers.append(keras.layers.RandomShear(s, s, seed=seed))
     if options.get("contrast"):
         layers.append(keras.layers.RandomContrast(float(options["contrast"]), seed=seed))
+    if options.get("randaugment"):
+        layers.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed))
     return layers
 
 
@@ -456,13 +459,15 @@ def augmentation_preview(image: np.ndarray, options: dict, n: int = 6, seed: int
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-                 shuffle: bool = False, augment: list | None = None, seed: int = 42):
-    """A tf.data pipeline over decoded images: shuffle, batch, augment (train only), prefetch."""
+                 shuffle: bool = False, augment: list | None = None, seed: int = 42,
+                 one_hot: bool = False, mix=None):
+    """A tf.data pipeline over decoded images: shuffle, batch, augment and `mix` (a function of a
+    batch's images and targets, MixUp/CutMix; train only), prefetch."""
     import tensorflow as tf
 
     from .outputs import targets
 
-    y = targets(labels, num_classes)
+    y = targets(labels, num_classes, one_hot)
     ds = tf.data.Dataset.from_tensor_slices((images, y))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -474,4 +479,6 @@ def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch
                 x = layer(x, training=True)
             return tf.clip_by_value(x, 0.0, 255.0), t
         ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    if mix is not None:
+        ds = mix(ds)
     return ds.prefetch(tf.data.AUTOTUNE)

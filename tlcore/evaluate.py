@@ -54,15 +54,24 @@ def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: 
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
-                 model=None, dataset=None) -> dict:
-    """Score a run on `split` (default: test, else validation) of its own dataset or `data`.
+                 model=None, dataset=None, tta: str = "none", probabilities=None) -> dict:
+    """Score a run on `split` (default: test, else validation) of its own dataset or `data`;
+    `tta` averages the probabilities over views of each image (`predict.tta_views`) and the
+    result's `tta` says which, how many views and how long the forward passes took.
+
+    `probabilities(split, images)`, when given (a run that just trained its head on cached
+    features), scores from those features instead of running the whole model again.
 
     The result is written to the run's evaluation.json when the run's own dataset is used.
     """
+    import time
+
     from .data import scan, split_arrays
+    from .predict import check_tta, tta_count
 
     if split not in (None, "test", "validation"):
         raise OptionError("split", f"must be test or validation. Received: {split!r}")
+    check_tta(tta)
     rm = RunModel(run_dir, runs_dir, model=model)
     opts = rm.run.config().get("options", {})
     ds = dataset
@@ -78,8 +87,14 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     if not ds.files.get(chosen):
         raise TLCoreError(f"The dataset has no {chosen} images to evaluate on.")
     images, labels, files, problems = split_arrays(ds, chosen, rm.input_size, rm.resize)
-    probs = rm.probabilities(images)
-    result = {"split": chosen, **score(probs, labels, rm.labels, files), "skipped": problems}
+    t0 = time.perf_counter()
+    if probabilities is not None and tta == "none":
+        probs = probabilities(chosen, images)
+    else:
+        probs = rm.probabilities(images, tta=tta)
+    seconds = time.perf_counter() - t0
+    result = {"split": chosen, **score(probs, labels, rm.labels, files), "skipped": problems,
+              "tta": {"mode": tta, "views": tta_count(tta), "seconds": round(seconds, 3)}}
     if data is None:
         write_json(rm.run.file("evaluation.json"), result)
     return result

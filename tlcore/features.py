@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import weakref
 
 import numpy as np
 
@@ -32,14 +33,11 @@ def cache_key(**parts) -> str:
 
 def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list | None = None,
             copies: int = 1, seed: int = 0) -> np.ndarray:
-    """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace for all batches."""
+    """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace per extractor
+    for all batches and calls (train, validation and test share it)."""
     import tensorflow as tf
 
-    shape = [None, *extractor.input_shape[1:]]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
-    def forward(x):
-        return tf.cast(extractor(x, training=False), tf.float32)
+    forward = _forward(extractor)
 
     out = []
     for k in range(copies):
@@ -57,6 +55,26 @@ def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list |
             parts.append(forward(x).numpy())
         out.append(np.concatenate(parts, axis=0))
     return np.stack(out, axis=0)
+
+
+_FORWARD: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
+
+
+def _forward(extractor):
+    """The extractor's compiled forward pass, made once and freed with the extractor."""
+    import tensorflow as tf
+
+    fn = _FORWARD.get(extractor)
+    if fn is None:
+        owner = weakref.ref(extractor)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *extractor.input_shape[1:]], tf.float32)],
+                     reduce_retracing=True)
+        def fn(x):
+            return tf.cast(owner()(x, training=False), tf.float32)
+
+        _FORWARD[extractor] = fn
+    return fn
 
 
 def cached(key: str, make) -> np.ndarray:
@@ -90,13 +108,13 @@ def cached(key: str, make) -> np.ndarray:
 
 
 def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-            shuffle: bool = False, seed: int = 42):
+            shuffle: bool = False, seed: int = 42, one_hot: bool = False):
     """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
     import tensorflow as tf
 
     from .outputs import targets
 
-    y = targets(labels, num_classes)
+    y = targets(labels, num_classes, one_hot)
     copies = features.shape[0]
     per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
     ds = tf.data.Dataset.from_tensor_slices((per_image, y))

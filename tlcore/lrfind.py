@@ -41,7 +41,7 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     from .outputs import loss_name, targets
     from .plan import apply_stage, make_plan
     from .source import load_source
-    from .train import make_optimizer
+    from .recipe import make_optimizer
 
     if stage not in (1, 2):
         raise OptionError("stage", f"must be 1 or 2. Received: {stage}")

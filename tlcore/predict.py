@@ -14,6 +14,9 @@ from .images import ImageProblem, is_ignored, is_image_name, load_image
 from .outputs import probabilities
 from .runs import RunStore
 
+TTA_MODES = ("none", "flip", "flip+crops")
+CROP = 0.875  # the centre crop of flip+crops keeps this fraction of each side, resized back
+
 
 @functools.lru_cache(maxsize=4)
 def _load_model_cached(path: str, mtime_ns: int):
@@ -54,9 +57,12 @@ class RunModel:
             raise TLCoreError(f"Run {run.run_id} has no labels.json.")
         self._fn = None
 
-    def probabilities(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities [n, classes] for uint8/float RGB images [n, size, size, 3]."""
-        return predict_probabilities(self.model, images, len(self.labels), batch_size)
+    def probabilities(self, images: np.ndarray, batch_size: int = 32, tta: str = "none") -> np.ndarray:
+        """Class probabilities [n, classes] for uint8/float RGB images [n, size, size, 3], averaged
+        over the test-time augmentation views of `tta` (`tta_views`); the model is never changed."""
+        views = tta_views(images, tta)
+        return np.mean([predict_probabilities(self.model, v, len(self.labels), batch_size) for v in views],
+                       axis=0)
 
     def load(self, source) -> np.ndarray:
         return load_image(source, self.input_size, self.resize)
@@ -98,6 +104,38 @@ def _serving_fn(model):
     return fn
 
 
+def check_tta(tta: str) -> str:
+    if tta not in TTA_MODES:
+        raise OptionError("tta", f"must be one of {', '.join(TTA_MODES)}. Received: {tta!r}")
+    return tta
+
+
+def tta_count(tta: str) -> int:
+    """How many views (forward passes per image) `tta` costs."""
+    return {"none": 1, "flip": 2, "flip+crops": 4}[check_tta(tta)]
+
+
+def tta_views(images: np.ndarray, tta: str = "none") -> list[np.ndarray]:
+    """The views of a batch that test-time augmentation averages over: the images; with `flip`
+    also their mirror images; with `flip+crops` also the centre crop (`CROP` of each side,
+    resized back) and its mirror image."""
+    check_tta(tta)
+    x = np.asarray(images, dtype=np.float32)
+    views = [x]
+    if tta == "none" or len(x) == 0:
+        return views
+    views.append(x[:, :, ::-1, :])
+    if tta == "flip+crops":
+        import tensorflow as tf
+
+        h, w = x.shape[1:3]
+        ch, cw = max(1, round(h * CROP)), max(1, round(w * CROP))
+        top, left = (h - ch) // 2, (w - cw) // 2
+        crop = tf.image.resize(x[:, top:top + ch, left:left + cw, :], (h, w)).numpy()
+        views += [crop, crop[:, :, ::-1, :]]
+    return views
+
+
 def collect_images(paths) -> list[Path]:
     """Image files from files and folders (walked, hidden and litter files skipped)."""
     out: list[Path] = []
@@ -115,10 +153,12 @@ def collect_images(paths) -> list[Path]:
     return out
 
 
-def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None) -> list[dict]:
-    """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones)."""
+def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None, tta: str = "none") -> list[dict]:
+    """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones);
+    with `tta`, probabilities averaged over that many views of each image (`tta_views`)."""
     if int(top_k) < 1:
         raise OptionError("top_k", f"must be 1 or more. Received: {top_k}")
+    check_tta(tta)
     rm = RunModel(run_dir, runs_dir)
     files = collect_images(images)
     if not files:
@@ -131,7 +171,7 @@ def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None) -> li
         except ImageProblem as exc:
             results.append((i, {"image": str(f), "top": [], "error": str(exc)}))
     if arrays:
-        probs = rm.probabilities(np.stack(arrays))
+        probs = rm.probabilities(np.stack(arrays), tta=tta)
         for i, p in zip(ok, probs):
             results.append((i, {"image": str(files[i]), "top": top_labels(p, rm.labels, top_k)}))
     out = [r for _, r in sorted(results, key=lambda t: t[0])]

@@ -234,9 +234,14 @@ def progress_estimate(status: dict, metrics: list[dict], seen: dict | None = Non
             in this epoch and when), so the rate can be measured live; None at first.
         now: the current time (``time.time()``).
 
+    Epochs are timed per stage: stage-1 epochs on cached features can be 10-100 times faster
+    than stage-2 epochs, so the time left in a stage comes from that stage's own epochs (its
+    first, which traces and may compute features, left out once there are others), and the
+    run's time left is None while a later stage has no epoch timed yet.
+
     Returns:
-        ``({fraction, epoch_seconds_left, run_seconds_left}, seen)``; a time left is None
-        while there is nothing to estimate it from.
+        ``({fraction, epoch_seconds_left, stage_seconds_left, run_seconds_left}, seen)``; a time
+        left is None while there is nothing to estimate it from.
     """
     now = time.time() if now is None else now
     stage, epoch = status.get("stage"), int(status.get("epoch") or 0)
@@ -249,18 +254,24 @@ def progress_estimate(status: dict, metrics: list[dict], seen: dict | None = Non
     rate = None
     if batches and batch > seen["batch"] and now > seen["time"]:
         rate = (batch - seen["batch"]) / (now - seen["time"])  # batches per second
-    finished = [m.get("seconds") for m in metrics if m.get("seconds")]
-    recent = finished[-3:]
+    this_stage = [m.get("seconds") for m in metrics if m.get("seconds") and m.get("stage", stage) == stage]
+    if len(this_stage) > 1:
+        this_stage = this_stage[1:]
+    recent = this_stage[-3:]
     per_epoch = float(sum(recent) / len(recent)) if recent else None
+    stage_epochs = {int(k): int(v) for k, v in (status.get("stage_epochs") or {}).items()}
+    stage_end = stage_epochs.get(1, 0) if stage == 1 and stage_epochs else epochs_total
     epoch_left = None
     if batches:
         if rate:
             epoch_left = (batches - batch) / rate
         elif per_epoch:
             epoch_left = (1.0 - fraction) * per_epoch
-    run_left = None
+    stage_left = run_left = None
     if epoch_left is not None:
         full = per_epoch or (batches / rate if rate and batches else None)
-        later = max(0, epochs_total - epoch)
-        run_left = epoch_left + (later * full if full else 0.0)
-    return {"fraction": fraction, "epoch_seconds_left": epoch_left, "run_seconds_left": run_left}, seen
+        later = max(0, stage_end - epoch)
+        stage_left = epoch_left + (later * full if full else 0.0)
+        run_left = stage_left if epochs_total <= stage_end else None  # a later stage is not timed yet
+    return {"fraction": fraction, "epoch_seconds_left": epoch_left, "stage_seconds_left": stage_left,
+            "run_seconds_left": run_left}, seen

@@ -2,13 +2,16 @@
 
 Runs start through `jobs.start_training`, so they wait in the machine's queue and run one
 after another; a grid shares the stage-1 feature cache wherever cut and data are the same.
-A sweep's runs are tagged ``sweep:ID:CUT:UNFREEZE`` in their name; its results are read back
-from the run store as rows, a cut x unfreeze matrix, and the best row.
+A sweep's runs are tagged ``sweep:ID:CUT:UNFREEZE`` in their name; with several seeds per point
+each point is trained once per seed (seed, seed + 1, ...), and the point's figure is the mean
+over its seeds, with the spread beside it (`point_summary`). Results are read back from the run
+store as rows, a cut x unfreeze matrix of means, and the best point.
 """
 from __future__ import annotations
 
 import itertools
 import secrets
+import statistics
 from typing import Sequence
 
 from .errors import TLCoreError
@@ -27,40 +30,79 @@ def from_scratch(options: dict) -> dict:
     return out
 
 
-def grid(base: dict, cuts: list, unfreezes: list, sweep_id: str) -> list[dict]:
-    """Options for every (cut, unfreeze point) pair, each tagged with the sweep id in its name."""
+MAX_RUNS = 25
+
+
+def grid(base: dict, cuts: list, unfreezes: list, sweep_id: str, seeds: int = 1) -> list[dict]:
+    """Options for every (cut, unfreeze point) pair, `seeds` times each (seeds base, base + 1, ...),
+    each tagged with the sweep id in its name.
+
+    Raises:
+        OptionError: `seeds` below 1; TLCoreError: no point, or more than `MAX_RUNS` runs.
+    """
+    from .errors import OptionError
+
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise OptionError("seeds", f"must be a whole number, 1 or more. Received: {seeds!r}")
     if not cuts or not unfreezes:
         raise TLCoreError("A sweep needs at least one cut point and one unfreeze point.")
-    if len(cuts) * len(unfreezes) > 25:
-        raise TLCoreError(f"{len(cuts) * len(unfreezes)} runs is too many for one sweep; use at most 25.")
+    total = len(cuts) * len(unfreezes) * seeds
+    if total > MAX_RUNS:
+        raise TLCoreError(f"{total} runs is too many for one sweep; use at most {MAX_RUNS}.")
+    first = int(base.get("seed", 42))
     out = []
     for cut, unfreeze in itertools.product(cuts, unfreezes):
-        opts = dict(base, cut=str(cut), unfreeze_from=str(unfreeze),
-                    name=f"sweep:{sweep_id}:{cut}:{unfreeze}")
-        if int(opts.get("fine_tune_epochs", 0)) == 0:
-            opts["fine_tune_epochs"] = 3
-        out.append(opts)
+        for k in range(seeds):
+            opts = dict(base, cut=str(cut), unfreeze_from=str(unfreeze), seed=first + k,
+                        name=f"sweep:{sweep_id}:{cut}:{unfreeze}")
+            if int(opts.get("fine_tune_epochs", 0)) == 0:
+                opts["fine_tune_epochs"] = 3
+            out.append(opts)
     return out
 
 
-def start_sweep(base: dict, cuts: list, unfreezes: list, runs_dir=None) -> tuple[str, list]:
+def start_sweep(base: dict, cuts: list, unfreezes: list, runs_dir=None, seeds: int = 1) -> tuple[str, list]:
     from .jobs import start_training
 
     sweep_id = secrets.token_hex(6)
-    runs = [start_training(opts, runs_dir) for opts in grid(base, cuts, unfreezes, sweep_id)]
+    runs = [start_training(opts, runs_dir) for opts in grid(base, cuts, unfreezes, sweep_id, seeds)]
     return sweep_id, runs
 
 
 def sweep_results(sweep_id: str, runs_dir=None) -> list[dict]:
-    """[{cut, unfreeze_from, run_id, run_dir, state, val_accuracy}] of one sweep's runs."""
+    """[{cut, unfreeze_from, seed, run_id, run_dir, state, val_accuracy, test_accuracy}] of one
+    sweep's runs."""
     rows = []
     for run in RunStore(runs_dir).runs():
         opts = run.config().get("options") or {}
         if str(opts.get("name") or "").startswith(f"sweep:{sweep_id}:"):
             s = run.summary()
-            rows.append({"cut": opts.get("cut"), "unfreeze_from": opts.get("unfreeze_from"), "run_id": s["run_id"],
-                         "run_dir": s["run_dir"], "state": s["state"], "val_accuracy": s["val_accuracy"]})
-    return sorted(rows, key=lambda r: (r["cut"], r["unfreeze_from"]))
+            rows.append({"cut": opts.get("cut"), "unfreeze_from": opts.get("unfreeze_from"),
+                         "seed": opts.get("seed"), "run_id": s["run_id"], "run_dir": s["run_dir"],
+                         "state": s["state"], "val_accuracy": s["val_accuracy"],
+                         "test_accuracy": s.get("test_accuracy")})
+    return sorted(rows, key=lambda r: (r["cut"], r["unfreeze_from"], r["seed"] or 0))
+
+
+def point_summary(rows: Sequence[dict], metric: str = "val_accuracy") -> list[dict]:
+    """One row per (cut, unfreeze point): {cut, unfreeze_from, runs, scored, mean, std, min, max,
+    seeds, best_run_dir} of `metric` over the point's seeds (std is the sample standard deviation,
+    0 with one score; None figures until a run has a score)."""
+    points: dict[tuple, list[dict]] = {}
+    for r in rows:
+        points.setdefault((str(r["cut"]), str(r["unfreeze_from"])), []).append(r)
+    out = []
+    for (cut, unfreeze), group in points.items():
+        scored = [r for r in group if r.get(metric) is not None]
+        values = [float(r[metric]) for r in scored]
+        best = max(scored, key=lambda r: r[metric]) if scored else None
+        out.append({"cut": cut, "unfreeze_from": unfreeze, "runs": len(group), "scored": len(values),
+                    "mean": statistics.fmean(values) if values else None,
+                    "std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
+                    "min": min(values) if values else None, "max": max(values) if values else None,
+                    "seeds": [r.get("seed") for r in group],
+                    "best_run_dir": best.get("run_dir") if best else None})
+    return out
 
 
 def list_sweeps(store: RunStore | None = None) -> list[str]:
@@ -75,7 +117,8 @@ def list_sweeps(store: RunStore | None = None) -> list[str]:
 
 def sweep_matrix(rows: Sequence[dict], cut_order: Sequence[str] = (),
                  unfreeze_order: Sequence[str] = ()) -> tuple[list[str], list[str], list[list]]:
-    """(cuts, unfreeze points, validation accuracy [cut][unfreeze] or None) of sweep rows.
+    """(cuts, unfreeze points, validation accuracy [cut][unfreeze] or None) of sweep rows; a
+    point trained with several seeds shows the mean over them (`point_summary`).
 
     Cuts and unfreeze points follow the given orders (layer order), then first appearance.
     """
@@ -86,8 +129,8 @@ def sweep_matrix(rows: Sequence[dict], cut_order: Sequence[str] = (),
     cuts = order([str(r["cut"]) for r in rows], cut_order)
     unfreezes = order([str(r["unfreeze_from"]) for r in rows], unfreeze_order)
     z: list[list] = [[None] * len(unfreezes) for _ in cuts]
-    for r in rows:
-        z[cuts.index(str(r["cut"]))][unfreezes.index(str(r["unfreeze_from"]))] = r.get("val_accuracy")
+    for p in point_summary(rows):
+        z[cuts.index(p["cut"])][unfreezes.index(p["unfreeze_from"])] = p["mean"]
     return cuts, unfreezes, z
 
 

@@ -32,22 +32,7 @@ CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
 CHANCE_TOLERANCE = 0.02
 
 
-def make_optimizer(name: str, lr: float):
-    import keras
-
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
-
-
-def compile_model(model, optimizer: str, lr: float, num_classes: int, xla: bool = False) -> None:
-    from .outputs import loss_name
-
-    loss = loss_name(num_classes)
-    model.compile(optimizer=make_optimizer(optimizer, lr), loss=loss, metrics=["accuracy"],
-                  jit_compile=bool(xla))
+from .recipe import compile_model, make_optimizer  # noqa: F401  (their home is `recipe`)
 
 
 class StopRequested:
@@ -83,9 +68,10 @@ class Checkpointer:
     def __init__(self, model, path: Path, min_interval: float = 10.0):
         self.model, self.path, self.min_interval = model, path, min_interval
         self.last = float("-inf")
-        self.pending = None
+        self.pending = self.best = None
 
     def improved(self) -> None:
+        self.best = self.model.get_weights()  # the run's best weights, kept in memory too
         if time.monotonic() - self.last >= self.min_interval:
             self._write()
         else:
@@ -217,6 +203,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     status = {"state": "queued" if queue else "running", "pid": os.getpid(),
               "host": socket.gethostname(), "started_at": now_iso(), "ended_at": None,
               "stage": None, "epoch": 0, "epochs_total": config.head_epochs + config.fine_tune_epochs,
+              "stage_epochs": {"1": config.head_epochs, "2": config.fine_tune_epochs},
               "batch": 0, "batches_total": None, "error": None, "traceback": None}
     if resume:
         status["resumed_at"] = now_iso()
@@ -261,6 +248,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     import keras
 
     from . import device
+    from . import recipe
     from .data import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
     from .evaluate import evaluate_run
     from .model import build_model, parameter_counts
@@ -309,9 +297,11 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     if len(x_train) == 0:
         raise TLCoreError("No training images could be read; see `tlcore scan` for the reasons.")
     aug_opts = augmentation_options(config.augment, **config.augment_overrides())
+    one_hot = recipe.one_hot(config, n_classes)
     train_ds = make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True,
-                            augment=augmentation_layers(aug_opts, config.seed), seed=config.seed)
-    val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size) if len(x_val) else None
+                            augment=augmentation_layers(aug_opts, config.seed), seed=config.seed,
+                            one_hot=one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
+    val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=one_hot) if len(x_val) else None
     weights = class_weights(y_train, n_classes, config.class_weights)
 
     plan = make_plan(config, n_classes, source)
@@ -348,6 +338,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     best: dict = {}
     checkpoint = Checkpointer(model, run.file("checkpoint.keras"))
     first = 0
+    from_features = None  # scores from cached features, while the backbone stays as stage 1 left it
     for stage, n_epochs, lr in stages:
         last = first + n_epochs
         if n_epochs == 0 or epochs_done >= last:
@@ -357,14 +348,18 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
         run.write_status(stage=stage, parameters=parameter_counts(model))
         fit_model, fit_train, fit_val = model, train_ds, val_ds
         copies = _cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 else 0
+        if stage == 1 and config.feature_cache != "off" and config.image_recipe():
+            warn(f"No feature cache in stage 1: {' and '.join(config.image_recipe())} change the images "
+                 "themselves every epoch, so the backbone runs over every image of every epoch.")
         if copies:
             run.write_status(stage=1, feature_cache=f"computing ({copies} cop{'y' if copies == 1 else 'ies'})")
-            fit_train, fit_val = _feature_datasets(model, source, config, ds, aug_opts, copies,
-                                                   (x_train, y_train), (x_val, y_val), n_classes)
+            fit_train, fit_val, from_features = _feature_datasets(
+                model, source, config, ds, aug_opts, copies, (x_train, y_train), (x_val, y_val), n_classes, one_hot)
             fit_model = model.get_layer("head")
             run.write_status(feature_cache=f"on ({copies} cop{'y' if copies == 1 else 'ies'})")
         with dev["strategy"].scope():
-            compile_model(fit_model, config.optimizer, lr, n_classes, config.xla)
+            recipe.compile_stage(fit_model, config, lr, n_classes, n_epochs,
+                                 recipe.steps_per_epoch(len(x_train), config.batch_size))
         verbose = 1 if sys.stderr.isatty() else 2
         fit_model.fit(fit_train, validation_data=fit_val, epochs=last,
                       initial_epoch=max(first, epochs_done),
@@ -372,6 +367,8 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                       callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
                                            checkpoint, on_epoch))
         checkpoint.flush()
+        if stage == 2:
+            from_features = None
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if stop:
             state = "stopped"
@@ -387,19 +384,19 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
                                          "batches_total": now.get("batches_total")},
                          epoch=last_epoch, stage=finished[0]["stage"] if finished else now.get("stage"),
                          batch=now.get("batches_total") if finished else 0)
-    if config.early_stopping and best.get("epoch") not in (None, last_epoch) \
-            and run.file("checkpoint.keras").exists():
+    if config.early_stopping and best.get("epoch") not in (None, last_epoch) and checkpoint.best is not None:
         # Early stopping restores the best weights of the whole run, across both stages.
-        best_model = keras.models.load_model(str(run.file("checkpoint.keras")), safe_mode=True, compile=False)
-        model.set_weights(best_model.get_weights())
+        model.set_weights(checkpoint.best)
         run.write_status(best_epoch=best["epoch"])
+        if any(m["stage"] == 2 and m["epoch"] <= best["epoch"] for m in metrics):
+            from_features = None
     save_atomic(model, run.file("model.keras"))
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
     test_acc = None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
         stage_before = run.raw_status().get("stage")
         run.write_status(stage="evaluate")
-        ev = evaluate_run(run.path, model=model, dataset=ds)
+        ev = evaluate_run(run.path, model=model, dataset=ds, probabilities=from_features)
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
     warn(chance_warning(metrics, n_classes, config, final=True))
@@ -451,8 +448,8 @@ def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> i
     """How many copies of the training features to cache for stage 1 (0: train end to end)."""
     from . import features
 
-    if config.feature_cache == "off":
-        return 0
+    if config.feature_cache == "off" or config.image_recipe():
+        return 0  # RandAugment, MixUp and CutMix need the images themselves
     copies = features.AUGMENTED_COPIES if aug_opts else 1
     if config.feature_cache == "auto":
         if aug_opts and config.head_epochs < 2 * copies:
@@ -464,7 +461,7 @@ def _cache_copies(config: TrainConfig, aug_opts: dict, model, n_train: int) -> i
 
 
 def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, copies: int,
-                      train: tuple, val: tuple, n_classes: int):
+                      train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
     from . import features
     from .data import augmentation_layers
     from .model import feature_extractor
@@ -478,10 +475,22 @@ def _feature_datasets(model, source, config: TrainConfig, ds, aug_opts: dict, co
     f_train = features.cached(
         features.cache_key(split="train", copies=copies, augment=aug_opts, **key),
         lambda: features.compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
-    train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed)
+    train_ds = features.dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
+                                one_hot=one_hot)
+
+    def split_features(split: str, images) -> np.ndarray:
+        return features.cached(features.cache_key(split=split, copies=1, augment={}, **key),
+                               lambda: features.compute(extractor, images, config.batch_size))[0]
+
+    def probabilities(split: str, images) -> np.ndarray:
+        """The classifier's probabilities from the (cached) features of a split: the head alone."""
+        from .predict import predict_probabilities
+
+        return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
+                                     config.batch_size)
+
     val_ds = None
     if len(val[0]):
-        f_val = features.cached(features.cache_key(split="validation", copies=1, augment={}, **key),
-                                lambda: features.compute(extractor, val[0], config.batch_size))
-        val_ds = features.dataset(f_val, val[1], n_classes, config.batch_size)
-    return train_ds, val_ds
+        val_ds = features.dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
+                                  one_hot=one_hot)
+    return train_ds, val_ds, probabilities

@@ -26,9 +26,16 @@ PREPROCESSING_CHOICES = {"auto": "auto (from the model)", "none": PREPROCESSING[
 
 
 def catalog_table() -> None:
+    from tlcore.latency import known
+
     st.dataframe(
-        text.catalog_rows(), hide_index=True, height=320,
+        text.catalog_rows(known()), hide_index=True, height=320,
         column_config={
+            "ms/image here": st.column_config.NumberColumn(
+                format="%.1f ms", help="Measured on this machine at the default input size, one image at a time "
+                                       "(median after warm-up). Empty until measured: use the buttons below."),
+            "ms/image at batch 32": st.column_config.NumberColumn(
+                format="%.1f ms", help="The same, per image in batches of 32 (training, evaluation)."),
             "Size (MB)": st.column_config.NumberColumn(format="%.0f"),
             "Top-1 accuracy": st.column_config.NumberColumn(format="%.1f%%", help="ImageNet validation"),
             "Top-5 accuracy": st.column_config.NumberColumn(format="%.1f%%", help="ImageNet validation"),
@@ -37,7 +44,34 @@ def catalog_table() -> None:
             "Input size": st.column_config.NumberColumn(format="%d px", help="default input size"),
             "Min input": st.column_config.NumberColumn(format="%d px"),
         })
-    st.caption("Figures as Keras publishes them in its Applications table. Click a column to sort.")
+    st.caption("Figures as Keras publishes them in its Applications table, and the time per image measured "
+               "here. Click a column to sort.")
+    measure_buttons()
+
+
+def measure_buttons() -> None:
+    """Time the selected backbone, or every one, on this machine (cached), with a progress bar."""
+    name = state.get("backbone") or "MobileNetV2"
+    c1, c2, _ = st.columns([2, 2, 2])
+    one = c1.button(f"Measure {name} here", icon=":material/timer:", key="measure_one")
+    every = c2.button("Measure all 40 (takes minutes)", icon=":material/timer:", key="measure_all")
+    from tlcore.latency import known
+
+    mine = known().get(name)
+    if mine:
+        st.caption(f"{name} here: {mine['ms_batch1']:.1f} ms per image one at a time, "
+                   f"{mine['ms_batch32']:.1f} ms per image in batches of 32 (at {mine['input_size']} px).")
+    if one or every:
+        from tlcore.latency import measure
+
+        bar = st.progress(0.0, text="Building the first backbone…")
+
+        def progress(i: int, n: int, current: str) -> None:
+            bar.progress(i / n, text=f"Measuring {current} ({i + 1} of {n})…" if current else "Done.")
+
+        with ui.guard("Measuring the backbones"):
+            measure([name] if one else None, on_progress=progress)
+            st.rerun()
 
 
 def _reset_size() -> None:

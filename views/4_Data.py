@@ -23,7 +23,9 @@ AUG_FIELDS = {  # name: (label, min, max, step, help)
 }
 FLIPS = ["none", "horizontal", "vertical", "both"]
 PRESET_HELP = {"none": "no augmentation", "light": "flips, small rotations and zoom",
-               "strong": "the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast"}
+               "strong": "the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast",
+               "randaugment": "Keras RandAugment: two random operations per image (colour, geometry); "
+                              "needs the images every epoch, so no feature cache in stage 1"}
 
 
 def show_import(result: dict) -> None:
@@ -230,7 +232,7 @@ def augmentation(ds) -> None:
     st.subheader("Augmentation (training images only)")
     preset = st.segmented_control("Preset", list(AUGMENT_PRESETS), key=state.bound("augment", "light"),
                                   on_change=_new_preset, required=True,
-                                  format_func=lambda p: p.capitalize())
+                                  format_func=lambda p: {"randaugment": "RandAugment"}.get(p, p.capitalize()))
     preset = preset or "light"
     state.put("augment", preset)
     st.caption(PRESET_HELP.get(preset, ""))

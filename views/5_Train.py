@@ -7,7 +7,7 @@ import streamlit as st
 
 from studio import charts, components as ui, state
 from tlcore.presets import list_presets
-from tlcore.config import OPTIMIZERS
+from tlcore.config import OPTIMIZERS, SCHEDULES
 from tlcore.jobs import queued_runs
 from tlcore.runs import LIVE_STATES, RunStore
 
@@ -79,7 +79,8 @@ def hyperparameters() -> None:
                                     "epochs, and keep the best weights. 0 turns it off.")
     c1, c2, c3, c4 = st.columns(4)
     optimizer = c1.selectbox("Optimizer", OPTIMIZERS, key=state.bound("optimizer", "adam", lambda v: v in OPTIMIZERS),
-                             format_func={"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD (momentum 0.9)"}.get)
+                             format_func={"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
+                                          "sgd": "SGD (momentum 0.9)"}.get)
     lr = c2.number_input("Learning rate, stage 1", min_value=1e-7, max_value=1.0, step=1e-4, format="%.1e",
                          key=state.bound("lr", coerce=float))
     auto = c3.toggle("Stage 2 at a tenth of it", key=state.bound("fine_tune_lr_auto", state.get("fine_tune_lr") is None),
@@ -90,7 +91,28 @@ def hyperparameters() -> None:
     else:
         fine_lr = c4.number_input("Learning rate, stage 2", min_value=1e-8, max_value=1.0, step=1e-5,
                                   format="%.1e", key=state.bound("fine_tune_lr", lr / 10, coerce=float))
+    c1, c2, c3, c4 = st.columns(4)
+    schedule = c1.selectbox("Learning-rate schedule", SCHEDULES, key=state.bound("schedule", "constant",
+                            lambda v: v in SCHEDULES), format_func={"constant": "Constant", "cosine": "Cosine decay",
+                                                                   "onecycle": "One cycle"}.get,
+                            help="Over each stage. Cosine decay (Keras CosineDecay) falls to 0 after the warm-up; "
+                                 "one cycle warms up over 3 tenths of the stage from lr/25, then decays.")
+    warmup = c2.number_input("Warm-up epochs", 0, 100, step=1, key=state.bound("warmup_epochs"),
+                             disabled=schedule != "cosine", help="With cosine decay: linear warm-up from 0 "
+                             "at the start of each stage.")
+    smoothing = c3.number_input("Label smoothing", 0.0, 0.5, step=0.05, key=state.bound("label_smoothing", coerce=float),
+                                help="0 = off; 0.1 is usual. Softens the targets so the model is less sure.")
+    decay = c4.number_input("Weight decay", 0.0, 0.5, step=1e-4, format="%.5f",
+                            key=state.bound("weight_decay", 0.0, coerce=lambda v: float(v or 0.0)),
+                            help="Decoupled weight decay; 0 = none (AdamW then uses its own 0.004).")
     with st.expander("More options", icon=":material/tune:"):
+        c1, c2, c3, c4 = st.columns(4)
+        mixup = c1.number_input("MixUp alpha", 0.0, 10.0, step=0.1, key=state.bound("mixup", coerce=float),
+                                help="Keras MixUp: blends pairs of training images and their labels. 0 = off, "
+                                     "0.2 is usual. Needs the images every epoch: no feature cache in stage 1.")
+        cutmix = c2.number_input("CutMix alpha", 0.0, 10.0, step=0.1, key=state.bound("cutmix", coerce=float),
+                                 help="Keras CutMix: pastes a patch of another image, labels mixed by area. "
+                                      "0 = off, 1.0 is usual. With MixUp too, batches alternate.")
         c1, c2, c3, c4 = st.columns(4)
         weights = c1.selectbox("Class weights", ["auto", "none"], key=state.bound("class_weights"),
                                help="auto: balance imbalanced classes")
@@ -102,6 +124,9 @@ def hyperparameters() -> None:
                        ("early_stopping", int(patience)), ("optimizer", optimizer), ("lr", float(lr)),
                        ("fine_tune_lr", None if fine_lr is None else float(fine_lr)),
                        ("class_weights", weights), ("mixed_precision", mp), ("xla", bool(xla)),
+                       ("schedule", schedule), ("warmup_epochs", int(warmup)),
+                       ("label_smoothing", float(smoothing)), ("weight_decay", float(decay) or None),
+                       ("mixup", float(mixup)), ("cutmix", float(cutmix)),
                        ("name", name or None)):
         state.put(key, value)
 

@@ -15,12 +15,12 @@ GALLERY = 24
 PER_ROW = 4
 
 
-def evaluate(run, split: str | None) -> None:
+def evaluate(run, split: str | None, tta: str = "none") -> None:
     from tlcore.evaluate import evaluate_run
 
     with ui.guard("Evaluating the run"):
         with st.spinner("Scoring every test image…"):
-            evaluate_run(run.path, split=split)
+            evaluate_run(run.path, split=split, tta=tta)
         st.rerun()
 
 
@@ -154,16 +154,20 @@ def main() -> None:
     run = ui.pick_run("Run", runs, "evaluate_run")
     state.put("run_dir", str(run.path))
     ev = run.evaluation()
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     split = c1.segmented_control("Split to score", ["test", "validation"], default=(ev or {}).get("split", "test"),
                                  key=f"split_{run.run_id}", required=True)
-    if c2.button("Evaluate now" if not ev else "Evaluate again", icon=":material/refresh:"):
-        evaluate(run, split)
+    tta = c2.selectbox("Test-time augmentation", list(text.TTA_LABELS), format_func=text.TTA_LABELS.get,
+                       index=list(text.TTA_LABELS).index(((ev or {}).get("tta") or {}).get("mode", "none")),
+                       key=f"tta_{run.run_id}", help=text.TTA_HELP)
+    if c3.button("Evaluate now" if not ev else "Evaluate again", icon=":material/refresh:"):
+        evaluate(run, split, tta)
     if not ev:
         st.info("This run has not been scored yet (it did not complete, or had no test images). "
                 "Evaluate it now.", icon=":material/fact_check:")
         return
-    st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`.")
+    st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`. "
+               + text.tta_cost(ev.get("tta"), ev.get("count")))
     scores(ev)
     calibration(run, ev)
     mistakes(run, ev)

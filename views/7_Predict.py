@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import components as ui, state
+from studio import components as ui, state, text
 from tlcore.errors import TLCoreError
 from tlcore.imagenet import imagenet_weights
 from tlcore.images import IMAGE_EXTENSIONS, display_image
@@ -33,7 +33,7 @@ def with_run() -> None:
         st.info("No trained model yet. Train one first, or switch to ImageNet mode.", icon=":material/model_training:")
         st.page_link("views/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
         return
-    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    c1, c2, c3, c4 = st.columns([3, 1, 1, 2], vertical_alignment="bottom")
     with c1:
         run = ui.pick_run("Model of run", runs, "predict_run")
     state.put("run_dir", str(run.path))
@@ -42,11 +42,13 @@ def with_run() -> None:
         if len(labels) > 1 else 1
     cam = c3.toggle("Grad-CAM", value=True, key="predict_gradcam",
                     help="Beside each image, a heatmap of where the features that decided its top label lie.")
+    tta = c4.selectbox("Test-time augmentation", list(text.TTA_LABELS), format_func=text.TTA_LABELS.get,
+                       key="predict_tta", help=text.TTA_HELP)
     files = images()
     if not files:
         st.caption(f"Classes: {', '.join(labels)}")
         return
-    ui.show_predictions(run, files, k, cam)
+    ui.show_predictions(run, files, k, cam, tta)
 
 
 def with_imagenet() -> None:

@@ -7,9 +7,7 @@ from studio import caches, charts, components as ui, state
 from tlcore.plan import default_unfreeze_index
 from tlcore.layers import cut_options, index_of
 from tlcore.runs import LIVE_STATES
-from tlcore.sweep import best_sweep_row, list_sweeps, sweep_matrix
-
-MAX_RUNS = 25
+from tlcore.sweep import MAX_RUNS, best_sweep_row, list_sweeps, point_summary, sweep_matrix
 
 
 def choose(bb) -> tuple[list[int], list[int]]:
@@ -34,19 +32,24 @@ def choose(bb) -> tuple[list[int], list[int]]:
 
 def start(bb, cuts: list[int], unfreezes: list[int], ready: bool) -> None:
     table = bb.table
-    c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    c1, c2, c4, c3 = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
     head = c1.number_input("Stage 1 epochs per run", 0, 1000, step=1, key="sweep_head",
                            value=int(state.get("head_epochs")))
     fine = c2.number_input("Stage 2 epochs per run", 1, 1000, step=1, key="sweep_fine",
                            value=max(1, int(state.get("fine_tune_epochs"))))
-    total = len(cuts) * len(unfreezes)
+    seeds = c4.number_input("Seeds per point", 1, 10, step=1, key="sweep_seeds", value=1,
+                            help="Train every pair this many times, with seeds seed, seed + 1, …: the matrix "
+                                 "shows the mean, the table the spread. Differences smaller than the spread "
+                                 "are noise.")
+    total = len(cuts) * len(unfreezes) * int(seeds)
     past = sum(1 for c in cuts for u in unfreezes if u > c)
     if past:
-        st.caption(f"{past} of the {total} pairs unfreeze past their cut: those train the head only, "
+        st.caption(f"{past} of the {len(cuts) * len(unfreezes)} pairs unfreeze past their cut: those train the head only, "
                    "a baseline for the others.")
     too_many = total > MAX_RUNS
     if too_many:
-        st.error(f"{total} runs is too many for one sweep; choose at most {MAX_RUNS} pairs.", icon=":material/error:")
+        st.error(f"{total} runs is too many for one sweep; choose at most {MAX_RUNS} runs (pairs × seeds).",
+                 icon=":material/error:")
     label = f"Start {total} run{'s' if total != 1 else ''}" if total else "Start the sweep"
     if c3.button(label, type="primary", icon=":material/grid_view:", disabled=not (ready and total) or too_many,
                  help="Every run waits in the machine's queue and starts when the one before it ends. Runs "
@@ -56,7 +59,8 @@ def start(bb, cuts: list[int], unfreezes: list[int], ready: bool) -> None:
 
             base = dict(state.options_from_selection(), head_epochs=int(head), fine_tune_epochs=int(fine))
             with st.spinner(f"Starting {total} training processes…"):
-                sweep_id, runs = start_sweep(base, [table[i].name for i in cuts], [table[i].name for i in unfreezes])
+                sweep_id, runs = start_sweep(base, [table[i].name for i in cuts], [table[i].name for i in unfreezes],
+                                             seeds=int(seeds))
             st.session_state["sweep_id"] = sweep_id
             st.rerun()
 
@@ -73,9 +77,21 @@ def results(sweep_id: str, order: tuple[list[str], list[str]], was_live: bool) -
                + (", the rest waiting or running (this refreshes by itself)." if live else "."))
     cuts, unfreezes, z = sweep_matrix(rows, *order)
     st.plotly_chart(charts.sweep_heatmap(cuts, unfreezes, z), key="sweep_heatmap")
-    st.dataframe([{"cut after": r["cut"], "unfreeze from": r["unfreeze_from"], "state": r["state"],
-                   "val accuracy": r["val_accuracy"], "run": r["run_id"]} for r in rows],
-                 hide_index=True, column_config={"val accuracy": st.column_config.NumberColumn(format="percent")})
+    points = point_summary(rows)
+    if any(p["runs"] > 1 for p in points):
+        st.markdown("**Per point, over its seeds**")
+        st.dataframe([{"cut after": p["cut"], "unfreeze from": p["unfreeze_from"], "runs": p["runs"],
+                       "scored": p["scored"], "mean": p["mean"], "spread (std)": p["std"], "min": p["min"],
+                       "max": p["max"]} for p in points], hide_index=True,
+                     column_config={k: st.column_config.NumberColumn(format="percent")
+                                    for k in ("mean", "spread (std)", "min", "max")})
+        st.caption("The matrix shows each point's mean validation accuracy. Two points whose means differ "
+                   "by less than their spread are not clearly different.")
+    st.dataframe([{"cut after": r["cut"], "unfreeze from": r["unfreeze_from"], "seed": r.get("seed"),
+                   "state": r["state"], "val accuracy": r["val_accuracy"], "test accuracy": r.get("test_accuracy"),
+                   "run": r["run_id"]} for r in rows],
+                 hide_index=True, column_config={"val accuracy": st.column_config.NumberColumn(format="percent"),
+                                                 "test accuracy": st.column_config.NumberColumn(format="percent")})
 
 
 live_results = st.fragment(run_every=3)(results)
