@@ -534,7 +534,7 @@ BAD_TRAIN_OPTIONS = {
     "rotation_negative": (["--rotation", "-5"], SPLIT_DATA, 1, "--rotation must be from 0 to 360 degrees. Received: -5.0"),
     "optimizer_unknown": (["--optimizer", "adagrad"], SPLIT_DATA, 2,
                           "tlcore train: argument --optimizer: invalid choice: 'adagrad' "
-                          "(choose from 'adam', 'rmsprop', 'sgd')"),
+                          "(choose from 'adam', 'adamw', 'rmsprop', 'sgd')"),
     "unknown_option": (["--frobnicate", "3"], SPLIT_DATA, 2, "tlcore: unrecognized arguments: --frobnicate 3"),
     "weights_missing": (["--weights", "no_such_file.h5"], SPLIT_DATA, 1,
                         "--weights must be imagenet, none, or a weights file. File not found: no_such_file.h5"),
@@ -542,7 +542,7 @@ BAD_TRAIN_OPTIONS = {
                    "--run-id may use letters, digits, '.', '_' and '-' (up to 100). Received: '../escape'"),
     "preset_unknown": (["--preset", "nope"], SPLIT_DATA, 1,
                        "Unknown preset 'nope'. Choose one of: inception-mixed7, vgg19-frozen, "
-                       "resnet50-layers165, two-stage, scratch-small."),
+                       "resnet50-layers165, two-stage, modern, scratch-small."),
     # Found once the run folder exists: the run is marked failed.
     "val_split_1.2": (["--val-split", "1.2"], SPLIT_DATA, 1,
                       "--val-split must be at least 0 and below 1. Received: 1.2"),
