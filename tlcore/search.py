@@ -32,7 +32,7 @@ from pathlib import Path
 from . import home
 from .errors import OptionError, TLCoreError, UsageError
 from .jsonio import read_json, write_json
-from .runs import Run, RunStore
+from .runs import Run, RunStore, process_alive
 
 METRICS = ("val_accuracy", "val_loss")
 SCHEDULERS = ("none", "asha")
@@ -253,13 +253,32 @@ def _check_shared_storage(paths: list[str]) -> None:
                           f"can read and write (a shared file system mounted at the same path): {lines}.")
 
 
+def new_search_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def checked_points(base: dict, space, trials: int, grid: bool):
+    """(space, points, fixed config): the space read, its points drawn, every point checked with
+    the fixed options and the fixed part with its data, so a bad choice is reported now, not in a trial."""
+    from .config import TrainConfig
+
+    space = load_space(space)
+    base_config = TrainConfig.from_dict(dict(base))
+    chosen = points(space, trials, grid, seed=base_config.seed)
+    for point in chosen:
+        try:
+            TrainConfig.from_dict(dict(base, **point)).check(data=False)
+        except OptionError as exc:
+            raise OptionError(exc.option, exc.template + f" (in the space's point {point})") from None
+    base_config.check()
+    return space, chosen, base_config
+
+
 def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: int = 1,
                metric: str = "val_accuracy", scheduler: str = "none", address: str | None = None,
                max_concurrent: int | None = None, runs_dir: str | None = None,
                search_id: str | None = None) -> dict:
     """Run a search to its end and return search.json's summary (see the module doc)."""
-    from .config import TrainConfig
-
     if metric not in METRICS:
         raise OptionError("metric", f"must be one of {', '.join(METRICS)}. Received: {metric!r}")
     if scheduler not in SCHEDULERS:
@@ -267,19 +286,11 @@ def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: in
     for name, value in (("seeds", seeds), ("max_concurrent", max_concurrent or 1)):
         if int(value) < 1:
             raise OptionError(name, f"must be at least 1. Received: {value}")
-    space = load_space(space)
-    base_config = TrainConfig.from_dict(dict(base))
-    chosen = points(space, trials, grid, seed=base_config.seed)
-    for point in chosen:  # a bad choice is reported now, not in a trial
-        try:
-            TrainConfig.from_dict(dict(base, **point)).check(data=False)
-        except OptionError as exc:
-            raise OptionError(exc.option, exc.template + f" (in the space's point {point})") from None
-    base_config.check()
+    space, chosen, base_config = checked_points(base, space, trials, grid)
     resolved = base_config.resolved().to_dict()
     store = RunStore(runs_dir)
     store.check_writable()
-    search_id = search_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    search_id = search_id or new_search_id()
     folder = searches_dir() / search_id
     folder.mkdir(parents=True, exist_ok=True)
     seed_list = [base_config.seed + i for i in range(int(seeds))]
@@ -428,15 +439,10 @@ def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, se
                  metric: str = "val_accuracy", scheduler: str = "none", runs_dir: str | None = None) -> str:
     """Start `tlcore search` in its own process (as the app starts trainings); returns the
     search's folder once its search.json exists. Options and space are checked here first."""
-    from .config import TrainConfig
     from .jobs import _spawn
 
-    space = load_space(space)
-    chosen = points(space, trials, grid, seed=TrainConfig.from_dict(dict(base)).seed)
-    for point in chosen:
-        TrainConfig.from_dict(dict(base, **point)).check(data=False)
-    TrainConfig.from_dict(dict(base)).check()
-    search_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    space = checked_points(base, space, trials, grid)[0]
+    search_id = new_search_id()
     folder = searches_dir() / search_id
     pending = home.home() / "pending"
     pending.mkdir(parents=True, exist_ok=True)
@@ -466,14 +472,9 @@ def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, se
 
 
 def list_searches() -> list[dict]:
-    """Every search's record, newest first, with its trials read afresh."""
-    out = []
-    folder = searches_dir()
-    for path in sorted(folder.glob("*/search.json"), reverse=True) if folder.is_dir() else []:
-        record = read_json(path) or {}
-        if record.get("search_id"):
-            out.append(record)
-    return out
+    """Every search's record (its search.json as written), newest first."""
+    records = [read_json(path) or {} for path in sorted(searches_dir().glob("*/search.json"), reverse=True)]
+    return [record for record in records if record.get("search_id")]
 
 
 def load_search(ref: str) -> dict:
@@ -484,8 +485,6 @@ def load_search(ref: str) -> dict:
     record = read_json(path / "search.json")
     if not record:
         raise UsageError(f"No search at {ref}: give a search id or its folder (TLCORE_HOME/searches/ID).")
-    from .runs import process_alive
-
     if record.get("state") == "running" and not process_alive(record.get("pid")):
         record["state"] = "interrupted"
     return dict(record, **summarize(record))
