@@ -83,7 +83,17 @@ def render(values: dict) -> str:
               f"The run reached validation accuracy {values['RUN_VAL_ACCURACY']} and test accuracy "
               f"{values['RUN_TEST_ACCURACY']}.\n"
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
-    return header + _TEMPLATE.replace("#CONSTANTS#", consts)
+    return header + _TEMPLATE.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
+
+
+def _split_source() -> str:
+    """The studio's own split functions (tlcore/splits.py), copied into the script as they are."""
+    import inspect
+
+    from . import splits
+
+    return f"SPLIT_METHODS = {splits.SPLIT_METHODS!r}\n\n\n" + "\n\n".join(
+        inspect.getsource(f) for f in (splits._file_draw, splits._shuffled, splits.stratified_split)).rstrip("\n")
 
 
 def script_text(run_dir, runs_dir=None) -> str:
@@ -105,6 +115,7 @@ import hashlib
 import os
 import random
 import unicodedata
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -155,44 +166,7 @@ def unwrap(root):
     return root
 
 
-def file_draw(path, root, seed):
-    """A number in [0, 1) fixed by the file's path in the dataset and the seed."""
-    rel = unicodedata.normalize("NFC", os.path.relpath(path, root).replace(os.sep, "/"))
-    return int.from_bytes(hashlib.sha1(f"{seed}|{rel}".encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
-
-
-def stratified_split(files_by_class, val_split, test_split, seed, root):
-    """The studio's split, per class: by each file's draw ("by-file"), or for runs from before
-    it, a seeded shuffle ("shuffle"); this run used SPLIT_METHOD."""
-    out = {"train": [], "validation": [], "test": []}
-    for label, files in sorted(files_by_class.items()):
-        if SPLIT_METHOD == "by-file":
-            draws = sorted((file_draw(f, root, seed), f) for f in files)
-            test = [f for u, f in draws if u < test_split]
-            val = [f for u, f in draws if test_split <= u < test_split + val_split]
-            train = [f for u, f in draws if u >= test_split + val_split]
-            if not train and (val or test):
-                train.append((val or test).pop())
-            if test_split > 0 and not test and len(train) >= 2:
-                test.append(train.pop(0))
-            if val_split > 0 and not val and len(train) >= 2:
-                val.append(train.pop(0))
-        else:
-            files = sorted(files)
-            random.Random(f"{seed}:{label}").shuffle(files)
-            n = len(files)
-            n_test = int(round(n * test_split)) if test_split > 0 else 0
-            n_val = int(round(n * val_split)) if val_split > 0 else 0
-            if val_split > 0 and n_val == 0 and n - n_test >= 2:
-                n_val = 1
-            if test_split > 0 and n_test == 0 and n - n_val >= 2:
-                n_test = 1
-            n_val = min(n_val, max(0, n - n_test - 1))
-            test, val, train = files[:n_test], files[n_test:n_test + n_val], files[n_test + n_val:]
-        out["test"] += [(f, label) for f in sorted(test)]
-        out["validation"] += [(f, label) for f in sorted(val)]
-        out["train"] += [(f, label) for f in sorted(train)]
-    return out
+#SPLITS#
 
 
 def split_dataset(data):
@@ -214,12 +188,13 @@ def split_dataset(data):
                     files[split] += [(f, index[nfc(cdir)]) for f in image_files(cdir)]
         if not files["validation"]:
             by_class = {i: [f for f, l in files["train"] if l == i] for i in range(len(found))}
-            parts = stratified_split(by_class, 0.2, 0.0, SEED, split_dirs["train"])
+            parts = stratified_split(by_class, 0.2, 0.0, SEED, split_dirs["train"], SPLIT_METHOD)
             files["train"], files["validation"] = parts["train"], parts["validation"]
     else:
         subs = subdirs(root)
         found = [nfc(d) for d in subs]
-        files = stratified_split({i: image_files(d) for i, d in enumerate(subs)}, VAL_SPLIT, TEST_SPLIT, SEED, root)
+        files = stratified_split({i: image_files(d) for i, d in enumerate(subs)}, VAL_SPLIT, TEST_SPLIT, SEED, root,
+                                 SPLIT_METHOD)
     if found != CLASSES:
         raise SystemExit(f"The data's classes {found} are not the run's {CLASSES}.")
     return files
