@@ -12,17 +12,15 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from apphelp import streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -32,12 +30,6 @@ CHROMIUM = shutil.which("chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _png(colour, rng, size=24) -> bytes:
@@ -64,37 +56,13 @@ def server(tmp_path_factory):
         pytest.skip("the chromium browser is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("browser-home")
-    port = _free_port()
     env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TLSTUDIO_PASSWORD", None)
-    log = open(home / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
+    with streamlit_server(home, env) as url:
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError("the server did not start:\n" + (home / "server.log").read_text()[-3000:])
-        time.sleep(0.3)
-    try:
-        yield url, home
-    finally:
-        _stop_training(home)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+            yield url, home
+        finally:
+            _stop_training(home)
 
 
 def _stop_training(home: Path) -> None:

@@ -9,18 +9,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from apphelp import streamlit_server
 from fakecam import write_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,12 +42,6 @@ def _busy() -> float:
     return max(1.0, os.getloadavg()[0] / 2.0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
     """The studio on loopback with a MobileNetV2 (96 px) run trained on two demo shapes."""
@@ -67,33 +59,8 @@ def live_server(tmp_path_factory):
     trained = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *TRAIN, "--run-id", "shapes96",
                               "--json"], capture_output=True, text=True, env=env, timeout=900)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    port = _free_port()
-    log = open(home / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            raise RuntimeError("the server did not start:\n" + (home / "server.log").read_text()[-3000:])
-        time.sleep(0.3)
-    try:
+    with streamlit_server(home, env, address="127.0.0.1") as url:
         yield url, home, data
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 def _picture(data: Path, shape: str, index: int = 0) -> Path:
