@@ -14,6 +14,7 @@ import streamlit as st
 
 from studio import state
 from tlcore.errors import TLCoreError
+from tlcore.splits import SPLIT_METHOD
 
 
 @st.cache_resource(show_spinner=False)
@@ -184,15 +185,16 @@ def _folder_stamp(path: str) -> tuple:
 
 
 @st.cache_data(show_spinner=False, max_entries=32, ttl=600)
-def _scan(path: str, val_split: float, test_split: float, seed: int, stamp: tuple):
+def _scan(path: str, val_split: float, test_split: float, seed: int, stamp: tuple, split_method: str):
     from tlcore.data import scan
 
-    return scan(path, val_split, test_split, seed)
+    return scan(path, val_split, test_split, seed, split_method=split_method)
 
 
-def scan(path: str, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42):
+def scan(path: str, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
+         split_method: str = SPLIT_METHOD):
     """`tlcore.data.scan`, cached until the folder changes (or ten minutes pass)."""
-    return _scan(str(path), float(val_split), float(test_split), int(seed), _folder_stamp(str(path)))
+    return _scan(str(path), float(val_split), float(test_split), int(seed), _folder_stamp(str(path)), split_method)
 
 
 def selected_dataset():

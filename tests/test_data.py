@@ -456,7 +456,7 @@ def test_runs_from_before_the_per_file_split_keep_their_own_split(tmp_path):
     import random
 
     from datagen import write_flat
-    from tlcore.splits import recorded_method
+    from tlcore.splits import of_run, recorded_method
 
     root = write_flat(tmp_path / "flat", classes=("red", "green"), n=20)
     old = scan(root, 0.2, 0.1, 7, split_method="shuffle")
@@ -470,6 +470,11 @@ def test_runs_from_before_the_per_file_split_keep_their_own_split(tmp_path):
         assert {f for f, l in old.files["validation"] if l == label} == set(files[2:6])
     assert recorded_method({"options": {}}) == "shuffle"
     assert recorded_method({"split_method": "by-file"}) == "by-file"
+    # every reader of a run's dataset (evaluate, calibrate, export, the Evaluate page) scans with these
+    assert of_run({"options": {"seed": 7, "val_split": 0.2, "test_split": 0.1}}) == {
+        "val_split": 0.2, "test_split": 0.1, "seed": 7, "split_method": "shuffle"}
+    assert set(scan(root, **of_run({"options": {"seed": 7}, "split_method": "shuffle"})).files["test"]) \
+        == set(old.files["test"])
 
 
 @pytest.mark.parametrize("method", ["by-file", "shuffle"])

@@ -57,10 +57,9 @@ def calibrate_run(run_dir, runs_dir=None) -> dict:
     if not rm.run.file("model.keras").exists():
         raise TLCoreError(f"Run {rm.run.run_id} has no finished model.keras to calibrate.")
     opts = rm.run.config().get("options", {})
-    from .splits import recorded_method
+    from .splits import of_run
 
-    ds = scan(opts["data"], opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42),
-              split_method=recorded_method(rm.run.config()))
+    ds = scan(opts["data"], **of_run(rm.run.config()))
     images, labels, _, _ = split_arrays(ds, "validation", rm.input_size, rm.resize)
     if len(images) < 2:
         raise TLCoreError("Temperature scaling needs validation images; this dataset has too few.")

@@ -82,10 +82,9 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
         source = data or opts.get("data")
         if not source:
             raise TLCoreError("The run does not record its dataset; give one with --data.")
-        from .splits import recorded_method
+        from .splits import of_run
 
-        ds = scan(source, opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42),
-                  check_files=False, split_method=recorded_method(rm.run.config()))
+        ds = scan(source, check_files=False, **of_run(rm.run.config()))
     if ds.classes != rm.labels:
         raise TLCoreError(f"The dataset's classes {ds.classes} differ from the model's {rm.labels}.")
     chosen = split or ("test" if ds.files.get("test") else "validation")

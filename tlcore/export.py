@@ -43,11 +43,10 @@ def _spread(items: list, limit: int) -> list:
 def _run_dataset(rm: RunModel):
     from .data import scan
 
-    from .splits import recorded_method
+    from .splits import of_run
 
-    opts = rm.run.config().get("options", {})
-    return scan(opts["data"], opts.get("val_split", 0.2), opts.get("test_split", 0.1), opts.get("seed", 42),
-                check_files=False, split_method=recorded_method(rm.run.config()))
+    cfg = rm.run.config()
+    return scan(cfg.get("options", {})["data"], check_files=False, **of_run(cfg))
 
 
 def _folder_images(rm: RunModel, data, limit: int) -> np.ndarray:

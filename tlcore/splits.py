@@ -23,6 +23,14 @@ def recorded_method(run_config: dict) -> str:
     return run_config.get("split_method") or "shuffle"
 
 
+def of_run(run_config: dict) -> dict:
+    """How a run split its dataset, from its config.json, as `data.scan`'s keyword arguments:
+    val_split, test_split, seed and split_method."""
+    opts = run_config.get("options") or {}
+    return {"val_split": opts.get("val_split", 0.2), "test_split": opts.get("test_split", 0.1),
+            "seed": opts.get("seed", 42), "split_method": recorded_method(run_config)}
+
+
 def _file_draw(path: str, root: Path | None, seed: int) -> float:
     """A number in [0, 1) fixed by the file's path (relative to the dataset) and the seed."""
     rel = os.path.relpath(path, root) if root is not None else path

@@ -10,6 +10,7 @@ from tlcore.calibrate import calibration_info
 from tlcore.evaluate import top_losses
 from tlcore.images import thumbnail
 from tlcore.runs import RunStore
+from tlcore.splits import of_run
 
 GALLERY = 24
 PER_ROW = 4
@@ -105,12 +106,11 @@ def _explain(run, item: dict, key: tuple) -> dict | None:
 
 
 def _run_dataset(run):
-    opts = run.config().get("options", {})
-    if not opts.get("data"):
+    cfg = run.config()
+    if not cfg.get("options", {}).get("data"):
         return None
-    with ui.guard("Reading the run's dataset"):
-        return caches.scan(opts["data"], opts.get("val_split", 0.2), opts.get("test_split", 0.1),
-                           opts.get("seed", 42))
+    with ui.guard("Reading the run's dataset"):  # split as the run split it
+        return caches.scan(cfg["options"]["data"], **of_run(cfg))
     return None
 
 
