@@ -88,3 +88,13 @@ def test_only_the_engine_is_installed():
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert config["tool"]["setuptools"]["packages"] == ["tlcore"]  # not studio/, not benchmarks/
+
+
+def test_keras_starts_without_sklearn_and_pandas_which_the_audit_still_imports():
+    # Keras loads both at start when installed (about 1.8 s here); tlcore never uses that support.
+    code = ("import sys, tlcore, keras\n"
+            "assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules, 'loaded with keras'\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "import pandas\n"
+            "assert keras.ops.convert_to_numpy(keras.ops.ones(2)).sum() == 2\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

@@ -8,15 +8,19 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write `data` as JSON so that a reader sees the old file or the new one, never half."""
+def write_json(path: str | os.PathLike, data: Any, durable: bool = True) -> None:
+    """Write `data` as JSON so that a reader sees the old file or the new one, never half.
+
+    `durable=False` skips the flush to disk (fsync): for a file rewritten many times a second
+    whose latest version a power cut may lose without losing work (a run's progress)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, ensure_ascii=False, default=_default)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

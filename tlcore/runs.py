@@ -117,7 +117,9 @@ class Run:
             status = self.raw_status()
             status.update(fields)
             status["updated_at"] = now_iso()
-            write_json(self.file("status.json"), status)
+            # Progress (epoch, batch) is rewritten every half second: only a change of state is
+            # flushed to disk.
+            write_json(self.file("status.json"), status, durable="state" in fields)
             return status
 
     def append_metric(self, record: dict) -> None:

@@ -97,10 +97,12 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.time()
+            self.batches_done = 0
             run.write_status(stage=stage, epoch=epoch + 1, epochs_total=epochs_total, batch=0,
                              batches_total=self.batches_total)
 
         def on_train_batch_end(self, batch, logs=None):
+            self.batches_done = batch + 1
             now = time.time()
             if now - self.last_write > 0.5 or batch + 1 == self.batches_total:
                 run.write_status(batch=batch + 1, batches_total=self.batches_total)
@@ -122,7 +124,7 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
                 record[key] = None if value is None else float(value)
             record["lr"] = None if lr is None else float(lr)
             record["seconds"] = round(time.time() - self.t0, 3)
-            if stop and self.batches_total and run.raw_status().get("batch", 0) < self.batches_total:
+            if stop and self.batches_total and self.batches_done < self.batches_total:
                 return  # a partial epoch after a stop request is not a finished epoch
             run.append_metric(record)
             if on_epoch:
