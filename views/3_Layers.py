@@ -217,8 +217,8 @@ def separability(bb, cut: int) -> None:
 def main() -> None:
     ui.header("Layers", "Where to cut the backbone, what fine-tuning unfreezes, and the head on top.")
     bb = None
-    with ui.guard("Building the backbone"):
-        with st.spinner(f"Building {ui.backbone_text()} (once per backbone and size)…"):
+    with ui.guard("Reading the backbone's layers"):
+        with st.spinner(f"Reading the layers of {ui.backbone_text()} (built once when no table is stored)…"):
             bb = caches.chosen_backbone()
     if bb is None:
         return
