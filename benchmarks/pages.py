@@ -110,6 +110,10 @@ def run(names: list[str], shots: Path | None = None) -> list[dict]:
                     row["built_a_table"] = built.exists() and any(built.iterdir())
                     if shots:
                         shots.mkdir(parents=True, exist_ok=True)
+                        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]')"
+                                               "?.scrollHeight || 1000")  # Streamlit scrolls inside stMain
+                        page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 6000))})
+                        page.wait_for_timeout(800)
                         page.screenshot(path=str(shots / f"layers-{name}.png"), full_page=True)
                     context.close()
                 rows.append(row)

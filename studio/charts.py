@@ -48,12 +48,15 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
     data = alt.Data(values=[{"index": r["index"], "params": max(int(r["params"]), 0), "name": r["name"],
                              "type": r["type"], "block": r["block"], "role": ROLE_WORDS[role]}
                             for r, role in zip(rows, roles) if r["params"] > 0])
-    bars = alt.Chart(data).mark_bar(width={"band": 0.9}).encode(
-        x=alt.X("index:Q", title="layer index", scale=alt.Scale(domain=[-1, len(rows) + 1], nice=False)),
-        y=alt.Y("params:Q", title="parameters (log scale)", scale=alt.Scale(type="log"),
-                axis=alt.Axis(format="~s")),
+    bars = alt.Chart(data).transform_calculate(
+        start="datum.index - 0.45", end="datum.index + 0.45", base="1").mark_bar().encode(
+        x=alt.X("start:Q", title="layer index", scale=alt.Scale(domain=[-1, len(rows) + 1], nice=False)),
+        x2="end:Q",
+        y=alt.Y("params:Q", title="parameters (log scale)", scale=alt.Scale(type="log", domainMin=1),
+                axis=alt.Axis(format="~s", values=[10 ** k for k in range(10)])),
+        y2="base:Q",  # bars rise from 1 (a log scale has no 0)
         color=alt.Color("role:N", scale=alt.Scale(domain=words, range=colours),
-                        legend=alt.Legend(orient="top", title=None)),
+                        legend=alt.Legend(orient="top", title=None, labelLimit=0)),
         tooltip=[alt.Tooltip("index:Q", title="layer"), "name:N", "type:N", "block:N",
                  alt.Tooltip("params:Q", format=",")])
     marks = [{"x": cut_index + 0.5, "label": "cut", "colour": "#d62728", "dash": [1, 0]}]
