@@ -254,8 +254,8 @@ def main() -> None:
     if plan is None:
         return
     with chart_slot:
-        st.altair_chart(charts.layer_params(rows, [r["stage2"] for r in plan["layers"]], plan["cut_index"],
-                                            plan["unfreeze_index"]), key="layer_chart")
+        st.vega_lite_chart(charts.layer_params(rows, [r["stage2"] for r in plan["layers"]], plan["cut_index"],
+                                               plan["unfreeze_index"]), key="layer_chart")
     separability(bb, cut)
     layer_tables(table, plan)
 
