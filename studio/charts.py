@@ -1,5 +1,6 @@
 """Plotly figures for the studio's pages: pure functions from plain values to figures,
-and where on a chart's epoch axis the two training stages meet."""
+and where on a chart's epoch axis the two training stages meet. The Layers page's chart is a
+Vega-Lite spec instead (`layer_params`: why, there)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
