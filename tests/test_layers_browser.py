@@ -1,5 +1,5 @@
 """The Layers page of a large catalog backbone, served and opened in headless Chromium: its
-shipped layer table and plan are shown without building the backbone.
+shipped layer table and plan are shown without building the backbone or importing TensorFlow.
 
 The server runs with a `sitecustomize` that replaces `tlcore.backbones.build_backbone` by a
 function that records the call and refuses; a size without a stored table shows that the hook
@@ -55,6 +55,21 @@ def test_a_large_backbone_with_a_shipped_table_is_shown_without_a_build(tmp_path
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(90_000)
+        # Opened directly, and after a slider change (a second run): TensorFlow is never imported
+        # (the sidebar names its version once anything has loaded it).
+        page.goto(f"{url}/layers?backbone=NASNetLarge")
+        page.locator('[data-testid="stDataFrame"] canvas').first.wait_for()
+        caption = page.get_by_text(re.compile(r"^Cut after .* unfreeze from ")).first
+        before = caption.inner_text()
+        page.get_by_role("slider").nth(1).press("ArrowLeft")
+        page.wait_for_function("(b) => ![...document.querySelectorAll('[data-testid=\"stCaptionContainer\"]')]"
+                               ".some(e => e.innerText === b)", arg=before)
+        page.get_by_text("1039 of 1039 layers").first.wait_for()
+        page.wait_for_timeout(1500)  # the run's end, sidebar included
+        sidebar = page.get_by_test_id("stSidebar")
+        assert sidebar.get_by_text("Machine: shown once TensorFlow is loaded").count() == 1
+        assert sidebar.get_by_text(re.compile("TensorFlow 2")).count() == 0
+
         # The Backbone page starts the background read as soon as the backbone is picked.
         page.goto(f"{url}/backbone?backbone=NASNetLarge")
         page.get_by_role("heading", name="Backbone").first.wait_for()
