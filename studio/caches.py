@@ -35,26 +35,23 @@ def device_info_if_loaded() -> dict | None:
         return None
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def backbone_and_table(name: str, size: int):
-    """A backbone built without weights, and its layer table: once per backbone and size.
+@st.cache_resource(show_spinner=False, max_entries=16)
+def catalog_facts(name: str, size: int):
+    """The layer table and plan facts of a catalog backbone (`tlcore.tablestore.catalog_facts`):
+    read from the shipped or cached table, built once (without weights) only when neither exists.
+    Plain data, shared by every session."""
+    from tlcore.tablestore import catalog_facts as load
 
-    Shared by every session and read-only: `tlcore.plan.make_plan` reads it without changing it.
-    """
-    from tlcore.backbones import build_backbone
-    from tlcore.layers import cached_layer_table
-
-    model = build_backbone(name, size, weights=None)
-    return model, cached_layer_table(name, size, lambda: model)  # the table itself from disk when known
+    return load(name, size)
 
 
 _PREBUILDING: set = set()
 
 
 def prebuild(name: str, size: int) -> None:
-    """Start building `backbone_and_table(name, size)` in a background thread (once per key), so
-    the Layers page finds it built: called as soon as a backbone is picked. The cache's own lock
-    makes a page that asks meanwhile wait for this build instead of starting another."""
+    """Start reading or building `catalog_facts(name, size)` in a background thread (once per
+    key), so the Layers page finds it ready: called as soon as a backbone is picked. The cache's
+    own lock makes a page that asks meanwhile wait for this build instead of starting another."""
     import threading
 
     key = (str(name), int(size))
@@ -64,7 +61,7 @@ def prebuild(name: str, size: int) -> None:
 
     def build():
         try:
-            backbone_and_table(*key)
+            catalog_facts(*key)
         except Exception:  # the page that needs it reports the error itself
             _PREBUILDING.discard(key)
 
@@ -75,23 +72,25 @@ def prebuild(name: str, size: int) -> None:
 def backbone_file_source(path: str, stamp: int, preprocessing: str):
     """Your own model loaded and flattened (`load_backbone_file`) and its layer table.
 
-    Keyed by the file's modification stamp, so a replaced file loads again. Shared and
-    read-only like `backbone_and_table`.
+    Keyed by the file's modification stamp, so a replaced file loads again. Shared by every
+    session and read-only: `tlcore.plan.make_plan` reads it without changing it.
     """
-    from tlcore.layers import layer_table
+    from tlcore.layers import facts_of
     from tlcore.source import load_backbone_file
 
     source = load_backbone_file(path, preprocessing)
-    return source, layer_table(source.backbone, source.paths)
+    return source, facts_of(source.backbone, source.paths, source.preprocessing, source.input_size,
+                            source.default_cut)
 
 
 @dataclass
 class Chosen:
-    """The backbone of the current selection, built: from the catalog or your own model file."""
+    """The backbone of the current selection: a catalog backbone's stored facts (never built when
+    its table is known), or your own model file, loaded."""
 
     kind: str  # "catalog" or "file"
     label: str  # "MobileNetV2 at 96 px" or the file's name
-    model: Any  # the uncut (flat) backbone
+    facts: Any  # tlcore.layers.BackboneFacts: what the table and the plan read
     table: list
     preprocessing: str
     input_size: int
@@ -103,7 +102,8 @@ class Chosen:
 
 
 def chosen_backbone() -> Chosen:
-    """Build (once, cached) the backbone the selection names.
+    """The backbone the selection names: a catalog backbone's facts (read, or built once), or
+    your own model file loaded (once, cached).
 
     Raises:
         TLCoreError: an unknown backbone, or a model file that cannot be used.
@@ -113,16 +113,17 @@ def chosen_backbone() -> Chosen:
 
     file = state.get("backbone_file")
     if file:
-        source, table = backbone_file_source(str(file), backbone_file_stamp(file),
+        source, facts = backbone_file_source(str(file), backbone_file_stamp(file),
                                              state.get("preprocessing") or "auto")
+        table = facts.table
         default = source.default_cut if source.default_cut is not None else len(table) - 1
-        return Chosen("file", Path(str(file)).name, source.backbone, table, source.preprocessing,
+        return Chosen("file", Path(str(file)).name, facts, table, source.preprocessing,
                       int(source.input_size), dict(source.paths), int(default), str(file), None, source)
     info = get_backbone(state.get("backbone"))
     size = int(state.get("input_size") or info.default_input_size)
-    model, table = backbone_and_table(info.name, size)
-    return Chosen("catalog", f"{info.name} at {size} px", model, table, info.preprocessing, size, {},
-                  len(table) - 1, None, info.name)
+    facts = catalog_facts(info.name, size)
+    return Chosen("catalog", f"{info.name} at {size} px", facts, facts.table, info.preprocessing, size, {},
+                  len(facts.table) - 1, None, info.name)
 
 
 # The options a plan depends on (with the backbone and the number of classes).
@@ -136,20 +137,14 @@ def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
 
     from tlcore.config import TrainConfig
     from tlcore.plan import make_plan
-    from tlcore.source import BackboneSource
 
     if kind == "file":
         path, stamp, preprocessing = key
-        source, _ = backbone_file_source(path, stamp, preprocessing)
+        _, facts = backbone_file_source(path, stamp, preprocessing)
     else:
-        from tlcore.catalog import get_backbone
-
-        name, size = key
-        model, _ = backbone_and_table(name, size)
-        source = BackboneSource(model, get_backbone(name).preprocessing, int(size))
-    options = json.loads(options_json)
-    config = TrainConfig.from_dict(options)
-    return make_plan(config, int(num_classes), source).to_dict()  # never changes the shared backbone
+        facts = catalog_facts(*key)
+    config = TrainConfig.from_dict(json.loads(options_json))
+    return make_plan(config, int(num_classes), facts).to_dict()
 
 
 def chosen_plan(bb: Chosen, options: dict, num_classes: int) -> dict:

@@ -1,5 +1,6 @@
 """Plotly figures for the studio's pages: pure functions from plain values to figures,
-and where on a chart's epoch axis the two training stages meet."""
+and where on a chart's epoch axis the two training stages meet. The Layers page's chart is a
+Vega-Lite spec instead (`layer_params`: why, there)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -29,8 +30,13 @@ ROLE_WORDS = {"trains": "trains in stage 2", "inference_bn": "BatchNorm, inferen
 
 
 def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
-                 unfreeze_index: int | None) -> go.Figure:
+                 unfreeze_index: int | None) -> dict:
     """Parameters per layer, coloured by the plan's role in stage 2, cut and unfreeze marked.
+
+    A Vega-Lite specification (for `st.vega_lite_chart`), not a Plotly figure: the browser
+    loads Vega's script in a fraction of Plotly's time (0.8 MB against 4.7 MB), and this chart
+    sits on a page users open first. Written as a plain dict: building it through Altair took
+    0.4 s for NASNetLarge's 1039 layers, on every widget change.
 
     Args:
         rows: layer table rows (dicts with index, name, type, params, block).
@@ -38,28 +44,39 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
         cut_index: last layer kept.
         unfreeze_index: first layer that trains in stage 2 (None: nothing unfreezes).
     """
-    groups: dict[str, list] = {label: [] for label in ROLE_WORDS.values()}
-    for r, role in zip(rows, roles):
-        groups[ROLE_WORDS[role]].append(r)
-    colours = {ROLE_WORDS["trains"]: TRAINS, ROLE_WORDS["inference_bn"]: BN_INFERENCE,
-               ROLE_WORDS["frozen"]: FROZEN, ROLE_WORDS["cut"]: CUT_AWAY}
-    fig = go.Figure()
-    for label, items in groups.items():
-        fig.add_trace(go.Bar(
-            x=[r["index"] for r in items], y=[max(r["params"], 0) for r in items], name=label,
-            marker_color=colours[label], marker_line_width=0,
-            customdata=[[r["name"], r["type"], r["block"]] for r in items],
-            hovertemplate="%{x}: %{customdata[0]}<br>%{customdata[1]} · block %{customdata[2]}"
-                          "<br>%{y:,} parameters<extra></extra>"))
-    label = dict(bgcolor="rgba(255,255,255,0.85)", font=dict(size=11))
-    fig.add_vline(x=cut_index + 0.5, line_color="#d62728", line_width=2,
-                  annotation=dict(text="cut", **label), annotation_position="top left")
+    values = [{"index": r["index"], "params": int(r["params"]), "name": r["name"], "type": r["type"],
+               "block": r["block"], "role": ROLE_WORDS[role]}
+              for r, role in zip(rows, roles) if r["params"] > 0]  # a log axis has no 0
+    bars = {
+        "data": {"values": values},
+        "transform": [{"calculate": "datum.index - 0.45", "as": "start"},
+                      {"calculate": "datum.index + 0.45", "as": "end"}, {"calculate": "1", "as": "base"}],
+        "mark": "bar",
+        "encoding": {
+            "x": {"field": "start", "type": "quantitative", "title": "layer index",
+                  "scale": {"domain": [-1, len(rows) + 1], "nice": False}},
+            "x2": {"field": "end"},
+            "y": {"field": "params", "type": "quantitative", "title": "parameters (log scale)",
+                  "scale": {"type": "log", "domainMin": 1},
+                  "axis": {"format": "~s", "values": [10 ** k for k in range(10)]}},
+            "y2": {"field": "base"},  # bars rise from 1
+            "color": {"field": "role", "type": "nominal", "legend": {"orient": "top", "title": None, "labelLimit": 0},
+                      "scale": {"domain": list(ROLE_WORDS.values()),
+                                "range": [TRAINS, BN_INFERENCE, FROZEN, CUT_AWAY]}},
+            "tooltip": [{"field": "index", "title": "layer"}, {"field": "name"}, {"field": "type"},
+                        {"field": "block"}, {"field": "params", "type": "quantitative", "format": ","}],
+        },
+    }
+    layers = [bars]
+    marks = [(cut_index + 0.5, "cut", "#d62728", [1, 0])]
     if unfreeze_index is not None:
-        fig.add_vline(x=unfreeze_index - 0.5, line_color=TRAINS, line_width=2, line_dash="dash",
-                      annotation=dict(text="unfreeze from", **label), annotation_position="bottom right")
-    fig.update_yaxes(type="log", dtick=1, tickformat="~s", title="parameters (log scale)")
-    fig.update_xaxes(title="layer index", range=[-1, len(rows) + 1])
-    return _layout(fig, 340, barmode="overlay", bargap=0.1)
+        marks.append((unfreeze_index - 0.5, "unfreeze from", TRAINS, [5, 3]))
+    for x, label, colour, dash in marks:
+        where = {"data": {"values": [{"x": x}]}, "encoding": {"x": {"field": "x", "type": "quantitative"}}}
+        layers.append({**where, "mark": {"type": "rule", "color": colour, "strokeWidth": 2, "strokeDash": dash}})
+        layers.append({**where, "mark": {"type": "text", "text": label, "align": "left", "baseline": "top",
+                                         "dx": 3, "y": 2, "color": colour, "fontSize": 11}})
+    return {"height": 320, "layer": layers}
 
 
 def stage_boundary(metrics: Sequence[Mapping]) -> float | None:

@@ -216,7 +216,7 @@ def test_layers_counts_match_the_engine(studio_home):
     recorded = json.loads((Path(studio_home.run_dir) / "status.json").read_text())["parameters_by_stage"]
     assert metric(at, "Trainable, stage 1 (head)") == f"{recorded['1']['trainable']:,}"
     assert metric(at, "Trainable, stage 2") == f"{recorded['2']['trainable']:,}"
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("vega_lite_chart")) == 1  # the parameters per layer (Vega-Lite: loads fast)
     table = at.dataframe[0].value
     assert len(table) == len(plan.layers)
     assert list(table["stage 2"]) == [{"trains": "trains", "inference_bn": "BatchNorm, inference",

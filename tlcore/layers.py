@@ -8,6 +8,7 @@ that no edge of the graph jumps over.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
@@ -163,17 +164,21 @@ def resolve_layer(model, spec, what: str = "layer", paths: dict[str, str] | None
     Raises:
         TLCoreError: no such layer; the message suggests close names.
     """
-    n = len(model.layers)
+    names = [layer.name for layer in model.layers]
+    return _resolve(names, [(paths or {}).get(n, n) for n in names], spec, what)
+
+
+def _resolve(names: list[str], full: list[str], spec, what: str) -> int:
+    """Index of the layer `spec` (index, graph name or path) among `names` / `full`."""
+    n = len(names)
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().lstrip("-").isdigit()):
         i = int(spec)
         if not -n <= i < n:
             raise OptionError(what, f"index {i} is out of range: the backbone has {n} layers "
                               f"(0 to {n - 1}, or -1 to -{n} from the end).")
         return i % n
-    names = [layer.name for layer in model.layers]
     if spec in names:
         return names.index(spec)
-    full = [(paths or {}).get(n, n) for n in names]
     if spec in full:
         return full.index(spec)
     close = difflib.get_close_matches(str(spec), full, n=5)
@@ -188,22 +193,27 @@ def resolve_cut(model, cut=None, paths: dict[str, str] | None = None, default: i
     Raises:
         TLCoreError: unknown layer, the input layer, or a layer that is not a clean cut point.
     """
-    n = len(model.layers)
+    names = [layer.name for layer in model.layers]
+    full = [(paths or {}).get(n, n) for n in names]
+    return _resolve_cut(names, full, lambda: cut_points(model), cut, default)
+
+
+def _resolve_cut(names: list[str], full: list[str], flags, cut, default: int | None) -> int:
+    """`resolve_cut` over layer names; `flags()` gives the clean cut points (asked only if needed)."""
+    n = len(names)
     if cut in (None, ""):
         index = n - 1 if default is None else int(default)
     else:
-        index = resolve_layer(model, cut, "cut", paths)
+        index = _resolve(names, full, cut, "cut")
     if index == 0:
         raise OptionError("cut", "cannot be the input layer; choose a layer after it.")
-    if index != n - 1 and not cut_points(model)[index]:
-        layer = model.layers[index]
+    if index != n - 1 and not flags()[index]:
         raise TLCoreError(
-            f"Layer {layer.name!r} (index {index}) is not a clean cut point: some path from the "
+            f"Layer {names[index]!r} (index {index}) is not a clean cut point: some path from the "
             "input to the output goes around it (it sits inside a branch). Choose a layer marked "
             "cut_point in `tlcore layers`, such as the end of a block."
         )
     return index
-
 
 
 def cut_options(table: Sequence[LayerInfo]) -> list[int]:
@@ -260,27 +270,105 @@ def block_summary(table: Sequence[LayerInfo]) -> list[dict]:
     return out
 
 
-def cached_layer_table(name: str, size: int, build) -> list[LayerInfo]:
-    """The layer table of catalog backbone `name` at `size`, from the home's cache (keyed by
-    backbone, size and Keras version) or from `build()` (a built backbone), stored for next time.
-    Reading a cached table needs neither TensorFlow nor a build."""
-    from importlib.metadata import version
+def cached_layer_table(name: str, size: int, build=None) -> list[LayerInfo]:
+    """The layer table of catalog backbone `name` at `size` (see `tablestore.catalog_facts`):
+    shipped with the package or cached in the home, else built once. Needs no TensorFlow when known."""
+    from .tablestore import catalog_facts
 
-    from . import home
-    from .jsonio import read_json, write_json
+    return catalog_facts(name, size, build).table
 
-    folder = home.cache_dir() / "layer-tables"
-    path = folder / f"{name}@{int(size)}-keras{version('keras')}.json"
-    rows = read_json(path)
-    if isinstance(rows, list) and rows:
+
+# --- what a plan needs of a backbone, without the built model ----------------------------------
+
+Weight = tuple  # (variable path, size, trains by nature)
+
+
+@dataclass(frozen=True)
+class BackboneFacts:
+    """Everything `plan.make_plan` reads of a backbone, as plain data that a file can hold.
+
+    `table` is the layer table (names there are paths for layers of nested models); `names` are
+    the layers' names in the graph; `weights[i]` lists layer i's variables as (path, size,
+    trains by nature), a variable shared with an earlier layer with size 0 (counted once);
+    `batchnorm[i]` says whether layer i is a BatchNormalization; `shapes[i]` is its output
+    shape in the backbone's own graph (batch dimension first).
+    """
+
+    table: list[LayerInfo]
+    names: list[str]
+    weights: list[list[Weight]]
+    batchnorm: list[bool]
+    shapes: list[list]
+    preprocessing: str = "none"
+    input_size: int = 0
+    default_cut: int | None = None
+
+    def resolve_layer(self, spec, what: str = "layer") -> int:
+        """Like `resolve_layer`, over the facts."""
+        return _resolve(self.names, [row.name for row in self.table], spec, what)
+
+    def resolve_cut(self, cut=None) -> int:
+        """Like `resolve_cut` (default: `default_cut`, else the last layer), over the facts."""
+        return _resolve_cut(self.names, [row.name for row in self.table],
+                            lambda: [row.cut_point for row in self.table], cut, self.default_cut)
+
+    def to_json(self) -> dict:
+        """The stored form (without preprocessing, size and default cut, which the caller knows)."""
+        return {"layers": [row.to_dict() for row in self.table], "names": self.names,
+                "weights": [[list(w) for w in ws] for ws in self.weights],
+                "batchnorm": [i for i, bn in enumerate(self.batchnorm) if bn],
+                "shapes": self.shapes}
+
+    @classmethod
+    def from_json(cls, doc: dict, **extra) -> "BackboneFacts":
+        """Facts from `to_json()`'s document. Raises KeyError/TypeError/ValueError when malformed."""
+        table = [LayerInfo(**row) for row in doc["layers"]]
+        n = len(table)
+        weights = [[(str(p), int(size), bool(t)) for p, size, t in ws] for ws in doc["weights"]]
+        bn = set(doc["batchnorm"])
+        names, shapes = list(doc["names"]), list(doc["shapes"])
+        if not n or len(weights) != n or len(names) != n or len(shapes) != n:
+            raise ValueError("layer facts of different lengths")
+        return cls(table, names, weights, [i in bn for i in range(n)], shapes, **extra)
+
+
+def is_batchnorm(layer) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def trainable_by_nature(layer) -> set[int]:
+    """ids of the layer's variables that train by nature (BatchNorm's moving statistics never
+    do), whatever `trainable` flags were set since: Keras keeps them apart from creation on."""
+    own = getattr(layer, "_trainable_variables", None)
+    if own is None:
+        return {id(v) for v in layer.weights if v.trainable}
+    ids = {id(v) for v in own}
+    for sub in getattr(layer, "_layers", []) or []:
+        ids |= trainable_by_nature(sub)
+    return ids
+
+
+def facts_of(model, paths: dict[str, str] | None = None, preprocessing: str = "none",
+             input_size: int = 0, default_cut: int | None = None) -> BackboneFacts:
+    """The `BackboneFacts` of a built backbone (its table included)."""
+    table = layer_table(model, paths)
+    seen: set[int] = set()
+    weights, shapes = [], []
+    for layer in model.layers:
+        nature = trainable_by_nature(layer)
+        rows = []
+        for v in layer.weights:
+            size = 0 if id(v) in seen else int(math.prod(int(d) for d in v.shape))
+            seen.add(id(v))
+            rows.append((str(getattr(v, "path", v.name)), size, id(v) in nature))
+        weights.append(rows)
         try:
-            return [LayerInfo(**row) for row in rows]
-        except TypeError:
-            pass  # an older file's fields: build again
-    table = layer_table(build())
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(path, [row.to_dict() for row in table])
-    except OSError:
-        pass
-    return table
+            shape = layer_output(model, layer).shape
+            shapes.append([None if d is None else int(d) for d in shape])
+        except (AttributeError, IndexError, ValueError):
+            shapes.append(list(table[len(shapes)].output_shape))
+    return BackboneFacts(table, [layer.name for layer in model.layers], weights,
+                         [is_batchnorm(layer) for layer in model.layers], shapes,
+                         preprocessing, int(input_size), default_cut)

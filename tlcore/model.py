@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import POOLINGS
 from .errors import OptionError, TLCoreError
-from .layers import layer_output, resolve_cut
+from .layers import is_batchnorm, layer_output, resolve_cut  # noqa: F401 (is_batchnorm: re-exported)
 from .outputs import activation, output_units
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -52,10 +52,12 @@ def preprocessing_layers(mode: str) -> list:
     raise TLCoreError(f"Unknown preprocessing {mode!r}: expected caffe, tf, torch or none.")
 
 
-def is_batchnorm(layer) -> bool:
-    import keras
-
-    return isinstance(layer, keras.layers.BatchNormalization)
+def preprocessing_param_count(mode: str) -> int:
+    """Weights of `preprocessing_layers(mode)`, without building them: caffe's 1x1 convolution
+    holds a 3x3 kernel and 3 biases; Rescaling and Normalization with given statistics hold none."""
+    if mode not in ("caffe", "tf", "torch", "none"):
+        raise TLCoreError(f"Unknown preprocessing {mode!r}: expected caffe, tf, torch or none.")
+    return 3 * 3 + 3 if mode == "caffe" else 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,25 @@ def build_head(feature_shape, num_classes: int, spec: HeadSpec, mixed_precision:
     outputs = keras.layers.Dense(output_units(num_classes), activation=activation(num_classes),
                                  name="predictions", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="head")
+
+
+def head_param_count(feature_shape, num_classes: int, spec: HeadSpec) -> int:
+    """Weights of `build_head(feature_shape, num_classes, spec)`, counted without Keras (all of
+    them train).
+
+    Raises:
+        TLCoreError: a bad head or fewer than 2 classes, as `build_head` does.
+    """
+    spec.check()
+    if num_classes < 2:
+        raise TLCoreError(f"A classifier needs at least 2 classes. Received: {num_classes}")
+    dims = [int(d) for d in feature_shape]
+    width = dims[-1] if len(dims) == 3 and spec.pooling in ("avg", "max") else int(np.prod(dims))
+    total = 0
+    for units in [int(u) for u in spec.dense] + [output_units(num_classes)]:
+        total += (width + 1) * units
+        width = units
+    return total
 
 
 def assemble(backbone_cut, head, preprocessing: str, input_size: int):

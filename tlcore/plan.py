@@ -24,10 +24,9 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from .config import TrainConfig
 from .errors import OptionError
+from .layers import BackboneFacts, facts_of
 from .outputs import output_units
 
 ROLES = ("cut", "trains", "inference_bn", "frozen")
@@ -97,48 +96,64 @@ def make_plan(config: TrainConfig, num_classes: int, source=None) -> Plan:
         config: the options (`head_epochs`, `fine_tune_epochs`, `cut`, `unfreeze_from`,
             `unfreeze`, `freeze`, `train_bn`, head options, `lr`, `fine_tune_lr`).
         num_classes: classes of the dataset (two give one sigmoid unit).
-        source: the backbone (`source.load_source(config)`); built from `config` when None.
+        source: the backbone (`source.load_source(config)`) or its `layers.BackboneFacts`;
+            when None, a catalog backbone's facts come from its stored layer table
+            (`tablestore.catalog_facts`: no build when known), a model file is loaded.
 
     Raises:
         TLCoreError: an unknown layer, a cut that is not a clean cut point, a pattern that
             matches no layer (the error names the closest ones), a bad head.
     """
-    from .layers import layer_output, resolve_cut, resolve_layer
-    from .model import HeadSpec, build_head, is_batchnorm
-
     if int(num_classes) < 2:
         raise OptionError("classes", f"must be at least 2 for a classifier. Received: {num_classes}")
-    if source is None:  # the architecture is all a plan needs: no weights are read
+    return _plan(config, int(num_classes), backbone_facts(config, source))
+
+
+def backbone_facts(config: TrainConfig, source=None) -> BackboneFacts:
+    """What a plan reads of the backbone: `source` as facts, or the facts `config` names."""
+    if isinstance(source, BackboneFacts):
+        return source
+    if source is None and not config.backbone_file:  # the architecture is all a plan needs
+        from .backbones import check_input_size
+        from .catalog import get_backbone
+        from .tablestore import catalog_facts
+
+        name = get_backbone(config.backbone).name
+        return catalog_facts(name, check_input_size(name, config.input_size))
+    if source is None:
         from .source import load_source
 
-        source = load_source(config if config.backbone_file else config.replace(weights="none"))
-    backbone, paths = source.backbone, source.paths or {}
-    layers = list(backbone.layers)
-    n = len(layers)
-    cut_index = resolve_cut(backbone, config.cut, paths, source.default_cut)
+        source = load_source(config)
+    return facts_of(source.backbone, source.paths or {}, source.preprocessing, source.input_size,
+                    source.default_cut)
+
+
+def _plan(config: TrainConfig, num_classes: int, facts: BackboneFacts) -> Plan:
+    from .model import HeadSpec, head_param_count, preprocessing_param_count
+
+    table, names = facts.table, facts.names
+    n = len(table)
+    cut_index = facts.resolve_cut(config.cut)
     unfreeze_index = None
     if config.fine_tune_epochs > 0:
         unfreeze_index = default_unfreeze_index(n) if config.unfreeze_from in (None, "") else \
-            resolve_layer(backbone, config.unfreeze_from, "unfreeze_from", paths)
+            facts.resolve_layer(config.unfreeze_from, "unfreeze_from")
 
     kept = range(cut_index + 1)
-    intrinsic = {}
-    for i in kept:
-        nature = _trainable_by_nature(layers[i])
-        intrinsic.update({(layers[i].name, j): id(v) in nature for j, v in enumerate(layers[i].weights)})
-    frozen_for_good = {i for i in kept if type(layers[i]).__name__ == "TFSMLayer"}
-    frozen_names = {layers[i].name for i in frozen_for_good}
+    intrinsic = {(names[i], j): w[2] for i in kept for j, w in enumerate(facts.weights[i])}
+    frozen_for_good = {i for i in kept if table[i].type == "TFSMLayer"}
+    frozen_names = {names[i] for i in frozen_for_good}
     warnings: list[str] = []
 
     train2: set = set()
     if unfreeze_index is not None:
         for i in range(unfreeze_index, cut_index + 1):
-            if i in frozen_for_good or (is_batchnorm(layers[i]) and not config.train_bn):
+            if i in frozen_for_good or (facts.batchnorm[i] and not config.train_bn):
                 continue
-            train2 |= {(layers[i].name, j) for j in range(-1, len(layers[i].weights))}
+            train2 |= {(names[i], j) for j in range(-1, len(facts.weights[i]))}
         for name, add in (("unfreeze", True), ("freeze", False)):
             for pattern in getattr(config, name):
-                keys = _pattern_keys(pattern, name, layers, paths, cut_index, warnings)
+                keys = _pattern_keys(pattern, name, facts, cut_index, warnings)
                 keys = {k for k in keys if k[0] not in frozen_names}
                 train2 = train2 | keys if add else train2 - keys
     elif config.unfreeze or config.freeze:
@@ -148,48 +163,36 @@ def make_plan(config: TrainConfig, num_classes: int, source=None) -> Plan:
     train2 = {k for k in train2 if k[1] == -1 or intrinsic.get(k)}
     trainable_keys = {1: frozenset(), 2: frozenset(train2)}
 
-    # Counts, from the variables (the shared backbone is never touched).
-    feature_shape = tuple(int(d) for d in layer_output(backbone, layers[cut_index]).shape[1:])
-    head = build_head(feature_shape, num_classes, HeadSpec(config.pooling, tuple(config.dense), config.dropout))
-    head_trainable = _size(head.trainable_weights)
-    head_total = _size(head.weights)
-    pre_total = _preprocessing_params(source.preprocessing, source.input_size)
-    seen: set[int] = set()
-    sizes: dict = {}
-    backbone_total = 0
-    for i in kept:
-        for j, v in enumerate(layers[i].weights):
-            if id(v) in seen:
-                continue
-            seen.add(id(v))
-            sizes[(layers[i].name, j)] = int(np.prod(v.shape))
-            backbone_total += sizes[(layers[i].name, j)]
-    total = pre_total + backbone_total + head_total
+    # Counts, from the facts (a shared variable counts once, where it first appears).
+    feature_shape = tuple(int(d) for d in facts.shapes[cut_index][1:])
+    head_params = head_param_count(feature_shape, num_classes,
+                                   HeadSpec(config.pooling, tuple(config.dense), config.dropout))
+    sizes = {(names[i], j): w[1] for i in kept for j, w in enumerate(facts.weights[i])}
+    total = preprocessing_param_count(facts.preprocessing) + sum(sizes.values()) + head_params
     epochs = {1: int(config.head_epochs), 2: int(config.fine_tune_epochs)}
     lrs = {1: float(config.lr), 2: float(config.stage2_lr)}
     stages = {}
     for s in (1, 2):
         backbone_trainable = sum(sizes.get(k, 0) for k in trainable_keys[s])
-        trainable = head_trainable + backbone_trainable
+        trainable = head_params + backbone_trainable
         stages[s] = {"epochs": epochs[s], "trainable": trainable, "non_trainable": total - trainable,
                      "total": total, "backbone_trainable": backbone_trainable, "lr": lrs[s], "reason": None}
 
     rows = []
-    for i, layer in enumerate(layers):
-        params = int(layer.count_params()) if layer.built else 0
+    for i, row in enumerate(table):
         roles = []
         for s in (1, 2):
             if i > cut_index:
                 roles.append("cut")
-            elif any((layer.name, j) in trainable_keys[s] for j in range(len(layer.weights))):
+            elif any((names[i], j) in trainable_keys[s] for j in range(len(facts.weights[i]))):
                 roles.append("trains")
-            elif is_batchnorm(layer):
+            elif facts.batchnorm[i]:
                 roles.append("inference_bn")
             else:
                 roles.append("frozen")
-        rows.append(LayerPlan(i, paths.get(layer.name, layer.name), type(layer).__name__, params, *roles))
+        rows.append(LayerPlan(i, row.name, row.type, row.params, *roles))
 
-    plan = Plan(rows, stages, cut_index, unfreeze_index, feature_shape, head_trainable,
+    plan = Plan(rows, stages, cut_index, unfreeze_index, feature_shape, head_params,
                 output_units(num_classes), warnings, trainable_keys)
     stages[1]["reason"] = "Stage 1 trains the head only; the backbone stays frozen."
     if stages[2]["backbone_trainable"] == 0:
@@ -213,19 +216,7 @@ def make_plan(config: TrainConfig, num_classes: int, source=None) -> Plan:
     return plan
 
 
-def _trainable_by_nature(layer) -> set[int]:
-    """ids of the layer's variables that train by nature (BatchNorm's moving statistics never
-    do), whatever `trainable` flags were set since: Keras keeps them apart from creation on."""
-    own = getattr(layer, "_trainable_variables", None)
-    if own is None:
-        return {id(v) for v in layer.weights if v.trainable}
-    ids = {id(v) for v in own}
-    for sub in getattr(layer, "_layers", []) or []:
-        ids |= _trainable_by_nature(sub)
-    return ids
-
-
-def _pattern_keys(pattern: str, option: str, layers: list, paths: dict, cut_index: int,
+def _pattern_keys(pattern: str, option: str, facts: BackboneFacts, cut_index: int,
                   warnings: list[str]) -> set:
     """(layer name, weight index) pairs a pattern names among the kept layers.
 
@@ -234,28 +225,27 @@ def _pattern_keys(pattern: str, option: str, layers: list, paths: dict, cut_inde
     """
     hits: set = set()
     hits_after_cut = 0
+    names, full = facts.names, [row.name for row in facts.table]
     if pattern.startswith("re:"):
         regex = re.compile(pattern[3:])
-        for i, layer in enumerate(layers):
-            for j, v in enumerate(layer.weights):
-                if regex.search(str(getattr(v, "path", v.name))):
+        for i, name in enumerate(names):
+            for j, w in enumerate(facts.weights[i]):
+                if regex.search(w[0]):
                     if i <= cut_index:
-                        hits.add((layer.name, j))
+                        hits.add((name, j))
                     else:
                         hits_after_cut += 1
     else:
-        for i, layer in enumerate(layers):
-            full = paths.get(layer.name, layer.name)
-            if fnmatch.fnmatchcase(layer.name, pattern) or fnmatch.fnmatchcase(full, pattern):
+        for i, name in enumerate(names):
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(full[i], pattern):
                 if i <= cut_index:
-                    hits |= {(layer.name, j) for j in range(len(layer.weights))}
-                    hits.add((layer.name, -1))  # a layer without weights still counts as matched
+                    hits |= {(name, j) for j in range(len(facts.weights[i]))}
+                    hits.add((name, -1))  # a layer without weights still counts as matched
                 else:
                     hits_after_cut += 1
     if not hits and not hits_after_cut:
-        names = [paths.get(layer.name, layer.name) for layer in layers]
         probe = pattern[3:] if pattern.startswith("re:") else pattern.replace("*", "").replace("?", "")
-        close = difflib.get_close_matches(probe, names, n=5, cutoff=0.3)
+        close = difflib.get_close_matches(probe, full, n=5, cutoff=0.3)
         hint = f" Closest layers: {', '.join(close)}." if close else " Run `tlcore layers` to list them."
         what = "no weight path of any layer" if pattern.startswith("re:") else "no layer name or path"
         raise OptionError(option, f"pattern {pattern!r} matches {what} of the backbone.{hint}")
@@ -263,26 +253,6 @@ def _pattern_keys(pattern: str, option: str, layers: list, paths: dict, cut_inde
         warnings.append(f"The {option} pattern {pattern!r} matches only layers after the cut; it "
                         "changes nothing.")
     return hits
-
-
-def _size(weights) -> int:
-    seen, total = set(), 0
-    for w in weights:
-        if id(w) not in seen:
-            seen.add(id(w))
-            total += int(np.prod(w.shape))
-    return total
-
-
-def _preprocessing_params(mode: str, size: int) -> int:
-    from .model import preprocessing_layers
-
-    total = 0
-    for layer in preprocessing_layers(mode):
-        if not layer.built:
-            layer.build((None, int(size), int(size), 3))
-        total += _size(layer.weights)
-    return total
 
 
 def _no_training_reason(plan: Plan, config: TrainConfig, frozen_for_good: set) -> str:
@@ -317,7 +287,7 @@ def apply_stage(model, plan: Plan, stage: int) -> None:
     applications use 0.99-0.999, and with the few hundred steps of a small dataset the moving
     statistics would never catch up with the batch ones.
     """
-    from .model import is_batchnorm
+    from .layers import is_batchnorm
 
     keys = plan.trainable_keys.get(stage, frozenset())
     backbone = model.get_layer("backbone")

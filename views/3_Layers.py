@@ -217,8 +217,8 @@ def separability(bb, cut: int) -> None:
 def main() -> None:
     ui.header("Layers", "Where to cut the backbone, what fine-tuning unfreezes, and the head on top.")
     bb = None
-    with ui.guard("Building the backbone"):
-        with st.spinner(f"Building {ui.backbone_text()} (once per backbone and size)…"):
+    with ui.guard("Reading the backbone's layers"):
+        with st.spinner(f"Reading the layers of {ui.backbone_text()} (built once when no table is stored)…"):
             bb = caches.chosen_backbone()
     if bb is None:
         return
@@ -254,8 +254,8 @@ def main() -> None:
     if plan is None:
         return
     with chart_slot:
-        st.plotly_chart(charts.layer_params(rows, [r["stage2"] for r in plan["layers"]], plan["cut_index"],
-                                            plan["unfreeze_index"]), key="layer_chart")
+        st.vega_lite_chart(charts.layer_params(rows, [r["stage2"] for r in plan["layers"]], plan["cut_index"],
+                                               plan["unfreeze_index"]), key="layer_chart")
     separability(bb, cut)
     layer_tables(table, plan)
 
