@@ -203,6 +203,24 @@ def test_serve_four_clients_same_answers_as_predict_and_refusals(small_run, tmp_
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
+def test_int8_tflite_input_takes_every_pixel_value_even_when_calibration_images_lack_black_and_white(tmp_path):
+    import keras
+
+    from tlcore.tflite import convert, io_quantization, run
+
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image))
+    model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(60, 180, (8, 16, 16, 3)).astype("float32")  # no pixel below 60 or above 180
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert(model, "int8", "uint8", grey))
+    assert io_quantization(path)["input"] == {"dtype": "uint8", "scale": 1.0, "zero_point": 0}
+    assert grey.min() >= 60 and grey.max() <= 180  # the caller's images are left as they were
+    assert np.abs(run(path, grey) - model.predict(grey, verbose=0)).max() < 0.02
+
+
 def test_batcher_answers_requests_arriving_together_in_one_call():
     from tlcore.serve import Batcher
 
