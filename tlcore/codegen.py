@@ -64,7 +64,11 @@ def script_values(run_dir, runs_dir=None) -> dict:
         "CLASSES": labels, "POOLING": config.pooling, "DENSE": [int(u) for u in config.dense],
         "DROPOUT": float(config.dropout), "HEAD_EPOCHS": int(config.head_epochs),
         "FINE_TUNE_EPOCHS": int(config.fine_tune_epochs), "LR": float(config.lr),
-        "FINE_TUNE_LR": float(config.stage2_lr), "OPTIMIZER": config.optimizer, "BATCH_SIZE": int(config.batch_size),
+        "FINE_TUNE_LR": float(config.stage2_lr), "OPTIMIZER": config.optimizer,
+        "WEIGHT_DECAY": None if config.weight_decay is None else float(config.weight_decay),
+        "SCHEDULE": config.schedule, "WARMUP_EPOCHS": int(config.warmup_epochs),
+        "LABEL_SMOOTHING": float(config.label_smoothing), "MIXUP": float(config.mixup), "CUTMIX": float(config.cutmix),
+        "BATCH_SIZE": int(config.batch_size),
         "AUGMENT": augmentation_options(config.augment, **config.augment_overrides()),
         "CLASS_WEIGHTS": config.class_weights, "EARLY_STOPPING": int(config.early_stopping),
         "SEED": int(config.seed), "VAL_SPLIT": float(config.val_split), "TEST_SPLIT": float(config.test_split),
@@ -111,9 +115,10 @@ def render(values: dict) -> str:
 
     kind = BACKBONES["file" if values.get("BACKBONE_FILE") else "catalog"]
     names = ("BACKBONE_FILE", "BACKBONE_FILE_SHA256") if values.get("BACKBONE_FILE") else ("BACKBONE", "WEIGHTS")
-    consts = "\n".join(f"{k} = {pprint.pformat(values[k], width=100, compact=True, sort_dicts=False)}" for k in (
+    consts = "\n".join(f"{k} = {pprint.pformat(values.get(k), width=100, compact=True, sort_dicts=False)}" for k in (
         *names, "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "CLASSES", "POOLING", "DENSE",
-        "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "BATCH_SIZE",
+        "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "WEIGHT_DECAY", "SCHEDULE",
+        "WARMUP_EPOCHS", "LABEL_SMOOTHING", "MIXUP", "CUTMIX", "BATCH_SIZE",
         "AUGMENT", "CLASS_WEIGHTS", "EARLY_STOPPING", "SEED", "VAL_SPLIT", "TEST_SPLIT", "SPLIT_METHOD", "RESIZE",
         "DETERMINISTIC", "TRAIN_IN_STAGE_2", "FROZEN_WEIGHTS", "IMAGE_EXTENSIONS"))
     started = (f"It starts from the saved model {Path(values['BACKBONE_FILE']).name} (--backbone-file).\n"
@@ -126,8 +131,20 @@ def render(values: dict) -> str:
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
     backbone = kind["code"].replace("#FLATTEN#", _flatten_source())
     return header + (SCRIPT.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
-                     .replace("#BACKBONE#", backbone).replace("#SOURCE_ARGUMENT#", kind["argument"])
+                     .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone).replace("#SOURCE_ARGUMENT#", kind["argument"])
                      .replace("#SOURCE#", kind["source"]))
+
+
+def _recipe_source() -> str:
+    """The studio's optimizer, schedule, loss and augmentation functions, copied as they are."""
+    import inspect
+
+    from . import data, outputs, recipe
+
+    consts = "\n".join(f"{k} = {getattr(recipe, k)!r}" for k in ("ONECYCLE_WARMUP", "ONECYCLE_DIV", "ONECYCLE_FINAL"))
+    functions = (recipe.make_optimizer, recipe.learning_rate, recipe.steps_per_epoch, outputs.output_units,
+                 outputs.soft_targets, outputs.targets, outputs.loss, data.augmentation_layers, recipe.mixer)
+    return consts + "\n\n\n" + "\n\n".join(inspect.getsource(f) for f in functions).rstrip("\n")
 
 
 def _flatten_source() -> str:

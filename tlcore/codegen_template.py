@@ -1,7 +1,8 @@
 """The text of the script `codegen` writes (`tlcore export RUN --format code`).
 
 `SCRIPT` is the whole script with placeholders that `codegen.render` fills: ``#CONSTANTS#`` (the
-run's recipe), ``#SPLITS#`` (the studio's split functions, copied), and per kind of backbone
+run's recipe), ``#SPLITS#`` and ``#RECIPE#`` (the studio's split, optimizer, schedule, loss and
+augmentation functions, copied), and per kind of backbone
 (`BACKBONES`: a catalog model, or a saved model file) how the backbone is built, the command-line
 argument that names its weights or file, and the value `build_model` gets. Plain text only: this
 module imports nothing.
@@ -73,6 +74,7 @@ BACKBONES = {
 
 SCRIPT = r'''import argparse
 import hashlib
+import math
 import os
 import random
 import unicodedata
@@ -295,35 +297,17 @@ def set_stage(model, stage):
             layer.trainable = False
 
 
-def optimizer(lr):
-    if OPTIMIZER == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if OPTIMIZER == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+# --- the recipe: optimizer, learning-rate schedule, loss, augmentation, MixUp/CutMix ----------
+# (the studio's own functions, as they are in tlcore/recipe.py, tlcore/outputs.py and tlcore/data.py)
+
+#RECIPE#
 
 
 # --- data pipeline --------------------------------------------------------------------------
 
-def augmentation():
-    layers = []
-    if AUGMENT.get("flip"):
-        layers.append(keras.layers.RandomFlip({"both": "horizontal_and_vertical"}.get(AUGMENT["flip"], AUGMENT["flip"]), seed=SEED))
-    if AUGMENT.get("rotation"):
-        layers.append(keras.layers.RandomRotation(float(AUGMENT["rotation"]) / 360.0, seed=SEED))
-    if AUGMENT.get("zoom"):
-        layers.append(keras.layers.RandomZoom(float(AUGMENT["zoom"]), seed=SEED))
-    if AUGMENT.get("shift"):
-        layers.append(keras.layers.RandomTranslation(float(AUGMENT["shift"]), float(AUGMENT["shift"]), seed=SEED))
-    if AUGMENT.get("shear"):
-        layers.append(keras.layers.RandomShear(float(AUGMENT["shear"]), float(AUGMENT["shear"]), seed=SEED))
-    if AUGMENT.get("contrast"):
-        layers.append(keras.layers.RandomContrast(float(AUGMENT["contrast"]), seed=SEED))
-    return layers
-
-
-def dataset(images, labels, shuffle=False, augment=()):
-    y = labels.astype("float32").reshape(-1, 1) if binary() else labels.astype("int64")
+def dataset(images, labels, shuffle=False, augment=(), mix=None):
+    """Batches of float RGB 0-255 and their targets: shuffled, augmented and mixed for training."""
+    y = targets(labels, len(CLASSES), soft_targets(len(CLASSES), LABEL_SMOOTHING, bool(MIXUP or CUTMIX)))
     ds = tf.data.Dataset.from_tensor_slices((images, y))
     if shuffle:
         ds = ds.shuffle(len(images), seed=SEED, reshuffle_each_iteration=True)
@@ -334,6 +318,8 @@ def dataset(images, labels, shuffle=False, augment=()):
                 x = layer(x, training=True)
             return tf.clip_by_value(x, 0.0, 255.0), t
         ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    if mix is not None:
+        ds = mix(ds)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -375,12 +361,12 @@ def main():
     files = split_dataset(args.data)
     x_train, y_train = load_split(files["train"])
     x_val, y_val = load_split(files["validation"])
-    train_ds = dataset(x_train, y_train, shuffle=True, augment=augmentation())
+    train_ds = dataset(x_train, y_train, shuffle=True, augment=augmentation_layers(AUGMENT, SEED),
+                       mix=mixer(MIXUP, CUTMIX, SEED))
     val_ds = dataset(x_val, y_val) if len(x_val) else None
     weights = class_weights(y_train)
 
     model = build_model(#SOURCE#)
-    loss = "binary_crossentropy" if binary() else "sparse_categorical_crossentropy"
     best = BestWeights()
     scale = lambda n: max(1, round(n * args.epochs_scale)) if n else 0
     first = 0
@@ -388,7 +374,9 @@ def main():
         if not epochs:
             continue
         set_stage(model, stage)  # recompile after every change of `trainable`
-        model.compile(optimizer=optimizer(lr), loss=loss, metrics=["accuracy"])
+        rate = learning_rate(SCHEDULE, lr, epochs, steps_per_epoch(len(x_train), BATCH_SIZE), WARMUP_EPOCHS)
+        model.compile(optimizer=make_optimizer(OPTIMIZER, rate, WEIGHT_DECAY), metrics=["accuracy"],
+                      loss=loss(len(CLASSES), LABEL_SMOOTHING, bool(MIXUP or CUTMIX)))
         callbacks = [best]
         if EARLY_STOPPING and val_ds is not None:
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=EARLY_STOPPING,
