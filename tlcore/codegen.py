@@ -56,7 +56,8 @@ def script_values(run_dir, runs_dir=None) -> dict:
         if weights and any((layer.name, j) in keys for j in range(len(weights))):
             train2.append(layer.name)
             nature = _trainable_by_nature(layer)  # what trains once the layer is switched on
-            frozen_weights += [str(v.path) for j, v in enumerate(weights) if id(v) in nature and (layer.name, j) not in keys]
+            frozen_weights += [str(v.path) for j, v in enumerate(weights)
+                               if id(v) in nature and (layer.name, j) not in keys]
     values = {
         "RUN_ID": run.run_id, "INPUT_SIZE": int(resolved.get("input_size") or source.input_size),
         "PREPROCESSING": resolved.get("preprocessing", source.preprocessing),
@@ -131,8 +132,8 @@ def render(values: dict) -> str:
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
     backbone = kind["code"].replace("#FLATTEN#", _flatten_source())
     return header + (SCRIPT.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
-                     .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone).replace("#SOURCE_ARGUMENT#", kind["argument"])
-                     .replace("#SOURCE#", kind["source"]))
+                     .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone)
+                     .replace("#SOURCE_ARGUMENT#", kind["argument"]).replace("#SOURCE#", kind["source"]))
 
 
 def _recipe_source() -> str:
