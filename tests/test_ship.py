@@ -258,9 +258,11 @@ def test_the_run_as_code_trains_the_same_model_without_tlcore(small_run, tmp_pat
 
 
 # A run on a saved model file: a classifier wrapping a whole MobileNetV2 (alpha 0.35, random weights),
-# cut inside the nested model; stage 2 trains Conv1 and bn_Conv1 but bn_Conv1's gamma (a re: pattern).
+# cut inside the nested model; stage 2 trains Conv1 and bn_Conv1 but bn_Conv1's gamma (a re: pattern);
+# AdamW on a cosine schedule with label smoothing (one-hot targets), which the script must follow too.
 FILE_RUN = ["--cut", "Conv1_relu", "--unfreeze-from", "Conv1", "--train-bn", "--freeze", "re:bn_Conv1/gamma",
             "--head-epochs", "6", "--fine-tune-epochs", "1", "--lr", "0.05", "--dropout", "0", "--batch-size", "8",
+            "--optimizer", "adamw", "--schedule", "cosine", "--label-smoothing", "0.1",
             "--augment", "none", "--early-stopping", "0", "--seed", "3"]
 
 
@@ -288,6 +290,7 @@ def test_the_run_as_code_of_a_model_file_run_trains_without_tlcore(tmp_path):
     assert "import tlcore" not in text and "from tlcore" not in text and "--backbone-file" in text
     assert f"BACKBONE_FILE = {str(model_file)!r}" in text and "CUT_LAYER = 'Conv1_relu'" in text
     assert "TRAIN_IN_STAGE_2 = ['Conv1', 'bn_Conv1']" in text and "FROZEN_WEIGHTS = ['bn_Conv1/gamma']" in text
+    assert "OPTIMIZER = 'adamw'" in text and "SCHEDULE = 'cosine'" in text and "LABEL_SMOOTHING = 0.1" in text
     # the script's model trains, stage by stage, exactly the parameters the run's plan trained
     namespace = {"__name__": "not_main"}
     exec(compile(text, str(out), "exec"), namespace)
