@@ -203,6 +203,24 @@ def test_serve_four_clients_same_answers_as_predict_and_refusals(small_run, tmp_
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
+def test_int8_tflite_input_takes_every_pixel_value_even_when_calibration_images_lack_black_and_white(tmp_path):
+    import keras
+
+    from tlcore.tflite import convert, io_quantization, run
+
+    image = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image))
+    model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(60, 180, (8, 16, 16, 3)).astype("float32")  # no pixel below 60 or above 180
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert(model, "int8", "uint8", grey))
+    assert io_quantization(path)["input"] == {"dtype": "uint8", "scale": 1.0, "zero_point": 0}
+    assert grey.min() >= 60 and grey.max() <= 180  # the caller's images are left as they were
+    assert np.abs(run(path, grey) - model.predict(grey, verbose=0)).max() < 0.02
+
+
 def test_batcher_answers_requests_arriving_together_in_one_call():
     from tlcore.serve import Batcher
 
@@ -237,6 +255,71 @@ def test_the_run_as_code_trains_the_same_model_without_tlcore(small_run, tmp_pat
     assert run.returncode == 0, run.stderr[-3000:]
     line = [l for l in run.stdout.splitlines() if l.startswith("test_accuracy: ")][-1]
     assert abs(float(line.split()[1]) - small_run.out["test_accuracy"]) <= 0.05
+
+
+# A run on a saved model file: a classifier wrapping a whole MobileNetV2 (alpha 0.35, random weights),
+# cut inside the nested model; stage 2 trains Conv1 and bn_Conv1 but bn_Conv1's gamma (a re: pattern);
+# AdamW on a cosine schedule with label smoothing (one-hot targets), which the script must follow too.
+FILE_RUN = ["--cut", "Conv1_relu", "--unfreeze-from", "Conv1", "--train-bn", "--freeze", "re:bn_Conv1/gamma",
+            "--head-epochs", "6", "--fine-tune-epochs", "1", "--lr", "0.05", "--dropout", "0", "--batch-size", "8",
+            "--optimizer", "adamw", "--schedule", "cosine", "--label-smoothing", "0.1",
+            "--augment", "none", "--early-stopping", "0", "--seed", "3"]
+
+
+@pytest.mark.slow
+def test_the_run_as_code_of_a_model_file_run_trains_without_tlcore(tmp_path):
+    import keras
+
+    from tlcore.codegen import render, script_values
+    from tlcore.errors import TLCoreError
+
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    image = keras.Input((32, 32, 3))
+    x = base(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image))
+    x = keras.layers.Dense(5, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model_file = tmp_path / "classifier.keras"
+    keras.Model(image, x).save(model_file)
+    data = write_split(tmp_path / "data", counts=(12, 6, 4))
+    home = tmp_path / "home"
+    proc, res = tl("train", data, "--backbone-file", model_file, *FILE_RUN, "--json", home=home, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "train_run.py"
+    proc, exported = tl("export", res["run_dir"], "--format", "code", "--out", out, "--json", home=home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "import tlcore" not in text and "from tlcore" not in text and "--backbone-file" in text
+    assert f"BACKBONE_FILE = {str(model_file)!r}" in text and "CUT_LAYER = 'Conv1_relu'" in text
+    assert "TRAIN_IN_STAGE_2 = ['Conv1', 'bn_Conv1']" in text and "FROZEN_WEIGHTS = ['bn_Conv1/gamma']" in text
+    assert "OPTIMIZER = 'adamw'" in text and "SCHEDULE = 'cosine'" in text and "LABEL_SMOOTHING = 0.1" in text
+    # the script's model trains, stage by stage, exactly the parameters the run's plan trained
+    namespace = {"__name__": "not_main"}
+    exec(compile(text, str(out), "exec"), namespace)
+    model = namespace["build_model"](str(model_file))
+    recorded = json.loads((Path(res["run_dir"]) / "status.json").read_text())["parameters_by_stage"]
+    for stage in (1, 2):
+        namespace["set_stage"](model, stage)
+        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+        assert trainable == recorded[str(stage)]["trainable"], stage
+        assert trainable + sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) \
+            == recorded[str(stage)]["total"]
+    with pytest.raises(SystemExit, match="not found: .*nowhere.keras.*--backbone-file PATH"):
+        namespace["build_backbone"](str(tmp_path / "nowhere.keras"))
+    # in a plain Python, from another folder, with the file at the path the run recorded (the default)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = plain_python(out.rename(elsewhere / out.name), data, "--out", "m.keras")
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = [l for l in run.stdout.splitlines() if l.startswith("test_accuracy: ")][-1]
+    assert res["test_accuracy"] >= 0.9 and abs(float(line.split()[1]) - res["test_accuracy"]) <= 0.05
+    assert "warning" not in run.stdout and (elsewhere / "m.keras").exists()
+    # no script from a backbone file that changed since the run, or is gone
+    keras.Model(image, x, name="other").save(tmp_path / "other.keras")
+    (tmp_path / "other.keras").replace(model_file)
+    with pytest.raises(TLCoreError, match="changed since the run"):
+        script_values(res["run_dir"], home / "runs")
+    model_file.unlink()
+    with pytest.raises(TLCoreError, match="is gone"):
+        script_values(res["run_dir"], home / "runs")
 
 
 @pytest.mark.slow

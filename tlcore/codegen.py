@@ -6,6 +6,11 @@ train in stage 2 (from `plan.make_plan`, the one owner of what trains when), the
 options (`data.augmentation_options`). Its functions read and split images as `data.scan` and
 `images.load_image` do (same sorting, seed, rounding and resizing), and build and train the model
 as `model.build_model` and `train` do, in the style of the Keras transfer-learning guide.
+
+A run on a catalog backbone rebuilds it from `keras.applications` (`--weights PATH` for a weights
+file); a run on a saved model file loads that file (`--backbone-file PATH`, by default the path
+the run recorded), opens up its nested models as `source.flatten_model` does (copied into the
+script) and cuts it at the same layer. The script's text lives in `codegen_template`.
 """
 from __future__ import annotations
 
@@ -18,11 +23,17 @@ from .runs import RunStore
 
 
 def script_values(run_dir, runs_dir=None) -> dict:
-    """The constants of the script: this run's options, resolved."""
+    """The constants of the script: this run's options, resolved.
+
+    Raises:
+        TLCoreError: a run without options; a backbone file that is gone, changed since the run,
+            or a SavedModel folder (which plain Keras cannot cut or train).
+    """
     from .config import TrainConfig
     from .data import augmentation_options
     from .images import IMAGE_EXTENSIONS
-    from .plan import make_plan
+    from .plan import _trainable_by_nature, make_plan
+    from .source import load_source
     from .splits import recorded_method
 
     run = RunStore(runs_dir).get(run_dir)
@@ -31,32 +42,34 @@ def script_values(run_dir, runs_dir=None) -> dict:
     if not options:
         raise TLCoreError(f"Run {run.run_id} has no config.json options to write as code.")
     config = TrainConfig.from_dict(options)
-    if config.backbone_file:
-        raise TLCoreError("--format code rebuilds catalog backbones (keras.applications) only; this run's "
-                          f"backbone is a file ({Path(config.backbone_file).name}). Export the model instead.")
-    labels = run.labels()
     resolved = cfg.get("resolved") or {}
-    plan = make_plan(config, len(labels))
-    from .source import load_source
-
-    backbone = load_source(config.replace(weights="none")).backbone
+    if config.backbone_file:
+        recorded = _check_backbone_file(Path(config.backbone_file).expanduser(), resolved.get("backbone_source") or {})
+    labels = run.labels()
+    source = load_source(config if config.backbone_file else config.replace(weights="none"))
+    plan = make_plan(config, len(labels), source)
+    backbone = source.backbone
     keys = plan.trainable_keys.get(2, frozenset())
     train2, frozen_weights = [], []
     for layer in backbone.layers[: plan.cut_index + 1]:
         weights = list(layer.weights)
         if weights and any((layer.name, j) in keys for j in range(len(weights))):
             train2.append(layer.name)
-            frozen_weights += [str(v.path) for j, v in enumerate(weights) if v.trainable and (layer.name, j) not in keys]
-    weights = config.weights if config.weights in ("imagenet", "none", None) else str(config.weights)
-    return {
-        "RUN_ID": run.run_id, "BACKBONE": config.backbone, "WEIGHTS": weights or "none",
-        "INPUT_SIZE": int(resolved.get("input_size") or config.input_size),
-        "PREPROCESSING": resolved.get("preprocessing", "none"),
+            nature = _trainable_by_nature(layer)  # what trains once the layer is switched on
+            frozen_weights += [str(v.path) for j, v in enumerate(weights)
+                               if id(v) in nature and (layer.name, j) not in keys]
+    values = {
+        "RUN_ID": run.run_id, "INPUT_SIZE": int(resolved.get("input_size") or source.input_size),
+        "PREPROCESSING": resolved.get("preprocessing", source.preprocessing),
         "CUT_LAYER": backbone.layers[plan.cut_index].name,
         "CLASSES": labels, "POOLING": config.pooling, "DENSE": [int(u) for u in config.dense],
         "DROPOUT": float(config.dropout), "HEAD_EPOCHS": int(config.head_epochs),
         "FINE_TUNE_EPOCHS": int(config.fine_tune_epochs), "LR": float(config.lr),
-        "FINE_TUNE_LR": float(config.stage2_lr), "OPTIMIZER": config.optimizer, "BATCH_SIZE": int(config.batch_size),
+        "FINE_TUNE_LR": float(config.stage2_lr), "OPTIMIZER": config.optimizer,
+        "WEIGHT_DECAY": None if config.weight_decay is None else float(config.weight_decay),
+        "SCHEDULE": config.schedule, "WARMUP_EPOCHS": int(config.warmup_epochs),
+        "LABEL_SMOOTHING": float(config.label_smoothing), "MIXUP": float(config.mixup), "CUTMIX": float(config.cutmix),
+        "BATCH_SIZE": int(config.batch_size),
         "AUGMENT": augmentation_options(config.augment, **config.augment_overrides()),
         "CLASS_WEIGHTS": config.class_weights, "EARLY_STOPPING": int(config.early_stopping),
         "SEED": int(config.seed), "VAL_SPLIT": float(config.val_split), "TEST_SPLIT": float(config.test_split),
@@ -68,22 +81,80 @@ def script_values(run_dir, runs_dir=None) -> dict:
                                 default=None),
         "RUN_TEST_ACCURACY": (run.evaluation() or {}).get("accuracy") if (run.evaluation() or {}).get("split") == "test" else None,
     }
+    if config.backbone_file:
+        values.update(BACKBONE_FILE=str(Path(config.backbone_file).expanduser()), BACKBONE_FILE_SHA256=recorded)
+    else:
+        weights = config.weights if config.weights in ("imagenet", "none", None) else str(config.weights)
+        values.update(BACKBONE=config.backbone, WEIGHTS=weights or "none")
+    return values
+
+
+def _check_backbone_file(path: Path, provenance: dict) -> str:
+    """The SHA-256 the run recorded for its backbone file, once the file is checked to be there,
+    unchanged, and a model file (not a SavedModel folder)."""
+    from .source import file_sha256
+
+    if path.is_dir() or provenance.get("kind") == "savedmodel":
+        raise TLCoreError("--format code writes runs on a catalog backbone or a .keras/.h5 model file; this "
+                          f"run's backbone is a SavedModel folder ({path.name}), which plain Keras wraps as a "
+                          "frozen TFSMLayer it cannot cut. Export the model instead (--format savedmodel or tflite).")
+    if not path.is_file():
+        raise TLCoreError(f"The run's backbone file {path} is gone: the script is written from its layers "
+                          "(the cut, what trains in stage 2). Put the file back at that path and export again.")
+    digest = file_sha256(path)
+    recorded = provenance.get("sha256") or digest
+    if digest != recorded:
+        raise TLCoreError(f"The backbone file {path} changed since the run (its SHA-256 differs from the one "
+                          "in config.json), so a script written from it would not rebuild this run. Put back "
+                          "the file the run started from and export again.")
+    return recorded
 
 
 def render(values: dict) -> str:
     """The script's text for `script_values`."""
-    consts = "\n".join(f"{k} = {pprint.pformat(values[k], width=100, compact=True, sort_dicts=False)}" for k in (
-        "BACKBONE", "WEIGHTS", "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "CLASSES", "POOLING", "DENSE",
-        "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "BATCH_SIZE",
+    from .codegen_template import BACKBONES, SCRIPT
+
+    kind = BACKBONES["file" if values.get("BACKBONE_FILE") else "catalog"]
+    names = ("BACKBONE_FILE", "BACKBONE_FILE_SHA256") if values.get("BACKBONE_FILE") else ("BACKBONE", "WEIGHTS")
+    consts = "\n".join(f"{k} = {pprint.pformat(values.get(k), width=100, compact=True, sort_dicts=False)}" for k in (
+        *names, "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "CLASSES", "POOLING", "DENSE",
+        "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "WEIGHT_DECAY", "SCHEDULE",
+        "WARMUP_EPOCHS", "LABEL_SMOOTHING", "MIXUP", "CUTMIX", "BATCH_SIZE",
         "AUGMENT", "CLASS_WEIGHTS", "EARLY_STOPPING", "SEED", "VAL_SPLIT", "TEST_SPLIT", "SPLIT_METHOD", "RESIZE",
         "DETERMINISTIC", "TRAIN_IN_STAGE_2", "FROZEN_WEIGHTS", "IMAGE_EXTENSIONS"))
+    started = (f"It starts from the saved model {Path(values['BACKBONE_FILE']).name} (--backbone-file).\n"
+               if values.get("BACKBONE_FILE") else "")
     header = (f'"""Train the model of TL Studio run {values["RUN_ID"]} with plain Keras.\n\n'
-              f"Usage: python {{this file}} DATA [--weights PATH] [--epochs-scale X] [--out model.keras]\n\n"
-              f"DATA is a folder with one sub-folder per class, or train/ validation/ test/ folders.\n"
+              f"Usage: python {{this file}} DATA {kind['usage']} [--epochs-scale X] [--out model.keras]\n\n"
+              f"DATA is a folder with one sub-folder per class, or train/ validation/ test/ folders.\n{started}"
               f"The run reached validation accuracy {values['RUN_VAL_ACCURACY']} and test accuracy "
               f"{values['RUN_TEST_ACCURACY']}.\n"
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
-    return header + _TEMPLATE.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
+    backbone = kind["code"].replace("#FLATTEN#", _flatten_source())
+    return header + (SCRIPT.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
+                     .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone)
+                     .replace("#SOURCE_ARGUMENT#", kind["argument"]).replace("#SOURCE#", kind["source"]))
+
+
+def _recipe_source() -> str:
+    """The studio's optimizer, schedule, loss and augmentation functions, copied as they are."""
+    import inspect
+
+    from . import data, outputs, recipe
+
+    consts = "\n".join(f"{k} = {getattr(recipe, k)!r}" for k in ("ONECYCLE_WARMUP", "ONECYCLE_DIV", "ONECYCLE_FINAL"))
+    functions = (recipe.make_optimizer, recipe.learning_rate, recipe.steps_per_epoch, outputs.output_units,
+                 outputs.soft_targets, outputs.targets, outputs.loss, data.augmentation_layers, recipe.mixer)
+    return consts + "\n\n\n" + "\n\n".join(inspect.getsource(f) for f in functions).rstrip("\n")
+
+
+def _flatten_source() -> str:
+    """The studio's own flattening of nested models (tlcore/source.py), copied as it is."""
+    import inspect
+
+    from .source import flatten_model
+
+    return inspect.getsource(flatten_model).rstrip("\n")
 
 
 def _split_source() -> str:
@@ -108,357 +179,3 @@ def write_script(run_dir, out, runs_dir=None) -> Path:
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
     return out
-
-
-_TEMPLATE = r'''import argparse
-import hashlib
-import os
-import random
-import unicodedata
-from pathlib import Path
-
-import keras
-import numpy as np
-import tensorflow as tf
-from PIL import Image, ImageOps
-
-# --- this run's recipe -------------------------------------------------------------------
-#CONSTANTS#
-
-SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
-               "valid": "validation", "test": "test", "testing": "test"}
-IGNORED = {".ds_store", "thumbs.db", "desktop.ini"}
-Image.MAX_IMAGE_PIXELS = 80_000_000
-
-
-# --- reading the images, exactly as the studio does -----------------------------------------
-
-def ignored(name):
-    return name.startswith(".") or name.lower() in IGNORED or name == "__MACOSX"
-
-
-def subdirs(folder):
-    return sorted(p for p in (os.path.join(folder, n) for n in os.listdir(folder))
-                  if os.path.isdir(p) and not ignored(os.path.basename(p)) and not os.path.islink(p))
-
-
-def image_files(class_dir):
-    files = []
-    for dirpath, dirnames, filenames in os.walk(class_dir):
-        dirnames[:] = sorted(d for d in dirnames if not ignored(d))
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            if not ignored(name) and not os.path.islink(path) and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                files.append(path)
-    return files
-
-
-def unwrap(root):
-    """Go down through single top folders that hold everything (cats_vs_dogs/train/...)."""
-    for _ in range(5):
-        subs = subdirs(root)
-        files = [n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n)) and not ignored(n)]
-        if (len(subs) == 1 and not any(os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in files)
-                and os.path.basename(subs[0]).lower() not in SPLIT_NAMES and subdirs(subs[0])):
-            root = subs[0]
-        else:
-            break
-    return root
-
-
-#SPLITS#
-
-
-def split_dataset(data):
-    """{split: [(path, label)]}: split folders if there are any, else a seeded split per class."""
-    root = unwrap(os.path.abspath(os.path.expanduser(data)))
-    split_dirs = {}
-    for d in subdirs(root):
-        key = SPLIT_NAMES.get(os.path.basename(d).lower())
-        if key and key not in split_dirs:
-            split_dirs[key] = d
-    nfc = lambda p: unicodedata.normalize("NFC", os.path.basename(p))
-    if "train" in split_dirs:
-        found = sorted({nfc(d) for d in subdirs(split_dirs["train"])})
-        index = {c: i for i, c in enumerate(found)}
-        files = {"train": [], "validation": [], "test": []}
-        for split, sdir in split_dirs.items():
-            for cdir in subdirs(sdir):
-                if nfc(cdir) in index:
-                    files[split] += [(f, index[nfc(cdir)]) for f in image_files(cdir)]
-        if not files["validation"]:
-            by_class = {i: [f for f, l in files["train"] if l == i] for i in range(len(found))}
-            parts = stratified_split(by_class, 0.2, 0.0, SEED, split_dirs["train"], SPLIT_METHOD)
-            files["train"], files["validation"] = parts["train"], parts["validation"]
-    else:
-        subs = subdirs(root)
-        found = [nfc(d) for d in subs]
-        files = stratified_split({i: image_files(d) for i, d in enumerate(subs)}, VAL_SPLIT, TEST_SPLIT, SEED, root,
-                                 SPLIT_METHOD)
-    if found != CLASSES:
-        raise SystemExit(f"The data's classes {found} are not the run's {CLASSES}.")
-    return files
-
-
-def to_rgb(im):
-    """8-bit RGB; transparency composited on white."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
-    elif im.mode == "F":
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        im = Image.fromarray(((arr - lo) / (hi - lo or 1.0) * 255.0).astype(np.uint8), mode="L")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("LA", "PA", "La", "RGBa"):
-        im = im.convert("RGBA")
-    if im.mode == "L" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode == "RGBA":
-        return Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im).convert("RGB")
-    return im if im.mode == "RGB" else im.convert("RGB")
-
-
-def resize(im, size, mode):
-    if mode == "stretch":
-        return im.resize((size, size), Image.BILINEAR)
-    width, height = im.size
-    if mode == "crop":
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        return im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-    scale = size / max(width, height)  # pad: black borders, aspect kept
-    new = (max(1, round(width * scale)), max(1, round(height * scale)))
-    canvas = Image.new("RGB", (size, size), (0, 0, 0))
-    canvas.paste(im.resize(new, Image.BILINEAR), ((size - new[0]) // 2, (size - new[1]) // 2))
-    return canvas
-
-
-def load_image(path, size=INPUT_SIZE, mode=RESIZE):
-    """size x size x 3 uint8 RGB: EXIF orientation applied, first frame, transparency on white."""
-    with Image.open(path) as im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        if getattr(im, "n_frames", 1) > 1:
-            im.seek(0)
-        im.load()
-        if im.getexif().get(0x0112, 1) != 1:
-            im = ImageOps.exif_transpose(im)
-        return np.asarray(resize(to_rgb(im), size, mode), dtype=np.uint8)
-
-
-def load_split(pairs):
-    images, labels = [], []
-    for path, label in pairs:
-        try:
-            images.append(load_image(path))
-            labels.append(label)
-        except Exception as exc:  # an unreadable file is skipped, as the studio does
-            print(f"skipped {path}: {exc}")
-    images = np.stack(images) if images else np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-    return images, np.array(labels, dtype=np.int64)
-
-
-# --- the model ------------------------------------------------------------------------------
-
-def binary():
-    return len(CLASSES) == 2
-
-
-def preprocessing_layers():
-    """What keras.applications' preprocess_input does, as stock layers inside the model."""
-    if PREPROCESSING == "tf":
-        return [keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_tf", dtype="float32")]
-    if PREPROCESSING == "torch":
-        std = (0.229, 0.224, 0.225)
-        return [keras.layers.Rescaling(1 / 255.0, name="preprocess_scale", dtype="float32"),
-                keras.layers.Normalization(mean=[0.485, 0.456, 0.406], variance=[s * s for s in std],
-                                           name="preprocess_torch", dtype="float32")]
-    if PREPROCESSING == "caffe":  # RGB -> BGR, minus the ImageNet means, as a frozen 1x1 convolution
-        kernel = np.zeros((1, 1, 3, 3), dtype="float32")
-        for out_channel, in_channel in enumerate((2, 1, 0)):
-            kernel[0, 0, in_channel, out_channel] = 1.0
-        return [keras.layers.Conv2D(3, 1, name="preprocess_caffe", trainable=False, dtype="float32",
-                                    kernel_initializer=keras.initializers.Constant(kernel),
-                                    bias_initializer=keras.initializers.Constant(-np.array((103.939, 116.779, 123.68))))]
-    return []
-
-
-def build_base(weights):
-    ctor = getattr(keras.applications, BACKBONE)
-    shape = (INPUT_SIZE, INPUT_SIZE, 3)
-    if weights in ("imagenet", "none"):
-        return ctor(include_top=False, weights=None if weights == "none" else "imagenet", input_shape=shape)
-    base = ctor(include_top=False, weights=None, input_shape=shape)
-    try:
-        base.load_weights(weights)
-    except Exception:  # a file saved with the ImageNet top: load the full model, copy by layer name
-        full = ctor(include_top=True, weights=weights)
-        for layer in base.layers:
-            if layer.weights:
-                layer.set_weights(full.get_layer(layer.name).get_weights())
-    return base
-
-
-def build_model(weights):
-    base = build_base(weights)
-    backbone = keras.Model(base.inputs, base.get_layer(CUT_LAYER).output, name="backbone")
-    features = keras.Input(shape=backbone.output.shape[1:], name="features")
-    x = features
-    if len(features.shape) == 4:
-        x = {"avg": keras.layers.GlobalAveragePooling2D(name="head_pool"),
-             "max": keras.layers.GlobalMaxPooling2D(name="head_pool"),
-             "flatten": keras.layers.Flatten(name="head_flatten")}[POOLING](x)
-    elif len(features.shape) != 2:
-        x = keras.layers.Flatten(name="head_flatten")(x)
-    for i, units in enumerate(DENSE, start=1):
-        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
-        if DROPOUT:
-            x = keras.layers.Dropout(DROPOUT, name=f"head_dropout_{i}")(x)
-    if DROPOUT and not DENSE:
-        x = keras.layers.Dropout(DROPOUT, name="head_dropout")(x)
-    outputs = keras.layers.Dense(1 if binary() else len(CLASSES), activation="sigmoid" if binary() else "softmax",
-                                 name="predictions", dtype="float32")(x)
-    head = keras.Model(features, outputs, name="head")
-    image = keras.Input(shape=(INPUT_SIZE, INPUT_SIZE, 3), name="image", dtype="float32")
-    x = image
-    for layer in preprocessing_layers():
-        x = layer(x)
-    return keras.Model(image, head(backbone(x)), name="classifier")
-
-
-def set_stage(model, stage):
-    """Stage 1: only the head trains. Stage 2: the head and TRAIN_IN_STAGE_2."""
-    backbone = model.get_layer("backbone")
-    backbone.trainable = True
-    for layer in backbone.layers:
-        layer.trainable = stage == 2 and layer.name in TRAIN_IN_STAGE_2
-        if layer.trainable:
-            for v in layer.weights:
-                if v.path in FROZEN_WEIGHTS:
-                    v.trainable = False
-            if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > 0.9:
-                layer.momentum = 0.9  # moving statistics catch up within a few hundred steps
-    model.get_layer("head").trainable = True
-    for layer in model.layers:
-        if layer.name.startswith("preprocess_"):
-            layer.trainable = False
-
-
-def optimizer(lr):
-    if OPTIMIZER == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    if OPTIMIZER == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
-
-
-# --- data pipeline --------------------------------------------------------------------------
-
-def augmentation():
-    layers = []
-    if AUGMENT.get("flip"):
-        layers.append(keras.layers.RandomFlip({"both": "horizontal_and_vertical"}.get(AUGMENT["flip"], AUGMENT["flip"]), seed=SEED))
-    if AUGMENT.get("rotation"):
-        layers.append(keras.layers.RandomRotation(float(AUGMENT["rotation"]) / 360.0, seed=SEED))
-    if AUGMENT.get("zoom"):
-        layers.append(keras.layers.RandomZoom(float(AUGMENT["zoom"]), seed=SEED))
-    if AUGMENT.get("shift"):
-        layers.append(keras.layers.RandomTranslation(float(AUGMENT["shift"]), float(AUGMENT["shift"]), seed=SEED))
-    if AUGMENT.get("shear"):
-        layers.append(keras.layers.RandomShear(float(AUGMENT["shear"]), float(AUGMENT["shear"]), seed=SEED))
-    if AUGMENT.get("contrast"):
-        layers.append(keras.layers.RandomContrast(float(AUGMENT["contrast"]), seed=SEED))
-    return layers
-
-
-def dataset(images, labels, shuffle=False, augment=()):
-    y = labels.astype("float32").reshape(-1, 1) if binary() else labels.astype("int64")
-    ds = tf.data.Dataset.from_tensor_slices((images, y))
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=SEED, reshuffle_each_iteration=True)
-    ds = ds.batch(BATCH_SIZE).map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
-        def apply(x, t):
-            for layer in augment:
-                x = layer(x, training=True)
-            return tf.clip_by_value(x, 0.0, 255.0), t
-        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def class_weights(labels):
-    """Inverse-frequency weights when the classes are imbalanced (largest/smallest above 1.5)."""
-    if CLASS_WEIGHTS == "none":
-        return None
-    counts = np.bincount(labels, minlength=len(CLASSES)).astype(float)
-    present = counts[counts > 0]
-    if len(present) < 2 or present.max() / present.min() <= 1.5:
-        return None
-    return {i: float(counts.sum() / (len(CLASSES) * c)) if c else 0.0 for i, c in enumerate(counts)}
-
-
-class BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest validation loss, across both stages."""
-
-    def __init__(self):
-        super().__init__()
-        self.best, self.weights = None, None
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("val_loss")
-        if loss is not None and (self.best is None or loss < self.best):
-            self.best, self.weights = loss, self.model.get_weights()
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data")
-    parser.add_argument("--weights", default=WEIGHTS, help="imagenet, none, or a weights file")
-    parser.add_argument("--epochs-scale", type=float, default=1.0)
-    parser.add_argument("--out", default="model.keras")
-    args = parser.parse_args()
-
-    keras.utils.set_random_seed(SEED)
-    if DETERMINISTIC == "on" or (DETERMINISTIC == "auto" and not tf.config.list_physical_devices("GPU")):
-        tf.config.experimental.enable_op_determinism()
-    files = split_dataset(args.data)
-    x_train, y_train = load_split(files["train"])
-    x_val, y_val = load_split(files["validation"])
-    train_ds = dataset(x_train, y_train, shuffle=True, augment=augmentation())
-    val_ds = dataset(x_val, y_val) if len(x_val) else None
-    weights = class_weights(y_train)
-
-    model = build_model(args.weights)
-    loss = "binary_crossentropy" if binary() else "sparse_categorical_crossentropy"
-    best = BestWeights()
-    scale = lambda n: max(1, round(n * args.epochs_scale)) if n else 0
-    first = 0
-    for stage, epochs, lr in ((1, scale(HEAD_EPOCHS), LR), (2, scale(FINE_TUNE_EPOCHS), FINE_TUNE_LR)):
-        if not epochs:
-            continue
-        set_stage(model, stage)  # recompile after every change of `trainable`
-        model.compile(optimizer=optimizer(lr), loss=loss, metrics=["accuracy"])
-        callbacks = [best]
-        if EARLY_STOPPING and val_ds is not None:
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=EARLY_STOPPING,
-                                                           restore_best_weights=True))
-        model.fit(train_ds, validation_data=val_ds, epochs=first + epochs, initial_epoch=first,
-                  class_weight=weights, callbacks=callbacks, verbose=2)
-        first += epochs
-    if EARLY_STOPPING and best.weights is not None:
-        model.set_weights(best.weights)
-    model.save(args.out)
-    split = "test" if files["test"] else "validation"
-    x_eval, y_eval = load_split(files[split])
-    if len(x_eval):
-        probs = np.asarray(model.predict(x_eval.astype("float32"), batch_size=BATCH_SIZE, verbose=0))
-        predicted = (probs[:, 0] > 0.5).astype(int) if binary() else probs.argmax(axis=1)
-        print(f"{split}_accuracy: {float((predicted == y_eval).mean()):.4f}")
-
-
-if __name__ == "__main__":
-    main()
-'''

@@ -95,12 +95,21 @@ def _load_saved(path: Path):
 def flatten_model(model):
     """One Functional graph over the same layer objects, nested Functional models opened up.
 
+    Keras only: the scripts of `tlcore export --format code` carry a copy of this function.
+
     Returns:
-        (flat model, {layer name: path through the nested models})
+        (flat model, {layer name: path through the nested models},
+         {layer name: the layer's output in the flat graph})
+
+    Raises:
+        ValueError: two layers at different places of the model share a name.
     """
+    import re
+
     import keras
 
     paths: dict[str, str] = {}
+    outputs: dict = {}
 
     def graph_of(m):
         inner = getattr(m, "_functional", None)  # a Sequential model keeps its graph there
@@ -113,22 +122,28 @@ def flatten_model(model):
             if isinstance(op, keras.Model) and op.layers and hasattr(graph_of(op), "_nodes_by_depth"):
                 return lambda *args, **kwargs: call(op, args[0] if len(args) == 1 else list(args),
                                                     f"{prefix}{op.name}/")
-            if not isinstance(op, keras.layers.InputLayer):
-                if op.name in paths and paths[op.name] != f"{prefix}{op.name}":
-                    raise TLCoreError(
-                        f"Two layers of the saved model are both named {op.name!r} "
-                        f"({paths[op.name]} and {prefix}{op.name}); the studio needs unique layer "
-                        "names. Rename one (name=...) and save the model again.")
-                paths[op.name] = f"{prefix}{op.name}"
-            return op
+            if isinstance(op, keras.layers.InputLayer):
+                return op
+            if op.name in paths and paths[op.name] != f"{prefix}{op.name}":
+                raise ValueError(
+                    f"Two layers of the saved model are both named {op.name!r} "
+                    f"({paths[op.name]} and {prefix}{op.name}); layers need unique names. "
+                    "Rename one (name=...) and save the model again.")
+            paths[op.name] = f"{prefix}{op.name}"
+
+            def run(*args, **kwargs):
+                outputs[op.name] = op(*args, **kwargs)
+                return outputs[op.name]
+
+            return run
 
         return graph._run_through_graph(inputs, operation_fn=op_fn)
 
     inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=f"{model.name}_input".replace("/", "_"))
               for t in model.inputs]
-    outputs = call(model, inputs[0] if len(inputs) == 1 else inputs, "")
-    flat = keras.Model(inputs, outputs, name=re.sub(r"[^A-Za-z0-9_.-]", "_", model.name))
-    return flat, paths
+    flat_outputs = call(model, inputs[0] if len(inputs) == 1 else inputs, "")
+    flat = keras.Model(inputs, flat_outputs, name=re.sub(r"[^A-Za-z0-9_.-]", "_", model.name))
+    return flat, paths, outputs
 
 
 _FAMILY_HINTS = [  # nested keras.applications model names -> their preprocessing
@@ -181,7 +196,12 @@ def load_backbone_file(path, preprocessing: str = "auto") -> BackboneSource:
     if height is None or width is None or height != width:
         raise TLCoreError(f"{p.name} must have a fixed square input size; it has {height}x{width}.")
     mode = guess_preprocessing(model) if preprocessing == "auto" else preprocessing
-    flat, paths = flatten_model(model)
+    try:
+        flat, paths, _ = flatten_model(model)
+    except ValueError as exc:
+        if "unique names" not in str(exc):
+            raise
+        raise TLCoreError(f"{p.name}: {exc}") from None
     provenance["preprocessing"] = mode
     return BackboneSource(flat, mode, int(height), provenance, paths, default_cut=_last_spatial_cut(flat))
 

@@ -1,7 +1,8 @@
 """TFLite conversion (float32, float16, dynamic-range, full-integer) and running a .tflite file.
 
 Full-integer (`int8`) quantization calibrates every activation on a representative dataset (the
-run's training images, 0-255 RGB as the model takes them); its input and output stay float32
+run's training images, 0-255 RGB as the model takes them, the input's range pinned to 0-255 so
+that no pixel value is clipped); its input and output stay float32
 for drop-in use, or become int8/uint8 (`io`), whose scale and zero point are read back from the
 file (`io_quantization`). `run` feeds float images in either case: it quantizes them and
 dequantizes the output with the file's own parameters, so every check compares probabilities.
@@ -51,7 +52,11 @@ def convert(model, quantize: str = "none", io: str = "float32", representative: 
             raise TLCoreError("Full-integer quantization (--quantize int8) needs representative images: "
                               "the run's training images are not there. Pass --data FOLDER with images "
                               "like the ones the model will see.")
-        samples = np.asarray(representative, dtype=np.float32)
+        samples = np.array(representative, dtype=np.float32)
+        # The input's range is calibrated like any activation's: pin it to the 0-255 a user feeds
+        # (one pixel each way), or images without pure black or white would narrow it and clip.
+        samples[0, 0, 0] = 0.0
+        samples[0, -1, -1] = 255.0
 
         def gen():
             for img in samples:
