@@ -32,7 +32,8 @@ def script_values(run_dir, runs_dir=None) -> dict:
     from .config import TrainConfig
     from .data import augmentation_options
     from .images import IMAGE_EXTENSIONS
-    from .plan import _trainable_by_nature, make_plan
+    from .layers import trainable_by_nature
+    from .plan import make_plan
     from .source import load_source
     from .splits import recorded_method
 
@@ -55,7 +56,7 @@ def script_values(run_dir, runs_dir=None) -> dict:
         weights = list(layer.weights)
         if weights and any((layer.name, j) in keys for j in range(len(weights))):
             train2.append(layer.name)
-            nature = _trainable_by_nature(layer)  # what trains once the layer is switched on
+            nature = trainable_by_nature(layer)  # what trains once the layer is switched on
             frozen_weights += [str(v.path) for j, v in enumerate(weights)
                                if id(v) in nature and (layer.name, j) not in keys]
     values = {
