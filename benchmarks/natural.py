@@ -200,8 +200,8 @@ def write_dataset(images: dict[str, list[tuple[str, Image.Image]]], out, per_cla
     short = {c: len(v) for c, v in images.items() if len(v) < per_class}
     if short:
         raise SystemExit(f"too few images for --per-class {per_class}: {short}; ask for fewer")
-    n_train = int(round(per_class * SPLITS[0]))
-    n_val = int(round(per_class * SPLITS[1]))
+    n_train = round(per_class * SPLITS[0])
+    n_val = round(per_class * SPLITS[1])
     counts = {"train": 0, "validation": 0, "test": 0}
     manifest: dict[str, list] = {}
     for ci, cls in enumerate(images):
