@@ -5,7 +5,7 @@ features help little. This script builds a 6-class set of real photos from two p
 Debian's archive, fetched with ``apt-get download`` (the package tool knows its archive) into a
 temporary folder and unpacked with ``dpkg-deb``; nothing is installed:
 
-- ``tuxpaint-stamps-default`` (GPL-2, Tux Paint's stamps): photographs of birds, mammals, fish,
+- ``tuxpaint-stamps-default`` (GPL-2 or later, Tux Paint's stamps): photographs of birds, mammals, fish,
   fruit, vegetables and tools, cut out on a transparent background (composited here on white).
   Drawn stamps (``cartoon`` folders) and mirrored copies (``*_mirror.png``) are left out.
 - ``gcompris-qt-data`` (GCompris' data; each photo's licence is in a README beside it: public
@@ -44,7 +44,7 @@ MAX_SIDE = 256
 TUX = "tuxpaint-stamps-default"
 GCOMPRIS = "gcompris-qt-data"
 LICENCES = {
-    TUX: "GPL-2 (Debian copyright file of tuxpaint-stamps)",
+    TUX: "GPL-2 or later (Debian copyright file of tuxpaint-stamps)",
     GCOMPRIS: "per photo, in the README beside it: public domain, CC0-1.0, CC-BY, CC-BY-SA-4.0",
 }
 _STAMPS = "usr/share/tuxpaint/stamps/"
