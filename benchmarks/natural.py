@@ -14,8 +14,9 @@ temporary folder and unpacked with ``dpkg-deb``; nothing is installed:
   Qt resource (``.rcc``) files the package ships.
 
 Classes: ``bird``, ``mammal``, ``fish``, ``produce`` (fruit and vegetables), ``tool`` and
-``landmark``; 39-82 distinct photos each with the package versions of 2026-12 (the same photo twice dropped by comparing thumbnails). The
-classes mix cut-outs on white with whole photos, so the background alone does not tell them apart.
+``landmark``; 39-82 distinct photos each with the package versions of 2026-12 (the same photo
+twice is dropped by comparing thumbnails). The classes mix cut-outs on white with whole photos,
+so the background alone does not tell them apart.
 
     python -m benchmarks.natural OUT [--per-class 35] [--classes bird,mammal,...] [--seed 0]
 
