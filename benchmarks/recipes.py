@@ -38,6 +38,10 @@ RECIPES: dict[str, list[str]] = {
     "head-only": ["--fine-tune-epochs", "0"],
     "head-only-30": ["--head-epochs", "30", "--fine-tune-epochs", "0"],
     "head-30-ft-5": ["--head-epochs", "30"],
+    "head-20": ["--head-epochs", "20"],
+    # the speed benchmark (benchmarks.bench --epochs 30): 30 cached head epochs, nothing else
+    "speed-30": ["--head-epochs", "30", "--fine-tune-epochs", "0", "--augment", "none", "--early-stopping", "0"],
+    "dropout-0.5": ["--dropout", "0.5"],
     "ft-10": ["--fine-tune-epochs", "10"],
     "augment-none": ["--augment", "none"],
     "augment-strong": ["--augment", "strong"],
