@@ -49,8 +49,7 @@ def _between(a: str, b: str, where: str):
 
 def _segmented(a: str, b: str):
     def act(page, i):
-        page.locator('[data-testid^="stBaseButton-segmented_control"]').get_by_text(
-            b if i % 2 == 0 else a, exact=True).first.click()
+        page.get_by_test_id("stMain").get_by_role("radio", name=b if i % 2 == 0 else a, exact=True).first.click()
     return act
 
 
@@ -70,7 +69,7 @@ def _stepper(nth: int = 0):
 
 
 def _rerun(page, i):
-    page.locator("body").click(position={"x": 700, "y": 5})  # focus the app, not a widget
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # no widget focused
     page.keyboard.press("r")
 
 
@@ -190,6 +189,7 @@ def run(titles: list[str], changes: int = 5, shots: Path | None = None, root: Pa
             page.goto(f"{url}/?{query}")
             page.get_by_test_id("stSidebarNav").wait_for()
             _idle(page)
+            page.set_default_timeout(20_000)  # a widget not found fails fast
             for title in titles:
                 row = measure_page(page, finished, title, changes)
                 row["load_after"] = _load()
