@@ -23,7 +23,7 @@ from studio import webrtc
 # that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
 webrtc.preload()
 
-from studio import components as ui, state  # noqa: E402
+from studio import caches, components as ui, state  # noqa: E402
 
 st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
 
@@ -65,3 +65,4 @@ else:
     finally:
         draw_sidebar()
         state.write_url()
+        caches.settle_heap()  # TensorFlow's objects out of the collections Streamlit runs after each rerun

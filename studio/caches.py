@@ -213,3 +213,55 @@ def load_run_model(run):
     if path is None:
         raise TLCoreError(f"Run {run.run_id} has no model yet (state {run.state()}).")
     return run_model(str(run.path), str(path), path.stat().st_mtime_ns)
+
+
+def _file_stamp(path: str) -> int:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _augmentation_preview(path: str, stamp: int, options_json: str, n: int, seed: int, side: int):
+    import json
+
+    from tlcore.data import augmentation_preview
+    from tlcore.images import thumbnail
+
+    original = thumbnail(path, side)
+    if original is None:
+        return None, []
+    return original, augmentation_preview(original, json.loads(options_json), n=n, seed=seed)
+
+
+def augmentation_preview(path: str, options: dict, n: int = 5, seed: int = 0, side: int = 128):
+    """(thumbnail, `n` augmented copies) of the image at `path` (`tlcore.data.augmentation_preview`),
+    cached per file, options and seed: the same seed gives the same copies, so a rerun that changes
+    something else does not run the Keras layers again. (None, []) for an unreadable image."""
+    import json
+
+    return _augmentation_preview(str(path), _file_stamp(str(path)), json.dumps(options, sort_keys=True, default=str),
+                                 int(n), int(seed), int(side))
+
+
+_FROZEN_MODULES = [0]
+
+
+def settle_heap() -> bool:
+    """Once TensorFlow is loaded, move the objects alive now out of the garbage collector's sight
+    (`gc.freeze`), again whenever more modules were imported since; True when it froze.
+
+    Streamlit runs two full collections after every rerun (its post-script `gc.collect(2)`, and
+    `keras.backend.clear_session()`'s own whenever Keras is imported): with TensorFlow's ~400,000
+    objects in the server each took 0.15-0.25 s on 2 cores, on every widget change of every page.
+    Frozen objects are never collected, so what is frozen is what the server keeps anyway: the
+    imported modules (and the little alive at that moment)."""
+    import gc
+
+    if "tensorflow" not in sys.modules or len(sys.modules) == _FROZEN_MODULES[0]:
+        return False
+    _FROZEN_MODULES[0] = len(sys.modules)
+    gc.collect()
+    gc.freeze()
+    return True

@@ -149,7 +149,7 @@ def test_studio_end_to_end(server, page, tmp_path):
 
     # Layers: the chart of parameters per layer and the live counts.
     go(page, "Layers")
-    page.get_by_test_id("stPlotlyChart").first.wait_for()
+    page.get_by_test_id("stVegaLiteChart").first.wait_for()  # parameters per layer (Vega-Lite, not Plotly)
     assert page.get_by_text("Trainable, stage 2", exact=True).count() == 1
     shot(page, "03-layers")
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from studio import caches, charts, components as ui, health, state, text
 from tlcore import home
-from tlcore.data import AUGMENT_PRESETS, augmentation_options, augmentation_preview
+from tlcore.data import AUGMENT_PRESETS, augmentation_options
 from tlcore.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
                              snap_counts, snaps, webcam_dataset)
 from tlcore.images import thumbnail
@@ -258,11 +258,10 @@ def augmentation(ds) -> None:
         st.session_state["_aug_seed"] = st.session_state.get("_aug_seed", 0) + 1
     with ui.guard("Previewing the augmentation"):
         for path in samples:
-            original = thumbnail(path, 128)
+            original, variants = caches.augmentation_preview(path, options, n=5,
+                                                             seed=st.session_state.get("_aug_seed", 0))
             if original is None:
                 continue
-            variants = augmentation_preview(original, options, n=5,
-                                                   seed=st.session_state.get("_aug_seed", 0))
             st.image([original, *variants], width=110, caption=["original"] + ["augmented"] * len(variants))
 
 
