@@ -114,6 +114,49 @@ def _run_dataset(run):
     return None
 
 
+def _gallery(run, items: list[dict], key: str, describe, picked: list[str] | None = None) -> None:
+    """Image cards in rows, each with its text (`describe(item)`) and a Grad-CAM button; with
+    `picked`, a "select" box per card adds its file there (for the health actions)."""
+    cams = st.session_state.get("_gradcam", {})
+    stamp = ui.run_stamp(run)
+    for start in range(0, len(items), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for i, item in enumerate(items[start:start + PER_ROW], start=start):
+            with cols[i - start].container(border=True):
+                img = thumbnail(item["file"], 160)
+                if img is None:
+                    st.caption(f"{Path(item['file']).name} (moved or gone)")
+                    continue
+                picture = st.empty()
+                describe(item)
+                cam_key = (*stamp, item["file"], item["predicted"])
+                cam = cams.get(cam_key)
+                if cam is None:
+                    slot = st.empty()
+                    if slot.button("Grad-CAM", key=f"{key}_cam_{i}", icon=":material/blur_on:",
+                                   help=f"Where the evidence for {item['predicted']} lies (computed now)"):
+                        slot.empty()
+                        cam = _explain(run, item, cam_key)
+                with picture.container():
+                    if cam is not None and not text.gradcam_note(cam):
+                        a, b = st.columns(2)
+                        a.image(img, width="stretch")
+                        b.image(cam["overlay"], width="stretch")
+                    else:
+                        st.image(img, width="stretch")
+                        if cam is not None:
+                            st.caption(text.gradcam_note(cam))
+                if picked is not None and st.checkbox("select", key=f"{key}_pick_{i}_{item['file']}"):
+                    picked.append(item["file"])
+
+
+def _loss_caption(item: dict) -> None:
+    st.markdown(f"true **{item['true']}** · predicted **{item['predicted']}**")
+    loss = item.get("loss")
+    st.caption(f"probability {item['probability']:.0%} · loss {loss:.2f}" if loss is not None
+               else f"probability {item['probability']:.0%}")
+
+
 def cell(run, ev: dict) -> None:
     """The images of the clicked confusion-matrix cell: probabilities, Grad-CAM, fixes."""
     chosen = st.session_state.get("_cell")
@@ -133,35 +176,9 @@ def cell(run, ev: dict) -> None:
     st.caption("Most confident mistakes first." if t != p else "Least confident first: correct, but only just.")
     if not items:
         return
-    shown, picked = items[:GALLERY], []
-    cams = st.session_state.get("_gradcam", {})
-    stamp = ui.run_stamp(run)
-    for start in range(0, len(shown), PER_ROW):
-        cols = st.columns(PER_ROW)
-        for i, item in enumerate(shown[start:start + PER_ROW], start=start):
-            with cols[i - start].container(border=True):
-                img = thumbnail(item["file"], 160)
-                if img is None:
-                    st.caption(f"{Path(item['file']).name} (moved or gone)")
-                    continue
-                picture = st.empty()
-                st.caption(f"{Path(item['file']).name} · {p} {item['probability']:.0%}")
-                key = (*stamp, item["file"], item["predicted"])
-                cam = cams.get(key)
-                if cam is None:
-                    slot = st.empty()
-                    if slot.button("Grad-CAM", key=f"cell_cam_{i}", icon=":material/blur_on:"):
-                        slot.empty()
-                        cam = _explain(run, item, key)
-                with picture.container():
-                    if cam is not None and not text.gradcam_note(cam):
-                        a, b = st.columns(2)
-                        a.image(img, width="stretch")
-                        b.image(cam["overlay"], width="stretch")
-                    else:
-                        st.image(img, width="stretch")
-                if st.checkbox("select", key=f"cell_pick_{i}_{item['file']}"):
-                    picked.append(item["file"])
+    picked: list[str] = []
+    _gallery(run, items[:GALLERY], "cell", lambda item: st.caption(
+        f"{Path(item['file']).name} · {p} {item['probability']:.0%}"), picked)
     if len(items) > GALLERY:
         st.caption(f"The first {GALLERY} of {len(items)}.")
     ds = _run_dataset(run)
@@ -178,40 +195,7 @@ def mistakes(run, ev: dict) -> None:
         return
     st.caption("The mistakes the model is surest of, highest loss first. Grad-CAM shows where in the image "
                "the features pushed it to the wrong answer.")
-    shown = top_losses(ev, GALLERY)
-    cams = st.session_state.get("_gradcam", {})
-    stamp = ui.run_stamp(run)
-    for start in range(0, len(shown), PER_ROW):
-        cols = st.columns(PER_ROW)
-        for i, item in enumerate(shown[start:start + PER_ROW], start=start):
-            with cols[i - start].container(border=True):
-                img = thumbnail(item["file"], 160)
-                if img is None:
-                    st.caption(f"{Path(item['file']).name} (file gone)")
-                    continue
-                picture = st.empty()
-                st.markdown(f"true **{item['true']}** · predicted **{item['predicted']}**")
-                loss = item.get("loss")
-                st.caption(f"probability {item['probability']:.0%} · loss {loss:.2f}" if loss is not None
-                           else f"probability {item['probability']:.0%}")
-                key = (*stamp, item["file"], item["predicted"])
-                cam = cams.get(key)
-                if cam is None:
-                    slot = st.empty()
-                    if slot.button("Grad-CAM", key=f"cam_{i}", icon=":material/blur_on:",
-                                   help=f"Where the evidence for {item['predicted']} lies (computed now)"):
-                        slot.empty()
-                        cam = _explain(run, item, key)
-                with picture.container():
-                    if cam is not None and text.gradcam_note(cam):
-                        st.image(img, width="stretch")
-                        st.caption(text.gradcam_note(cam))
-                    elif cam is not None:
-                        a, b = st.columns(2)
-                        a.image(img, width="stretch")
-                        b.image(cam["overlay"], width="stretch")
-                    else:
-                        st.image(img, width="stretch")
+    _gallery(run, top_losses(ev, GALLERY), "loss", _loss_caption)
     if len(wrong) > GALLERY:
         st.caption(f"The {GALLERY} highest losses of {len(wrong)} mistakes.")
 
