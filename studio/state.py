@@ -51,6 +51,27 @@ def put(name: str, value: Any) -> None:
     st.session_state[name] = value
 
 
+# What `tlcore train` plans differently for random weights (`tlcore.config.scratch_options`).
+SCRATCH_KEYS = ("head_epochs", "fine_tune_epochs", "unfreeze_from", "train_bn", "early_stopping", "fine_tune_lr")
+
+
+def put_weights(value: str) -> None:
+    """Choose the weights ("imagenet", "none" or a file). A switch between random and pretrained
+    weights also switches the stage plan, as `tlcore train --weights none` does: nothing
+    pretrained to freeze, so every layer trains from the first epoch for all the epochs
+    (`tlcore.config.scratch_options`); back to pretrained weights, the engine's two stages."""
+    old = get("weights")
+    put("weights", value)
+    if (old == "none") == (value == "none"):
+        return
+    from tlcore.config import scratch_options
+
+    plan = scratch_options({k: get(k) for k in (*SCRATCH_KEYS, "lr")}) if value == "none" else defaults()
+    for key in SCRATCH_KEYS:
+        st.session_state[key] = plan[key]
+        st.session_state.pop(f"w:{key}", None)  # its widget starts again from the new value
+
+
 def live(name: str) -> Any:
     """Selection `name` as its widget shows it right now (the widget may sit further down)."""
     return st.session_state.get(f"w:{name}", get(name))
@@ -175,6 +196,8 @@ def restore_from_url() -> None:
     from tlcore.home import readable_roots
 
     values, notices = selection_from_url(params, readable_roots())
+    if "weights" in values:
+        put_weights(values.pop("weights"))  # first: random weights bring the from-scratch plan
     for name, value in values.items():
         st.session_state[name] = value
     if values.get("backbone_file"):

@@ -185,6 +185,23 @@ def test_backbone_catalog_choice_and_weights_file(studio_home):
     assert at.session_state["weights"] == "none"
 
 
+def test_random_weights_switch_the_train_page_to_the_from_scratch_plan_and_back(studio_home):
+    at = open_page(PAGES[1], **SMALL)
+    at.radio(key="w:weights_kind").set_value("imagenet").run()
+    at.session_state["head_epochs"], at.session_state["fine_tune_epochs"] = 4, 2
+    at.radio(key="w:weights_kind").set_value("none").run()
+    plan = {k: at.session_state[k] for k in ("head_epochs", "fine_tune_epochs", "unfreeze_from", "train_bn",
+                                             "early_stopping")}
+    assert plan == {"head_epochs": 0, "fine_tune_epochs": 6, "unfreeze_from": "0", "train_bn": True,
+                    "early_stopping": 0}  # the 4 + 2 epochs, all of them from scratch
+    at.switch_page(PAGES[4]).run()
+    assert at.number_input(key="w:head_epochs").value == 0 and at.number_input(key="w:fine_tune_epochs").value == 6
+    at.switch_page(PAGES[1]).run()
+    at.radio(key="w:weights_kind").set_value("imagenet").run()
+    assert (at.session_state["head_epochs"], at.session_state["fine_tune_epochs"], at.session_state["train_bn"]) == \
+        (10, 5, False)
+
+
 def test_backbone_says_whether_imagenet_weights_are_cached(studio_home, monkeypatch, tmp_path):
     from tlcore.backbones import imagenet_weights_file
 
@@ -795,6 +812,7 @@ def test_the_selection_survives_a_reload_through_the_url(studio_home, monkeypatc
     assert not at.exception and not at.toast, [t.value for t in at.toast]
     assert [at.session_state[k] for k in ("data", "backbone", "input_size", "weights", "run_dir")] == \
         [str(studio_home.data), "MobileNetV2", 32, "none", studio_home.run_dir]
+    assert (at.session_state["head_epochs"], at.session_state["train_bn"]) == (0, True)  # the from-scratch plan
     shown = sidebar_text(at)
     assert "MobileNetV2 · 32 px · no pretraining" in shown and studio_home.data.name in shown
     assert studio_home.run_id in shown

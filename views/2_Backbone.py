@@ -132,7 +132,7 @@ def weights_file(name: str, size: int) -> str | None:
                 done[upload.file_id] = str(save_weights_file(upload.name, upload.getvalue()))
                 saved = list_weights_files()
         if upload.file_id in done:
-            state.put("weights", done[upload.file_id])
+            state.put_weights(done[upload.file_id])
     if not saved:
         st.caption("No weights files uploaded yet.")
         return None
@@ -157,16 +157,17 @@ def choose_weights() -> None:
     choice = st.radio("Weights", list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, horizontal=True,
                       key=state.bound("weights_kind", kind, lambda v: v in WEIGHT_CHOICES))
     if choice == "imagenet":
-        state.put("weights", "imagenet")
+        state.put_weights("imagenet")
         imagenet_status(name, size)
     elif choice == "none":
-        state.put("weights", "none")
+        state.put_weights("none")
         st.caption("Random initial weights: nothing is transferred, so expect to need far more "
-                   "images and epochs. Useful as a baseline to compare pretraining against.")
+                   "images and epochs. Useful as a baseline to compare pretraining against. The Train "
+                   "page's plan is the from-scratch one: every layer trains from the first epoch.")
     else:
         path = weights_file(name, size)
         if path:
-            state.put("weights", path)
+            state.put_weights(path)
 
 
 def _adopt(path: str) -> str | None:
