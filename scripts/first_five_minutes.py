@@ -15,25 +15,18 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from apphelp import streamlit_server  # the browser tests' server: start, health, stop
+
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 BUSY = ("() => !!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"], "
         "[data-stale=\"true\"], [data-testid=\"stSpinner\"]')")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settle(page, timeout: float = 120.0) -> None:
@@ -70,71 +63,55 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="tlstudio-first-"))
     env = dict(os.environ, TLCORE_HOME=str(home / "tlcore"), KERAS_HOME=str(home / "keras"))
     env.pop("TLSTUDIO_PASSWORD", None)
-    port = free_port()
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    log = open(home / "server.log", "wb")
-    server = subprocess.Popen(["bash", "scripts/app.sh", "--server.port", str(port), "--server.headless", "true"],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None:
-                raise SystemExit("the app did not start:\n" + (home / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
-        times["app_started"] = time.perf_counter() - t0
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(url)
-            page.get_by_test_id("stSidebarNav").wait_for(timeout=120_000)
-            settle(page)
-            shot(page, shots, "home")
-            go(page, "Quick start")
-            page.get_by_role("button", name="Use the demo dataset").click()
-            page.get_by_text("600 images in 4 classes").first.wait_for(timeout=120_000)
-            settle(page)
-            times["demo_dataset_ready"] = time.perf_counter() - t0
-            shot(page, shots, "quick-start")
-            page.get_by_role("button", name="Start training").click()
-            page.get_by_text(re.compile(r"epoch \d+/\d+")).first.wait_for(timeout=120_000)
-            page.wait_for_timeout(30_000)  # some epochs into the run
-            settle(page)
-            shot(page, shots, "quick-start-training")
-            page.get_by_test_id("stMetric").filter(has_text="Test accuracy").wait_for(timeout=600_000)
-            settle(page)
-            times["trained"] = time.perf_counter() - t0
-            test = home / "tlcore" / "datasets" / "demo-shapes" / "test"
-            probe = sorted((test / "star").iterdir())[0]
-            uploader = page.get_by_test_id("stFileUploader").filter(has_text="Drop images")
-            uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(probe))
-            page.get_by_text("Grad-CAM · ").first.wait_for(timeout=120_000)
-            settle(page)
-            times["predicted"] = time.perf_counter() - t0
-            verdict = page.locator("[data-testid='stMarkdownContainer'] strong").filter(
-                has_text="star").count() > 0
-            shot(page, shots, "quick-start-done")
-            metrics = {m.split("\n")[0]: m.split("\n")[-1] for m in
-                       page.get_by_test_id("stMetric").all_inner_texts()}
-            for title in ("Evaluate", "Layers", "Backbone", "Data"):
-                go(page, title)
-                page.wait_for_timeout(3000)
+        # The first start sets the machine up (scripts/app.sh), so it may take minutes: no deadline.
+        with streamlit_server(home, env, command=["bash", "scripts/app.sh"], timeout=None) as url:
+            times["app_started"] = time.perf_counter() - t0
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS, headless=True)
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.goto(url)
+                page.get_by_test_id("stSidebarNav").wait_for(timeout=120_000)
                 settle(page)
-                shot(page, shots, title.lower())
-            browser.close()
-        print(json.dumps({"seconds": {k: round(v, 1) for k, v in times.items()}, "metrics": metrics,
-                          "star_predicted_as_star": verdict, "screenshots": str(shots)}, indent=2))
-        return 0
+                shot(page, shots, "home")
+                go(page, "Quick start")
+                page.get_by_role("button", name="Use the demo dataset").click()
+                page.get_by_text("600 images in 4 classes").first.wait_for(timeout=120_000)
+                settle(page)
+                times["demo_dataset_ready"] = time.perf_counter() - t0
+                shot(page, shots, "quick-start")
+                page.get_by_role("button", name="Start training").click()
+                page.get_by_text(re.compile(r"epoch \d+/\d+")).first.wait_for(timeout=120_000)
+                page.wait_for_timeout(30_000)  # some epochs into the run
+                settle(page)
+                shot(page, shots, "quick-start-training")
+                page.get_by_test_id("stMetric").filter(has_text="Test accuracy").wait_for(timeout=600_000)
+                settle(page)
+                times["trained"] = time.perf_counter() - t0
+                test = home / "tlcore" / "datasets" / "demo-shapes" / "test"
+                probe = sorted((test / "star").iterdir())[0]
+                uploader = page.get_by_test_id("stFileUploader").filter(has_text="Drop images")
+                uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(probe))
+                page.get_by_text("Grad-CAM · ").first.wait_for(timeout=120_000)
+                settle(page)
+                times["predicted"] = time.perf_counter() - t0
+                verdict = page.locator("[data-testid='stMarkdownContainer'] strong").filter(
+                    has_text="star").count() > 0
+                shot(page, shots, "quick-start-done")
+                metrics = {m.split("\n")[0]: m.split("\n")[-1] for m in
+                           page.get_by_test_id("stMetric").all_inner_texts()}
+                for title in ("Evaluate", "Layers", "Backbone", "Data"):
+                    go(page, title)
+                    page.wait_for_timeout(3000)
+                    settle(page)
+                    shot(page, shots, title.lower())
+                browser.close()
+            print(json.dumps({"seconds": {k: round(v, 1) for k, v in times.items()}, "metrics": metrics,
+                              "star_predicted_as_star": verdict, "screenshots": str(shots)}, indent=2))
+            return 0
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
         if not a.keep_home:
             shutil.rmtree(home, ignore_errors=True)
 

@@ -21,16 +21,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, env: dict, address: str | None = None):
-    """`streamlit run app.py` on a free port, its output in HOME/server.log; yields its URL once
-    healthy, and ends its whole process group afterwards."""
+def streamlit_server(home: Path, env: dict, address: str | None = None, command: list[str] | None = None,
+                     timeout: float | None = 60):
+    """`streamlit run app.py` (or `command`, which takes Streamlit's options after it, such as
+    `bash scripts/app.sh`) on a free port, its output in HOME/server.log; yields its URL once
+    healthy (waiting up to `timeout` seconds, None for as long as it runs), and ends its whole
+    process group afterwards."""
     port = free_port()
     log = open(home / "server.log", "wb")
-    args = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-            "--server.headless", "true"] + (["--server.address", address] if address else [])
+    args = (command or [sys.executable, "-m", "streamlit", "run", "app.py"]) + [
+        "--server.port", str(port), "--server.headless", "true"] + (["--server.address", address] if address else [])
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = None if timeout is None else time.time() + timeout
     while True:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
@@ -38,7 +41,7 @@ def streamlit_server(home: Path, env: dict, address: str | None = None):
                     break
         except OSError:
             pass
-        if proc.poll() is not None or time.time() > deadline:
+        if proc.poll() is not None or (deadline is not None and time.time() > deadline):
             raise RuntimeError("the server did not start:\n" + (home / "server.log").read_text()[-3000:])
         time.sleep(0.3)
     try:
