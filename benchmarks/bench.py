@@ -159,9 +159,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--images must be at least {8 * len(CLASSES)} (8 per class). Received: {a.images}")
     if a.epochs < 2:
         p.error(f"--epochs must be at least 2 (epoch 1 includes tracing). Received: {a.epochs}")
-    from tlcore.backbones import check_input_size
-    from tlcore.catalog import get_backbone
-    from tlcore.errors import TLCoreError
+    from tlcore.backbones.build import check_input_size
+    from tlcore.backbones.catalog import get_backbone
+    from tlcore.core.errors import TLCoreError
 
     try:
         a.backbone = get_backbone(a.backbone).name
@@ -227,7 +227,7 @@ def make_data(root: Path, n_images: int, seed: int = 0) -> dict:
 
 def describe_data(root: Path) -> dict:
     """The counts of a dataset given with --data (train/, validation/, test/)."""
-    from tlcore.images import is_image_name
+    from tlcore.data.images import is_image_name
 
     out: dict = {"path": str(root)}
     for split in ("train", "validation", "test"):
@@ -255,7 +255,7 @@ def bench_input(data: Path, size: int, backbone: str, batch: int, repeats: int =
 
     from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
-    from tlcore.data import decode_images, make_dataset, scan
+    from tlcore.data.pipeline import decode_images, make_dataset, scan
 
     def drain(ds) -> int:
         n = 0
@@ -401,8 +401,8 @@ def bench_latency(run_dir: str, image_path: str, calls: int = LATENCY_CALLS) -> 
     """Median ms of one image through RunModel.probabilities vs the bare forward pass."""
     import tensorflow as tf
 
-    from tlcore.predict import RunModel
-    from tlcore.train import save_atomic
+    from tlcore.ship.predict import RunModel
+    from tlcore.training.train import save_atomic
 
     rm = RunModel(run_dir)
     model = rm.model
@@ -585,7 +585,7 @@ def run(a: argparse.Namespace) -> dict:
             "tutorial_test_accuracy": tut["test_accuracy"]}
 
         _log("prediction latency, one image")
-        from tlcore.images import is_image_name
+        from tlcore.data.images import is_image_name
 
         image = next(f for f in sorted((data / "validation").rglob("*")) if is_image_name(f.name))
         load = _load()

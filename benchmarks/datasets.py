@@ -1,6 +1,6 @@
 """Benchmark datasets of different difficulty, generated offline and deterministically.
 
-Not the tests' datasets (tests/datagen.py) and not the app's demo (tlcore/demo.py), though they
+Not the tests' datasets (tests/datagen.py) and not the app's demo (tlcore/data/demo.py), though they
 reuse the demo's idea: objects drawn on varied backgrounds. Each kind has 6 classes; the images
 vary in scale, position, rotation, colour, lighting, blur, noise and clutter, and are saved as
 JPEG (quality 85-95), 128 px, so they are decoded and resized as photos would be.

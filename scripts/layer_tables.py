@@ -1,4 +1,4 @@
-"""Write the layer tables shipped in tlcore/layer_tables/ (every catalog backbone at its default
+"""Write the layer tables shipped in tlcore/backbones/layer_tables/ (every catalog backbone at its default
 size), for the installed Keras. Run after a Keras upgrade: `python scripts/layer_tables.py [NAMES...]`.
 Tables of another Keras version are ignored by the loader (the backbone is built instead)."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from tlcore.tablestore import ship_tables
+from tlcore.backbones.tablestore import ship_tables
 
 if __name__ == "__main__":
     start = time.perf_counter()

@@ -13,14 +13,14 @@ from typing import Any
 import streamlit as st
 
 from studio import state
-from tlcore.errors import TLCoreError
-from tlcore.splits import SPLIT_METHOD
+from tlcore.core.errors import TLCoreError
+from tlcore.data.splits import SPLIT_METHOD
 
 
 @st.cache_resource(show_spinner=False)
 def device_info() -> dict:
     """TensorFlow version, GPUs, mixed precision (imports TensorFlow once per server)."""
-    from tlcore.device import describe
+    from tlcore.training.device import describe
 
     return describe()
 
@@ -37,10 +37,10 @@ def device_info_if_loaded() -> dict | None:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def catalog_facts(name: str, size: int):
-    """The layer table and plan facts of a catalog backbone (`tlcore.tablestore.catalog_facts`):
+    """The layer table and plan facts of a catalog backbone (`tlcore.backbones.tablestore.catalog_facts`):
     read from the shipped or cached table, built once (without weights) only when neither exists.
     Plain data, shared by every session."""
-    from tlcore.tablestore import catalog_facts as load
+    from tlcore.backbones.tablestore import catalog_facts as load
 
     return load(name, size)
 
@@ -73,10 +73,10 @@ def backbone_file_source(path: str, stamp: int, preprocessing: str):
     """Your own model loaded and flattened (`load_backbone_file`) and its layer table.
 
     Keyed by the file's modification stamp, so a replaced file loads again. Shared by every
-    session and read-only: `tlcore.plan.make_plan` reads it without changing it.
+    session and read-only: `tlcore.recipe.plan.make_plan` reads it without changing it.
     """
-    from tlcore.layers import facts_of
-    from tlcore.source import load_backbone_file
+    from tlcore.backbones.layers import facts_of
+    from tlcore.backbones.source import load_backbone_file
 
     source = load_backbone_file(path, preprocessing)
     return source, facts_of(source.backbone, source.paths, source.preprocessing, source.input_size,
@@ -90,7 +90,7 @@ class Chosen:
 
     kind: str  # "catalog" or "file"
     label: str  # "MobileNetV2 at 96 px" or the file's name
-    facts: Any  # tlcore.layers.BackboneFacts: what the table and the plan read
+    facts: Any  # tlcore.backbones.layers.BackboneFacts: what the table and the plan read
     table: list
     preprocessing: str
     input_size: int
@@ -108,8 +108,8 @@ def chosen_backbone() -> Chosen:
     Raises:
         TLCoreError: an unknown backbone, or a model file that cannot be used.
     """
-    from tlcore.assets import backbone_file_stamp
-    from tlcore.catalog import get_backbone
+    from tlcore.backbones.assets import backbone_file_stamp
+    from tlcore.backbones.catalog import get_backbone
 
     file = state.get("backbone_file")
     if file:
@@ -135,8 +135,8 @@ PLAN_OPTIONS = ("cut", "unfreeze_from", "unfreeze", "freeze", "train_bn", "pooli
 def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
     import json
 
-    from tlcore.config import TrainConfig
-    from tlcore.plan import make_plan
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.recipe.plan import make_plan
 
     if kind == "file":
         path, stamp, preprocessing = key
@@ -148,7 +148,7 @@ def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
 
 
 def chosen_plan(bb: Chosen, options: dict, num_classes: int) -> dict:
-    """`tlcore.plan.make_plan` for the backbone `bb` and `options` (cached per choice), as
+    """`tlcore.recipe.plan.make_plan` for the backbone `bb` and `options` (cached per choice), as
     `Plan.to_dict()`: the layers' roles per stage, counts, warnings.
 
     Raises:
@@ -159,7 +159,7 @@ def chosen_plan(bb: Chosen, options: dict, num_classes: int) -> dict:
     opts = {k: options[k] for k in PLAN_OPTIONS if k in options}
     text = json.dumps(opts, sort_keys=True, default=str)
     if bb.kind == "file":
-        from tlcore.assets import backbone_file_stamp
+        from tlcore.backbones.assets import backbone_file_stamp
 
         key = (bb.file, backbone_file_stamp(bb.file), state.get("preprocessing") or "auto")
         return _plan("file", key, text, int(num_classes))
@@ -181,14 +181,14 @@ def _folder_stamp(path: str) -> tuple:
 
 @st.cache_data(show_spinner=False, max_entries=32, ttl=600)
 def _scan(path: str, val_split: float, test_split: float, seed: int, stamp: tuple, split_method: str):
-    from tlcore.data import scan
+    from tlcore.data.pipeline import scan
 
     return scan(path, val_split, test_split, seed, split_method=split_method)
 
 
 def scan(path: str, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
          split_method: str = SPLIT_METHOD):
-    """`tlcore.data.scan`, cached until the folder changes (or ten minutes pass)."""
+    """`tlcore.data.pipeline.scan`, cached until the folder changes (or ten minutes pass)."""
     return _scan(str(path), float(val_split), float(test_split), int(seed), _folder_stamp(str(path)), split_method)
 
 
@@ -203,7 +203,7 @@ def selected_dataset():
 @st.cache_resource(show_spinner=False, max_entries=8)
 def run_model(run_dir: str, model_path: str, mtime_ns: int):
     """A run's model ready to classify (keyed by model file and mtime, so a newer model reloads)."""
-    from tlcore.predict import RunModel
+    from tlcore.ship.predict import RunModel
 
     return RunModel(run_dir)
 
@@ -226,8 +226,8 @@ def _file_stamp(path: str) -> int:
 def _augmentation_preview(path: str, stamp: int, options_json: str, n: int, seed: int, side: int):
     import json
 
-    from tlcore.data import augmentation_preview
-    from tlcore.images import thumbnail
+    from tlcore.data.pipeline import augmentation_preview
+    from tlcore.data.images import thumbnail
 
     original = thumbnail(path, side)
     if original is None:
@@ -236,7 +236,7 @@ def _augmentation_preview(path: str, stamp: int, options_json: str, n: int, seed
 
 
 def augmentation_preview(path: str, options: dict, n: int = 5, seed: int = 0, side: int = 128):
-    """(thumbnail, `n` augmented copies) of the image at `path` (`tlcore.data.augmentation_preview`),
+    """(thumbnail, `n` augmented copies) of the image at `path` (`tlcore.data.pipeline.augmentation_preview`),
     cached per file, options and seed: the same seed gives the same copies, so a rerun that changes
     something else does not run the Keras layers again. (None, []) for an unreadable image."""
     import json

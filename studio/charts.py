@@ -40,7 +40,7 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
 
     Args:
         rows: layer table rows (dicts with index, name, type, params, block).
-        roles: `tlcore.plan` role of each row in stage 2 (trains, inference_bn, frozen, cut).
+        roles: `tlcore.recipe.plan` role of each row in stage 2 (trains, inference_bn, frozen, cut).
         cut_index: last layer kept.
         unfreeze_index: first layer that trains in stage 2 (None: nothing unfreezes).
     """

@@ -17,7 +17,7 @@ from typing import Iterator
 import streamlit as st
 
 from studio import caches, charts, state, text
-from tlcore.errors import TLCoreError
+from tlcore.core.errors import TLCoreError
 
 LOG = logging.getLogger("tlstudio")
 
@@ -75,7 +75,7 @@ def header(title: str, caption: str) -> None:
 
 def current_run():
     """The selected run, if its folder still exists."""
-    from tlcore.runs import Run
+    from tlcore.core.runs import Run
 
     ref = st.session_state.get("run_dir")
     if not ref:
@@ -91,7 +91,7 @@ def reattach() -> None:
     """With no run selected, follow the newest running or queued run (after a reload)."""
     if st.session_state.get("run_dir"):
         return
-    from tlcore.runs import newest_live_run
+    from tlcore.core.runs import newest_live_run
 
     try:
         run = newest_live_run()
@@ -191,8 +191,8 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
     Drawn inside a fragment that reruns every two seconds while the run is live; when it ends,
     the whole page reruns once (and stops polling).
     """
-    from tlcore import home
-    from tlcore.runs import LIVE_STATES, Run
+    from tlcore.core import home
+    from tlcore.core.runs import LIVE_STATES, Run
 
     run = Run(run_dir)
     with guard("Reading the run"):
@@ -270,7 +270,7 @@ def gradcam(rm, source, key: tuple, label: str | None = None) -> dict:
     """
     cache = st.session_state.setdefault(_CAM_CACHE, {})
     if key not in cache:
-        from tlcore.explain import explain_image
+        from tlcore.evaluation.explain import explain_image
 
         if hasattr(source, "seek"):
             source.seek(0)
@@ -329,8 +329,8 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
 
     import numpy as np
 
-    from tlcore.images import ImageProblem, display_image
-    from tlcore.predict import top_labels
+    from tlcore.data.images import ImageProblem, display_image
+    from tlcore.ship.predict import top_labels
 
     with guard("Classifying the images"):
         with st.spinner("Loading the model…"):
@@ -373,7 +373,7 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
 
 def demo_dataset_button(key: str, primary: bool = False) -> bool:
     """A button that makes the demo dataset if missing, selects it and reruns the page."""
-    from tlcore.datasets import ensure_demo_dataset
+    from tlcore.data.datasets import ensure_demo_dataset
 
     if st.button("Use the demo dataset", key=key, type="primary" if primary else "secondary",
                  icon=":material/category:"):

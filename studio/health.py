@@ -7,8 +7,8 @@ from pathlib import Path
 import streamlit as st
 
 from studio import charts, components as ui, state
-from tlcore.errors import TLCoreError
-from tlcore.images import thumbnail
+from tlcore.core.errors import TLCoreError
+from tlcore.data.images import thumbnail
 
 SHOWN = 24
 PER_ROW = 6
@@ -16,7 +16,7 @@ PER_ROW = 6
 
 def editor(root):
     """A `DatasetEditor` for a managed dataset, or None for a read-only folder."""
-    from tlcore.edits import DatasetEditor
+    from tlcore.data.edits import DatasetEditor
 
     try:
         return DatasetEditor(root)
@@ -29,7 +29,7 @@ def read_only_note(ds, key: str) -> None:
             "changes your own folders. Import a copy to fix labels and exclude images there.",
             icon=":material/lock:")
     if st.button("Import a copy to edit", icon=":material/content_copy:", key=f"{key}_import"):
-        from tlcore.importer import import_dataset
+        from tlcore.data.importer import import_dataset
 
         with ui.guard("Importing a copy"):
             with st.spinner("Copying the dataset into the studio…"):
@@ -215,8 +215,8 @@ def health_tab(ds) -> None:
     if st.button("Run the health check", icon=":material/health_and_safety:", key="audit_button",
                  type="primary"):
         with ui.guard("Checking the dataset"):
-            from tlcore.audit import audit
-            from tlcore.config import TrainConfig
+            from tlcore.evaluation.audit import audit
+            from tlcore.recipe.config import TrainConfig
 
             with st.spinner(f"Features of every image with {ui.backbone_text()}, then cross-validation…"):
                 result = audit(TrainConfig.from_dict(state.options_from_selection()))

@@ -1,5 +1,5 @@
 """The live view (Predict, Quick start): the camera streamed over WebRTC, classified server-side by
-`tlcore.live.LiveClassifier`; its text line, top-k bars, Grad-CAM, freeze-frame, presenter
+`tlcore.live.classifier.LiveClassifier`; its text line, top-k bars, Grad-CAM, freeze-frame, presenter
 layout; teach-by-showing (bursts, the prototype, a real training run); the snapshot fallback.
 
 The frame callback runs in streamlit-webrtc's thread: it only hands the frame over (and draws
@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from studio import components as ui, state, text, webrtc
-from tlcore.errors import TLCoreError
+from tlcore.core.errors import TLCoreError
 
 LOG = logging.getLogger(__name__)
 REFRESH = 0.5  # seconds between redraws of the label, bars and fps
@@ -27,7 +27,7 @@ BURST_SECONDS, BURST_RATE = 3.0, 5.0
 
 def _session(key: str):
     """(LiveClassifier, Recorder, options shared with the frame callback) of this session and view."""
-    from tlcore.live import LiveClassifier, Recorder
+    from tlcore.live.classifier import LiveClassifier, Recorder
 
     slot = f"_live_{key}"
     if slot not in st.session_state:
@@ -44,7 +44,7 @@ def _freeze_heap() -> None:
 
 
 def _callback(live, recorder, opts):
-    from tlcore.live import blend_cam
+    from tlcore.live.classifier import blend_cam
 
     def on_frame(frame):
         import av
@@ -69,7 +69,7 @@ def _same(a, b) -> bool:
     return a.probabilities == b.probabilities and a.labels == b.labels
 
 def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, after=None) -> bool:
-    """The camera, classified live with `classifier` (a `tlcore.live.Classifier`, or None while a
+    """The camera, classified live with `classifier` (a `tlcore.live.classifier.Classifier`, or None while a
     prototype has fewer than two classes). `after(live, recorder)` runs in the refreshing
     fragment (teach-by-showing's bursts). Returns whether the camera is streaming."""
     if not webrtc.available():
@@ -163,8 +163,8 @@ def snapshot_fallback(key: str, classifier, top_k: int, expanded: bool = False) 
         snap = st.camera_input("Snapshot", key=f"{key}_snapshot")
         if snap is None or classifier is None:
             return
-        from tlcore.images import ImageProblem, display_image, open_rgb
-        from tlcore.predict import top_labels
+        from tlcore.data.images import ImageProblem, display_image, open_rgb
+        from tlcore.ship.predict import top_labels
 
         with ui.guard("Classifying the snapshot"):
             try:
@@ -188,9 +188,9 @@ def _png(frame: np.ndarray) -> bytes:
 
 def teach_view() -> None:
     """Name classes, record bursts, classify at once with the prototype; save it or train for real."""
-    from tlcore.datasets import add_class, check_name, webcam_dataset
-    from tlcore.live import Classifier
-    from tlcore.runs import RunStore
+    from tlcore.data.datasets import add_class, check_name, webcam_dataset
+    from tlcore.live.classifier import Classifier
+    from tlcore.core.runs import RunStore
 
     runs = [r for r in RunStore().runs() if r.model_path() is not None and r.state() == "completed"]
     choices = ["selection"] + [str(r.path) for r in runs]
@@ -232,7 +232,7 @@ def teach_view() -> None:
             cls, frames = recorder.take()
             with ui.guard("Learning the burst"):
                 for frame in frames:
-                    from tlcore.datasets import save_snap
+                    from tlcore.data.datasets import save_snap
 
                     save_snap(root, cls, _png(frame))
                 if frames:
@@ -258,7 +258,7 @@ def teach_view() -> None:
 
 def _prototype(source: str):
     """The session's prototype for this backbone source (built once)."""
-    from tlcore.prototype import Prototype
+    from tlcore.live.prototype import Prototype
 
     cache = st.session_state.setdefault("_teach_protos", {})
     if source not in cache:
@@ -283,7 +283,7 @@ def _teach_actions(proto, root) -> None:
                  disabled=not proto.ready, help="The Quick start's recommended recipe for this machine, on the "
                  "recorded dataset; the live view switches to the trained run when it is done."):
         with ui.guard("Starting the training"):
-            from tlcore.jobs import start_training
+            from tlcore.training.jobs import start_training
 
             options = {**state.quick_start_options(), "data": str(root)}
             run = start_training(options)
@@ -297,8 +297,8 @@ def _training_switch(live) -> None:
     run_dir = slot.get("training")
     if not run_dir:
         return
-    from tlcore.live import Classifier
-    from tlcore.runs import RunStore
+    from tlcore.live.classifier import Classifier
+    from tlcore.core.runs import RunStore
 
     run = RunStore().get(run_dir)
     run_state = run.state()

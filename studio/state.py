@@ -1,6 +1,6 @@
 """The selection: backbone, dataset, run and every training option the pages edit.
 
-It lives in ``st.session_state`` under the names of `tlcore.config.TrainConfig`'s fields (plus
+It lives in ``st.session_state`` under the names of `tlcore.recipe.config.TrainConfig`'s fields (plus
 ``run_dir``), so any page can read it, the Train page turns it into options as they are, and
 repeating a run loads its recorded options straight back. Its core (`URL_KEYS`) is also
 written into the URL's query parameters after every run of the app, so a reload (F5), a
@@ -14,9 +14,9 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
-from tlcore.config import DEFAULTS as CONFIG_DEFAULTS, OPTION_NAMES as CONFIG_OPTION_NAMES
-from tlcore.errors import TLCoreError
-from tlcore.presets import get_preset
+from tlcore.recipe.config import DEFAULTS as CONFIG_DEFAULTS, OPTION_NAMES as CONFIG_OPTION_NAMES
+from tlcore.core.errors import TLCoreError
+from tlcore.recipe.presets import get_preset
 
 APP_DEFAULTS: dict[str, Any] = {"backbone": "MobileNetV2", "input_size": None, "weights": "imagenet",
                                 "backbone_file": None, "data": "", "run_dir": None}
@@ -51,7 +51,7 @@ def put(name: str, value: Any) -> None:
     st.session_state[name] = value
 
 
-# What `tlcore train` plans differently for random weights (`tlcore.config.scratch_options`).
+# What `tlcore train` plans differently for random weights (`tlcore.recipe.config.scratch_options`).
 SCRATCH_KEYS = ("head_epochs", "fine_tune_epochs", "unfreeze_from", "train_bn", "early_stopping", "fine_tune_lr")
 
 
@@ -59,12 +59,12 @@ def put_weights(value: str) -> None:
     """Choose the weights ("imagenet", "none" or a file). A switch between random and pretrained
     weights also switches the stage plan, as `tlcore train --weights none` does: nothing
     pretrained to freeze, so every layer trains from the first epoch for all the epochs
-    (`tlcore.config.scratch_options`); back to pretrained weights, the engine's two stages."""
+    (`tlcore.recipe.config.scratch_options`); back to pretrained weights, the engine's two stages."""
     old = get("weights")
     put("weights", value)
     if (old == "none") == (value == "none"):
         return
-    from tlcore.config import scratch_options
+    from tlcore.recipe.config import scratch_options
 
     plan = scratch_options({k: get(k) for k in (*SCRATCH_KEYS, "lr")}) if value == "none" else defaults()
     for key in SCRATCH_KEYS:
@@ -158,7 +158,7 @@ def selection_from_url(params: Mapping[str, Any], roots: Sequence[str | os.PathL
 
     Args:
         params: query parameters (a value may be a list: its last element counts).
-        roots: the folders paths may lie in (`tlcore.home.readable_roots()`).
+        roots: the folders paths may lie in (`tlcore.core.home.readable_roots()`).
 
     Returns:
         ``(values, notices)``: the accepted values by selection name, and why each other was dropped.
@@ -193,7 +193,7 @@ def restore_from_url() -> None:
     params = st.query_params.to_dict()
     if not any(key in params for key in URL_KEYS):
         return
-    from tlcore.home import readable_roots
+    from tlcore.core.home import readable_roots
 
     values, notices = selection_from_url(params, readable_roots())
     if "weights" in values:
@@ -216,20 +216,20 @@ def write_url() -> None:
 
 
 def _path(text: str, roots, kind: str) -> str:
-    from tlcore.home import resolve_under_roots
+    from tlcore.core.home import resolve_under_roots
 
     resolved = resolve_under_roots(text, roots, kind)
     return text if Path(text).expanduser().is_absolute() else str(resolved)
 
 
 def _check_backbone(text: str, values: dict, roots) -> str:
-    from tlcore.catalog import get_backbone
+    from tlcore.backbones.catalog import get_backbone
 
     return get_backbone(text).name
 
 
 def _check_input_size(text: str, values: dict, roots) -> int:
-    from tlcore.backbones import check_input_size
+    from tlcore.backbones.build import check_input_size
 
     try:
         size = int(text)
@@ -239,7 +239,7 @@ def _check_input_size(text: str, values: dict, roots) -> int:
 
 
 def _check_preprocessing(text: str, values: dict, roots) -> str:
-    from tlcore.source import PREPROCESSING_CHOICES
+    from tlcore.backbones.source import PREPROCESSING_CHOICES
 
     if text not in PREPROCESSING_CHOICES:
         raise TLCoreError(f"preprocessing must be one of {', '.join(PREPROCESSING_CHOICES)}. Received: {text!r}")
@@ -247,7 +247,7 @@ def _check_preprocessing(text: str, values: dict, roots) -> str:
 
 
 def _check_weights(text: str, values: dict, roots) -> str:
-    from tlcore.assets import WEIGHTS_SUFFIXES
+    from tlcore.backbones.assets import WEIGHTS_SUFFIXES
 
     if text in ("imagenet", "none"):
         return text
@@ -258,7 +258,7 @@ def _check_weights(text: str, values: dict, roots) -> str:
 
 
 def _check_backbone_file(text: str, values: dict, roots) -> str:
-    from tlcore.assets import MODEL_SUFFIXES, is_weights_only
+    from tlcore.backbones.assets import MODEL_SUFFIXES, is_weights_only
 
     path = _path(text, roots, "any")
     if Path(path).is_file() and (is_weights_only(path) or not path.lower().endswith(MODEL_SUFFIXES)):
@@ -304,7 +304,7 @@ def quick_start_options() -> dict:
     """The quick start's recommended settings: transfer learning from MobileNetV2 at 96 px when its
     ImageNet weights file is on this machine already, else a small network trained from scratch
     (`QUICK_START_SCRATCH`)."""
-    from tlcore.assets import weights_status
+    from tlcore.backbones.assets import weights_status
 
     status = weights_status("MobileNetV2", QUICK_START["input_size"])
     return dict(QUICK_START) if status["cached"] else dict(QUICK_START_SCRATCH)
@@ -320,7 +320,7 @@ def preset_form_options(name: str, current: dict | None = None) -> dict:
             out. A preset that changes the backbone resets what belonged to the old one (input
             size, cut, unfreeze point, a weights file) unless it sets them itself.
     """
-    from tlcore.presets import apply_preset
+    from tlcore.recipe.presets import apply_preset
 
     current = current or {}
     opts = apply_preset(name, {})

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from tlcore.errors import TLCoreError
+from tlcore.core.errors import TLCoreError
 
 DEMO_TEXT = ("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
              "150 images each, split 70/15/15: made on this machine in a few seconds, no download.")
@@ -86,7 +86,7 @@ def catalog_rows(times: dict | None = None) -> list[dict]:
 
     Accuracies are in percent; missing figures stay None (Keras publishes none).
     """
-    from tlcore.catalog import CATALOG
+    from tlcore.backbones.catalog import CATALOG
 
     times = times or {}
 
@@ -111,7 +111,7 @@ def catalog_rows(times: dict | None = None) -> list[dict]:
 def describe_backbone(backbone: str | None, input_size: int | None, weights: str | None,
                       cut: str | None = None, backbone_file: str | None = None) -> str:
     """'MobileNetV2 · 224 px · ImageNet weights' (or 'clf.keras · your own model')."""
-    from tlcore.catalog import CATALOG
+    from tlcore.backbones.catalog import CATALOG
 
     if backbone_file:
         return f"{Path(str(backbone_file)).name} · your own model"
@@ -132,7 +132,7 @@ def display_name(name: str | None) -> str:
 
 
 def run_label(run) -> str:
-    """A short human label of a `tlcore.runs.Run`: id, optional name, state."""
+    """A short human label of a `tlcore.core.runs.Run`: id, optional name, state."""
     summary = run.summary()
     name = f" ({display_name(summary['name'])})" if summary.get("name") else ""
     return f"{run.run_id}{name} · {summary['state']}"
@@ -142,12 +142,12 @@ def epoch_progress(status: dict, metrics: Sequence[dict], seen: dict | None = No
                    now: float | None = None) -> tuple[dict, dict]:
     """Progress inside the current epoch, the time left, and the sentence that says so.
 
-    The numbers come from `tlcore.runs.progress_estimate` (same arguments).
+    The numbers come from `tlcore.core.runs.progress_estimate` (same arguments).
 
     Returns:
         ``({fraction, text, epoch_seconds_left, run_seconds_left}, seen)``.
     """
-    from tlcore.runs import progress_estimate
+    from tlcore.core.runs import progress_estimate
 
     numbers, seen = progress_estimate(status, list(metrics), seen, now)
     stage, epoch = status.get("stage"), int(status.get("epoch") or 0)

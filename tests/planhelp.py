@@ -9,9 +9,9 @@ from __future__ import annotations
 
 def set_trainable(model, stage: int, unfreeze_from: int | None, train_bn: bool = False,
                   layer_index: dict | None = None) -> None:
-    from tlcore.config import TrainConfig
-    from tlcore.plan import apply_stage, make_plan
-    from tlcore.source import BackboneSource
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.recipe.plan import apply_stage, make_plan
+    from tlcore.backbones.source import BackboneSource
 
     backbone = model.get_layer("backbone")
     layers = backbone.layers

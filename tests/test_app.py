@@ -5,7 +5,7 @@ pretrained weights at 32 px, one epoch per stage) on a tiny generated dataset, i
 store under a temporary TLCORE_HOME. Its features end 1 x 1, so Grad-CAM has no map there;
 `cam_run` (ResNet50 at 64 px cut at conv4_block6_out, 4 x 4 features) is the run for maps.
 Where a page would start training processes (compare, sweep), `fake_starts` stands in for
-`tlcore.jobs.start_training` and writes completed runs.
+`tlcore.training.jobs.start_training` and writes completed runs.
 """
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A completed two-stage run in its own home, and the dataset it was trained on."""
-    from tlcore.config import TrainConfig
-    from tlcore.train import train
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.training.train import train
 
     base = tmp_path_factory.mktemp("studio")
     home = base / "home"
@@ -203,7 +203,7 @@ def test_random_weights_switch_the_train_page_to_the_from_scratch_plan_and_back(
 
 
 def test_backbone_says_whether_imagenet_weights_are_cached(studio_home, monkeypatch, tmp_path):
-    from tlcore.backbones import imagenet_weights_file
+    from tlcore.backbones.build import imagenet_weights_file
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     at = open_page(PAGES[1], **{**SMALL, "weights": "imagenet"})
@@ -216,8 +216,8 @@ def test_backbone_says_whether_imagenet_weights_are_cached(studio_home, monkeypa
 
 
 def _plan_for(classes=3, **options):
-    from tlcore.config import TrainConfig
-    from tlcore.plan import make_plan
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.recipe.plan import make_plan
 
     config = TrainConfig(backbone="MobileNetV2", input_size=32, weights="none", **options)
     return make_plan(config, classes)
@@ -343,7 +343,7 @@ def test_train_page_errors_in_plain_words(studio_home, monkeypatch):
 
 
 def test_reload_reattaches_to_a_live_run_and_shows_the_queue(studio_home):
-    from tlcore.runs import now_iso
+    from tlcore.core.runs import now_iso
 
     common = dict(pid=os.getpid(), updated_at=now_iso(), epochs_total=4, batches_total=10)
     running = fake_run(studio_home.home, "29990101-000000-running-0001", state="running", stage=1, epoch=1,
@@ -462,8 +462,8 @@ def button(at: AppTest, label: str):
 
 
 def fake_starts(monkeypatch, home: Path, val_accuracy=lambda options: 0.5) -> list[dict]:
-    """Replace tlcore.jobs.start_training: each call makes a completed run with one epoch."""
-    from tlcore.runs import Run
+    """Replace tlcore.training.jobs.start_training: each call makes a completed run with one epoch."""
+    from tlcore.core.runs import Run
 
     started: list[dict] = []
 
@@ -479,7 +479,7 @@ def fake_starts(monkeypatch, home: Path, val_accuracy=lambda options: 0.5) -> li
                                                         "val_loss": 1.0, "val_accuracy": acc}) + "\n")
         return Run(path)
 
-    monkeypatch.setattr("tlcore.jobs.start_training", start_training)
+    monkeypatch.setattr("tlcore.training.jobs.start_training", start_training)
     return started
 
 
@@ -673,7 +673,7 @@ def test_search_starts_a_grid_and_opens_the_best_run(studio_home, monkeypatch, t
         return write_search(tmp_path, "s1", space, seeds=range(42, 42 + seeds),
                             score=lambda o, seed: 0.9 if o["cut"] == "block_16_project_BN" else 0.4 + seed / 1000)
 
-    monkeypatch.setattr("tlcore.search.start_search", start_search)
+    monkeypatch.setattr("tlcore.search.tune.start_search", start_search)
     at = open_page(SWEEP, data=str(studio_home.data), **SMALL)
     assert not at.error, [e.value for e in at.error]
     cuts = [m for m in at.multiselect if m.label.startswith("Cut after")][0]

@@ -1,10 +1,10 @@
-"""tlcore.assets: uploaded weights files and model files, kept apart and never overwritten."""
+"""tlcore.backbones.assets: uploaded weights files and model files, kept apart and never overwritten."""
 from __future__ import annotations
 
 import pytest
 
-from tlcore import assets
-from tlcore.errors import TLCoreError
+from tlcore.backbones import assets
+from tlcore.core.errors import TLCoreError
 
 
 def test_save_weights_file_never_overwrites(tmp_path):

@@ -21,11 +21,11 @@ import pytest
 
 from datagen import write_split
 from planhelp import set_trainable  # noqa: E402
-from tlcore.errors import TLCoreError
-from tlcore.layers import layer_table, resolve_layer
-from tlcore.model import (HeadSpec, assemble, build_head, cut_backbone, is_batchnorm,
+from tlcore.core.errors import TLCoreError
+from tlcore.backbones.layers import layer_table, resolve_layer
+from tlcore.recipe.surgery import (HeadSpec, assemble, build_head, cut_backbone, is_batchnorm,
                           parameter_counts)
-from tlcore.source import load_backbone_file
+from tlcore.backbones.source import load_backbone_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:The structure of `inputs`:UserWarning")
 

@@ -1,4 +1,4 @@
-"""tlcore.backbones: building with no weights, a weights file, or ImageNet (offline here)."""
+"""tlcore.backbones.build: building with no weights, a weights file, or ImageNet (offline here)."""
 from __future__ import annotations
 
 import os
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from keras.src.utils import file_utils
 
-from tlcore import backbones
-from tlcore.backbones import (build_backbone, check_input_size, fresh_names,
+from tlcore.backbones import build as backbones
+from tlcore.backbones.build import (build_backbone, check_input_size, fresh_names,
                               imagenet_weights_cached, imagenet_weights_file, keras_models_dir)
-from tlcore.errors import TLCoreError
+from tlcore.core.errors import TLCoreError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Keras' skipped-container notes
 

@@ -28,10 +28,10 @@ import pytest
 from PIL import Image
 
 from datagen import write_flat, write_split
-from tlcore.data import scan
-from tlcore.errors import TLCoreError, flag
-from tlcore.images import MAX_PIXELS, ImageProblem, check_image, load_image
-from tlcore.importer import import_dataset
+from tlcore.data.pipeline import scan
+from tlcore.core.errors import TLCoreError, flag
+from tlcore.data.images import MAX_PIXELS, ImageProblem, check_image, load_image
+from tlcore.data.importer import import_dataset
 
 # Pillow warns (and the studio refuses) between MAX_PIXELS and twice that.
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")

@@ -13,7 +13,7 @@ from benchmarks import bench
 
 
 def test_generated_data_has_a_test_split_the_engine_and_the_tutorial_both_read(tmp_path):
-    from tlcore.data import scan
+    from tlcore.data.pipeline import scan
 
     info = bench.make_data(tmp_path / "d", 40)
     assert (info["train"], info["validation"], info["test"]) == (32, 8, 8)

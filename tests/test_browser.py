@@ -213,7 +213,7 @@ def wait_for_text(page, text: str, timeout: float = 240.0) -> None:
 
 def test_quick_start_end_to_end(server, page, tmp_path):
     """A newcomer's path: demo dataset, recommended backbone, a short training, a prediction."""
-    from tlcore.demo import make_demo_dataset
+    from tlcore.data.demo import make_demo_dataset
 
     url, home = server
     make_demo_dataset(home / "datasets" / "demo-shapes", classes=4, per_class=20)  # small: quick to train

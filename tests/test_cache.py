@@ -11,8 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from tlcore import cache, features
-from tlcore.errors import TLCoreError
+from tlcore.core import cache
+from tlcore.recipe import features
+from tlcore.core.errors import TLCoreError
 
 def _entry_bytes() -> int:
     """The size on disk of one cached array of 10 float32 (np.save adds a header)."""
@@ -76,7 +77,7 @@ def test_an_entry_larger_than_the_cap_is_not_kept_and_evicts_nothing(tlhome, mon
 
 
 def test_decoded_images_and_features_share_one_cap(tlhome, monkeypatch, make_dataset):
-    from tlcore.data import decode_images
+    from tlcore.data.pipeline import decode_images
 
     data = make_dataset(n=2, size=8)
     paths = sorted(str(p) for p in data.rglob("*.png"))

@@ -1,4 +1,4 @@
-"""tlcore.catalog: every keras.applications backbone, and each one built and checked.
+"""tlcore.backbones.catalog: every keras.applications backbone, and each one built and checked.
 
 The per-backbone tests share one module-scoped, parametrised fixture, so pytest builds each
 backbone once (weights=None, at its smallest input size), runs every check on it, and drops
@@ -14,11 +14,11 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore.backbones import build_backbone
-from tlcore.catalog import CATALOG, Backbone, get_backbone, list_backbones
-from tlcore.errors import TLCoreError
-from tlcore.layers import layer_table
-from tlcore.model import cut_backbone, preprocessing_layers
+from tlcore.backbones.build import build_backbone
+from tlcore.backbones.catalog import CATALOG, Backbone, get_backbone, list_backbones
+from tlcore.core.errors import TLCoreError
+from tlcore.backbones.layers import layer_table
+from tlcore.recipe.surgery import cut_backbone, preprocessing_layers
 
 NAMES = list(CATALOG)
 PREPROCESSING = {"caffe", "tf", "torch", "none"}

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tlcore import cli
-from tlcore.errors import TLCoreError
+from tlcore.cli import commands as cli
+from tlcore.core.errors import TLCoreError
 
 
 def _subparsers(parser):
@@ -39,8 +39,8 @@ def test_help_goes_to_stdout_with_defaults(capfd):
 
 
 def test_did_you_mean_for_backbones_and_presets():
-    from tlcore.catalog import get_backbone
-    from tlcore.presets import get_preset
+    from tlcore.backbones.catalog import get_backbone
+    from tlcore.recipe.presets import get_preset
 
     with pytest.raises(TLCoreError, match="Did you mean MobileNetV2"):
         get_backbone("MobilenetV22")
@@ -62,7 +62,7 @@ def test_presets_fit_in_80_columns(capfd):
 def test_tensorflow_chatter_is_hidden_unless_verbose(tmp_path):
     """The oneDNN and absl lines TensorFlow prints at import are dropped; --verbose keeps them;
     the engine's own messages pass either way."""
-    code = ("import sys; from tlcore.cli import main; import tlcore.cli as c; "
+    code = ("import sys; from tlcore.cli.commands import main; import tlcore.cli.commands as c; "
             "c.COMMANDS['runs'] = lambda a: (__import__('tensorflow').constant(1), "
             "print('engine says hi', file=sys.stderr), [])[2]; sys.exit(main(sys.argv[1:]))")
     env = dict(os.environ, TLCORE_HOME=str(tmp_path))
@@ -78,7 +78,7 @@ def test_tensorflow_chatter_is_hidden_unless_verbose(tmp_path):
 
 
 def test_chatter_lines():
-    from tlcore.console import _is_chatter
+    from tlcore.core.console import _is_chatter
 
     assert _is_chatter("I0000 00:00:1796183230.966470   26051 port.cc:153] oneDNN custom operations are on.")
     assert _is_chatter("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")

@@ -1,4 +1,4 @@
-"""tlcore.data: scanning both layouts, splits, problems, warnings, decoding, tf.data, augmentation."""
+"""tlcore.data.pipeline: scanning both layouts, splits, problems, warnings, decoding, tf.data, augmentation."""
 from __future__ import annotations
 
 import os
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore import data
-from tlcore.data import _stratified_split, SPLITS, augmentation_layers, augmentation_options, class_weights, scan
-from tlcore.errors import TLCoreError
+from tlcore.data import pipeline as data
+from tlcore.data.pipeline import _stratified_split, SPLITS, augmentation_layers, augmentation_options, class_weights, scan
+from tlcore.core.errors import TLCoreError
 
 
 def _names(ds, split) -> list[tuple[str, str]]:
@@ -456,7 +456,7 @@ def test_runs_from_before_the_per_file_split_keep_their_own_split(tmp_path):
     import random
 
     from datagen import write_flat
-    from tlcore.splits import of_run, recorded_method
+    from tlcore.data.splits import of_run, recorded_method
 
     root = write_flat(tmp_path / "flat", classes=("red", "green"), n=20)
     old = scan(root, 0.2, 0.1, 7, split_method="shuffle")
@@ -481,7 +481,7 @@ def test_runs_from_before_the_per_file_split_keep_their_own_split(tmp_path):
 def test_the_run_as_code_splits_a_flat_dataset_exactly_as_the_studio(tmp_path, method):
     """`export --format code` writes its own copy of the split: it must pick the same files."""
     from datagen import write_flat
-    from tlcore.codegen import render
+    from tlcore.ship.codegen import render
 
     root = write_flat(tmp_path / "flat", classes=("green", "red"), n=15)
     values = {k: None for k in ("BACKBONE", "WEIGHTS", "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "POOLING",

@@ -1,10 +1,11 @@
-"""tlcore.datasets: the managed datasets folder, the demo dataset, webcam snaps."""
+"""tlcore.data.datasets: the managed datasets folder, the demo dataset, webcam snaps."""
 from __future__ import annotations
 
 import pytest
 
-from tlcore import datasets, features
-from tlcore.errors import TLCoreError
+from tlcore.data import datasets
+from tlcore.recipe import features
+from tlcore.core.errors import TLCoreError
 
 
 def test_datasets_and_cache_housekeeping(tmp_path, monkeypatch):
@@ -42,7 +43,7 @@ def _jpeg(size=(30, 20), orientation=None) -> bytes:
 def test_webcam_snaps_make_a_flat_dataset(tmp_path, monkeypatch):
     from PIL import Image
 
-    from tlcore.data import scan
+    from tlcore.data.pipeline import scan
 
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
     root = datasets.webcam_dataset("webcam")

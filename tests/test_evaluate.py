@@ -1,7 +1,7 @@
-"""tlcore.evaluate: the mistakes a run is surest of."""
+"""tlcore.evaluation.evaluate: the mistakes a run is surest of."""
 from __future__ import annotations
 
-from tlcore.evaluate import top_losses
+from tlcore.evaluation.evaluate import top_losses
 
 
 def test_top_losses_are_the_most_confident_mistakes_first():
@@ -14,7 +14,7 @@ def test_top_losses_are_the_most_confident_mistakes_first():
 def test_predictions_list_every_scored_image_so_correct_cells_have_images_too():
     import numpy as np
 
-    from tlcore.evaluate import score
+    from tlcore.evaluation.evaluate import score
 
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.2, 0.8], [0.6, 0.4]])
     out = score(probs, np.array([0, 0, 1, 1]), ["cat", "dog"], ["a", "b", "c", "d"])

@@ -16,9 +16,9 @@ FAST = dict(backbone="ResNet50", weights="none", input_size=32, augment="none", 
 
 @functools.lru_cache(maxsize=None)  # built once per module: ResNet50 takes seconds to build
 def _model(name: str, size: int = 32):
-    from tlcore.backbones import build_backbone
-    from tlcore.catalog import get_backbone
-    from tlcore.model import HeadSpec, assemble, build_head, cut_backbone
+    from tlcore.backbones.build import build_backbone
+    from tlcore.backbones.catalog import get_backbone
+    from tlcore.recipe.surgery import HeadSpec, assemble, build_head, cut_backbone
 
     backbone, _ = cut_backbone(build_backbone(name, size, "none"))
     head = build_head(backbone.output.shape[1:], 3, HeadSpec())
@@ -34,8 +34,8 @@ def _images(n: int = 10, size: int = 32, seed: int = 0) -> np.ndarray:
 def test_cached_features_equal_the_backbone_on_preprocessed_images(name, module):
     import keras
 
-    from tlcore import features
-    from tlcore.model import feature_extractor
+    from tlcore.recipe import features
+    from tlcore.recipe.surgery import feature_extractor
 
     model = _model(name)
     images = _images(10)
@@ -49,9 +49,9 @@ def test_cached_features_equal_the_backbone_on_preprocessed_images(name, module)
 
 
 def test_augmented_copies_differ_and_are_repeatable():
-    from tlcore import features
-    from tlcore.data import augmentation_layers, augmentation_options
-    from tlcore.model import feature_extractor
+    from tlcore.recipe import features
+    from tlcore.data.pipeline import augmentation_layers, augmentation_options
+    from tlcore.recipe.surgery import feature_extractor
 
     extractor = feature_extractor(_model("ResNet50"))
     images = _images(6)
@@ -65,7 +65,7 @@ def test_augmented_copies_differ_and_are_repeatable():
 
 
 def test_second_lookup_with_the_same_key_is_a_hit(tlhome):
-    from tlcore import features
+    from tlcore.recipe import features
 
     calls = []
 
@@ -82,7 +82,7 @@ def test_second_lookup_with_the_same_key_is_a_hit(tlhome):
 
 
 def test_keys_change_with_every_part_and_not_with_their_order():
-    from tlcore import features
+    from tlcore.recipe import features
 
     base = dict(split="train", copies=1, augment={}, source={"name": "ResNet50", "weights": "none"},
                 cut=None, size=32, resize="stretch", data="abc", seed=42)
@@ -101,7 +101,7 @@ def colours(tmp_path_factory) -> Path:
 
 
 def _train(**options):
-    from tlcore.train import TrainConfig, train
+    from tlcore.training.train import TrainConfig, train
 
     result = train(TrainConfig(data=str(options.pop("data")), **dict(FAST, **options)))
     run = Path(result["run_dir"])
@@ -125,7 +125,7 @@ def test_cached_stage1_reaches_the_same_accuracy_as_end_to_end(tlhome, colours):
 
 
 def test_augmented_cache_keeps_five_copies_and_auto_trains_end_to_end_for_few_epochs(tlhome, colours):
-    from tlcore import features
+    from tlcore.recipe import features
 
     cached, status, metrics = _train(data=colours, feature_cache="on", augment="light")
     assert cached["state"] == "completed"
@@ -144,10 +144,10 @@ def test_augmented_cache_keeps_five_copies_and_auto_trains_end_to_end_for_few_ep
 def test_a_cached_run_is_scored_from_its_features_with_the_full_models_numbers(tlhome, make_dataset, monkeypatch):
     """A head-only run on cached features is evaluated from the features (its test split's are
     cached too, the whole model is not run again), and the numbers equal the whole model's."""
-    from tlcore import evaluate
-    from tlcore.config import TrainConfig
-    from tlcore.predict import RunModel
-    from tlcore.train import train
+    from tlcore.evaluation import evaluate
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.ship.predict import RunModel
+    from tlcore.training.train import train
 
     data = make_dataset("split", classes=("red", "green", "blue"), counts={"train": 8, "validation": 3, "test": 4},
                         size=32)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from plant import hashes, plant, save_colour_model, write_patterns
-from tlcore.data import scan
-from tlcore.edits import DatasetEditor
-from tlcore.errors import TLCoreError
+from tlcore.data.pipeline import scan
+from tlcore.data.edits import DatasetEditor
+from tlcore.core.errors import TLCoreError
 
 # ------------------------------------------------------------------------------ edits
 
@@ -90,8 +90,8 @@ def test_flat_layout_moves_class_but_not_split(tlhome):
 
 @pytest.mark.slow
 def test_probe_ranks_the_cut_that_keeps_colour_above_the_one_that_lost_it(tmp_path, tlhome):
-    from tlcore.config import TrainConfig
-    from tlcore.probe import probe, suggest
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.evaluation.probe import probe, suggest
 
     root = write_patterns(tmp_path / "d", counts=(20, 10, 0))
     model = save_colour_model(tmp_path / "m.keras", gray_after_colour=True)
@@ -105,8 +105,8 @@ def test_probe_ranks_the_cut_that_keeps_colour_above_the_one_that_lost_it(tmp_pa
 
 
 def test_default_cuts_are_block_ends_at_most_twelve_and_suggest_the_shallowest_good_one():
-    from tlcore.layers import LayerInfo
-    from tlcore.probe import default_cuts, suggest
+    from tlcore.backbones.layers import LayerInfo
+    from tlcore.evaluation.probe import default_cuts, suggest
 
     table = [LayerInfo(i, f"l{i}", "Conv2D", [], 0, True, i % 2 == 1 or i == 99, f"b{i // 4}")
              for i in range(100)]
@@ -120,8 +120,8 @@ def test_default_cuts_are_block_ends_at_most_twelve_and_suggest_the_shallowest_g
 
 @pytest.mark.slow
 def test_audit_finds_planted_label_errors_copies_across_splits_and_noise(tmp_path, tlhome):
-    from tlcore.audit import audit
-    from tlcore.config import TrainConfig
+    from tlcore.evaluation.audit import audit
+    from tlcore.recipe.config import TrainConfig
 
     root = write_patterns(tmp_path / "d", counts=(24, 6, 6))
     planted = plant(root, wrong=4, copies=4, noise=2, seed=1)
@@ -166,8 +166,8 @@ def test_cli_audit_and_probe_print_one_json_document_and_clear_errors(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [r["cut"] for r in rows] == ["colour", "gray"] and rows[0]["val_accuracy"] > rows[1]["val_accuracy"]
     assert set(rows[0]) == {"cut", "index", "val_accuracy", "feature_dim", "seconds"}
-    from tlcore.config import TrainConfig
-    from tlcore.probe import probe
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.evaluation.probe import probe
 
     with pytest.raises(TLCoreError, match="nope"):
         probe(TrainConfig.from_dict(dict(data=str(root), backbone_file=str(model), preprocessing="none")),
@@ -186,7 +186,7 @@ def test_sklearn_and_cleanlab_are_imported_only_by_the_audit_and_probe_when_they
     import subprocess
     import sys
 
-    code = ("import sys, tlcore.cli, tlcore.train, tlcore.audit, tlcore.probe, tlcore.edits, tlcore.evaluate, "
+    code = ("import sys, tlcore.cli.commands, tlcore.training.train, tlcore.evaluation.audit, tlcore.evaluation.probe, tlcore.data.edits, tlcore.evaluation.evaluate, "
             "studio.health, studio.charts; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'cleanlab', 'umap'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

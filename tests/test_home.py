@@ -1,10 +1,10 @@
-"""tlcore.home: the home folder's parts, and which folders the server may read."""
+"""tlcore.core.home: the home folder's parts, and which folders the server may read."""
 from __future__ import annotations
 
 import pytest
 
-from tlcore import home
-from tlcore.errors import TLCoreError
+from tlcore.core import home
+from tlcore.core.errors import TLCoreError
 
 
 def test_resolve_under_roots_follows_symlinks(tmp_path):

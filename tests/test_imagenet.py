@@ -1,10 +1,10 @@
-"""tlcore.imagenet: the untouched ImageNet model needs pretrained weights."""
+"""tlcore.ship.imagenet: the untouched ImageNet model needs pretrained weights."""
 from __future__ import annotations
 
 import pytest
 
-from tlcore.errors import TLCoreError
-from tlcore.imagenet import imagenet_weights
+from tlcore.core.errors import TLCoreError
+from tlcore.ship.imagenet import imagenet_weights
 
 
 def test_imagenet_weights_refuses_no_pretraining():

@@ -1,4 +1,4 @@
-"""tlcore.images: every image read the same way (orientation, modes, transparency, resizing)."""
+"""tlcore.data.images: every image read the same way (orientation, modes, transparency, resizing)."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.images import (ImageProblem, check_image, is_ignored, is_image_name, load_image,
+from tlcore.data.images import (ImageProblem, check_image, is_ignored, is_image_name, load_image,
                            open_rgb, resize)
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -279,8 +279,8 @@ def test_heic_photo_from_a_phone_is_read(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from tlcore.data import scan
-    from tlcore.images import check_image, is_image_name, load_image
+    from tlcore.data.pipeline import scan
+    from tlcore.data.images import check_image, is_image_name, load_image
 
     arr = np.zeros((20, 40, 3), np.uint8)
     arr[:, :20] = (250, 0, 0)

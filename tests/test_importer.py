@@ -1,4 +1,4 @@
-"""tlcore.importer: zips and folders become managed datasets, safely and atomically."""
+"""tlcore.data.importer: zips and folders become managed datasets, safely and atomically."""
 from __future__ import annotations
 
 import io
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from tlcore import importer
-from tlcore.errors import TLCoreError
-from tlcore.importer import import_dataset
+from tlcore.data import importer
+from tlcore.core.errors import TLCoreError
+from tlcore.data.importer import import_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -19,8 +19,8 @@ def run(shared_run):
 
 
 def test_gradcam_map_has_image_size_and_is_not_constant(run, tmp_path):
-    from tlcore.explain import explain, explain_image
-    from tlcore.predict import RunModel
+    from tlcore.evaluation.explain import explain, explain_image
+    from tlcore.ship.predict import RunModel
     from PIL import Image
 
     base, data, out = run
@@ -37,7 +37,7 @@ def test_gradcam_map_has_image_size_and_is_not_constant(run, tmp_path):
 
 
 def test_ece_zero_when_perfectly_calibrated_and_known_when_constructed():
-    from tlcore.evaluate import calibration_bins
+    from tlcore.evaluation.evaluate import calibration_bins
 
     conf = np.array([1.0] * 10)
     ece, _ = calibration_bins(conf, np.ones(10))
@@ -49,7 +49,7 @@ def test_ece_zero_when_perfectly_calibrated_and_known_when_constructed():
 
 
 def test_temperature_scaling_never_worsens_validation_log_loss():
-    from tlcore.calibrate import fit_temperature
+    from tlcore.evaluation.calibrate import fit_temperature
 
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -66,8 +66,8 @@ def test_temperature_scaling_never_worsens_validation_log_loss():
 
 
 def test_calibrate_run_bakes_temperature_into_model(run, copy_run):
-    from tlcore.calibrate import calibrate_run
-    from tlcore.evaluate import evaluate_run
+    from tlcore.evaluation.calibrate import calibrate_run
+    from tlcore.evaluation.evaluate import evaluate_run
 
     base, data, out = run
     out = dict(out, run_dir=str(copy_run))  # calibrating changes the run: work on a copy
@@ -81,8 +81,8 @@ def test_calibrate_run_bakes_temperature_into_model(run, copy_run):
 
 
 def test_lr_finder_suggestion_inside_range(run):
-    from tlcore.lrfind import lr_find, suggest
-    from tlcore.config import TrainConfig
+    from tlcore.training.lrfind import lr_find, suggest
+    from tlcore.recipe.config import TrainConfig
 
     base, data, out = run
     res = lr_find(TrainConfig(data=str(data), backbone="ResNet50", weights="none", input_size=32,
@@ -98,9 +98,9 @@ def test_lr_finder_suggestion_inside_range(run):
 
 
 def _planned(cfg, classes):
-    from tlcore.model import build_model
-    from tlcore.plan import apply_stage, make_plan
-    from tlcore.source import load_source
+    from tlcore.recipe.surgery import build_model
+    from tlcore.recipe.plan import apply_stage, make_plan
+    from tlcore.backbones.source import load_source
 
     source = load_source(cfg)
     plan = make_plan(cfg, classes, source)
@@ -110,8 +110,8 @@ def _planned(cfg, classes):
 
 
 def test_presets_build_what_they_claim():
-    from tlcore.config import TrainConfig
-    from tlcore.presets import apply_preset, get_preset, list_presets
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.recipe.presets import apply_preset, get_preset, list_presets
 
     assert {p.name for p in list_presets()} == {"inception-mixed7", "vgg19-frozen", "resnet50-layers165",
                                                "two-stage", "modern", "scratch-small"}
@@ -133,8 +133,8 @@ def test_presets_build_what_they_claim():
 
 
 def test_resnet_preset_unfreezes_layers_165_on():
-    from tlcore.config import TrainConfig
-    from tlcore.presets import apply_preset
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.recipe.presets import apply_preset
 
     cfg = TrainConfig.from_dict(apply_preset("resnet50-layers165", {"weights": "none", "input_size": 64}))
     p, model = _planned(cfg, 10)
@@ -146,8 +146,8 @@ def test_resnet_preset_unfreezes_layers_165_on():
 
 
 def test_demo_dataset_is_deterministic_and_learnable(tmp_path, monkeypatch):
-    from tlcore.demo import make_demo_dataset
-    from tlcore.data import scan
+    from tlcore.data.demo import make_demo_dataset
+    from tlcore.data.pipeline import scan
 
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
     a = make_demo_dataset(tmp_path / "a", classes=4, per_class=40, seed=3)
@@ -171,9 +171,9 @@ def test_quick_start_without_pretrained_weights_learns_the_demo_shapes(tmp_path,
     """The offline quick-start recipe (a small MobileNetV2 trained from scratch) beats chance
     clearly on the demo set after a short run: a behaviour check, not a timing."""
     from studio.state import QUICK_START_SCRATCH, quick_start_options
-    from tlcore.demo import make_demo_dataset
-    from tlcore.config import TrainConfig
-    from tlcore.train import train
+    from tlcore.data.demo import make_demo_dataset
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.training.train import train
 
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no weights file: the offline recipe

@@ -20,7 +20,8 @@ def test_homes_are_temporary_folders_outside_the_real_home(monkeypatch):
     for var in ("HOME", "KERAS_HOME", "TLCORE_HOME"):
         assert _inside(os.environ[var], tmp), var
     assert _inside(Path.home(), tmp) and _inside(os.path.expanduser("~"), tmp)
-    from tlcore import backbones, home
+    from tlcore.backbones import build as backbones
+    from tlcore.core import home
 
     assert _inside(backbones.keras_models_dir(), tmp)
     monkeypatch.delenv("TLCORE_HOME")
@@ -34,13 +35,13 @@ def test_keras_read_the_temporary_keras_home():
 
 
 def test_the_tlhome_fixture_still_gives_each_test_its_own_home(tlhome, tmp_path):
-    from tlcore import home
+    from tlcore.core import home
 
     assert tlhome == tmp_path and home.home() == tmp_path
 
 
 def test_processes_the_tests_start_inherit_the_temporary_homes():
-    code = ("import json, os; from tlcore import backbones, home; "
+    code = ("import json, os; from tlcore.backbones import build as backbones; from tlcore.core import home; "
             "print(json.dumps([os.path.expanduser('~'), str(backbones.keras_models_dir()), str(home.home())]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert all(_inside(p, conftest.SESSION_HOMES) for p in json.loads(out))

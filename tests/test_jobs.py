@@ -19,8 +19,8 @@ import pytest
 HOLDER = r"""
 import sys, time
 from pathlib import Path
-from tlcore.jobs import machine_slot
-from tlcore.runs import Run
+from tlcore.training.jobs import machine_slot
+from tlcore.core.runs import Run
 
 run = Run(sys.argv[1])
 run.path.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ def _tickets(home: Path) -> list[Path]:
 
 
 def test_queued_trainings_run_one_at_a_time_in_the_order_they_queued(queue_setup, tlhome):
-    from tlcore.jobs import queued_runs
+    from tlcore.training.jobs import queued_runs
 
     start, release = queue_setup
     runs = [tlhome / "runs" / f"q{i}" for i in range(3)]
@@ -130,7 +130,7 @@ def test_queued_trainings_run_one_at_a_time_in_the_order_they_queued(queue_setup
 
 
 def test_a_killed_queued_training_does_not_block_the_ones_behind_it(queue_setup, tlhome):
-    from tlcore.runs import Run
+    from tlcore.core.runs import Run
 
     start, release = queue_setup
     victim_dir, behind_dir = tlhome / "runs" / "victim", tlhome / "runs" / "behind"
@@ -168,8 +168,8 @@ def test_a_stop_request_or_sigterm_ends_a_queued_training_as_stopped(queue_setup
 
 
 def test_the_apps_starts_queue_in_the_order_they_were_made(queue_setup, tlhome, tiny_backbone):
-    from tlcore.jobs import queued_runs, start_training
-    from tlcore.runs import Run
+    from tlcore.training.jobs import queued_runs, start_training
+    from tlcore.core.runs import Run
 
     start, release = queue_setup
     options = dict(data=str(start.data), backbone_file=str(tiny_backbone), preprocessing="none",
@@ -195,9 +195,9 @@ def _dead_pid() -> int:
 
 
 def test_tickets_are_numbered_in_order_and_dead_or_recycled_owners_are_dropped(tlhome):
-    from tlcore.jobs import MachineQueue
-    from tlcore.jsonio import read_json, write_json
-    from tlcore.runs import Run
+    from tlcore.training.jobs import MachineQueue
+    from tlcore.core.jsonio import read_json, write_json
+    from tlcore.core.runs import Run
 
     queue = MachineQueue()
     paths = [queue.take(Run(tlhome / "runs" / f"r{i}")) for i in range(4)]
@@ -212,8 +212,8 @@ def test_tickets_are_numbered_in_order_and_dead_or_recycled_owners_are_dropped(t
 
 
 def test_queued_runs_follow_ticket_order_then_unticketed_runs(tlhome):
-    from tlcore.jobs import MachineQueue, queued_runs
-    from tlcore.runs import Run, now_iso
+    from tlcore.training.jobs import MachineQueue, queued_runs
+    from tlcore.core.runs import Run, now_iso
 
     runs = {}
     for name, started in (("a", "2001"), ("b", "2002"), ("c", "2003"), ("old", "2000")):
@@ -229,8 +229,8 @@ def test_queued_runs_follow_ticket_order_then_unticketed_runs(tlhome):
 
 
 def test_option_differences_lists_only_what_changed_between_runs(tmp_path):
-    from tlcore.jsonio import write_json
-    from tlcore.runs import Run, option_differences
+    from tlcore.core.jsonio import write_json
+    from tlcore.core.runs import Run, option_differences
 
     runs = []
     for i, options in enumerate([{"backbone": "VGG16", "lr": 0.001, "seed": 1, "name": "a"},

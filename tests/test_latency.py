@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from tlcore import cli, latency
-from tlcore.errors import TLCoreError
+from tlcore.cli import commands as cli
+from tlcore.backbones import latency
+from tlcore.core.errors import TLCoreError
 
 
 @pytest.mark.slow

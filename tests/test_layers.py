@@ -1,14 +1,14 @@
-"""tlcore.layers: clean cut points, blocks, resolving layers by name or index."""
+"""tlcore.backbones.layers: clean cut points, blocks, resolving layers by name or index."""
 from __future__ import annotations
 
 import keras
 import pytest
 
-from tlcore.backbones import build_backbone
-from tlcore.errors import TLCoreError
-from tlcore.layers import (LayerInfo, block_summary, cut_options, cut_points, filter_layers, index_of, layer_table,
+from tlcore.backbones.build import build_backbone
+from tlcore.core.errors import TLCoreError
+from tlcore.backbones.layers import (LayerInfo, block_summary, cut_options, cut_points, filter_layers, index_of, layer_table,
                            resolve_layer)
-from tlcore.model import cut_backbone
+from tlcore.recipe.surgery import cut_backbone
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +207,7 @@ def test_cut_options_and_blocks():
 def test_layer_tables_are_cached_on_disk_per_backbone_size_and_keras(tlhome):
     import keras
 
-    from tlcore.layers import cached_layer_table, layer_table
+    from tlcore.backbones.layers import cached_layer_table, layer_table
 
     built = []
 

@@ -1,7 +1,7 @@
 """The Layers page of a large catalog backbone, served and opened in headless Chromium: its
 shipped layer table and plan are shown without building the backbone or importing TensorFlow.
 
-The server runs with a `sitecustomize` that replaces `tlcore.backbones.build_backbone` by a
+The server runs with a `sitecustomize` that replaces `tlcore.backbones.build.build_backbone` by a
 function that records the call and refuses; a size without a stored table shows that the hook
 is in force (the page reports the refused build in words).
 """
@@ -25,7 +25,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 HOOK = '''
 import os
 
-import tlcore.backbones
+import tlcore.backbones.build
 
 
 def _refuse(*args, **kwargs):
@@ -34,7 +34,7 @@ def _refuse(*args, **kwargs):
     raise RuntimeError("this test forbids building a backbone")
 
 
-tlcore.backbones.build_backbone = _refuse
+tlcore.backbones.build.build_backbone = _refuse
 '''
 
 
@@ -77,7 +77,9 @@ def test_a_large_backbone_with_a_shipped_table_is_shown_without_a_build(tmp_path
         page.get_by_text("1039 of 1039 layers").first.wait_for()
         page.locator('[data-testid="stDataFrame"] canvas').first.wait_for()
         assert page.get_by_text(re.compile(r"NASNetLarge at 331 × 331 px: 1039 layers")).count() == 1
-        assert page.get_by_test_id("stMetric").filter(has_text="Total parameters").count() == 1
+        metric = page.get_by_test_id("stMetric").filter(has_text="Total parameters")
+        metric.first.wait_for()  # the metrics render after the table in the same run
+        assert metric.count() == 1
         assert page.get_by_test_id("stException").count() == 0
         assert not builds.exists(), builds.read_text()
         assert not (home / "cache" / "layer-tables").exists()

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from tlcore.live import Classifier, LiveClassifier, Recorder
-from tlcore.prototype import Prototype
+from tlcore.live.classifier import Classifier, LiveClassifier, Recorder
+from tlcore.live.prototype import Prototype
 
 
 def _frame(value: int, size=(24, 32)) -> np.ndarray:
@@ -106,7 +106,8 @@ def _shots(colour, n, rng, size=16):
 
 @pytest.mark.parametrize("classes", [("red", "green"), ("red", "green", "blue")])
 def test_prototype_tells_classes_apart_and_its_keras_model_says_the_same(classes, tlhome):
-    from tlcore.predict import RunModel, predict_probabilities
+    from tlcore.data.outputs import predict_probabilities
+    from tlcore.ship.predict import RunModel
 
     rng = np.random.default_rng(1)
     proto = _tiny_prototype()
@@ -131,7 +132,7 @@ def test_prototype_tells_classes_apart_and_its_keras_model_says_the_same(classes
 
 
 def test_prototype_needs_two_classes():
-    from tlcore.errors import TLCoreError
+    from tlcore.core.errors import TLCoreError
 
     proto = _tiny_prototype()
     proto.add("red", _shots(COLOURS["red"], 3, np.random.default_rng(0)))

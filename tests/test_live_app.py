@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tlcore.video import write_video
+from tlcore.ship.video import write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICT = "views/7_Predict.py"

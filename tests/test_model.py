@@ -1,4 +1,4 @@
-"""tlcore.model: head, preprocessing baked in, freezing and unfreezing, save and load."""
+"""tlcore.recipe.surgery: head, preprocessing baked in, freezing and unfreezing, save and load."""
 from __future__ import annotations
 
 import importlib
@@ -9,11 +9,11 @@ import pytest
 from keras.src.utils.summary_utils import count_params as keras_count_params
 
 from planhelp import set_trainable  # noqa: E402
-from tlcore.backbones import build_backbone
-from tlcore.catalog import get_backbone
-from tlcore.errors import TLCoreError
-from tlcore.layers import resolve_layer
-from tlcore.model import (HeadSpec, assemble, build_head, cut_backbone, feature_extractor,
+from tlcore.backbones.build import build_backbone
+from tlcore.backbones.catalog import get_backbone
+from tlcore.core.errors import TLCoreError
+from tlcore.backbones.layers import resolve_layer
+from tlcore.recipe.surgery import (HeadSpec, assemble, build_head, cut_backbone, feature_extractor,
                           is_batchnorm, parameter_counts, preprocessing_layers)
 
 FEATURES = (4, 4, 8)
@@ -129,7 +129,7 @@ def test_dropout_without_dense_and_no_dropout():
 ])
 def test_head_spec_errors(spec, option):
     """The engine names the argument; the command line says the flag (test_bad_inputs)."""
-    from tlcore.errors import OptionError
+    from tlcore.core.errors import OptionError
 
     with pytest.raises(OptionError, match=f"^{option} ") as info:
         build_head(FEATURES, 2, spec)

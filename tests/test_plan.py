@@ -1,4 +1,4 @@
-"""tlcore.plan: the one owner of what trains when, checked against what Keras really trains."""
+"""tlcore.recipe.plan: the one owner of what trains when, checked against what Keras really trains."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.config import TrainConfig, resolve_options
-from tlcore.errors import OptionError
-from tlcore.model import build_model, is_batchnorm, parameter_counts
-from tlcore.plan import ROLES, apply_stage, default_unfreeze_index, make_plan
-from tlcore.source import BackboneSource, load_source
+from tlcore.recipe.config import TrainConfig, resolve_options
+from tlcore.core.errors import OptionError
+from tlcore.recipe.surgery import build_model, is_batchnorm, parameter_counts
+from tlcore.recipe.plan import ROLES, apply_stage, default_unfreeze_index, make_plan
+from tlcore.backbones.source import BackboneSource, load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def test_random_plans_equal_what_keras_trains(mobilenet, weights_file):
     rng = random.Random(7)
     layers = mobilenet.backbone.layers
     names = [layer.name for layer in layers]
-    from tlcore.layers import cut_points
+    from tlcore.backbones.layers import cut_points
 
     cuts = [i for i, flag in enumerate(cut_points(mobilenet.backbone)) if flag]
     file_source = load_source(TrainConfig(backbone="MobileNetV2", input_size=32, weights=weights_file))
@@ -242,7 +242,7 @@ def test_check_changes_nothing_and_resolved_paths_are_absolute(tmp_path, monkeyp
 
 
 def test_checks_run_without_tensorflow(tmp_path):
-    code = ("import sys\nfrom tlcore.config import TrainConfig\n"
+    code = ("import sys\nfrom tlcore.recipe.config import TrainConfig\n"
             "try:\n    TrainConfig(data=sys.argv[1], backbone='MobileNetV2', lr=-1).check()\n"
             "except Exception as e:\n    print(type(e).__name__, e)\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n")
@@ -252,7 +252,7 @@ def test_checks_run_without_tensorflow(tmp_path):
 
 
 def test_chance_warning():
-    from tlcore.train import chance_warning
+    from tlcore.training.train import chance_warning
 
     config = TrainConfig(backbone="MobileNetV2", weights="none", head_epochs=5)
     flat = [{"val_loss": math.log(4) * f} for f in (1.0, 1.01, 0.995)]
@@ -330,7 +330,7 @@ def test_random_plans_equal_what_keras_trains_across_families(name, size):
     """The same property on backbones of other families: residual adds, dense concatenations,
     ConvNeXt's bare `+` and LayerNorm, Inception branches, NASNet cells, MobileNetV3's own
     preprocessing, VGG without BatchNorm."""
-    from tlcore.layers import cut_points
+    from tlcore.backbones.layers import cut_points
 
     source = load_source(TrainConfig(backbone=name, input_size=size, weights="none"))
     layers = source.backbone.layers

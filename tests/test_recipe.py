@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from datagen import write_split
-from tlcore.config import TrainConfig
-from tlcore.errors import OptionError
+from tlcore.recipe.config import TrainConfig
+from tlcore.core.errors import OptionError
 
 
 def test_recipe_options_are_checked():
@@ -31,7 +31,7 @@ def test_recipe_options_are_checked():
 def test_schedules_are_keras_cosine_decay_with_warmup():
     import keras
 
-    from tlcore.recipe import learning_rate
+    from tlcore.recipe.optimizer import learning_rate
 
     assert learning_rate("constant", 1e-3, 5, 10) == 1e-3
     cos = learning_rate("cosine", 1e-3, epochs=5, steps_per_epoch=10, warmup_epochs=1)
@@ -49,8 +49,8 @@ def test_schedules_are_keras_cosine_decay_with_warmup():
 def test_optimizers_and_losses():
     import keras
 
-    from tlcore.outputs import loss, targets
-    from tlcore.recipe import make_optimizer
+    from tlcore.data.outputs import loss, targets
+    from tlcore.recipe.optimizer import make_optimizer
 
     adamw = make_optimizer("adamw", 1e-3)
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == pytest.approx(0.004)
@@ -71,14 +71,14 @@ def test_optimizers_and_losses():
 def test_mixup_and_cutmix_blend_labels_and_repeat_with_the_seed():
     import tensorflow as tf
 
-    from tlcore.data import make_dataset
+    from tlcore.data.pipeline import make_dataset
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (16, 24, 24, 3)).astype("uint8")
     labels = np.arange(16) % 4
 
     def batches(mixup, cutmix, seed):
-        from tlcore.recipe import mixer
+        from tlcore.recipe.optimizer import mixer
 
         tf.random.set_seed(seed)
         ds = make_dataset(images, labels, 4, 8, one_hot=True, mix=mixer(mixup, cutmix, seed))

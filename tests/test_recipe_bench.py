@@ -7,7 +7,7 @@ from benchmarks import datasets, recipes
 
 
 def test_each_kind_writes_six_classes_split_60_20_20_and_the_same_seed_the_same_bytes(tmp_path):
-    from tlcore.data import scan
+    from tlcore.data.pipeline import scan
 
     for kind in datasets.CLASSES:
         info = datasets.make(tmp_path / kind, kind, per_class=5, seed=3)
@@ -88,7 +88,7 @@ def test_natural_writer_splits_60_20_20_draws_by_seed_drops_repeats_and_puts_cut
     from PIL import Image
 
     from benchmarks import natural
-    from tlcore.data import scan
+    from tlcore.data.pipeline import scan
 
     def png(seed: int, size=(40, 30), alpha=False) -> bytes:
         """A smooth random picture (a 4x4 grid of colours, enlarged): resizing keeps its thumbnail."""

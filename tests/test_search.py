@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from datagen import write_split
-from tlcore import search
-from tlcore.errors import OptionError
-from tlcore.jsonio import append_jsonl, write_json
-from tlcore.runs import RunStore
+from tlcore.search import tune as search
+from tlcore.core.errors import OptionError
+from tlcore.core.jsonio import append_jsonl, write_json
+from tlcore.core.runs import RunStore
 
 FAST = ["--backbone", "ResNet50", "--weights", "none", "--input-size", "32", "--augment", "none",
         "--early-stopping", "0", "--batch-size", "8"]
@@ -103,7 +103,7 @@ def test_summary_gives_mean_and_spread_per_point_and_the_best_mean(tmp_path):
 
 
 def test_ray_is_imported_by_search_only():
-    code = ("import sys; import tlcore.cli as c, tlcore.train, tlcore.jobs, tlcore.sweep, tlcore.search; "
+    code = ("import sys; import tlcore.cli.commands as c, tlcore.training.train, tlcore.training.jobs, tlcore.training.sweep, tlcore.search.tune; "
             "c.build_parser(); assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
 

@@ -115,7 +115,7 @@ def test_bundle_onnx_and_int8_tflite_agree_with_predict_without_tlcore(small_run
     # the bundle serves as it is
     from fastapi.testclient import TestClient
 
-    from tlcore.serve import Classifier, create_app
+    from tlcore.ship.serve import Classifier, create_app
 
     client = TestClient(create_app(Classifier(dest)))
     with open(images[0], "rb") as f:
@@ -127,7 +127,7 @@ def test_bundle_onnx_and_int8_tflite_agree_with_predict_without_tlcore(small_run
 def test_export_never_checks_on_random_pixels(small_run, tmp_path):
     import shutil
 
-    from tlcore.export import export_run
+    from tlcore.ship.export import export_run
 
     copy_run = tmp_path / "runs" / Path(small_run.run_dir).name
     shutil.copytree(small_run.run_dir, copy_run)
@@ -147,7 +147,7 @@ def test_export_never_checks_on_random_pixels(small_run, tmp_path):
 def test_serve_four_clients_same_answers_as_predict_and_refusals(small_run, tmp_path):
     import httpx
 
-    from tlcore.predict import predict
+    from tlcore.ship.predict import predict
 
     images = sorted((small_run.data / "test").rglob("*.png"))
     expected = {str(p): r["top"] for p, r in zip(images, predict(small_run.run_dir, images, top_k=3))}
@@ -207,7 +207,7 @@ def test_serve_four_clients_same_answers_as_predict_and_refusals(small_run, tmp_
 def test_int8_tflite_input_takes_every_pixel_value_even_when_calibration_images_lack_black_and_white(tmp_path):
     import keras
 
-    from tlcore.tflite import convert, io_quantization, run
+    from tlcore.ship.tflite import convert, io_quantization, run
 
     image = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image))
@@ -222,7 +222,7 @@ def test_int8_tflite_input_takes_every_pixel_value_even_when_calibration_images_
 
 
 def test_batcher_answers_requests_arriving_together_in_one_call():
-    from tlcore.serve import Batcher
+    from tlcore.ship.serve import Batcher
 
     calls = []
 
@@ -270,8 +270,8 @@ FILE_RUN = ["--cut", "Conv1_relu", "--unfreeze-from", "Conv1", "--train-bn", "--
 def test_the_run_as_code_of_a_model_file_run_trains_without_tlcore(tmp_path):
     import keras
 
-    from tlcore.codegen import render, script_values
-    from tlcore.errors import TLCoreError
+    from tlcore.ship.codegen import render, script_values
+    from tlcore.core.errors import TLCoreError
 
     base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
     image = keras.Input((32, 32, 3))
@@ -334,7 +334,7 @@ def test_predict_imagenet_on_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [Path(r["image"]).name for r in res] == ["red_0.png", "red_1.png", "red_2.png", "green_0.png"]
     assert all(len(r["top"]) == 3 for r in res)
-    from tlcore.imagenet import imagenet_classes
+    from tlcore.ship.imagenet import imagenet_classes
 
     classes = set(imagenet_classes())
     assert all(t["label"] in classes and 0.0 <= t["probability"] <= 1.0 for r in res for t in r["top"])
@@ -377,7 +377,7 @@ def test_twin_and_imagenet_usage_errors(tmp_path):
 
 
 def test_the_server_libraries_load_only_for_serve():
-    code = ("import sys; import tlcore.cli, tlcore.export, tlcore.usage, tlcore.twin, tlcore.bundle, tlcore.codegen; "
-            "tlcore.cli.build_parser(); "
+    code = ("import sys; import tlcore.cli.commands, tlcore.ship.export, tlcore.ship.usage, tlcore.training.twin, tlcore.ship.bundle, tlcore.ship.codegen; "
+            "tlcore.cli.commands.build_parser(); "
             "assert not {'fastapi', 'uvicorn', 'onnxruntime', 'tensorflow'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from studio import charts, state, text
-from tlcore.assets import weights_status
-from tlcore.errors import TLCoreError
+from tlcore.backbones.assets import weights_status
+from tlcore.core.errors import TLCoreError
 
 
 def test_parse_dense():
@@ -154,8 +154,8 @@ def test_a_symlink_loop_in_a_link_is_a_notice_not_an_error(tmp_path):
 
 def test_engine_errors_are_worded_with_the_pages_labels():
     from studio.text import error_words
-    from tlcore.config import TrainConfig
-    from tlcore.errors import OptionError, TLCoreError
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.core.errors import OptionError, TLCoreError
 
     with pytest.raises(OptionError) as info:
         TrainConfig(backbone="MobileNetV2", batch_size=0).check(data=False)

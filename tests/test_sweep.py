@@ -1,7 +1,7 @@
-"""tlcore.sweep: a sweep's rows as a cut x unfreeze matrix, and its best run."""
+"""tlcore.training.sweep: a sweep's rows as a cut x unfreeze matrix, and its best run."""
 from __future__ import annotations
 
-from tlcore.sweep import best_sweep_row, sweep_matrix
+from tlcore.training.sweep import best_sweep_row, sweep_matrix
 
 
 def test_sweep_matrix_and_best_row():

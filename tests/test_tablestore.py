@@ -1,4 +1,4 @@
-"""tlcore.tablestore and the table-only plan: shipped layer tables, their Keras version, and a
+"""tlcore.backbones.tablestore and the table-only plan: shipped layer tables, their Keras version, and a
 plan computed from stored facts equal to one computed from the built backbone."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tlcore import tablestore
-from tlcore.catalog import CATALOG
-from tlcore.config import TrainConfig
-from tlcore.layers import BackboneFacts, facts_of
-from tlcore.plan import make_plan
-from tlcore.source import load_source
+from tlcore.backbones import tablestore
+from tlcore.backbones.catalog import CATALOG
+from tlcore.recipe.config import TrainConfig
+from tlcore.backbones.layers import BackboneFacts, facts_of
+from tlcore.recipe.plan import make_plan
+from tlcore.backbones.source import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_every_catalog_backbone_ships_a_table_for_the_installed_keras():
 def test_the_shipped_table_equals_a_freshly_built_one():
     """A stale shipped table (another Keras, a changed table format) fails here: rerun
     scripts/layer_tables.py."""
-    from tlcore.backbones import build_backbone
+    from tlcore.backbones.build import build_backbone
 
     info = CATALOG["MobileNet"]
     fresh = facts_of(build_backbone(info.name, info.default_input_size, weights=None), None,
@@ -110,14 +110,14 @@ def test_plan_errors_from_the_stored_facts_name_the_layer(mobilenet):
                                         ((3, 3, 8), ("flatten", (12, 5), 0.5)), ((40,), ("avg", (4,), 0.2))])
 @pytest.mark.parametrize("classes", [2, 5])
 def test_head_count_without_keras_equals_the_built_head(shape, spec, classes):
-    from tlcore.model import HeadSpec, build_head, head_param_count
+    from tlcore.recipe.surgery import HeadSpec, build_head, head_param_count
 
     spec = HeadSpec(*spec)
     assert head_param_count(shape, classes, spec) == build_head(shape, classes, spec).count_params()
 
 
 def test_preprocessing_count_without_keras_equals_the_built_layers():
-    from tlcore.model import preprocessing_layers, preprocessing_param_count
+    from tlcore.recipe.surgery import preprocessing_layers, preprocessing_param_count
 
     for mode in ("caffe", "tf", "torch", "none"):
         total = 0
@@ -132,8 +132,8 @@ def test_a_catalog_plan_reads_the_shipped_table_without_tensorflow(tlhome):
     TensorFlow, no Keras import."""
     code = (
         "import sys\n"
-        "from tlcore.config import TrainConfig\n"
-        "from tlcore.plan import make_plan\n"
+        "from tlcore.recipe.config import TrainConfig\n"
+        "from tlcore.recipe.plan import make_plan\n"
         "p = make_plan(TrainConfig(backbone='NASNetLarge', unfreeze_from='normal_concat_12'), 4)\n"
         "print(p.feature_shape, p.stages[2]['trainable'], p.unfreeze_index)\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"

@@ -77,7 +77,7 @@ def test_stop_request_ends_within_a_batch_and_keeps_the_model(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
-    from tlcore.runs import Run
+    from tlcore.core.runs import Run
 
     data = write_split(tmp_path / "data", counts=(16, 4, 4))
     # killed in stage 2: a cached stage 1 keeps its best head in memory (no checkpoint writes; its
@@ -103,9 +103,9 @@ def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_binary_head_flat_layout_and_repeat_from_config(tmp_path):
-    from tlcore.config import TrainConfig
-    from tlcore.train import train
-    from tlcore.runs import Run
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.training.train import train
+    from tlcore.core.runs import Run
     import keras
 
     data = write_flat(tmp_path / "data", n=16)
@@ -161,7 +161,7 @@ def test_checkpointer_saves_the_best_weights_without_a_save_per_epoch(tmp_path):
     import keras
     import numpy as np
 
-    from tlcore.train import Checkpointer
+    from tlcore.training.train import Checkpointer
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
     path = tmp_path / "checkpoint.keras"

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from tlcore.errors import OptionError
-from tlcore.predict import tta_count, tta_views
+from tlcore.core.errors import OptionError
+from tlcore.ship.predict import tta_count, tta_views
 
 
 def test_views_are_the_image_its_mirror_and_centre_crops():
@@ -31,8 +31,8 @@ def _sha(path):
 
 
 def test_tta_averages_the_views_and_never_changes_the_model(copy_run, shared_run):
-    from tlcore.evaluate import evaluate_run
-    from tlcore.predict import RunModel
+    from tlcore.evaluation.evaluate import evaluate_run
+    from tlcore.ship.predict import RunModel
 
     model_file = copy_run / "model.keras"
     before = _sha(model_file)
@@ -46,7 +46,7 @@ def test_tta_averages_the_views_and_never_changes_the_model(copy_run, shared_run
     assert flipped["tta"]["seconds"] > 0 and flipped["count"] == plain["count"]
     assert json.loads((copy_run / "evaluation.json").read_text())["tta"]["mode"] == "flip"
     assert _sha(model_file) == before
-    from tlcore.predict import collect_images, predict
+    from tlcore.ship.predict import collect_images, predict
 
     files = collect_images([shared_run.data / "test"])[:4]
     got = predict(copy_run, files, top_k=1, tta="flip+crops")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.errors import OptionError, TLCoreError
-from tlcore.video import frames, write_video
+from tlcore.core.errors import OptionError, TLCoreError
+from tlcore.ship.video import frames, write_video
 
 
 def _colour_frames(n: int, size=(64, 48)) -> list[np.ndarray]:

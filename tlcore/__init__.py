@@ -6,9 +6,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import imports  # noqa: E402
-from .errors import TLCoreError, UsageError  # noqa: E402
+from .core import imports  # noqa: E402
+from .core.errors import TLCoreError, UsageError  # noqa: E402
 
-imports.install()  # Keras starts without scikit-learn and pandas (tlcore/imports.py)
+imports.install()  # Keras starts without scikit-learn and pandas (tlcore/core/imports.py)
 
 __all__ = ["TLCoreError", "UsageError", "__version__"]

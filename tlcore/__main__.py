@@ -1,6 +1,6 @@
 """`python -m tlcore`: the command line (`tlcore.cli.main`)."""
 import sys
 
-from .cli import main
+from .cli.commands import main
 
 sys.exit(main())

@@ -8,9 +8,9 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import caches, components as ui, state, text
-from tlcore.assets import weights_status
-from tlcore.datasets import dataset_size, list_datasets
-from tlcore.runs import LIVE_STATES
+from tlcore.backbones.assets import weights_status
+from tlcore.data.datasets import dataset_size, list_datasets
+from tlcore.core.runs import LIVE_STATES
 
 BACKBONE_KEYS = ("backbone", "input_size", "weights", "backbone_file", "cut", "unfreeze_from")
 QUICK_START_SIZE = state.QUICK_START["input_size"]
@@ -111,7 +111,7 @@ def train_step(ready: bool):
         if c3.button("Start training", key="qs_start", type="primary", icon=":material/play_arrow:",
                      disabled=not ready, help=None if ready else "Choose a dataset first (step 1)."):
             with ui.guard("Starting the training"):
-                from tlcore.jobs import start_training
+                from tlcore.training.jobs import start_training
 
                 with st.spinner("Starting a training process…"):
                     run = start_training(state.options_from_selection())
@@ -146,7 +146,7 @@ def predict_step(run) -> None:
                 ui.show_predictions(run, files, min(3, max(1, len(run.labels()))), with_gradcam=True)
             if st.toggle("Live camera", key="qs_live_on", help="Classify the camera's video continuously."):
                 from studio import live
-                from tlcore.live import Classifier
+                from tlcore.live.classifier import Classifier
 
                 with ui.guard("Loading the model"):
                     classifier = Classifier.of_run(caches.load_run_model(run)).warm_up()

@@ -6,11 +6,11 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, components as ui, state, text
-from tlcore import home
-from tlcore.assets import (backbone_file_stamp, is_weights_only, list_model_files, list_weights_files,
+from tlcore.core import home
+from tlcore.backbones.assets import (backbone_file_stamp, is_weights_only, list_model_files, list_weights_files,
                            save_model_file, save_weights_file, weights_status)
-from tlcore.catalog import CATALOG, get_backbone
-from tlcore.source import source_summary
+from tlcore.backbones.catalog import CATALOG, get_backbone
+from tlcore.backbones.source import source_summary
 
 PREPROCESSING = {
     "tf": "scales pixels to [-1, 1]",
@@ -26,7 +26,7 @@ PREPROCESSING_CHOICES = {"auto": "auto (from the model)", "none": PREPROCESSING[
 
 
 def catalog_table() -> None:
-    from tlcore.latency import known
+    from tlcore.backbones.latency import known
 
     st.dataframe(
         text.catalog_rows(known()), hide_index=True, height=320,
@@ -55,14 +55,14 @@ def measure_buttons() -> None:
     c1, c2, _ = st.columns([2, 2, 2])
     one = c1.button(f"Measure {name} here", icon=":material/timer:", key="measure_one")
     every = c2.button("Measure all 40 (takes minutes)", icon=":material/timer:", key="measure_all")
-    from tlcore.latency import known
+    from tlcore.backbones.latency import known
 
     mine = known().get(name)
     if mine:
         st.caption(f"{name} here: {mine['ms_batch1']:.1f} ms per image one at a time, "
                    f"{mine['ms_batch32']:.1f} ms per image in batches of 32 (at {mine['input_size']} px).")
     if one or every:
-        from tlcore.latency import measure
+        from tlcore.backbones.latency import measure
 
         bar = st.progress(0.0, text="Building the first backbone…")
 
@@ -142,7 +142,7 @@ def weights_file(name: str, size: int) -> str | None:
                           format_func=lambda p: Path(p).name)
     if st.button("Check that it fits", icon=":material/rule:"):
         with ui.guard("Checking the weights file"):
-            from tlcore.backbones import build_backbone
+            from tlcore.backbones.build import build_backbone
 
             with st.spinner(f"Loading it into {name}…"):
                 build_backbone(name, size, weights=chosen)
@@ -172,7 +172,7 @@ def choose_weights() -> None:
 
 def _adopt(path: str) -> str | None:
     """Load a model file as the backbone; the refusal in plain words, or None when it is usable."""
-    from tlcore.errors import TLCoreError
+    from tlcore.core.errors import TLCoreError
 
     try:
         caches.backbone_file_source(path, backbone_file_stamp(path), state.get("preprocessing") or "auto")

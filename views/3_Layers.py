@@ -6,9 +6,9 @@ import glob
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
-from tlcore.config import POOLINGS
-from tlcore.layers import block_summary, cut_options, filter_layers, index_of
-from tlcore.plan import default_unfreeze_index
+from tlcore.recipe.config import POOLINGS
+from tlcore.backbones.layers import block_summary, cut_options, filter_layers, index_of
+from tlcore.recipe.plan import default_unfreeze_index
 
 POOLING_LABELS = {"avg": "Global average", "max": "Global max", "flatten": "Flatten"}
 BN_WHY = ("Frozen by default: with small batches, updating BatchNormalization statistics would "
@@ -178,7 +178,7 @@ def _use_cut(index: int) -> None:
 
 
 def separability(bb, cut: int) -> None:
-    """Linear probes at every block end (`tlcore.probe`): accuracy against depth, a suggestion."""
+    """Linear probes at every block end (`tlcore.evaluation.probe`): accuracy against depth, a suggestion."""
     st.markdown("**Where does it become separable?**")
     data = state.get("data")
     if not data:
@@ -190,8 +190,8 @@ def separability(bb, cut: int) -> None:
                "most 12 cuts, all from one pass through the backbone) and scores it on validation.")
     if st.button("Where does it become separable?", icon=":material/insights:", key="probe_button"):
         with ui.guard("Probing the cuts"):
-            from tlcore.config import TrainConfig
-            from tlcore.probe import probe
+            from tlcore.recipe.config import TrainConfig
+            from tlcore.evaluation.probe import probe
 
             with st.spinner("One pass through the backbone, then a linear classifier at every block end…"):
                 rows = probe(TrainConfig.from_dict(state.options_from_selection()))
@@ -199,7 +199,7 @@ def separability(bb, cut: int) -> None:
     result = st.session_state.get("_probe")
     if not result or result["key"] != key:
         return
-    from tlcore.probe import suggest
+    from tlcore.evaluation.probe import suggest
 
     rows = result["rows"]
     best = suggest(rows)

@@ -7,12 +7,12 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, charts, components as ui, health, state, text
-from tlcore import home
-from tlcore.data import AUGMENT_PRESETS, augmentation_options
-from tlcore.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
+from tlcore.core import home
+from tlcore.data.pipeline import AUGMENT_PRESETS, augmentation_options
+from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
                              snap_counts, snaps, webcam_dataset)
-from tlcore.images import thumbnail
-from tlcore.importer import import_uploaded_folder, import_uploaded_zip
+from tlcore.data.images import thumbnail
+from tlcore.data.importer import import_uploaded_folder, import_uploaded_zip
 
 AUG_FIELDS = {  # name: (label, min, max, step, help)
     "rotation": ("Rotation (degrees)", 0.0, 180.0, 5.0, "random rotation up to this many degrees either way"),

@@ -6,10 +6,10 @@ from pathlib import Path
 import streamlit as st
 
 from studio import charts, components as ui, state
-from tlcore.presets import list_presets
-from tlcore.config import OPTIMIZERS, SCHEDULES
-from tlcore.jobs import queued_runs
-from tlcore.runs import LIVE_STATES, RunStore
+from tlcore.recipe.presets import list_presets
+from tlcore.recipe.config import OPTIMIZERS, SCHEDULES
+from tlcore.training.jobs import queued_runs
+from tlcore.core.runs import LIVE_STATES, RunStore
 
 PRESETS = {p.name: p for p in list_presets()}
 
@@ -150,8 +150,8 @@ def lr_finder(ready: bool) -> None:
                                      format_func={1: "Stage 1 (head)", 2: "Stage 2 (fine-tuning)"}.get)
         if c2.button("Find learning rate", icon=":material/search:", disabled=not ready):
             with ui.guard("Finding a learning rate"):
-                from tlcore.lrfind import lr_find
-                from tlcore.config import TrainConfig
+                from tlcore.training.lrfind import lr_find
+                from tlcore.recipe.config import TrainConfig
 
                 with st.spinner("Training on a few batches at rising learning rates…"):
                     result = lr_find(TrainConfig.from_dict(state.options_from_selection()), stage=int(stage or 1))
@@ -181,8 +181,8 @@ def start() -> None:
                                         "The Runs page then overlays both curves.")
     if main or compare:
         with ui.guard("Starting the training"):
-            from tlcore.jobs import start_training
-            from tlcore.sweep import from_scratch
+            from tlcore.training.jobs import start_training
+            from tlcore.training.sweep import from_scratch
 
             with st.spinner("Starting a training process…"):
                 run = start_training(o)

@@ -6,18 +6,18 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, charts, components as ui, health, state, text
-from tlcore.calibrate import calibration_info
-from tlcore.evaluate import top_losses
-from tlcore.images import thumbnail
-from tlcore.runs import RunStore
-from tlcore.splits import of_run
+from tlcore.evaluation.calibrate import calibration_info
+from tlcore.evaluation.evaluate import top_losses
+from tlcore.data.images import thumbnail
+from tlcore.core.runs import RunStore
+from tlcore.data.splits import of_run
 
 GALLERY = 24
 PER_ROW = 4
 
 
 def evaluate(run, split: str | None, tta: str = "none") -> None:
-    from tlcore.evaluate import evaluate_run
+    from tlcore.evaluation.evaluate import evaluate_run
 
     with ui.guard("Evaluating the run"):
         with st.spinner("Scoring every test image…"):
@@ -77,8 +77,8 @@ def calibration(run, ev: dict) -> None:
         if st.button("Calibrate (temperature scaling)" if not done else "Calibrate again",
                      icon=":material/thermostat:", key="calibrate"):
             with ui.guard("Calibrating the model"):
-                from tlcore.calibrate import calibrate_run
-                from tlcore.evaluate import evaluate_run
+                from tlcore.evaluation.calibrate import calibrate_run
+                from tlcore.evaluation.evaluate import evaluate_run
 
                 with st.spinner("Fitting the temperature on the validation images…"):
                     result = calibrate_run(run.path)

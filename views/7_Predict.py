@@ -8,10 +8,10 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, charts, components as ui, live, state, text
-from tlcore.errors import TLCoreError
-from tlcore.imagenet import imagenet_weights
-from tlcore.images import IMAGE_EXTENSIONS, display_image
-from tlcore.runs import RunStore
+from tlcore.core.errors import TLCoreError
+from tlcore.ship.imagenet import imagenet_weights
+from tlcore.data.images import IMAGE_EXTENSIONS, display_image
+from tlcore.core.runs import RunStore
 
 MODES = {"run": "A trained run", "teach": "Teach by showing", "imagenet": "ImageNet (1000 classes)"}
 INPUTS = {"images": "Images", "video": "A video file", "live": "Live camera"}
@@ -48,7 +48,7 @@ def with_run() -> None:
     if source == "live":
         classifier = None
         with ui.guard("Loading the model"):
-            from tlcore.live import Classifier
+            from tlcore.live.classifier import Classifier
 
             classifier = Classifier.of_run(caches.load_run_model(run)).warm_up()
         if classifier is not None:
@@ -90,7 +90,7 @@ def with_video(run, k: int) -> None:
 
 def _video_results(run, video, every: int, k: int) -> list[dict]:
     """The video's results, kept in the session for this file, model and sampling."""
-    from tlcore.video import predict_video
+    from tlcore.ship.video import predict_video
 
     key = (*ui.run_stamp(run), video.file_id, every, k)
     kept = st.session_state.get("_video_results")
@@ -125,7 +125,7 @@ def with_imagenet() -> None:
     if not files:
         return
     with ui.guard(f"Classifying with {name}'s ImageNet model"):
-        from tlcore.imagenet import classify
+        from tlcore.ship.imagenet import classify
 
         with st.spinner(f"Building {name} with its ImageNet top (once)…"):
             for f in files:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import charts, components as ui, state, text
-from tlcore import home
-from tlcore.datasets import delete_dataset, list_datasets
-from tlcore.export import export_file
-from tlcore.features import clear_cache
-from tlcore.runs import LIVE_STATES, RunStore, option_differences
-from tlcore.usage import curl_example, serve_command
+from tlcore.core import home
+from tlcore.data.datasets import delete_dataset, list_datasets
+from tlcore.ship.export import export_file
+from tlcore.recipe.features import clear_cache
+from tlcore.core.runs import LIVE_STATES, RunStore, option_differences
+from tlcore.ship.usage import curl_example, serve_command
 
 EXPORTS = {"bundle": "Bundle (.zip: models, labels, model card)", "keras": "Keras (.keras)",
            "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)", "onnx": "ONNX (.onnx)",
@@ -77,7 +77,7 @@ def actions(runs) -> None:
                    if can_resume else f"Only interrupted or stopped runs resume (this one is {run_state}).")
         if st.button("Resume", icon=":material/play_arrow:", disabled=not can_resume, key="resume"):
             with ui.guard("Resuming the run"):
-                from tlcore.jobs import resume_training
+                from tlcore.training.jobs import resume_training
 
                 with st.spinner("Starting the training process…"):
                     resumed = resume_training(run.path)
@@ -157,7 +157,7 @@ def as_code(run) -> None:
 
 @st.cache_data(max_entries=8, show_spinner="Writing the script…")
 def _script(run_dir: str, stamp: str) -> str:
-    from tlcore.codegen import script_text
+    from tlcore.ship.codegen import script_text
 
     return script_text(run_dir)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import caches, charts, components as ui, state
-from tlcore.layers import cut_options, index_of
-from tlcore.plan import default_unfreeze_index
-from tlcore.search import list_searches, load_search, request_stop
-from tlcore.sweep import sweep_matrix
+from tlcore.backbones.layers import cut_options, index_of
+from tlcore.recipe.plan import default_unfreeze_index
+from tlcore.search.tune import list_searches, load_search, request_stop
+from tlcore.training.sweep import sweep_matrix
 
 MAX_RUNS = 60
 LRS = [0.01, 0.003, 0.001, 0.0003, 0.0001]
@@ -73,7 +73,7 @@ def start(space: dict, ready: bool) -> None:
                  help="On Ray Tune: one run at a time on this machine, each waiting its turn in the machine's queue; "
                       "every run appears on the Runs page."):
         with ui.guard("Starting the search"):
-            from tlcore.search import start_search
+            from tlcore.search.tune import start_search
 
             base = dict(state.options_from_selection(), head_epochs=int(head), fine_tune_epochs=int(fine))
             with st.spinner("Starting the search…"):

@@ -1,0 +1,2 @@
+"""The command line: the argument parser and the commands (`tlcore`, `python -m tlcore`).
+"""

@@ -1,0 +1,315 @@
+"""`tlcore` / `python -m tlcore`: the command line, exactly as DESIGN.md's contract.
+
+With --json a command prints one JSON document on stdout and nothing else: everything
+TensorFlow, Keras or the engine would print goes to stderr. Exit 0 on success, 1 on
+failure (one-line reason on stderr; `{"error": ...}` on stdout with --json), 2 on usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from ..core.console import human_text, stdout_to_stderr
+from ..core.errors import OptionError, TLCoreError, UsageError, flag
+from .parser import _Parser, build_parser
+
+
+# --- commands ---------------------------------------------------------------------
+
+def _cmd_backbones(a):
+    from ..backbones.latency import catalog_report
+
+    return catalog_report(a.measure, a.input_size)
+
+
+def _cmd_layers(a):
+    from ..backbones.build import build_backbone, check_input_size
+    from ..backbones.catalog import get_backbone
+    from ..backbones.layers import cached_layer_table, layer_table
+
+    if not a.backbone and not a.backbone_file:
+        raise UsageError("tlcore layers: give a BACKBONE name or --backbone-file PATH")
+    if a.backbone_file:
+        from ..backbones.source import load_backbone_file
+
+        src = load_backbone_file(a.backbone_file)
+        return [row.to_dict() for row in layer_table(src.backbone, src.paths)]
+    name = get_backbone(a.backbone).name
+    size = check_input_size(name, a.input_size)
+    return [row.to_dict() for row in cached_layer_table(name, size, lambda: build_backbone(name, size, weights=None))]
+
+
+def _cmd_import(a):
+    from ..data.importer import import_dataset
+
+    return import_dataset(a.source, a.datasets_dir, a.name)
+
+
+def _cmd_scan(a):
+    from ..data.pipeline import scan
+
+    report = scan(a.data, a.val_split, a.test_split, a.seed).report()
+    return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
+
+
+_CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
+            "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
+            "scheduler", "address", "max_concurrent", "search_id"}
+
+
+def train_options(a: argparse.Namespace) -> dict:
+    """TrainConfig fields from defaults < --preset < --config file < explicit options, then the
+    from-scratch default for --weights none (`config.resolve_options`)."""
+    from ..recipe.config import resolve_options
+
+    given = {k: v for k, v in vars(a).items() if k not in _CONTROL}
+    options: dict[str, Any] = {}
+    if getattr(a, "config_file", None):
+        from ..core.jsonio import read_json
+
+        cfg = read_json(a.config_file)
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("options", cfg), dict):
+            raise TLCoreError(f"--config {a.config_file}: not a readable config.json.")
+        options.update(cfg.get("options", cfg))  # a recorded preset is already applied there
+    options.update(given)
+    return resolve_options(options, set(options), preset="preset" in given)
+
+
+def _cmd_train(a):
+    from ..recipe.config import TrainConfig
+    from ..training.train import train
+
+    def announce(path):
+        print(f"run_dir: {path}", file=sys.stderr, flush=True)
+
+    if a.resume:
+        if a.twin:
+            raise UsageError("tlcore train: --twin-from-scratch starts new runs; it does not go with --resume")
+        return train(TrainConfig(), runs_dir=a.runs_dir, resume=a.resume, queue=a.queue, announce=announce)
+    config = TrainConfig.from_dict(train_options(a))
+    if a.twin:
+        from ..training.twin import train_with_twin
+
+        return train_with_twin(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
+    return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
+
+
+def _cmd_plan(a):
+    from ..recipe.config import TrainConfig
+    from ..recipe.plan import make_plan
+
+    config = TrainConfig.from_dict(train_options(a))
+    return make_plan(config.resolved(), a.classes).to_dict()  # resolved() checks, without data here
+
+
+def _cmd_demo_data(a):
+    from ..data.demo import make_demo_dataset
+
+    return make_demo_dataset(a.out_dir, a.classes, a.per_class, a.seed)
+
+
+def _cmd_lr_find(a):
+    from ..recipe.config import TrainConfig
+    from ..training.lrfind import lr_find
+
+    return lr_find(TrainConfig.from_dict(train_options(a)), a.stage, a.min_lr, a.max_lr, a.steps)
+
+
+def _cmd_probe(a):
+    from ..recipe.config import TrainConfig
+    from ..evaluation.probe import probe
+
+    return probe(TrainConfig.from_dict(train_options(a)), a.cuts)
+
+
+def _cmd_audit(a):
+    from ..evaluation.audit import audit
+    from ..recipe.config import TrainConfig
+
+    return audit(TrainConfig.from_dict(train_options(a)))
+
+
+def _cmd_explain(a):
+    from ..evaluation.explain import explain
+
+    return explain(a.run_dir, a.image, a.out, a.label, a.runs_dir)
+
+
+def _cmd_calibrate(a):
+    from ..evaluation.calibrate import calibrate_run
+
+    return calibrate_run(a.run_dir, a.runs_dir)
+
+
+def _cmd_presets(a):
+    from ..recipe.presets import list_presets
+
+    return [p.to_dict() for p in list_presets()]
+
+
+def _cmd_stop(a):
+    from pathlib import Path
+
+    from ..core.runs import RunStore
+
+    if (Path(a.run_dir) / "search.json").exists():
+        from ..search.tune import request_stop
+
+        return request_stop(a.run_dir)
+
+    run = RunStore(a.runs_dir).get(a.run_dir)
+    state = run.state()
+    if state in ("queued", "running"):
+        run.request_stop()
+        return {"run_dir": str(run.path), "stop_requested": True, "state": state}
+    return {"run_dir": str(run.path), "stop_requested": False, "state": state}
+
+
+def _cmd_evaluate(a):
+    from ..evaluation.evaluate import evaluate_run
+
+    return evaluate_run(a.run_dir, a.data, a.split, a.runs_dir, tta=a.tta)
+
+
+def _cmd_predict(a):
+    from ..ship.predict import predict
+
+    if a.imagenet:
+        from ..ship.imagenet import classify_files
+
+        return classify_files(a.imagenet, [a.run_dir, *a.images], a.weights, a.top_k, a.csv)
+    if not a.images:
+        raise UsageError("tlcore predict: give a RUN_DIR and at least one IMAGE_OR_FOLDER (or --imagenet BACKBONE)")
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every, tta=a.tta)
+
+
+_SILENT = object()  # a command that printed its JSON itself (serve, once it is ready)
+_STDOUT: list = []  # the real stdout while a command runs
+
+
+def _cmd_serve(a):
+    from ..ship.serve import serve
+
+    def ready(info):
+        if a.json:
+            _STDOUT[-1].write(json.dumps(info) + "\n")
+            _STDOUT[-1].flush()
+        print(f"Serving {a.source} on {info['url']} (docs: {info['url']}/docs); Ctrl+C stops it.",
+              file=sys.stderr, flush=True)
+
+    serve(a.source, a.host, a.port, a.token, a.max_image_mb, a.runs_dir, ready)
+    return _SILENT
+
+
+def _cmd_export(a):
+    from ..ship.export import export_run
+
+    return export_run(a.run_dir, a.format, a.out, a.quantize, a.runs_dir, a.io, a.include, a.data)
+
+
+def _cmd_search(a):
+    from ..search.tune import run_search
+
+    return run_search(train_options(a), a.space, a.trials, a.grid, a.seeds, a.metric, a.scheduler,
+                      a.address, a.max_concurrent, a.runs_dir, a.search_id)
+
+
+def _cmd_cache(a):
+    from ..core.cache import cache_report
+
+    return cache_report(clear_all=a.clear)
+
+
+def _cmd_runs(a):
+    from ..core.runs import RunStore
+
+    store = RunStore(a.runs_dir)
+    for rid in a.delete or []:
+        store.delete(rid)
+    return [r.summary() for r in store.runs()]
+
+
+COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
+            "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
+            "predict": _cmd_predict, "export": _cmd_export, "serve": _cmd_serve, "runs": _cmd_runs, "cache": _cmd_cache,
+            "search": _cmd_search}
+
+
+# --- output -----------------------------------------------------------------------
+
+def _human(result: Any) -> str:
+    if isinstance(result, dict) and {"embedding", "label_issues"} <= set(result):  # tlcore audit
+        from ..evaluation.audit import report_text
+
+        return report_text(result)
+    return human_text(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    want_json = "--json" in argv
+    from ..core.console import quiet_stderr
+
+    with quiet_stderr("--verbose" not in argv), stdout_to_stderr() as out:
+        _Parser.help_stream = out
+        _STDOUT[:] = [out]
+        try:
+            code, payload = _run(argv)
+        finally:
+            _Parser.help_stream = None
+        if payload is None or payload is _SILENT:  # --help was printed, or serve printed its own JSON
+            pass
+        elif want_json:
+            out.write(json.dumps(payload, ensure_ascii=False, default=_json_default) + "\n")
+        elif code == 0:
+            out.write(_human(payload) + "\n")
+        out.flush()
+        out.close()
+    if "tensorflow" in sys.modules and os.environ.get("TF_CONFIG"):
+        from ..training.device import cluster
+
+        if cluster():  # everything is written; TensorFlow's multi-worker teardown would wait ~30 s for peers
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
+
+
+def _json_default(obj):
+    from ..core.jsonio import _default
+
+    return _default(obj)
+
+
+def _run(argv: list[str]) -> tuple[int, Any]:
+    try:
+        args = build_parser().parse_args(argv)
+        return 0, COMMANDS[args.command](args)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0), None
+    except UsageError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return 2, {"error": str(exc)}
+    except TLCoreError as exc:
+        text = exc.phrased(flag(exc.option)) if isinstance(exc, OptionError) else str(exc)
+        print(f"error: {text}", file=sys.stderr)
+        return 1, {"error": text}
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 1, {"error": "interrupted"}
+    except Exception as exc:  # a bug: still one line and a JSON answer, traceback to stderr
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        reason = f"internal error ({type(exc).__name__}): {first}"
+        print(f"error: {reason}", file=sys.stderr)
+        return 1, {"error": reason}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

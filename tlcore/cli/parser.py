@@ -1,0 +1,195 @@
+"""The command line's parser: every command, its arguments and their help (`cli` runs them).
+
+Kept light: nothing here imports TensorFlow; `TrainConfig`'s fields become `train`'s flags.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..core.console import RUN, RUNS_DIR, TTA, TTA_HELP
+from ..core.errors import UsageError, flag
+
+
+class _Parser(argparse.ArgumentParser):
+    help_stream = None  # where --help goes: the real stdout while `main` sends fd 1 to stderr
+
+    def __init__(self, *args, **kwargs):
+        from ..core.console import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):  # argparse would print usage and exit; we answer per contract
+        raise UsageError(f"{self.prog}: {message}")
+
+    def print_help(self, file=None):
+        super().print_help(file or _Parser.help_stream)
+
+
+def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
+    """Every `TrainConfig` option as a flag, derived from its field: name, type, choices, help.
+    Defaults are left out (SUPPRESS), so only what the user gives reaches the options."""
+    from ..recipe.config import DEFAULTS, OPTIONS
+
+    S = argparse.SUPPRESS
+    if data:
+        p.add_argument("data", nargs="?", default=S, help="the dataset folder")
+    for f in OPTIONS:
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        default = DEFAULTS.get(f.name)
+        shown = "" if default in (None, False, [], "") else f" (default: {default})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": S,
+                                  "help": (meta.get("help") or "") + shown.replace("%", "%%")}
+        if meta.get("flag"):
+            kwargs["action"] = "store_true"
+        else:
+            for key in ("type", "choices", "nargs"):
+                if meta.get(key) is not None:
+                    kwargs[key] = meta[key]
+            if meta.get("nargs") == "+":
+                kwargs["metavar"] = "PATTERN"
+            elif not meta.get("choices") and meta.get("type") in (int, float):
+                kwargs["metavar"] = "N" if meta["type"] is int else "X"
+        p.add_argument(flag(f.name), **kwargs)
+
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tlcore", description="Transfer learning and fine-tuning of image classifiers.",
+                     allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def cmd(name, help):
+        p = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        p.add_argument("--verbose", action="store_true",
+                       help="also show TensorFlow's start-up messages and an export's signature listing")
+        return p
+
+    p = cmd("backbones", "list every backbone of the catalog, with ms/image here where measured")
+    p.add_argument("--measure", nargs="*", metavar="NAME", help="time these backbones (all when no name is "
+                   "given) on this machine: ms per image at batch 1 and 32, median after warm-up; cached")
+    p.add_argument("--input-size", dest="input_size", type=int, help="measure at this size (the backbone's default)")
+    p = cmd("layers", "the layer table of a backbone, with clean cut points")
+    p.add_argument("backbone", nargs="?", help="a catalog backbone name (see `tlcore backbones`)")
+    p.add_argument("--backbone-file", dest="backbone_file", help="a saved model (.keras/.h5) or SavedModel folder")
+    p.add_argument("--input-size", dest="input_size", type=int, help="input side in pixels (the backbone's default)")
+    p = cmd("import", "copy a .zip or folder into the managed datasets folder")
+    p.add_argument("source", help="a .zip file or a folder with one sub-folder per class")
+    p.add_argument("--datasets-dir", dest="datasets_dir", help="where managed datasets live (the home's datasets/)")
+    p.add_argument("--name", help="the dataset's name there (the source's name)")
+    p = cmd("scan", "check a folder dataset: classes, counts per split, problems")
+    p.add_argument("data", help="the dataset folder")
+    p.add_argument("--val-split", dest="val_split", type=float, default=0.2, help="validation fraction (flat layout)")
+    p.add_argument("--test-split", dest="test_split", type=float, default=0.1, help="test fraction (flat layout)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the split")
+
+    p = cmd("train", "train a classifier: head on the frozen backbone, then fine-tuning")
+    _add_config_options(p)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p.add_argument("--run-id", dest="run_id", help="the run folder's name (default: time, backbone, random)")
+    p.add_argument("--resume", help="continue an interrupted or stopped run from its checkpoint")
+    p.add_argument("--config", dest="config_file", help="repeat a run from its config.json")
+    p.add_argument("--queue", action="store_true",
+                   help="wait for the machine: one training at a time, first in first out")
+    p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
+                   help="then train the same model from random weights, to compare (JSON gains twin)")
+    p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
+    _add_config_options(p, data=False)
+    p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
+    p.add_argument("--config", dest="config_file", help="the options of a run's config.json")
+
+    cmd("presets", "the classic recipes `train --preset NAME` applies")
+    p = cmd("calibrate", "fit temperature scaling on the validation split and bake it into the model")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("explain", "Grad-CAM: where the model looked, as an overlay PNG")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("image", help="the image to explain")
+    p.add_argument("--out", required=True, help="the overlay PNG to write")
+    p.add_argument("--class", dest="label", help="explain this class (default: the predicted one)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
+    p.add_argument("out_dir", help="the folder to write (train/validation/test inside)")
+    p.add_argument("--classes", type=int, default=4, help="how many shapes")
+    p.add_argument("--per-class", dest="per_class", type=int, default=150, help="images per shape")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawing")
+    p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
+    _add_config_options(p)
+    p.add_argument("--stage", type=int, default=1, choices=[1, 2], help="1: the head alone; 2: fine-tuning")
+    p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7, help="the first rate tried")
+    p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0, help="the last rate tried")
+    p.add_argument("--steps", type=int, default=100, help="batches, one per rate")
+    p = cmd("probe", "linear probes: validation accuracy of a linear classifier at each cut")
+    _add_config_options(p)
+    p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
+    p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
+    _add_config_options(p)
+    p = cmd("stop", "ask a running training (or a search's folder: all its trials) to stop")
+    p.add_argument("run_dir", help=RUN + " (or a search's folder)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("evaluate", "score a run on its test split (or validation)")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--data", help="another dataset with the same classes (default: the run's own)")
+    p.add_argument("--split", choices=["test", "validation"], help="default: test, else validation")
+    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("predict", "classify images, folders of images or videos with a run's model (or --imagenet BACKBONE)")
+    p.add_argument("run_dir", help=RUN + " (with --imagenet: the first image)")
+    p.add_argument("images", nargs="*", help="image files, folders (walked) or video files")
+    p.add_argument("--imagenet", metavar="BACKBONE", help="the untouched ImageNet model of BACKBONE, no run")
+    p.add_argument("--weights", default="imagenet", help="with --imagenet: imagenet or a weights file with the top")
+    p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes shown per image")
+    p.add_argument("--csv", help="also write the results as a CSV table here")
+    p.add_argument("--every", type=int, default=1, help="videos: classify every N-th frame (default 1: all)")
+    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
+    p.add_argument("run_dir", help=RUN)
+    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"],
+                   help="the file format (bundle: a .zip with models, labels and a model card; code: a script)")
+    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
+                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
+    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
+                   help="TFLite input/output type (int8/uint8 with --quantize int8)")
+    p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
+    p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
+    p.add_argument("--out", required=True, help="a file (keras, tflite, onnx, bundle, code) or a folder (savedmodel)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
+    _add_config_options(p)
+    p.add_argument("--space", required=True,
+                   help="JSON file or object: option -> [choices] or {min, max, log, int}")
+    p.add_argument("--trials", type=int, default=8, help="random points to try (default 8)")
+    p.add_argument("--grid", action="store_true", help="every combination of the choices once")
+    p.add_argument("--seeds", type=int, default=1, help="runs per point, seeds seed, seed+1, ...")
+    p.add_argument("--metric", default="val_accuracy", choices=["val_accuracy", "val_loss"],
+                   help="what the search maximises (val_loss: minimises)")
+    p.add_argument("--scheduler", default="none", choices=["none", "asha"],
+                   help="asha stops weak trials early")
+    p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
+    p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
+                   help="trials at once (default: 1 here, one per GPU on a cluster)")
+    p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
+    p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("serve", "serve a run's model (or a bundle .zip) over HTTP: POST /predict, /health, /labels, /docs")
+    p.add_argument("source", metavar="RUN_OR_BUNDLE", help=RUN + ", or a bundle .zip from `export --format bundle`")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="0 takes any free port")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health")
+    p.add_argument("--max-image-mb", dest="max_image_mb", type=float, default=20,
+                   help="refuse an upload larger than this (413)")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
+                     "default 6G): size and entries, or --clear")
+    p.add_argument("--clear", action="store_true", help="delete every entry")
+    p = cmd("runs", "list the runs in the store, or delete some")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p.add_argument("--delete", nargs="+", metavar="RUN_ID", help="delete these runs first")
+    return parser

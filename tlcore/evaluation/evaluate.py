@@ -1,0 +1,112 @@
+"""Score a run on its test split (or validation): metrics, confusion matrix, mistakes, calibration."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import OptionError, TLCoreError
+from ..core.jsonio import write_json
+from ..ship.predict import RunModel
+
+
+def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
+    """Expected calibration error and reliability bins (equal-width confidence bins)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    ece, out, n = 0.0, [], max(len(confidence), 1)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (confidence > lo) & (confidence <= hi) if lo > 0 else (confidence >= lo) & (confidence <= hi)
+        count = int(mask.sum())
+        if count == 0:
+            out.append({"confidence": float((lo + hi) / 2), "accuracy": None, "count": 0})
+            continue
+        conf, acc = float(confidence[mask].mean()), float(correct[mask].mean())
+        ece += count / n * abs(conf - acc)
+        out.append({"confidence": conf, "accuracy": acc, "count": count})
+    return float(ece), out
+
+
+def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: list[str]) -> dict:
+    """Every evaluation figure from probabilities [n, k] and true labels [n]."""
+    k = len(class_names)
+    pred = probs.argmax(axis=1)
+    eps = 1e-7
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0)))) if len(labels) else None
+    cm = np.zeros((k, k), dtype=int)
+    for t, p in zip(labels, pred):
+        cm[t, p] += 1
+    per_class = {}
+    for i, name in enumerate(class_names):
+        tp = cm[i, i]
+        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
+        recall = tp / cm[i, :].sum() if cm[i, :].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                           "support": int(cm[i, :].sum())}
+    wrong = [i for i in range(len(labels)) if pred[i] != labels[i]]
+    wrong.sort(key=lambda i: -probs[i, pred[i]])
+    misclassified = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
+                      "probability": float(probs[i, pred[i]]),
+                      "loss": float(-np.log(max(probs[i, labels[i]], eps)))} for i in wrong]
+    predictions = [{"file": files[i], "true": class_names[labels[i]], "predicted": class_names[pred[i]],
+                    "probability": float(probs[i, pred[i]])} for i in range(len(labels))]
+    confidence = probs.max(axis=1) if len(labels) else np.zeros(0)
+    ece, bins = calibration_bins(confidence, (pred == labels).astype(float))
+    return {"loss": loss, "accuracy": float((pred == labels).mean()) if len(labels) else None,
+            "per_class": per_class, "confusion_matrix": cm.tolist(), "labels": class_names,
+            "misclassified": misclassified, "predictions": predictions, "ece": ece, "calibration": bins,
+            "count": int(len(labels))}
+
+
+def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
+                 model=None, dataset=None, tta: str = "none", probabilities=None) -> dict:
+    """Score a run on `split` (default: test, else validation) of its own dataset or `data`;
+    `tta` averages the probabilities over views of each image (`predict.tta_views`) and the
+    result's `tta` says which, how many views and how long the forward passes took.
+
+    `probabilities(split, images)`, when given (a run that just trained its head on cached
+    features), scores from those features instead of running the whole model again.
+
+    The result is written to the run's evaluation.json when the run's own dataset is used.
+    """
+    import time
+
+    from ..data.pipeline import scan, split_arrays
+    from ..ship.predict import check_tta, tta_count
+
+    if split not in (None, "test", "validation"):
+        raise OptionError("split", f"must be test or validation. Received: {split!r}")
+    check_tta(tta)
+    rm = RunModel(run_dir, runs_dir, model=model)
+    opts = rm.run.config().get("options", {})
+    ds = dataset
+    if ds is None:
+        source = data or opts.get("data")
+        if not source:
+            raise TLCoreError("The run does not record its dataset; give one with --data.")
+        from ..data.splits import of_run
+
+        ds = scan(source, check_files=False, **of_run(rm.run.config()))
+    if ds.classes != rm.labels:
+        raise TLCoreError(f"The dataset's classes {ds.classes} differ from the model's {rm.labels}.")
+    chosen = split or ("test" if ds.files.get("test") else "validation")
+    if not ds.files.get(chosen):
+        raise TLCoreError(f"The dataset has no {chosen} images to evaluate on.")
+    images, labels, files, problems = split_arrays(ds, chosen, rm.input_size, rm.resize)
+    t0 = time.perf_counter()
+    if probabilities is not None and tta == "none":
+        probs = probabilities(chosen, images)
+    else:
+        probs = rm.probabilities(images, tta=tta)
+    seconds = time.perf_counter() - t0
+    result = {"split": chosen, **score(probs, labels, rm.labels, files), "skipped": problems,
+              "tta": {"mode": tta, "views": tta_count(tta), "seconds": round(seconds, 3)}}
+    if data is None:
+        write_json(rm.run.file("evaluation.json"), result)
+    return result
+
+
+def top_losses(evaluation: dict, n: int = 24) -> list[dict]:
+    """The `n` misclassified images with the highest loss (most confidently wrong first)."""
+    wrong = list(evaluation.get("misclassified") or [])
+    wrong.sort(key=lambda m: -(m.get("loss") if m.get("loss") is not None else -np.log(
+        max(1e-7, 1.0 - float(m.get("probability", 0.0))))))
+    return wrong[:n]

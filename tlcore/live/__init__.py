@@ -1,0 +1,2 @@
+"""Live classification of a stream of frames (webcam, video) and few-shot prototypes.
+"""

@@ -1,0 +1,198 @@
+"""The feature cache: backbone outputs computed once per split, kept on disk, reused by heads;
+how many copies stage 1 caches (`cache_copies`) and its datasets (`stage1_datasets`).
+
+Stage 1 trains only the head on a frozen backbone (BatchNorm in inference mode), so the
+backbone's output for an image never changes during that stage: computing it once and
+training the head on it gives the same model as running the backbone every epoch. With
+augmentation, a fixed number of augmented copies per image is cached instead, and every
+epoch draws one copy of each image at random.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import weakref
+
+import numpy as np
+
+from ..core import cache
+from ..core import home
+
+AUGMENTED_COPIES = 5
+MAX_CACHE_BYTES = 6 * 2 ** 30
+
+
+def feature_bytes(feature_shape, n_images: int, copies: int = 1) -> int:
+    return int(np.prod(feature_shape)) * 4 * n_images * copies
+
+
+def cache_key(**parts) -> str:
+    """A stable key of everything that changes the features (backbone, weights hash, cut, size...)."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def stage1_key(source, config, ds, model) -> dict:
+    """What the stage-1 features of a dataset depend on, for `cache_key` (training and the audit
+    share them): backbone provenance, cut, size, resize, data fingerprint, split, dtype policy."""
+    return dict(source=source.provenance, cut=config.cut, size=source.input_size,
+                resize=config.resize, data=ds.fingerprint(), seed=config.seed,
+                val_split=config.val_split, test_split=config.test_split,
+                policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
+
+
+def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list | None = None,
+            copies: int = 1, seed: int = 0) -> np.ndarray:
+    """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace per extractor
+    for all batches and calls (train, validation and test share it)."""
+    import tensorflow as tf
+
+    forward = _forward(extractor)
+
+    out = []
+    for k in range(copies):
+        if augment:
+            import keras
+
+            keras.utils.set_random_seed(seed + k)
+        parts = []
+        for start in range(0, len(images), batch_size):
+            x = tf.constant(np.asarray(images[start:start + batch_size], dtype=np.float32))
+            if augment:
+                for layer in augment:
+                    x = layer(x, training=True)
+                x = tf.clip_by_value(x, 0.0, 255.0)
+            parts.append(forward(x).numpy())
+        out.append(np.concatenate(parts, axis=0))
+    return np.stack(out, axis=0)
+
+
+_FORWARD: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
+
+
+def _forward(extractor):
+    """The extractor's compiled forward pass, made once and freed with the extractor."""
+    import tensorflow as tf
+
+    fn = _FORWARD.get(extractor)
+    if fn is None:
+        owner = weakref.ref(extractor)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, *extractor.input_shape[1:]], tf.float32)],
+                     reduce_retracing=True)
+        def fn(x):
+            return tf.cast(owner()(x, training=False), tf.float32)
+
+        _FORWARD[extractor] = fn
+    return fn
+
+
+def cached(key: str, make) -> np.ndarray:
+    """Features from the disk cache under `key`, else `make()` stored there for the next run.
+
+    The cache stays within TLCORE_CACHE_MAX (see `cache`): features larger than that are not
+    stored, and older entries make room, least recently used first.
+    """
+    limit = cache.max_bytes()  # a bad TLCORE_CACHE_MAX is reported before any work
+    folder = home.cache_dir() / "features"
+    path = folder / f"{key}.npy"
+    if path.exists():
+        try:
+            feats = np.load(path, allow_pickle=False)
+            cache.touch(path)
+            return feats
+        except (OSError, ValueError):
+            pass
+    feats = make()
+    if feats.nbytes > limit:
+        return feats
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+        cache.enforce(limit)
+    except OSError:
+        pass
+    return feats
+
+
+def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+            shuffle: bool = False, seed: int = 42, one_hot: bool = False):
+    """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
+    import tensorflow as tf
+
+    from ..data.outputs import targets
+
+    y = targets(labels, num_classes, one_hot)
+    copies = features.shape[0]
+    per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
+    ds = tf.data.Dataset.from_tensor_slices((per_image, y))
+    if shuffle:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    if copies > 1:
+        ds = ds.map(lambda f, t: (f[tf.random.uniform([], 0, copies, dtype=tf.int32, seed=seed)], t),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda f, t: (f[0], t))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def cache_copies(config, aug_opts: dict, model, n_train: int) -> int:
+    """How many copies of the training features to cache for stage 1 (0: train end to end)."""
+    if config.feature_cache == "off" or config.image_recipe():
+        return 0  # RandAugment, MixUp and CutMix need the images themselves
+    copies = AUGMENTED_COPIES if aug_opts else 1
+    if config.feature_cache == "auto":
+        if aug_opts and config.head_epochs < 2 * copies:
+            return 0  # fewer epochs than it would take to pay for the copies
+        shape = model.get_layer("head").input_shape[1:]
+        if feature_bytes(shape, n_train, copies) > MAX_CACHE_BYTES:
+            return 0
+    return copies
+
+
+def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
+                      train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
+    from ..data.pipeline import augmentation_layers
+    from .surgery import feature_extractor
+
+    extractor = feature_extractor(model)
+    key = stage1_key(source, config, ds, model)
+    aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
+    f_train = cached(
+        cache_key(split="train", copies=copies, augment=aug_opts, **key),
+        lambda: compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
+    train_ds = dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
+                                one_hot=one_hot)
+
+    def split_features(split: str, images) -> np.ndarray:
+        return cached(cache_key(split=split, copies=1, augment={}, **key),
+                               lambda: compute(extractor, images, config.batch_size))[0]
+
+    def probabilities(split: str, images) -> np.ndarray:
+        """The classifier's probabilities from the (cached) features of a split: the head alone."""
+        from ..data.outputs import predict_probabilities
+
+        return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
+                                     config.batch_size)
+
+    val_ds = None
+    if len(val[0]):
+        val_ds = dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
+                                  one_hot=one_hot)
+    return train_ds, val_ds, probabilities
+
+
+def clear_cache() -> int:
+    """Delete the cache folder's contents (decoded images, features); returns bytes freed."""
+    root = home.cache_dir()
+    freed = home.folder_size(root)
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+    return freed

@@ -1,0 +1,496 @@
+"""Hyperparameter search on Ray Tune: many normal runs, scheduled by Ray, scored per epoch.
+
+A search is a fixed part (the usual `train` options) and a space (option name -> a list of
+choices, or {"min", "max", "log", "int"} for a range). Points are every combination of the
+listed choices (`grid=True`) or `trials` points drawn at random (seeded); each point runs
+`seeds` times with consecutive seeds. Every trial is a `tlcore train` process writing a normal
+run (named ``search:ID:POINT:SEED``) to the run store; the trial follows its metrics.jsonl and
+reports each epoch to Tune, so ASHA can stop weak trials early (the process then ends as a
+stopped run). `search.json` (space, points, trials, best) lives in TLCORE_HOME/searches/ID/,
+with Ray's own storage beside it.
+
+Ray is imported here only, never by training or the app. Without an address, Ray starts on
+this machine with its cores, one trial at a time, each trial waiting its turn in the machine
+queue like any training. With an address, it joins that cluster and places one trial per GPU
+(per CPU without GPUs); the dataset and the runs folder must then be on a file system every
+node reads and writes, which is checked on every node before the first trial.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..core import home
+from ..core.errors import OptionError, TLCoreError, UsageError
+from ..core.jsonio import read_json, write_json
+from ..core.runs import Run, RunStore, process_alive
+
+METRICS = ("val_accuracy", "val_loss")
+SCHEDULERS = ("none", "asha")
+POLL_SECONDS = 0.5
+
+
+# --- the space ---------------------------------------------------------------------
+
+def load_space(space) -> dict:
+    """A space from a dict, a JSON text or a JSON file's path, checked: known options only,
+    non-empty choice lists, ranges with numbers min < max."""
+    from ..recipe.config import OPTION_NAMES, OPTIONS
+
+    if isinstance(space, (str, os.PathLike)) and not str(space).lstrip().startswith("{"):
+        path = Path(space).expanduser()
+        if not path.is_file():
+            raise OptionError("space", f"must be a JSON file or a JSON object. No file at {path}.")
+        try:
+            space = json.loads(path.read_text())
+        except (ValueError, OSError) as exc:
+            raise OptionError("space", f"could not be read as JSON ({path}): {exc}") from None
+    elif isinstance(space, str):
+        try:
+            space = json.loads(space)
+        except ValueError as exc:
+            raise OptionError("space", f"is not valid JSON: {exc}") from None
+    if not isinstance(space, dict) or not space:
+        raise OptionError("space", 'must be a JSON object of option name to choices, e.g. '
+                                   '{"lr": [0.001, 0.0003], "dropout": {"min": 0.1, "max": 0.5}}.')
+    kinds = {f.name: f.metadata.get("type") for f in OPTIONS}
+    out = {}
+    for name, spec in space.items():
+        key = str(name).replace("-", "_").lstrip("_")
+        if key not in OPTION_NAMES or key in ("data", "name"):
+            import difflib
+
+            near = difflib.get_close_matches(key, OPTION_NAMES, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise OptionError("space", f"names an option that train does not have: {name!r}.{hint}")
+        if isinstance(spec, list):
+            if not spec:
+                raise OptionError("space", f"gives no choice for {name!r}: list at least one value.")
+            out[key] = list(spec)
+        elif isinstance(spec, dict):
+            unknown = set(spec) - {"min", "max", "log", "int"}
+            lo, hi = spec.get("min"), spec.get("max")
+            if unknown or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) \
+                    or not lo < hi:
+                raise OptionError("space", f"range for {name!r} needs numbers min < max (and optional "
+                                           f'"log", "int"). Received: {spec!r}')
+            if kinds.get(key) not in (int, float):
+                raise OptionError("space", f"{name!r} is not a number option; list its choices instead.")
+            if spec.get("log") and lo <= 0:
+                raise OptionError("space", f"a log range for {name!r} needs min > 0. Received: {lo}")
+            out[key] = {"min": lo, "max": hi, "log": bool(spec.get("log")),
+                        "int": bool(spec.get("int")) or kinds.get(key) is int}
+        else:
+            raise OptionError("space", f"{name!r} must map to a list of choices or a range object. "
+                                       f"Received: {spec!r}")
+    return out
+
+
+def points(space: dict, trials: int = 8, grid: bool = False, seed: int = 0) -> list[dict]:
+    """The points to run: every combination of the choices (grid), or `trials` random draws."""
+    if grid:
+        ranges = [k for k, v in space.items() if isinstance(v, dict)]
+        if ranges:
+            raise OptionError("grid", f"needs lists of choices; {', '.join(ranges)} is a range. "
+                                      "Give a list, or search at random with --trials.")
+        keys = list(space)
+        combos = [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
+        if len(combos) > 500:
+            raise OptionError("grid", f"would run {len(combos)} points; keep a grid under 500.")
+        return combos
+    if int(trials) < 1:
+        raise OptionError("trials", f"must be at least 1. Received: {trials}")
+    rng = random.Random(seed)
+    out = []
+    for _ in range(int(trials)):
+        point = {}
+        for key, spec in space.items():
+            if isinstance(spec, list):
+                point[key] = rng.choice(spec)
+                continue
+            lo, hi = spec["min"], spec["max"]
+            if spec["log"]:
+                value = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+            else:
+                value = rng.uniform(lo, hi)
+            point[key] = int(round(value)) if spec["int"] else float(f"{value:.6g}")
+        out.append(point)
+    return out
+
+
+# --- one trial -----------------------------------------------------------------------
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """The training process gets SIGTERM (a stop, recorded as such) if the trial's thread dies."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file: str,
+              report=None) -> dict:
+    """Train one point in a `tlcore train` process; `report(metrics)` after every epoch.
+
+    Returns the run's last status. A process that ends without a final state (killed) leaves
+    its run marked failed with the reason, and raises so that Tune records the trial as failed.
+    """
+    root = Path(runs_dir)
+    pending = root.parent / "pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    cfg = pending / f"{run_id}.json"
+    write_json(cfg, {"options": options})
+    args = [sys.executable, "-m", "tlcore", "train", "--config", str(cfg), "--run-id", run_id,
+            "--runs-dir", str(root), "--json"] + (["--queue"] if queue else [])
+    logs = home.home() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{run_id}.log", "ab") as log:
+        # its own session, so that Ray ending the trial's worker does not kill it mid-write:
+        # it gets SIGTERM instead (a stop, recorded as one) when this thread goes away
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True,
+                                preexec_fn=_die_with_parent)
+    run, seen = Run(root / run_id), 0
+    try:
+        while True:
+            done = proc.poll() is not None
+            records = run.metrics() if run.path.exists() else []
+            for epoch, record in enumerate(records[seen:], start=seen + 1):
+                if report is not None and record.get("val_accuracy") is not None:
+                    report({"epoch": epoch, "val_accuracy": record.get("val_accuracy"),
+                            "val_loss": record.get("val_loss"), "run_dir": str(run.path)})
+            seen = len(records)
+            if done:
+                break
+            if Path(stop_file).exists() and run.path.exists() and not run.stop_requested():
+                run.request_stop()
+            time.sleep(POLL_SECONDS)
+    finally:
+        if proc.poll() is None:  # Tune stopped the trial (ASHA) or the search ended: stop the run
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        cfg.unlink(missing_ok=True)
+    status = run.raw_status()
+    if status.get("state") not in ("completed", "stopped", "failed"):
+        reason = f"the training process ended without a result (exit code {proc.returncode})"
+        if run.path.exists():
+            run.write_status(state="failed", error=reason)
+        raise TLCoreError(f"Trial {run_id} failed: {reason}.")
+    if status.get("state") == "failed":
+        raise TLCoreError(f"Trial {run_id} failed: {status.get('error') or 'see its log'}.")
+    return status
+
+
+def _trainable(config: dict, plan: dict) -> None:
+    """Tune's function trainable: one (point, seed) of the plan."""
+    from ray import tune
+
+    index, seed = config["point"], config["seed"]
+    options = dict(plan["base"], **plan["points"][index], seed=seed,
+                   name=f"search:{plan['id']}:{index}:{seed}")
+    run_id = f"{plan['id']}-p{index}-s{seed}"
+    run_trial(options, run_id, plan["runs_dir"], plan["queue"], plan["stop_file"], report=tune.report)
+
+
+# --- the search ------------------------------------------------------------------------
+
+def searches_dir() -> Path:
+    return home.home() / "searches"
+
+
+def _check_shared_storage(paths: list[str]) -> None:
+    """Every alive Ray node must read the dataset and read and write the runs folder."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    marker = Path(paths[-1]) / f".search-probe-{secrets.token_hex(4)}"
+    marker.write_text("probe")
+
+    @ray.remote(num_cpus=0)
+    def probe(read: list[str], marker_path: str) -> str | None:
+        import os as _os
+
+        for p in read:
+            if not _os.path.exists(p):
+                return f"cannot see {p}"
+        if not _os.path.exists(marker_path):
+            return f"does not see the files this machine writes in {_os.path.dirname(marker_path)}"
+        try:
+            mine = marker_path + "-" + _os.uname().nodename
+            with open(mine, "w") as f:
+                f.write("x")
+            _os.remove(mine)
+        except OSError as exc:
+            return f"cannot write in {_os.path.dirname(marker_path)} ({exc})"
+        return None
+
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        refs = {n["NodeManagerAddress"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+            n["NodeID"], soft=False)).remote(paths, str(marker)) for n in nodes}
+        problems = {node: ray.get(ref, timeout=120) for node, ref in refs.items()}
+    finally:
+        marker.unlink(missing_ok=True)
+    bad = {node: why for node, why in problems.items() if why}
+    if bad:
+        lines = "; ".join(f"node {node} {why}" for node, why in bad.items())
+        raise TLCoreError(f"A search needs the dataset and the runs folder on storage every node "
+                          f"can read and write (a shared file system mounted at the same path): {lines}.")
+
+
+def new_search_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def checked_points(base: dict, space, trials: int, grid: bool):
+    """(space, points, fixed config): the space read, its points drawn, every point checked with
+    the fixed options and the fixed part with its data, so a bad choice is reported now, not in a trial."""
+    from ..recipe.config import TrainConfig
+
+    space = load_space(space)
+    base_config = TrainConfig.from_dict(dict(base))
+    chosen = points(space, trials, grid, seed=base_config.seed)
+    for point in chosen:
+        try:
+            TrainConfig.from_dict(dict(base, **point)).check(data=False)
+        except OptionError as exc:
+            raise OptionError(exc.option, exc.template + f" (in the space's point {point})") from None
+    base_config.check()
+    return space, chosen, base_config
+
+
+def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: int = 1,
+               metric: str = "val_accuracy", scheduler: str = "none", address: str | None = None,
+               max_concurrent: int | None = None, runs_dir: str | None = None,
+               search_id: str | None = None) -> dict:
+    """Run a search to its end and return search.json's summary (see the module doc)."""
+    if metric not in METRICS:
+        raise OptionError("metric", f"must be one of {', '.join(METRICS)}. Received: {metric!r}")
+    if scheduler not in SCHEDULERS:
+        raise OptionError("scheduler", f"must be one of {', '.join(SCHEDULERS)}. Received: {scheduler!r}")
+    for name, value in (("seeds", seeds), ("max_concurrent", max_concurrent or 1)):
+        if int(value) < 1:
+            raise OptionError(name, f"must be at least 1. Received: {value}")
+    space, chosen, base_config = checked_points(base, space, trials, grid)
+    resolved = base_config.resolved().to_dict()
+    store = RunStore(runs_dir)
+    store.check_writable()
+    search_id = search_id or new_search_id()
+    folder = searches_dir() / search_id
+    folder.mkdir(parents=True, exist_ok=True)
+    seed_list = [base_config.seed + i for i in range(int(seeds))]
+    plan = {"id": search_id, "base": {k: v for k, v in resolved.items() if k not in space},
+            "points": chosen, "runs_dir": str(store.root), "queue": address is None,
+            "stop_file": str(folder / "stop")}
+    record = {"search_id": search_id, "search_dir": str(folder), "state": "running",
+              "space": space, "grid": bool(grid), "seeds": seed_list, "metric": metric,
+              "scheduler": scheduler, "address": address, "base": plan["base"], "points": chosen,
+              "runs_dir": str(store.root), "pid": os.getpid(), "trials": [], "best": None}
+    write_json(folder / "search.json", record)
+    try:
+        _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder,
+              data=str(resolved.get("data") or ""))
+        record["state"] = "stopped" if (folder / "stop").exists() else "completed"
+    except BaseException as exc:
+        record.update(state="failed", error=str(exc) or type(exc).__name__)
+        write_json(folder / "search.json", dict(record, **summarize(record, store)))
+        raise
+    record.update(summarize(record, store))
+    write_json(folder / "search.json", record)
+    return {"search_dir": record["search_dir"], "state": record["state"], "best": record["best"],
+            "trials": record["trials"], "points": record["points_summary"]}
+
+
+def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: Path, data: str) -> None:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Ray SIGKILLs a worker's child processes when the worker ends; a trial's training process
+    # must instead get its SIGTERM (PDEATHSIG) and record a stop. Clusters: see the README.
+    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
+    import ray
+    from ray import tune
+
+    mode = "max" if metric == "val_accuracy" else "min"
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
+                      logging_level="ERROR")
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    try:
+        _check_shared_storage([data, plan["runs_dir"]])
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        if address:
+            resources = {"cpu": 1, "gpu": 1} if gpus else {"cpu": 1}
+        else:  # this machine: one trial at a time, with every core
+            resources = {"cpu": os.cpu_count() or 1}
+        sched = None
+        if scheduler == "asha":
+            from ray.tune.schedulers import ASHAScheduler
+
+            epochs = int(plan["base"].get("head_epochs") or 0) + int(plan["base"].get("fine_tune_epochs") or 0)
+            # max_t past the last epoch: a trial that reaches its end finishes as a normal run
+            sched = ASHAScheduler(time_attr="training_iteration", max_t=epochs + 1,
+                                  grace_period=1, reduction_factor=2)
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(_trainable, plan=plan), resources),
+            param_space={"point": tune.grid_search(list(range(len(plan["points"])))),
+                         "seed": tune.grid_search(seed_list)},
+            tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched,
+                                        max_concurrent_trials=max_concurrent or (None if address else 1)),
+            run_config=tune.RunConfig(name="tune", storage_path=str(folder / "ray"), verbose=0,
+                                      stop=_stop_file_stopper(folder / "stop"),
+                                      failure_config=tune.FailureConfig(max_failures=0)))
+        tuner.fit()
+        _wait_for_trials(plan)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _wait_for_trials(plan: dict, timeout: float = 120.0) -> None:
+    """Trials that Tune ended early (ASHA, a stop) finish writing their run before the summary."""
+    runs = [Run(path) for path in Path(plan["runs_dir"]).glob(f"{plan['id']}-p*-s*")]
+    deadline = time.time() + timeout
+    while time.time() < deadline and any(run.state() in ("queued", "running") for run in runs):
+        time.sleep(POLL_SECONDS)
+    for run in runs:  # ended by the search while it could not record it (starting, a cluster's kill)
+        if run.raw_status().get("state") in ("queued", "running") and run.state() == "interrupted":
+            run.write_status(state="stopped", error="ended by the search (early stopping or a stop request)")
+
+
+def _stop_file_stopper(path: Path):
+    """A Tune stopper: the search's stop file ends every trial (each then stops its run)."""
+    from ray.tune import Stopper
+
+    class StopFile(Stopper):
+        def __call__(self, trial_id, result) -> bool:
+            return path.exists()
+
+        def stop_all(self) -> bool:
+            return path.exists()
+
+    return StopFile()
+
+
+def summarize(record: dict, store: RunStore | None = None) -> dict:
+    """Trials (from the run store), points (mean and spread over seeds) and the best point."""
+    store = store or RunStore(record.get("runs_dir"))
+    prefix = f"search:{record['search_id']}:"
+    trials = []
+    for run in store.runs():
+        opts = run.config().get("options") or {}
+        name = str(opts.get("name") or "")
+        if not name.startswith(prefix):
+            continue
+        _, _, index, seed = name.split(":")
+        metrics = run.metrics()
+        accs = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
+        losses = [m["val_loss"] for m in metrics if m.get("val_loss") is not None]
+        trials.append({"run_dir": str(run.path), "state": run.state(), "point": int(index),
+                       "seed": int(seed), "epochs": len(metrics),
+                       "val_accuracy": max(accs) if accs else None,
+                       "val_loss": min(losses) if losses else None,
+                       "options": record["points"][int(index)]})
+    trials.sort(key=lambda t: (t["point"], t["seed"]))
+    summary = []
+    for index, point in enumerate(record["points"]):
+        mine = [t for t in trials if t["point"] == index]
+        accs = [t["val_accuracy"] for t in mine if t["val_accuracy"] is not None]
+        losses = [t["val_loss"] for t in mine if t["val_loss"] is not None]
+        summary.append({"point": index, "options": point, "runs": len(mine),
+                        "val_accuracy_mean": statistics.fmean(accs) if accs else None,
+                        "val_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else (0.0 if accs else None),
+                        "val_loss_mean": statistics.fmean(losses) if losses else None})
+    best = None
+    key = "val_accuracy_mean" if record["metric"] == "val_accuracy" else "val_loss_mean"
+    scored = [p for p in summary if p[key] is not None]
+    if scored:
+        top = (max if record["metric"] == "val_accuracy" else min)(scored, key=lambda p: p[key])
+        runs = [t for t in trials if t["point"] == top["point"] and t["val_accuracy"] is not None]
+        pick = max(runs, key=lambda t: t["val_accuracy"]) if record["metric"] == "val_accuracy" \
+            else min(runs, key=lambda t: t["val_loss"] if t["val_loss"] is not None else math.inf)
+        best = {"run_dir": pick["run_dir"], "val_accuracy": top["val_accuracy_mean"],
+                "val_loss": top["val_loss_mean"], "options": top["options"], "point": top["point"]}
+    return {"trials": trials, "points_summary": summary, "best": best}
+
+
+# --- following and stopping from elsewhere (the app, `tlcore stop`) -----------------------
+
+def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, seeds: int = 1,
+                 metric: str = "val_accuracy", scheduler: str = "none", runs_dir: str | None = None) -> str:
+    """Start `tlcore search` in its own process (as the app starts trainings); returns the
+    search's folder once its search.json exists. Options and space are checked here first."""
+    from ..training.jobs import _spawn
+
+    space = checked_points(base, space, trials, grid)[0]
+    search_id = new_search_id()
+    folder = searches_dir() / search_id
+    pending = home.home() / "pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    cfg = pending / f"search-{search_id}.json"
+    write_json(cfg, {"options": dict(base)})
+    args = ["search", "--config", str(cfg), "--space", json.dumps(space), "--seeds", str(int(seeds)),
+            "--metric", metric, "--scheduler", scheduler, "--search-id", search_id, "--json"]
+    args += ["--grid"] if grid else ["--trials", str(int(trials))]
+    if runs_dir:
+        args += ["--runs-dir", str(runs_dir)]
+    proc = _spawn(args, f"search-{search_id}")
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if (folder / "search.json").exists():
+                return str(folder)
+            if proc.poll() is not None:
+                log = home.home() / "logs" / f"search-{search_id}.log"
+                lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("error:")] \
+                    if log.exists() else []
+                raise TLCoreError("The search did not start: " + (lines[-1][7:] if lines else "see its log."))
+            time.sleep(0.2)
+    finally:
+        if (folder / "search.json").exists() or proc.poll() is not None:
+            cfg.unlink(missing_ok=True)
+    raise TLCoreError("The search did not start within two minutes; see its log under TLCORE_HOME/logs.")
+
+
+def list_searches() -> list[dict]:
+    """Every search's record (its search.json as written), newest first."""
+    records = [read_json(path) or {} for path in sorted(searches_dir().glob("*/search.json"), reverse=True)]
+    return [record for record in records if record.get("search_id")]
+
+
+def load_search(ref: str) -> dict:
+    """A search's record by id or folder, with trials, points and best read from the run store now."""
+    path = Path(ref)
+    if not (path / "search.json").exists():
+        path = searches_dir() / str(ref)
+    record = read_json(path / "search.json")
+    if not record:
+        raise UsageError(f"No search at {ref}: give a search id or its folder (TLCORE_HOME/searches/ID).")
+    if record.get("state") == "running" and not process_alive(record.get("pid")):
+        record["state"] = "interrupted"
+    return dict(record, **summarize(record))
+
+
+def request_stop(ref: str) -> dict:
+    record = load_search(ref)
+    (Path(record["search_dir"]) / "stop").touch()
+    return {"search_dir": record["search_dir"], "stop_requested": True}

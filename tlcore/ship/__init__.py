@@ -1,0 +1,3 @@
+"""Using a trained run: prediction on files, arrays and videos, export (Keras, SavedModel, TFLite,
+ONNX, bundle, run-as-code script), the REST server and the untouched ImageNet classifier.
+"""

@@ -1,0 +1,184 @@
+"""`tlcore export RUN --format code`: the run as one readable, standalone Keras training script.
+
+The script uses keras, tensorflow, numpy and Pillow only. Its constants are this run's options
+as config.json records them, with what tlcore resolved: the cut layer's name, the layers that
+train in stage 2 (from `plan.make_plan`, the one owner of what trains when), the augmentation
+options (`data.augmentation_options`). Its functions read and split images as `data.scan` and
+`images.load_image` do (same sorting, seed, rounding and resizing), and build and train the model
+as `model.build_model` and `train` do, in the style of the Keras transfer-learning guide.
+
+A run on a catalog backbone rebuilds it from `keras.applications` (`--weights PATH` for a weights
+file); a run on a saved model file loads that file (`--backbone-file PATH`, by default the path
+the run recorded), opens up its nested models as `source.flatten_model` does (copied into the
+script) and cuts it at the same layer. The script's text lives in `codegen_template`.
+"""
+from __future__ import annotations
+
+import os
+import pprint
+from pathlib import Path
+
+from ..core.errors import TLCoreError
+from ..core.runs import RunStore
+
+
+def script_values(run_dir, runs_dir=None) -> dict:
+    """The constants of the script: this run's options, resolved.
+
+    Raises:
+        TLCoreError: a run without options; a backbone file that is gone, changed since the run,
+            or a SavedModel folder (which plain Keras cannot cut or train).
+    """
+    from ..recipe.config import TrainConfig
+    from ..data.pipeline import augmentation_options
+    from ..data.images import IMAGE_EXTENSIONS
+    from ..backbones.layers import trainable_by_nature
+    from ..recipe.plan import make_plan
+    from ..backbones.source import load_source
+    from ..data.splits import recorded_method
+
+    run = RunStore(runs_dir).get(run_dir)
+    cfg = run.config()
+    options = cfg.get("options")
+    if not options:
+        raise TLCoreError(f"Run {run.run_id} has no config.json options to write as code.")
+    config = TrainConfig.from_dict(options)
+    resolved = cfg.get("resolved") or {}
+    if config.backbone_file:
+        recorded = _check_backbone_file(Path(config.backbone_file).expanduser(), resolved.get("backbone_source") or {})
+    labels = run.labels()
+    source = load_source(config if config.backbone_file else config.replace(weights="none"))
+    plan = make_plan(config, len(labels), source)
+    backbone = source.backbone
+    keys = plan.trainable_keys.get(2, frozenset())
+    train2, frozen_weights = [], []
+    for layer in backbone.layers[: plan.cut_index + 1]:
+        weights = list(layer.weights)
+        if weights and any((layer.name, j) in keys for j in range(len(weights))):
+            train2.append(layer.name)
+            nature = trainable_by_nature(layer)  # what trains once the layer is switched on
+            frozen_weights += [str(v.path) for j, v in enumerate(weights)
+                               if id(v) in nature and (layer.name, j) not in keys]
+    values = {
+        "RUN_ID": run.run_id, "INPUT_SIZE": int(resolved.get("input_size") or source.input_size),
+        "PREPROCESSING": resolved.get("preprocessing", source.preprocessing),
+        "CUT_LAYER": backbone.layers[plan.cut_index].name,
+        "CLASSES": labels, "POOLING": config.pooling, "DENSE": [int(u) for u in config.dense],
+        "DROPOUT": float(config.dropout), "HEAD_EPOCHS": int(config.head_epochs),
+        "FINE_TUNE_EPOCHS": int(config.fine_tune_epochs), "LR": float(config.lr),
+        "FINE_TUNE_LR": float(config.stage2_lr), "OPTIMIZER": config.optimizer,
+        "WEIGHT_DECAY": None if config.weight_decay is None else float(config.weight_decay),
+        "SCHEDULE": config.schedule, "WARMUP_EPOCHS": int(config.warmup_epochs),
+        "LABEL_SMOOTHING": float(config.label_smoothing), "MIXUP": float(config.mixup), "CUTMIX": float(config.cutmix),
+        "BATCH_SIZE": int(config.batch_size),
+        "AUGMENT": augmentation_options(config.augment, **config.augment_overrides()),
+        "CLASS_WEIGHTS": config.class_weights, "EARLY_STOPPING": int(config.early_stopping),
+        "SEED": int(config.seed), "VAL_SPLIT": float(config.val_split), "TEST_SPLIT": float(config.test_split),
+        "SPLIT_METHOD": recorded_method(run.config()),
+        "RESIZE": config.resize, "DETERMINISTIC": config.deterministic,
+        "TRAIN_IN_STAGE_2": train2, "FROZEN_WEIGHTS": frozen_weights,
+        "IMAGE_EXTENSIONS": sorted(IMAGE_EXTENSIONS),
+        "RUN_VAL_ACCURACY": max((m["val_accuracy"] for m in run.metrics() if m.get("val_accuracy") is not None),
+                                default=None),
+        "RUN_TEST_ACCURACY": (run.evaluation() or {}).get("accuracy") if (run.evaluation() or {}).get("split") == "test" else None,
+    }
+    if config.backbone_file:
+        values.update(BACKBONE_FILE=str(Path(config.backbone_file).expanduser()), BACKBONE_FILE_SHA256=recorded)
+    else:
+        weights = config.weights if config.weights in ("imagenet", "none", None) else str(config.weights)
+        values.update(BACKBONE=config.backbone, WEIGHTS=weights or "none")
+    return values
+
+
+def _check_backbone_file(path: Path, provenance: dict) -> str:
+    """The SHA-256 the run recorded for its backbone file, once the file is checked to be there,
+    unchanged, and a model file (not a SavedModel folder)."""
+    from ..backbones.source import file_sha256
+
+    if path.is_dir() or provenance.get("kind") == "savedmodel":
+        raise TLCoreError("--format code writes runs on a catalog backbone or a .keras/.h5 model file; this "
+                          f"run's backbone is a SavedModel folder ({path.name}), which plain Keras wraps as a "
+                          "frozen TFSMLayer it cannot cut. Export the model instead (--format savedmodel or tflite).")
+    if not path.is_file():
+        raise TLCoreError(f"The run's backbone file {path} is gone: the script is written from its layers "
+                          "(the cut, what trains in stage 2). Put the file back at that path and export again.")
+    digest = file_sha256(path)
+    recorded = provenance.get("sha256") or digest
+    if digest != recorded:
+        raise TLCoreError(f"The backbone file {path} changed since the run (its SHA-256 differs from the one "
+                          "in config.json), so a script written from it would not rebuild this run. Put back "
+                          "the file the run started from and export again.")
+    return recorded
+
+
+def render(values: dict) -> str:
+    """The script's text for `script_values`."""
+    from .codegen_template import BACKBONES, SCRIPT
+
+    kind = BACKBONES["file" if values.get("BACKBONE_FILE") else "catalog"]
+    names = ("BACKBONE_FILE", "BACKBONE_FILE_SHA256") if values.get("BACKBONE_FILE") else ("BACKBONE", "WEIGHTS")
+    consts = "\n".join(f"{k} = {pprint.pformat(values.get(k), width=100, compact=True, sort_dicts=False)}" for k in (
+        *names, "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "CLASSES", "POOLING", "DENSE",
+        "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "WEIGHT_DECAY", "SCHEDULE",
+        "WARMUP_EPOCHS", "LABEL_SMOOTHING", "MIXUP", "CUTMIX", "BATCH_SIZE",
+        "AUGMENT", "CLASS_WEIGHTS", "EARLY_STOPPING", "SEED", "VAL_SPLIT", "TEST_SPLIT", "SPLIT_METHOD", "RESIZE",
+        "DETERMINISTIC", "TRAIN_IN_STAGE_2", "FROZEN_WEIGHTS", "IMAGE_EXTENSIONS"))
+    started = (f"It starts from the saved model {Path(values['BACKBONE_FILE']).name} (--backbone-file).\n"
+               if values.get("BACKBONE_FILE") else "")
+    header = (f'"""Train the model of TL Studio run {values["RUN_ID"]} with plain Keras.\n\n'
+              f"Usage: python {{this file}} DATA {kind['usage']} [--epochs-scale X] [--out model.keras]\n\n"
+              f"DATA is a folder with one sub-folder per class, or train/ validation/ test/ folders.\n{started}"
+              f"The run reached validation accuracy {values['RUN_VAL_ACCURACY']} and test accuracy "
+              f"{values['RUN_TEST_ACCURACY']}.\n"
+              'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
+    backbone = kind["code"].replace("#FLATTEN#", _flatten_source())
+    return header + (SCRIPT.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
+                     .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone)
+                     .replace("#SOURCE_ARGUMENT#", kind["argument"]).replace("#SOURCE#", kind["source"]))
+
+
+def _recipe_source() -> str:
+    """The studio's optimizer, schedule, loss and augmentation functions, copied as they are."""
+    import inspect
+
+    from ..data import pipeline as data
+    from ..data import outputs
+    from ..recipe import optimizer as recipe
+
+    consts = "\n".join(f"{k} = {getattr(recipe, k)!r}" for k in ("ONECYCLE_WARMUP", "ONECYCLE_DIV", "ONECYCLE_FINAL"))
+    functions = (recipe.make_optimizer, recipe.learning_rate, recipe.steps_per_epoch, outputs.output_units,
+                 outputs.soft_targets, outputs.targets, outputs.loss, data.augmentation_layers, recipe.mixer)
+    return consts + "\n\n\n" + "\n\n".join(inspect.getsource(f) for f in functions).rstrip("\n")
+
+
+def _flatten_source() -> str:
+    """The studio's own flattening of nested models (tlcore/backbones/source.py), copied as it is."""
+    import inspect
+
+    from ..backbones.source import flatten_model
+
+    return inspect.getsource(flatten_model).rstrip("\n")
+
+
+def _split_source() -> str:
+    """The studio's own split functions (tlcore/data/splits.py), copied into the script as they are."""
+    import inspect
+
+    from ..data import splits
+
+    return f"SPLIT_METHODS = {splits.SPLIT_METHODS!r}\n\n\n" + "\n\n".join(
+        inspect.getsource(f) for f in (splits._file_draw, splits._shuffled, splits.stratified_split)).rstrip("\n")
+
+
+def script_text(run_dir, runs_dir=None) -> str:
+    """The standalone training script of a run, as text (the Runs page shows it)."""
+    return render(script_values(run_dir, runs_dir))
+
+
+def write_script(run_dir, out, runs_dir=None) -> Path:
+    out = Path(out).expanduser()
+    text = render(script_values(run_dir, runs_dir))
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out)
+    return out
