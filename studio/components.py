@@ -10,13 +10,12 @@ import contextlib
 import contextvars
 import hmac
 import logging
-import os
 from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
 
-from studio import caches, charts, state, text
+from studio import access, caches, charts, state, text
 from tlcore.core.errors import TLCoreError
 
 LOG = logging.getLogger("tlstudio")
@@ -156,31 +155,99 @@ def render_sidebar() -> None:
 
 def required_password() -> str | None:
     """The password the app asks for: ``st.secrets["password"]`` or ``TLSTUDIO_PASSWORD``."""
-    secret = None
-    try:
-        secret = st.secrets.get("password")
-    except Exception:  # no secrets.toml at all
-        secret = None
-    return str(secret) if secret else (os.environ.get("TLSTUDIO_PASSWORD") or None)
+    return access.required_password()
 
 
 def password_ok(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+def session_id() -> str:
+    """This browser session's id (Streamlit's), the key of the signed-in table and the throttle."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def _throttle_keys() -> list[str]:
+    """The sign-in throttle counts failures per session and per client address."""
+    keys = [f"session:{session_id()}"]
+    try:
+        address = st.context.ip_address
+    except Exception:  # no request context (AppTest)
+        address = None
+    keys.append(f"client:{address or 'local'}")
+    return keys
+
+
+def signed_in() -> bool:
+    """Whether this session may see the studio: no password set, or signed in and not idle too long.
+
+    Every run of the page script counts as activity. A session that was idle too long is signed out
+    (its uploads freed) and the sign-in page says why.
+    """
+    if not required_password():
+        return True
+    sid = session_id()
+    if access.SESSIONS.touch(sid):
+        return True
+    if st.session_state.pop("authenticated", False):  # was signed in: expired since
+        access.free_uploads(sid)
+        minutes = (access.idle_seconds() or 0) / 60
+        st.session_state["_signed_out_why"] = (f"Signed out after {minutes:g} minutes without activity. "
+                                               "Sign in again to continue.")
+    return False
+
+
+def sign_out() -> None:
+    """End this session's sign-in and drop its uploads."""
+    sid = session_id()
+    access.SESSIONS.sign_out(sid)
+    access.free_uploads(sid)
+    st.session_state.pop("authenticated", None)
+    st.session_state["_signed_out_why"] = "Signed out."
+
+
+def sign_out_button() -> None:
+    """The sidebar's Sign out button (only with a password set)."""
+    if required_password() and st.button("Sign out", icon=":material/logout:", key="sign_out",
+                                         help="Ends this session; uploads not yet imported are dropped."):
+        sign_out()
+        st.rerun()
+
+
 def login_page() -> None:
-    """The only page shown until the password is entered."""
+    """The only page shown until the password is entered. Wrong passwords make the next try wait
+    (`studio.access.THROTTLE`), per session and per client address."""
     st.title("TL Studio")
     st.caption("This studio is protected by a password.")
+    why = st.session_state.get("_signed_out_why")
+    if why:
+        st.info(why, icon=":material/logout:")
     with st.form("login"):
         given = st.text_input("Password", type="password")
         ok = st.form_submit_button("Sign in", type="primary")
-    if ok:
-        if password_ok(given, required_password() or ""):
-            st.session_state["authenticated"] = True
-            st.rerun()
-        else:
-            st.error("Wrong password.", icon=":material/lock:")
+    if not ok:
+        return
+    keys = _throttle_keys()
+    wait = access.THROTTLE.wait(keys)
+    if wait > 0:
+        st.error(f"Too many wrong passwords. Try again in {text.format_seconds(max(1.0, wait))}.",
+                 icon=":material/timer:")
+        return
+    if password_ok(given, required_password() or ""):
+        access.THROTTLE.succeeded(keys)
+        access.SESSIONS.sign_in(session_id())
+        st.session_state["authenticated"] = True
+        st.session_state.pop("_signed_out_why", None)
+        LOG.info("Signed in (session %s)", session_id())
+        st.rerun()
+    else:
+        wait = access.THROTTLE.failed(keys)
+        LOG.warning("Wrong password (session %s, %s)", session_id(), keys[-1])
+        st.error(f"Wrong password. The next try is possible in {text.format_seconds(max(1.0, wait))}.",
+                 icon=":material/lock:")
 
 
 # --- a run's live panel (Train, Quick start) ----------------------------------------

@@ -16,6 +16,39 @@ MAX_DENSE_UNITS = 65536
 MAX_DENSE_LAYERS = 8
 
 
+# --- user-given names in Markdown --------------------------------------------------
+
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_AUTOLINK = re.compile(r"(\\:(?=\\/\\/)|www(?=\\\.)|\\@)", re.IGNORECASE)  # GFM's bare links: ://, www., a@b
+_WORD_JOINER = "\u2060"  # invisible; between "http:" and "//" it keeps a bare address from becoming a link
+
+
+def md(value: object) -> str:
+    r"""A user-given name (class, run, file, dataset) as Markdown that shows exactly that name.
+
+    Every ASCII punctuation character gets a backslash (CommonMark's escape), so nothing in a name is
+    read as emphasis, a link, an image, HTML, an entity, a Streamlit directive or LaTeX, and a line
+    break becomes a space; an invisible word joiner keeps a bare address (``http://``, ``www.``,
+    ``a@b``) from becoming a link. The one helper for every ``st.markdown``, ``st.caption``, alert, label
+    and title that shows a name; plain-text places (select box options, image captions, tables,
+    charts) take the name as it is.
+
+    >>> print(md("**bold** ![t](y.png)"))
+    \*\*bold\*\* \!\[t\]\(y\.png\)
+    """
+    escaped = _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+    return _AUTOLINK.sub(lambda m: m.group(1) + _WORD_JOINER, escaped)
+
+
+def code(value: object) -> str:
+    """A user-given path or name as a Markdown code span that shows it exactly (backticks inside too)."""
+    shown = " ".join(str(value).split())
+    longest = max((len(run) for run in re.findall(r"`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
 # --- numbers -----------------------------------------------------------------------
 
 def format_count(n: int | None) -> str:
