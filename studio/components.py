@@ -138,11 +138,11 @@ def backbone_text() -> str:
 def render_sidebar() -> None:
     """The device summary and the current selection (backbone, dataset, run)."""
     st.markdown("**Current selection**")
-    st.markdown(f":material/layers: {backbone_text()}")
+    st.markdown(f":material/layers: {text.md(backbone_text())}")
     data = state.get("data")
-    st.markdown(f":material/photo_library: {Path(data).name if data else '_no dataset yet_'}")
+    st.markdown(f":material/photo_library: {text.md(Path(data).name) if data else '_no dataset yet_'}")
     run = current_run()
-    st.markdown(f":material/monitoring: {text.run_label(run) if run else '_no run yet_'}")
+    st.markdown(f":material/monitoring: {text.md(text.run_label(run)) if run else '_no run yet_'}")
     st.divider()
     info = caches.device_info_if_loaded()
     if info is None:
@@ -272,7 +272,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         with c1:
             state_badge(run_state)
-            st.markdown(f"**{run.run_id}**" + (f" · {text.display_name(options['name'])}" if options.get("name") else ""))
+            st.markdown(f"**{text.md(run.run_id)}**" + (f" · {text.md(text.display_name(options['name']))}" if options.get("name") else ""))
         if run_state in LIVE_STATES:
             if c2.button("Stop", icon=":material/stop:", key="stop_run",
                          help="Ends within one batch; the model so far is saved."):
@@ -292,7 +292,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
         elif run_state == "failed":
             st.error(f"The training failed: {status.get('error') or 'no reason recorded'}",
                      icon=":material/error:")
-            st.caption(f"The training log is `{home.home() / 'logs' / (run.run_id + '.log')}`.")
+            st.caption(f"The training log is {text.code(home.home() / 'logs' / (run.run_id + '.log'))}.")
         elif run_state == "interrupted":
             st.warning("The training process is gone (the machine restarted, or it was killed). Resume it "
                        "from its last checkpoint on the Runs page.", icon=":material/warning:")
@@ -367,7 +367,7 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
     with st.container(border=True):
         left, right = st.columns([2 if cam is not None or cam_error else 1, 3], vertical_alignment="center")
         if error:
-            left.markdown(f"**{name}**")
+            left.markdown(f"**{text.md(name)}**")
             right.error(f"Cannot read this image: {error}", icon=":material/broken_image:")
             return
         with left:
@@ -384,8 +384,8 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
             else:
                 if shown is not None:
                     st.image(shown, width="stretch")
-                st.caption(name)
-        right.markdown(f"**{top[0]['label']}** · {top[0]['probability']:.1%}")
+                st.caption(text.md(name))
+        right.markdown(f"**{text.md(top[0]['label'])}** · {top[0]['probability']:.1%}")
         right.plotly_chart(charts.top_k(top), key=f"top_{key}")
 
 
@@ -425,7 +425,7 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
             cam, cam_error = None, None
             if with_gradcam:
                 try:
-                    with st.spinner(f"Grad-CAM for {f.name}…"):
+                    with st.spinner(f"Grad-CAM for {text.md(f.name)}…"):
                         cam = gradcam(model, f, (*stamp, f.file_id, None))
                 except TLCoreError as exc:
                     cam_error = str(exc)

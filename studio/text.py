@@ -18,25 +18,33 @@ MAX_DENSE_LAYERS = 8
 
 # --- user-given names in Markdown --------------------------------------------------
 
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-_AUTOLINK = re.compile(r"(\\:(?=\\/\\/)|www(?=\\\.)|\\@)", re.IGNORECASE)  # GFM's bare links: ://, www., a@b
+_SPECIAL = re.compile(r"([\\`*{}\[\]()<>!&~$|:]"  # inline Markdown, HTML, entities, directives, LaTeX
+                      r"|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # an underscore that could open or close emphasis
+_LINE_START = re.compile(r"^([#>+=-]|\d+[.)])")  # a heading, quote, list or rule when a line starts with it
+_AUTOLINK = re.compile(r"(\\:(?=//)|www(?=\.)|@)", re.IGNORECASE)  # GFM's bare links: ://, www., a@b
 _WORD_JOINER = "\u2060"  # invisible; between "http:" and "//" it keeps a bare address from becoming a link
 
 
-def md(value: object) -> str:
+def md(value: object, lines: bool = False) -> str:
     r"""A user-given name (class, run, file, dataset) as Markdown that shows exactly that name.
 
-    Every ASCII punctuation character gets a backslash (CommonMark's escape), so nothing in a name is
-    read as emphasis, a link, an image, HTML, an entity, a Streamlit directive or LaTeX, and a line
-    break becomes a space; an invisible word joiner keeps a bare address (``http://``, ``www.``,
-    ``a@b``) from becoming a link. The one helper for every ``st.markdown``, ``st.caption``, alert, label
-    and title that shows a name; plain-text places (select box options, image captions, tables,
-    charts) take the name as it is.
+    Every character that Markdown, HTML or Streamlit could read as markup (emphasis, links, images,
+    tags, entities, ``:directives:``, LaTeX, a heading or list at the start) gets a backslash
+    (CommonMark's escape); a line break becomes a space; an invisible word joiner keeps a bare
+    address (``http://``, ``www.``, ``a@b``) from becoming a link. Letters, digits, ``.``, ``-`` and
+    an underscore inside a word are left alone, so ``20261204-101500-mobilenetv2-1a2b`` and
+    ``red_0.png`` read the same in the page's source. The one helper for every ``st.markdown``,
+    ``st.caption``, alert, label and title that shows a name; plain-text places (select box options,
+    image captions, tables, charts) take the name as it is. With `lines`, a message keeps its line
+    breaks.
 
-    >>> print(md("**bold** ![t](y.png)"))
-    \*\*bold\*\* \!\[t\]\(y\.png\)
+    >>> print(md("**bold** ![t](y.png) <b>"))
+    \*\*bold\*\* \!\[t\]\(y.png\) \<b\>
     """
-    escaped = _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+    if lines:  # a message of several lines keeps its line breaks
+        return "  \n".join(md(line) for line in str(value).splitlines())
+    shown = " ".join(str(value).split())
+    escaped = _LINE_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], _SPECIAL.sub(r"\\\1", shown))
     return _AUTOLINK.sub(lambda m: m.group(1) + _WORD_JOINER, escaped)
 
 
