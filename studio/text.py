@@ -119,6 +119,12 @@ def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
     return tuple(out)
 
 
+def upload_limit(limit_bytes: int) -> str:
+    """The Data page's note on how much one session may upload (`studio.access.upload_limit_bytes`)."""
+    return (f"Up to {format_bytes(limit_bytes)} in all per session (the server's `server.maxUploadSize`); "
+            "a larger dataset: copy it to the server and open it as a folder there.")
+
+
 # --- the catalog -------------------------------------------------------------------
 
 def catalog_rows(times: dict | None = None) -> list[dict]:

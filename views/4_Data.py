@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, health, state, text
+from studio import access, caches, charts, components as ui, health, state, text
 from tlcore.core import home
 from tlcore.data.pipeline import AUGMENT_PRESETS, augmentation_options
 from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
@@ -42,7 +42,8 @@ def upload_folder() -> None:
     files = st.file_uploader("Drop a folder of class folders (or with train/ validation/ test/)",
                              accept_multiple_files="directory", key="upload_folder")
     if not files:
-        st.caption("Each sub-folder is a class: `cats/`, `dogs/`… or `train/cats/`, `validation/cats/`…")
+        st.caption("Each sub-folder is a class: `cats/`, `dogs/`… or `train/cats/`, `validation/cats/`… "
+                   + text.upload_limit(access.upload_limit_bytes()))
         return
     st.caption(f"{len(files)} files ready, {text.format_bytes(sum(f.size for f in files))}.")
     batch = tuple(sorted(f.file_id for f in files))
@@ -62,7 +63,7 @@ def upload_zip() -> None:
     upload = st.file_uploader("Drop a .zip of the dataset", type=["zip"], key="upload_zip")
     if upload is None:
         st.caption("A zip of one folder per class, or of train/ validation/ test/ folders. A single "
-                   "top folder inside is fine.")
+                   "top folder inside is fine. " + text.upload_limit(access.upload_limit_bytes()))
         return
     done = st.session_state.setdefault("_zip_imports", {})
     if upload.file_id not in done:
