@@ -153,6 +153,7 @@ def test_the_gate_answers_an_upload_put_before_reading_its_body(clock, monkeypat
     async def send(message):
         sent.append(message)
 
+    monkeypatch.setattr(access.UploadGate, "installed", False)
     gate = access.UploadGate(inner)
     assert access.UploadGate.installed
     scope = {"type": "http", "method": "PUT", "path": "/base/_stcore/upload_file/s1/f1",
@@ -161,6 +162,27 @@ def test_the_gate_answers_an_upload_put_before_reading_its_body(clock, monkeypat
     assert sent[0]["status"] == 403 and b"Sign in" in sent[1]["body"] and not calls
     asyncio.run(gate({**scope, "method": "GET", "path": "/_stcore/health"}, receive, send))
     assert calls == ["/_stcore/health"]
+
+
+def test_served_without_the_gate_uploads_before_sign_in_are_dropped(clock, monkeypatch):
+    """`streamlit run app.py` (no server.py): Streamlit's upload manager keeps nothing of a session
+    that has not signed in."""
+    from types import SimpleNamespace
+
+    from streamlit import runtime
+
+    kept = []
+    manager = SimpleNamespace(add_file=lambda sid, rec: kept.append((sid, rec)))
+    monkeypatch.setattr(runtime, "exists", lambda: True)
+    monkeypatch.setattr(runtime, "get_instance", lambda: SimpleNamespace(uploaded_file_mgr=manager))
+    monkeypatch.setattr(access.UploadGate, "installed", False)
+    monkeypatch.setenv("TLSTUDIO_PASSWORD", "s3cret")
+    access.guard_uploads_without_gate()
+    access.guard_uploads_without_gate()  # once per process: not wrapped twice
+    manager.add_file("s1", "before sign-in")
+    access.SESSIONS.sign_in("s1")
+    manager.add_file("s1", "after sign-in")
+    assert kept == [("s1", "after sign-in")]
 
 
 # --- the sign-in page, Sign out and expiry through AppTest -----------------------------
