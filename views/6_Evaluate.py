@@ -178,7 +178,7 @@ def cell(run, ev: dict) -> None:
         return
     picked: list[str] = []
     _gallery(run, items[:GALLERY], "cell", lambda item: st.caption(
-        f"{Path(item['file']).name} · {p} {item['probability']:.0%}"), picked)
+        f"{text.md(Path(item['file']).name)} · {text.md(p)} {item['probability']:.0%}"), picked)
     if len(items) > GALLERY:
         st.caption(f"The first {GALLERY} of {len(items)}.")
     ds = _run_dataset(run)
