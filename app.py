@@ -1,8 +1,11 @@
 """TL Studio: the Streamlit entry point. It only routes; every step is a page in views/.
 
-Run with ``streamlit run app.py``. With a password set (``st.secrets["password"]`` or the
-environment variable ``TLSTUDIO_PASSWORD``) nothing but the sign-in page is reachable until
-it is entered.
+Run with ``streamlit run server.py`` (scripts/app.sh), which serves this script behind the upload
+gate (`studio.access`); ``streamlit run app.py`` works too. With a password set
+(``st.secrets["password"]`` or the environment variable ``TLSTUDIO_PASSWORD``) nothing but the
+sign-in page is reachable until it is entered; wrong passwords make the next try wait longer and
+longer, the sidebar has a Sign out button, and a session idle for ``TLSTUDIO_IDLE_MINUTES``
+(default 60) is signed out.
 
 The pages live in ``views/``, not ``pages/``: Streamlit treats a ``pages/`` folder beside the
 entry file as its older multipage app, serving each file directly (skipping this script, its
@@ -23,7 +26,7 @@ from studio import webrtc
 # that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
 webrtc.preload()
 
-from studio import caches, components as ui, state  # noqa: E402
+from studio import access, caches, components as ui, state  # noqa: E402
 
 st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
 
@@ -46,7 +49,8 @@ PAGES = {
     ],
 }
 
-if ui.required_password() and not st.session_state.get("authenticated"):
+access.guard_uploads_without_gate()  # served without server.py's gate: uploads before sign-in dropped
+if not ui.signed_in():  # a password is set, and this session has not signed in (or sat idle too long)
     st.navigation([st.Page(ui.login_page, title="Sign in", icon=":material/lock:")]).run()
 else:
     page = st.navigation(PAGES)
@@ -58,6 +62,8 @@ else:
         with sidebar.container(), ui.guard("Drawing the sidebar"):
             ui.render_sidebar()
 
+    with st.sidebar:
+        ui.sign_out_button()  # below the selection; once per run (a button drawn twice would clash)
     draw_sidebar()  # at once, then again after the page (which may change the selection)
     try:
         with ui.routed():

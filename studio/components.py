@@ -10,13 +10,12 @@ import contextlib
 import contextvars
 import hmac
 import logging
-import os
 from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
 
-from studio import caches, charts, state, text
+from studio import access, caches, charts, state, text
 from tlcore.core.errors import TLCoreError
 
 LOG = logging.getLogger("tlstudio")
@@ -139,11 +138,11 @@ def backbone_text() -> str:
 def render_sidebar() -> None:
     """The device summary and the current selection (backbone, dataset, run)."""
     st.markdown("**Current selection**")
-    st.markdown(f":material/layers: {backbone_text()}")
+    st.markdown(f":material/layers: {text.md(backbone_text())}")
     data = state.get("data")
-    st.markdown(f":material/photo_library: {Path(data).name if data else '_no dataset yet_'}")
+    st.markdown(f":material/photo_library: {text.md(Path(data).name) if data else '_no dataset yet_'}")
     run = current_run()
-    st.markdown(f":material/monitoring: {text.run_label(run) if run else '_no run yet_'}")
+    st.markdown(f":material/monitoring: {text.md(text.run_label(run)) if run else '_no run yet_'}")
     st.divider()
     info = caches.device_info_if_loaded()
     if info is None:
@@ -156,31 +155,99 @@ def render_sidebar() -> None:
 
 def required_password() -> str | None:
     """The password the app asks for: ``st.secrets["password"]`` or ``TLSTUDIO_PASSWORD``."""
-    secret = None
-    try:
-        secret = st.secrets.get("password")
-    except Exception:  # no secrets.toml at all
-        secret = None
-    return str(secret) if secret else (os.environ.get("TLSTUDIO_PASSWORD") or None)
+    return access.required_password()
 
 
 def password_ok(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
+def session_id() -> str:
+    """This browser session's id (Streamlit's), the key of the signed-in table and the throttle."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def _throttle_keys() -> list[str]:
+    """The sign-in throttle counts failures per session and per client address."""
+    keys = [f"session:{session_id()}"]
+    try:
+        address = st.context.ip_address
+    except Exception:  # no request context (AppTest)
+        address = None
+    keys.append(f"client:{address or 'local'}")
+    return keys
+
+
+def signed_in() -> bool:
+    """Whether this session may see the studio: no password set, or signed in and not idle too long.
+
+    Every run of the page script counts as activity. A session that was idle too long is signed out
+    (its uploads freed) and the sign-in page says why.
+    """
+    if not required_password():
+        return True
+    sid = session_id()
+    if access.SESSIONS.touch(sid):
+        return True
+    if st.session_state.pop("authenticated", False):  # was signed in: expired since
+        access.free_uploads(sid)
+        minutes = (access.idle_seconds() or 0) / 60
+        st.session_state["_signed_out_why"] = (f"Signed out after {minutes:g} minutes without activity. "
+                                               "Sign in again to continue.")
+    return False
+
+
+def sign_out() -> None:
+    """End this session's sign-in and drop its uploads."""
+    sid = session_id()
+    access.SESSIONS.sign_out(sid)
+    access.free_uploads(sid)
+    st.session_state.pop("authenticated", None)
+    st.session_state["_signed_out_why"] = "Signed out."
+
+
+def sign_out_button() -> None:
+    """The sidebar's Sign out button (only with a password set)."""
+    if required_password() and st.button("Sign out", icon=":material/logout:", key="sign_out",
+                                         help="Ends this session; uploads not yet imported are dropped."):
+        sign_out()
+        st.rerun()
+
+
 def login_page() -> None:
-    """The only page shown until the password is entered."""
+    """The only page shown until the password is entered. Wrong passwords make the next try wait
+    (`studio.access.THROTTLE`), per session and per client address."""
     st.title("TL Studio")
     st.caption("This studio is protected by a password.")
+    why = st.session_state.get("_signed_out_why")
+    if why:
+        st.info(why, icon=":material/logout:")
     with st.form("login"):
         given = st.text_input("Password", type="password")
         ok = st.form_submit_button("Sign in", type="primary")
-    if ok:
-        if password_ok(given, required_password() or ""):
-            st.session_state["authenticated"] = True
-            st.rerun()
-        else:
-            st.error("Wrong password.", icon=":material/lock:")
+    if not ok:
+        return
+    keys = _throttle_keys()
+    wait = access.THROTTLE.wait(keys)
+    if wait > 0:
+        st.error(f"Too many wrong passwords. Try again in {text.format_seconds(max(1.0, wait))}.",
+                 icon=":material/timer:")
+        return
+    if password_ok(given, required_password() or ""):
+        access.THROTTLE.succeeded(keys)
+        access.SESSIONS.sign_in(session_id())
+        st.session_state["authenticated"] = True
+        st.session_state.pop("_signed_out_why", None)
+        LOG.info("Signed in (session %s)", session_id())
+        st.rerun()
+    else:
+        wait = access.THROTTLE.failed(keys)
+        LOG.warning("Wrong password (session %s, %s)", session_id(), keys[-1])
+        st.error(f"Wrong password. The next try is possible in {text.format_seconds(max(1.0, wait))}.",
+                 icon=":material/lock:")
 
 
 # --- a run's live panel (Train, Quick start) ----------------------------------------
@@ -205,7 +272,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         with c1:
             state_badge(run_state)
-            st.markdown(f"**{run.run_id}**" + (f" · {text.display_name(options['name'])}" if options.get("name") else ""))
+            st.markdown(f"**{text.md(run.run_id)}**" + (f" · {text.md(text.display_name(options['name']))}" if options.get("name") else ""))
         if run_state in LIVE_STATES:
             if c2.button("Stop", icon=":material/stop:", key="stop_run",
                          help="Ends within one batch; the model so far is saved."):
@@ -225,7 +292,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
         elif run_state == "failed":
             st.error(f"The training failed: {status.get('error') or 'no reason recorded'}",
                      icon=":material/error:")
-            st.caption(f"The training log is `{home.home() / 'logs' / (run.run_id + '.log')}`.")
+            st.caption(f"The training log is {text.code(home.home() / 'logs' / (run.run_id + '.log'))}.")
         elif run_state == "interrupted":
             st.warning("The training process is gone (the machine restarted, or it was killed). Resume it "
                        "from its last checkpoint on the Runs page.", icon=":material/warning:")
@@ -300,7 +367,7 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
     with st.container(border=True):
         left, right = st.columns([2 if cam is not None or cam_error else 1, 3], vertical_alignment="center")
         if error:
-            left.markdown(f"**{name}**")
+            left.markdown(f"**{text.md(name)}**")
             right.error(f"Cannot read this image: {error}", icon=":material/broken_image:")
             return
         with left:
@@ -317,8 +384,8 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
             else:
                 if shown is not None:
                     st.image(shown, width="stretch")
-                st.caption(name)
-        right.markdown(f"**{top[0]['label']}** · {top[0]['probability']:.1%}")
+                st.caption(text.md(name))
+        right.markdown(f"**{text.md(top[0]['label'])}** · {top[0]['probability']:.1%}")
         right.plotly_chart(charts.top_k(top), key=f"top_{key}")
 
 
@@ -358,7 +425,7 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
             cam, cam_error = None, None
             if with_gradcam:
                 try:
-                    with st.spinner(f"Grad-CAM for {f.name}…"):
+                    with st.spinner(f"Grad-CAM for {text.md(f.name)}…"):
                         cam = gradcam(model, f, (*stamp, f.file_id, None))
                 except TLCoreError as exc:
                     cam_error = str(exc)

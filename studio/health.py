@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import charts, components as ui, state
+from studio import charts, components as ui, state, text
 from tlcore.core.errors import TLCoreError
 from tlcore.data.images import thumbnail
 
@@ -62,14 +62,14 @@ def actions(files: list[str], ds, key: str) -> None:
     if c2.button("Move", icon=":material/label:", key=f"{key}_move", width="stretch",
                  help=f"Move the {n} into the class folder {target}."):
         with ui.guard("Moving the images"):
-            _done(ed.move(files, to_class=target), f"Moved to {target}")
+            _done(ed.move(files, to_class=target), f"Moved to {text.md(target)}")
     if ds.layout == "split":
         c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
         split = c1.selectbox("Move to split", ["train", "validation", "test"], key=f"{key}_split")
         if c2.button("Move", icon=":material/call_split:", key=f"{key}_tosplit", width="stretch",
                      help=f"Move the {n} into the {split} folder (same class)."):
             with ui.guard("Moving the images"):
-                _done(ed.move(files, to_split=split), f"Moved to {split}")
+                _done(ed.move(files, to_split=split), f"Moved to {text.md(split)}")
     if st.button(f"Exclude {n}", icon=":material/delete:", key=f"{key}_exclude",
                  help="Moves them into the dataset's hidden trash (.tlcore/trash); Undo brings them back."):
         with ui.guard("Excluding the images"):
@@ -112,10 +112,10 @@ def _pick_grid(items: list[dict], key: str, caption, extra=None) -> list[str]:
             with cols[i - start]:
                 img = thumbnail(item["file"], 112)
                 if img is None:
-                    st.caption(f"{Path(item['file']).name} (gone)")
+                    st.caption(f"{text.md(Path(item['file']).name)} (gone)")
                     continue
                 st.image(img, width="stretch")
-                st.caption(caption(item))
+                st.caption(text.md(caption(item)))
                 if st.checkbox("select", key=f"{key}_{i}_{item['file']}", label_visibility="collapsed"):
                     picked.append(item["file"])
                 if extra is not None:
@@ -133,10 +133,10 @@ def _label_issues(result: dict, ds) -> None:
     ed = editor(ds.root)
 
     def fix(item: dict, i: int) -> None:
-        if ed is not None and st.button(f"To {item['suggested']}", key=f"li_fix_{i}_{item['file']}",
-                                        icon=":material/label:", help=f"Move it into {item['suggested']}"):
+        if ed is not None and st.button(f"To {text.md(item['suggested'])}", key=f"li_fix_{i}_{item['file']}",
+                                        icon=":material/label:", help=f"Move it into {text.md(item['suggested'])}"):
             with ui.guard("Moving the image"):
-                _done(ed.move([item["file"]], to_class=item["suggested"]), f"Moved to {item['suggested']}")
+                _done(ed.move([item["file"]], to_class=item["suggested"]), f"Moved to {text.md(item['suggested'])}")
 
     picked = _pick_grid(items, "li", lambda i: f"{Path(i['file']).parent.name}/{Path(i['file']).name} · "
                                                f"given {i['given']} · looks like {i['suggested']} · {i['score']:.2f}",
@@ -160,7 +160,7 @@ def _duplicates(result: dict, ds) -> None:
                 img = thumbnail(f, 112)
                 if img is not None:
                     col.image(img, width=112)
-                if col.checkbox(f"{Path(f).parent.parent.name}/{Path(f).parent.name}/{Path(f).name}",
+                if col.checkbox(text.md(f"{Path(f).parent.parent.name}/{Path(f).parent.name}/{Path(f).name}"),
                                 key=f"dup_{k}_{f}"):
                     picked.append(f)
             cols[2].markdown(("**Across splits (leak)** · " if p["cross_split"] else "Same split · ")
@@ -218,7 +218,7 @@ def health_tab(ds) -> None:
             from tlcore.evaluation.audit import audit
             from tlcore.recipe.config import TrainConfig
 
-            with st.spinner(f"Features of every image with {ui.backbone_text()}, then cross-validation…"):
+            with st.spinner(f"Features of every image with {text.md(ui.backbone_text())}, then cross-validation…"):
                 result = audit(TrainConfig.from_dict(state.options_from_selection()))
             st.session_state["_audit"] = {"key": key, "result": result}
     undo_bar(ds)

@@ -127,9 +127,9 @@ def _results(key: str, live, recorder, playing: bool, presenter: bool, after) ->
                    "why, and snapshots below still work." if not playing else "Waiting for the first frame…")
     else:
         for item in result["top"]:
-            st.progress(float(item["probability"]), text=f"{item['label']} · {item['probability']:.0%}")
+            st.progress(float(item["probability"]), text=f"{text.md(item['label'])} · {item['probability']:.0%}")
         latency = result.get("latency_ms")
-        st.caption(f"Model: {result['model']} · {result['classified']} frames classified, {result['dropped']} "
+        st.caption(f"Model: {text.md(result['model'])} · {result['classified']} frames classified, {result['dropped']} "
                    f"skipped while busy" + (f" · {latency:.0f} ms from capture to label" if latency else ""))
         if result.get("cam") and result["cam"].get("error"):
             st.caption(f"Grad-CAM: {result['cam']['error']}")
@@ -227,7 +227,7 @@ def teach_view() -> None:
 
     def after(live, recorder) -> None:
         if recorder.recording:
-            st.info(f"Recording «{recorder.label}»: {recorder.count()} frames…", icon=":material/fiber_manual_record:")
+            st.info(f"Recording «{text.md(recorder.label)}»: {recorder.count()} frames…", icon=":material/fiber_manual_record:")
         elif recorder.finished:
             cls, frames = recorder.take()
             with ui.guard("Learning the burst"):
@@ -248,7 +248,7 @@ def teach_view() -> None:
         if note:
             st.toast(note, icon=":material/school:")
         counts = proto.counts
-        st.caption("Learnt: " + (", ".join(f"{c} ({n} frames)" for c, n in counts.items()) if counts else
+        st.caption("Learnt: " + (", ".join(f"{text.md(c)} ({n} frames)" for c, n in counts.items()) if counts else
                                  "nothing yet. Name a class, press Record and show it to the camera."))
         _training_switch(live)
 

@@ -16,6 +16,47 @@ MAX_DENSE_UNITS = 65536
 MAX_DENSE_LAYERS = 8
 
 
+# --- user-given names in Markdown --------------------------------------------------
+
+_SPECIAL = re.compile(r"([\\`*{}\[\]()<>!&~$|:]"  # inline Markdown, HTML, entities, directives, LaTeX
+                      r"|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")  # an underscore that could open or close emphasis
+_LINE_START = re.compile(r"^([#>+=-]|\d+[.)])")  # a heading, quote, list or rule when a line starts with it
+_AUTOLINK = re.compile(r"(\\:(?=//)|www(?=\.)|@)", re.IGNORECASE)  # GFM's bare links: ://, www., a@b
+_WORD_JOINER = "\u2060"  # invisible; between "http:" and "//" it keeps a bare address from becoming a link
+
+
+def md(value: object, lines: bool = False) -> str:
+    r"""A user-given name (class, run, file, dataset) as Markdown that shows exactly that name.
+
+    Every character that Markdown, HTML or Streamlit could read as markup (emphasis, links, images,
+    tags, entities, ``:directives:``, LaTeX, a heading or list at the start) gets a backslash
+    (CommonMark's escape); a line break becomes a space; an invisible word joiner keeps a bare
+    address (``http://``, ``www.``, ``a@b``) from becoming a link. Letters, digits, ``.``, ``-`` and
+    an underscore inside a word are left alone, so ``20261204-101500-mobilenetv2-1a2b`` and
+    ``red_0.png`` read the same in the page's source. The one helper for every ``st.markdown``,
+    ``st.caption``, alert, label and title that shows a name; plain-text places (select box options,
+    image captions, tables, charts) take the name as it is. With `lines`, a message keeps its line
+    breaks.
+
+    >>> print(md("**bold** ![t](y.png) <b>"))
+    \*\*bold\*\* \!\[t\]\(y.png\) \<b\>
+    """
+    if lines:  # a message of several lines keeps its line breaks
+        return "  \n".join(md(line) for line in str(value).splitlines())
+    shown = " ".join(str(value).split())
+    escaped = _LINE_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], _SPECIAL.sub(r"\\\1", shown))
+    return _AUTOLINK.sub(lambda m: m.group(1) + _WORD_JOINER, escaped)
+
+
+def code(value: object) -> str:
+    """A user-given path or name as a Markdown code span that shows it exactly (backticks inside too)."""
+    shown = " ".join(str(value).split())
+    longest = max((len(run) for run in re.findall(r"`+", shown)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if shown.startswith("`") or shown.endswith("`") else ""
+    return f"{fence}{pad}{shown}{pad}{fence}"
+
+
 # --- numbers -----------------------------------------------------------------------
 
 def format_count(n: int | None) -> str:
@@ -76,6 +117,12 @@ def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
     if len(out) > MAX_DENSE_LAYERS:
         raise TLCoreError(f"At most {MAX_DENSE_LAYERS} hidden dense layers. Received: {len(out)}")
     return tuple(out)
+
+
+def upload_limit(limit_bytes: int) -> str:
+    """The Data page's note on how much one session may upload (`studio.access.upload_limit_bytes`)."""
+    return (f"Up to {format_bytes(limit_bytes)} in all per session (the server's `server.maxUploadSize`); "
+            "a larger dataset: copy it to the server and open it as a folder there.")
 
 
 # --- the catalog -------------------------------------------------------------------

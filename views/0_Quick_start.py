@@ -30,8 +30,8 @@ def data_step():
         step(1, "Data", ds is not None)
         if ds is not None:
             total = dataset_size(ds.counts())
-            st.markdown(f"**{ds.root.name}**: {total} images in {len(ds.classes)} classes "
-                        f"({', '.join(ds.classes[:8])}{'…' if len(ds.classes) > 8 else ''}).")
+            st.markdown(f"**{text.md(ds.root.name)}**: {total} images in {len(ds.classes)} classes "
+                        f"({text.md(', '.join(ds.classes[:8]))}{'…' if len(ds.classes) > 8 else ''}).")
         else:
             st.markdown("Images in one folder per class. No dataset yet: take the demo one, or one imported before.")
         c1, c2 = st.columns(2, gap="large")
@@ -82,10 +82,10 @@ def backbone_step() -> None:
                     "this step then recommends fine-tuning the pretrained MobileNetV2. The Backbone page "
                     "also takes any weights file you upload.", icon=":material/info:")
         if matches:
-            st.caption(f"In use: {ui.backbone_text()}.")
+            st.caption(f"In use: {text.md(ui.backbone_text())}.")
         else:
             c1, c2 = st.columns([3, 2], vertical_alignment="center")
-            c1.markdown(f"Your selection: **{ui.backbone_text()}**.")
+            c1.markdown(f"Your selection: **{text.md(ui.backbone_text())}**.")
             if c2.button("Use the recommended settings", key="qs_recommended", icon=":material/auto_awesome:"):
                 state.load_options(recommended)
                 st.rerun()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import caches, components as ui, state
+from studio import caches, components as ui, state, text
 
 STEPS = [
     ("views/2_Backbone.py", "Backbone", ":material/account_tree:", "pick a pretrained model and its input size"),
@@ -50,12 +50,12 @@ def selection() -> None:
     with c2.container(border=True):
         st.markdown("**Dataset**")
         data = state.get("data")
-        st.markdown(Path(data).name if data else "_none yet_")
+        st.markdown(text.md(Path(data).name) if data else "_none yet_")
         st.page_link("views/4_Data.py", label="Choose data", icon=":material/edit:")
     with c3.container(border=True):
         st.markdown("**Run**")
         run = ui.current_run()
-        st.markdown(f"{run.run_id} · {run.state()}" if run else "_none yet_")
+        st.markdown(f"{text.md(run.run_id)} · {run.state()}" if run else "_none yet_")
         st.page_link("views/5_Train.py", label="Train", icon=":material/play_arrow:")
 
 

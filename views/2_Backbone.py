@@ -146,7 +146,7 @@ def weights_file(name: str, size: int) -> str | None:
 
             with st.spinner(f"Loading it into {name}…"):
                 build_backbone(name, size, weights=chosen)
-            st.success(f"{Path(chosen).name} fits {name}.", icon=":material/check_circle:")
+            st.success(f"{text.md(Path(chosen).name)} fits {name}.", icon=":material/check_circle:")
     return chosen
 
 
@@ -213,7 +213,7 @@ def upload_model() -> None:
     if result.get("error"):
         st.error(result["error"], icon=":material/block:")
     elif result.get("path"):
-        st.success(f"Saved as `{result['path']}`.", icon=":material/check_circle:")
+        st.success(f"Saved as {text.code(result['path'])}.", icon=":material/check_circle:")
 
 
 def savedmodel_folder() -> None:

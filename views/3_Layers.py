@@ -23,7 +23,7 @@ def num_classes() -> int:
     with ui.guard("Reading the dataset"):
         ds = caches.selected_dataset()
         if ds is not None:
-            st.caption(f"{len(ds.classes)} classes, from the dataset {ds.root.name}.")
+            st.caption(f"{len(ds.classes)} classes, from the dataset {text.md(ds.root.name)}.")
             return len(ds.classes)
     return int(st.number_input("Classes", min_value=2, max_value=100_000, step=1,
                                key=state.bound("num_classes", 2),
@@ -218,18 +218,18 @@ def main() -> None:
     ui.header("Layers", "Where to cut the backbone, what fine-tuning unfreezes, and the head on top.")
     bb = None
     with ui.guard("Reading the backbone's layers"):
-        with st.spinner(f"Reading the layers of {ui.backbone_text()} (built once when no table is stored)…"):
+        with st.spinner(f"Reading the layers of {text.md(ui.backbone_text())} (built once when no table is stored)…"):
             bb = caches.chosen_backbone()
     if bb is None:
         return
     table = bb.table
     rows = [r.to_dict() for r in table]
     own = bb.kind == "file"
-    st.caption((f"**{bb.label}**, your own model," if own else f"**{bb.name}**")
+    st.caption((f"**{text.md(bb.label)}**, your own model," if own else f"**{bb.name}**")
                + f" at {bb.input_size} × {bb.input_size} px: {len(table)} layers, "
                f"{sum(r.cut_point for r in table)} clean cut points."
                + (f" Layers from nested models are named by their path; by default the cut drops the old "
-                  f"head (after {table[bb.default_cut].name})." if own else ""))
+                  f"head (after {text.md(table[bb.default_cut].name)})." if own else ""))
     counts_slot = st.container()
     chart_slot = st.container()
     cut, unfreeze = cut_and_unfreeze(table, bb.default_cut, own)

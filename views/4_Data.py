@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, health, state, text
+from studio import access, caches, charts, components as ui, health, state, text
 from tlcore.core import home
 from tlcore.data.pipeline import AUGMENT_PRESETS, augmentation_options
 from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
@@ -30,8 +30,8 @@ PRESET_HELP = {"none": "no augmentation", "light": "flips, small rotations and z
 
 def show_import(result: dict) -> None:
     total = dataset_size(result["counts"])
-    st.success(f"Imported **{Path(result['path']).name}**: {total} images in {len(result['classes'])} "
-               f"classes ({', '.join(result['classes'][:8])}{'…' if len(result['classes']) > 8 else ''}).",
+    st.success(f"Imported **{text.md(Path(result['path']).name)}**: {total} images in {len(result['classes'])} "
+               f"classes ({text.md(', '.join(result['classes'][:8]))}{'…' if len(result['classes']) > 8 else ''}).",
                icon=":material/check_circle:")
     if result.get("problems"):
         with st.expander(f"{len(result['problems'])} file(s) not imported"):
@@ -42,7 +42,8 @@ def upload_folder() -> None:
     files = st.file_uploader("Drop a folder of class folders (or with train/ validation/ test/)",
                              accept_multiple_files="directory", key="upload_folder")
     if not files:
-        st.caption("Each sub-folder is a class: `cats/`, `dogs/`… or `train/cats/`, `validation/cats/`…")
+        st.caption("Each sub-folder is a class: `cats/`, `dogs/`… or `train/cats/`, `validation/cats/`… "
+                   + text.upload_limit(access.upload_limit_bytes()))
         return
     st.caption(f"{len(files)} files ready, {text.format_bytes(sum(f.size for f in files))}.")
     batch = tuple(sorted(f.file_id for f in files))
@@ -62,12 +63,12 @@ def upload_zip() -> None:
     upload = st.file_uploader("Drop a .zip of the dataset", type=["zip"], key="upload_zip")
     if upload is None:
         st.caption("A zip of one folder per class, or of train/ validation/ test/ folders. A single "
-                   "top folder inside is fine.")
+                   "top folder inside is fine. " + text.upload_limit(access.upload_limit_bytes()))
         return
     done = st.session_state.setdefault("_zip_imports", {})
     if upload.file_id not in done:
-        with ui.guard(f"Importing {upload.name}"):
-            with st.spinner(f"Unpacking {upload.name} and checking every image…"):
+        with ui.guard(f"Importing {text.md(upload.name)}"):
+            with st.spinner(f"Unpacking {text.md(upload.name)} and checking every image…"):
                 result = import_uploaded_zip(upload.name, upload.getvalue())
             done[upload.file_id] = result
             state.put("data", result["path"])
@@ -78,7 +79,7 @@ def upload_zip() -> None:
 
 def server_folder() -> None:
     roots = home.data_roots()
-    st.caption("Readable folders on this server: " + ", ".join(f"`{r}`" for r in roots)
+    st.caption("Readable folders on this server: " + ", ".join(text.code(r) for r in roots)
                + " (set `TLCORE_DATA_ROOTS` to change them).")
     path = st.text_input("Folder path on the server", placeholder=str(roots[0] / "my-dataset"),
                          key="server_path")
@@ -136,18 +137,18 @@ def webcam() -> None:
     selector = st.container()  # drawn after the snap is filed, so its counts include it
     if st.toggle("Turn the camera on", key="cam_on",
                  help="The browser asks for the camera once; it works on localhost or over HTTPS."):
-        snap = st.camera_input(f"Snap a picture of {cls}", key="cam_snap")
+        snap = st.camera_input(f"Snap a picture of {text.md(cls)}", key="cam_snap")
         saved = st.session_state.setdefault("_snaps_saved", {})
         if snap is not None and snap.file_id not in saved:
             with ui.guard("Saving the snap"):
                 saved[snap.file_id] = str(save_snap(root, cls, snap.getvalue()))
                 counts = snap_counts(root)
-                st.toast(f"Added to {cls} ({counts[cls]} now).")
+                st.toast(f"Added to {text.md(cls)} ({counts[cls]} now).")
     with selector:
         st.segmented_control("Snap into", list(counts), key="cam_class", required=True,
-                             format_func=lambda c: f"{c} · {counts.get(c, 0)}")
+                             format_func=lambda c: f"{text.md(c)} · {counts.get(c, 0)}")
     pictures = snaps(root, cls)
-    st.markdown(f"**{cls}**: {len(pictures)} snap{'s' if len(pictures) != 1 else ''}"
+    st.markdown(f"**{text.md(cls)}**: {len(pictures)} snap{'s' if len(pictures) != 1 else ''}"
                 + (" (a few dozen per class give a usable model)" if len(pictures) < 20 else ""))
     shown = pictures[-12:]
     cols = st.columns(6)
@@ -171,22 +172,22 @@ def webcam() -> None:
 
 def report(ds) -> None:
     counts = ds.counts()
-    st.subheader(f"Dataset: {ds.root.name}")
+    st.subheader(f"Dataset: {text.md(ds.root.name)}")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Classes", len(ds.classes), border=True)
     for col, split in zip((c2, c3, c4), ("train", "validation", "test")):
         col.metric(f"{split.capitalize()} images", sum(counts[split].values()), border=True)
-    st.caption(f"`{ds.root}` · layout: "
+    st.caption(f"{text.code(ds.root)} · layout: "
                + ("split folders (train/validation/test)" if ds.layout == "split" else "one folder per class, split here"))
     if ds.warnings:
-        st.warning("\n".join(f"- {w}" for w in ds.warnings), icon=":material/warning:")
+        st.warning("\n".join(f"- {text.md(w)}" for w in ds.warnings), icon=":material/warning:")
     st.plotly_chart(charts.class_counts(counts), key="class_counts")
     st.markdown("**Samples**")
     samples = sample_files(ds, per_class=8)
     for cls in ds.classes[:20]:
         images = [img for img in (thumbnail(p, 96) for p in samples[cls]) if img is not None]
         label, pics = st.columns([1, 6], vertical_alignment="center")
-        label.markdown(f"**{cls}**  \n{sum(counts[s][cls] for s in counts)} images")
+        label.markdown(f"**{text.md(cls)}**  \n{sum(counts[s][cls] for s in counts)} images")
         if images:
             pics.image(images, width=72)
         else:

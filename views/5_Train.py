@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import charts, components as ui, state
+from studio import charts, components as ui, state, text
 from tlcore.recipe.presets import list_presets
 from tlcore.recipe.config import OPTIMIZERS, SCHEDULES
 from tlcore.training.jobs import queued_runs
@@ -21,17 +21,17 @@ def plan() -> bool:
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         if o["backbone_file"]:
-            c1.markdown(f"**Backbone**  \nyour own model `{Path(str(o['backbone_file'])).name}`  \n"
+            c1.markdown(f"**Backbone**  \nyour own model {text.code(Path(str(o['backbone_file'])).name)}  \n"
                         f"preprocessing: {o['preprocessing'] or 'auto'}")
         else:
             c1.markdown(f"**Backbone**  \n{o['backbone']} · {o['input_size'] or 'default'} px  \n"
-                        f"weights: {o['weights'] if o['weights'] in ('imagenet', 'none') else Path(str(o['weights'])).name}")
-        c2.markdown(f"**Model**  \ncut: {o['cut'] or ('its old head removed' if o['backbone_file'] else 'last layer')}"
-                    f" · unfreeze from: {o['unfreeze_from'] or 'last third'}  \nhead: {o['pooling']} pooling"
+                        f"weights: {o['weights'] if o['weights'] in ('imagenet', 'none') else text.md(Path(str(o['weights'])).name)}")
+        c2.markdown(f"**Model**  \ncut: {text.md(o['cut'] or ('its old head removed' if o['backbone_file'] else 'last layer'))}"
+                    f" · unfreeze from: {text.md(o['unfreeze_from'] or 'last third')}  \nhead: {o['pooling']} pooling"
                     + (f", dense {', '.join(map(str, o['dense']))}" if o["dense"] else "")
                     + f", dropout {o['dropout']}" + (" · BatchNorm trains" if o["train_bn"] else ""))
         mixing = " · ".join(f"{k} {o[k]:g}" for k in ("mixup", "cutmix") if o.get(k))
-        c3.markdown(f"**Data**  \n{Path(data).name if data else '—'}  \naugmentation: {o['augment']}"
+        c3.markdown(f"**Data**  \n{text.md(Path(data).name) if data else '—'}  \naugmentation: {o['augment']}"
                     + (f" · {mixing}" if mixing else "")
                     + f" · splits {o['val_split']:.0%}/{o['test_split']:.0%} · seed {o['seed']}")
     if not data:

@@ -125,7 +125,7 @@ def _gallery(run, items: list[dict], key: str, describe, picked: list[str] | Non
             with cols[i - start].container(border=True):
                 img = thumbnail(item["file"], 160)
                 if img is None:
-                    st.caption(f"{Path(item['file']).name} (moved or gone)")
+                    st.caption(f"{text.md(Path(item['file']).name)} (moved or gone)")
                     continue
                 picture = st.empty()
                 describe(item)
@@ -134,7 +134,7 @@ def _gallery(run, items: list[dict], key: str, describe, picked: list[str] | Non
                 if cam is None:
                     slot = st.empty()
                     if slot.button("Grad-CAM", key=f"{key}_cam_{i}", icon=":material/blur_on:",
-                                   help=f"Where the evidence for {item['predicted']} lies (computed now)"):
+                                   help=f"Where the evidence for {text.md(item['predicted'])} lies (computed now)"):
                         slot.empty()
                         cam = _explain(run, item, cam_key)
                 with picture.container():
@@ -151,7 +151,7 @@ def _gallery(run, items: list[dict], key: str, describe, picked: list[str] | Non
 
 
 def _loss_caption(item: dict) -> None:
-    st.markdown(f"true **{item['true']}** · predicted **{item['predicted']}**")
+    st.markdown(f"true **{text.md(item['true'])}** · predicted **{text.md(item['predicted'])}**")
     loss = item.get("loss")
     st.caption(f"probability {item['probability']:.0%} · loss {loss:.2f}" if loss is not None
                else f"probability {item['probability']:.0%}")
@@ -172,13 +172,13 @@ def cell(run, ev: dict) -> None:
             return
     items = [x for x in preds if x["true"] == t and x["predicted"] == p]
     items.sort(key=lambda x: x["probability"], reverse=t != p)
-    st.subheader(f"True {t}, predicted {p}: {len(items)} image{'s' if len(items) != 1 else ''}")
+    st.subheader(f"True {text.md(t)}, predicted {text.md(p)}: {len(items)} image{'s' if len(items) != 1 else ''}")
     st.caption("Most confident mistakes first." if t != p else "Least confident first: correct, but only just.")
     if not items:
         return
     picked: list[str] = []
     _gallery(run, items[:GALLERY], "cell", lambda item: st.caption(
-        f"{Path(item['file']).name} · {p} {item['probability']:.0%}"), picked)
+        f"{text.md(Path(item['file']).name)} · {text.md(p)} {item['probability']:.0%}"), picked)
     if len(items) > GALLERY:
         st.caption(f"The first {GALLERY} of {len(items)}.")
     ds = _run_dataset(run)
@@ -222,7 +222,7 @@ def main() -> None:
         st.info("This run has not been scored yet (it did not complete, or had no test images). "
                 "Evaluate it now.", icon=":material/fact_check:")
         return
-    st.caption(f"Scored on the **{ev['split']}** split of `{Path(run.config().get('options', {}).get('data', '')).name}`. "
+    st.caption(f"Scored on the **{ev['split']}** split of {text.code(Path(run.config().get('options', {}).get('data', '')).name)}. "
                + text.tta_cost(ev.get("tta"), ev.get("count")))
     scores(run, ev)
     cell(run, ev)

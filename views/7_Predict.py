@@ -63,7 +63,7 @@ def with_run() -> None:
                        key="predict_tta", help=text.TTA_HELP)
     files = images()
     if not files:
-        st.caption(f"Classes: {', '.join(labels)}")
+        st.caption(f"Classes: {text.md(', '.join(labels))}")
         return
     ui.show_predictions(run, files, k, cam, tta)
 

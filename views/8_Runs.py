@@ -93,14 +93,14 @@ def actions(runs) -> None:
     with c3.container(border=True):
         st.markdown("**Delete**")
         live = run_state in LIVE_STATES
-        sure = st.checkbox(f"Yes, delete {run.run_id}", key=f"sure_{run.run_id}", disabled=live)
+        sure = st.checkbox(f"Yes, delete {text.md(run.run_id)}", key=f"sure_{run.run_id}", disabled=live)
         if st.button("Delete run", icon=":material/delete:", disabled=not sure or live, key="delete_run"):
             with ui.guard("Deleting the run"):
                 RunStore().delete(run.run_id)
                 if state.get("run_dir") == str(run.path):
                     state.put("run_dir", None)
                 st.session_state.pop("w:runs_run", None)
-                st.toast(f"Deleted {run.run_id}.")
+                st.toast(f"Deleted {text.md(run.run_id)}.")
                 st.rerun()
     export(run)
 
@@ -126,7 +126,7 @@ def export(run) -> None:
         ready = st.session_state.get("_export")
         if ready and ready["run"] == run.run_id:
             report = ready["report"]
-            st.download_button(f"Download {ready['name']} ({text.format_bytes(len(ready['data']))})",
+            st.download_button(f"Download {text.md(ready['name'])} ({text.format_bytes(len(ready['data']))})",
                                ready["data"], file_name=ready["name"], icon=":material/download:",
                                mime="application/octet-stream", type="primary")
             st.caption(text.export_check(report))
@@ -169,7 +169,7 @@ def housekeeping() -> None:
         st.markdown("**Imported datasets**")
         sets = list_datasets()
         if not sets:
-            st.caption(f"None in {home.datasets_dir()}.")
+            st.caption(f"None in {text.code(home.datasets_dir())}.")
         else:
             labels = {d["path"]: f"{d['name']} · {text.format_bytes(d['bytes'])}" for d in sets}
             chosen = st.multiselect("Datasets to delete", list(labels), format_func=labels.get, key="del_sets")
@@ -187,7 +187,7 @@ def housekeeping() -> None:
     with c2.container(border=True):
         st.markdown("**Cache**")
         size = home.folder_size(home.cache_dir())
-        st.caption(f"Decoded images and features: {text.format_bytes(size)} in {home.cache_dir()}. "
+        st.caption(f"Decoded images and features: {text.format_bytes(size)} in {text.code(home.cache_dir())}. "
                    "Deleting it is safe; the next training decodes the images again.")
         sure = st.checkbox("Yes, clear the cache", key="sure_cache", disabled=size == 0)
         if st.button("Clear the cache", icon=":material/cleaning_services:", disabled=not sure or size == 0):

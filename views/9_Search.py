@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, state
+from studio import caches, charts, components as ui, state, text
 from tlcore.backbones.layers import cut_options, index_of
 from tlcore.recipe.plan import default_unfreeze_index
 from tlcore.search.tune import list_searches, load_search, request_stop
@@ -128,7 +128,7 @@ def best_run(record: dict) -> None:
             st.session_state.pop(key, None)
         st.rerun()
     if state.get("run_dir") == best["run_dir"]:
-        c2.success(f"The current run is {best['run_dir'].rsplit('/', 1)[-1]} ({words}).", icon=":material/check_circle:")
+        c2.success(f"The current run is {text.md(best['run_dir'].rsplit('/', 1)[-1])} ({words}).", icon=":material/check_circle:")
         l1, l2, l3 = st.columns(3)
         l1.page_link("views/5_Train.py", label="Its curves", icon=":material/monitoring:")
         l2.page_link("views/6_Evaluate.py", label="Evaluate it", icon=":material/fact_check:")
@@ -140,11 +140,11 @@ def main() -> None:
                         "transfers best.")
     bb = None
     with ui.guard("Building the backbone"):
-        with st.spinner(f"Building {ui.backbone_text()}…"):
+        with st.spinner(f"Building {text.md(ui.backbone_text())}…"):
             bb = caches.chosen_backbone()
     ready = bool(state.get("data"))
     if bb is not None:
-        st.caption(f"Backbone **{ui.backbone_text()}** and the other settings of the Backbone, Layers, Data and "
+        st.caption(f"Backbone **{text.md(ui.backbone_text())}** and the other settings of the Backbone, Layers, Data and "
                    "Train pages; what you pick here changes from run to run.")
         if not ready:
             st.info("Choose a dataset first.", icon=":material/photo_library:")
