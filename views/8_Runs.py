@@ -26,13 +26,13 @@ def table(runs) -> None:
         s = r.summary()
         metrics = r.metrics()
         rows.append({"run": s["run_id"], "label": text.display_name(s.get("name")), "state": s["state"],
-                     "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
+                     "error": s["error"] or "", "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
-                     "test accuracy": s["test_accuracy"], "started": s["started_at"], "error": s["error"]})
+                     "test accuracy": s["test_accuracy"], "started": s["started_at"]})
     st.dataframe(rows, hide_index=True, column_config={
         "val accuracy": st.column_config.NumberColumn(format="percent"),
         "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "error": st.column_config.TextColumn(help="the first line of why the run failed or stopped")})
+        "error": st.column_config.TextColumn(width="medium", help="the first line of why the run failed or stopped")})
     failed = sum(row["state"] == "failed" for row in rows)
     if failed:
         prune_failed(failed)
