@@ -26,7 +26,8 @@ def table(runs) -> None:
         s = r.summary()
         metrics = r.metrics()
         rows.append({"run": s["run_id"], "label": text.display_name(s.get("name")), "state": s["state"],
-                     "error": s["error"] or "", "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
+                     "error": s["error"] or "", "backbone": s["backbone"],
+                     "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
                      "test accuracy": s["test_accuracy"], "started": s["started_at"]})
     st.dataframe(rows, hide_index=True, column_config={
