@@ -85,6 +85,7 @@ def test_exports_agree(trained, fmt, quant):
     proc, res = tl("export", out["run_dir"], "--format", fmt, "--quantize", quant, "--out", dest,
                    "--json", home=base / "home")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not proc.stderr.strip(), proc.stderr[-2000:]  # no Python warning, no LiteRT/XNNPACK line
     assert res["format"] == fmt and Path(res["path"]).exists()
     assert res["top1_agreement"] >= 0.9
     assert res["max_probability_difference"] < (0.2 if quant != "none" else 1e-3)
