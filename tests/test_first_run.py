@@ -135,6 +135,20 @@ def test_offline_train_fails_at_once_leaves_no_run_and_imports_no_tensorflow(tmp
     assert error == f"error: {out['error']}"
 
 
+def test_a_bad_cut_at_a_stored_size_fails_before_the_run_folder_and_tensorflow(tmp_path):
+    data = write_split(tmp_path / "data", counts=(4, 2, 0))
+    env = dict(os.environ, TLCORE_HOME=str(tmp_path / "home"))
+    code = ("import json, sys; from tlcore.cli.commands import main; code = main(sys.argv[1:]); "
+            "print(json.dumps({'code': code, 'tensorflow': 'tensorflow' in sys.modules}))")
+    proc = subprocess.run([sys.executable, "-c", code, "train", str(data), "--backbone", "MobileNetV2",
+                           "--weights", "none", "--cut", "block_99_add", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    out, after = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert after == {"code": 1, "tensorflow": False}
+    assert out["error"].startswith("The backbone has no layer named 'block_99_add' (given as --cut).")
+    assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
+
+
 # --- backbone names matched without regard to case --------------------------------------------
 
 def test_a_loose_backbone_name_says_what_it_chose_and_what_else_is_close():
