@@ -18,6 +18,9 @@ for _var, _sub in (("HOME", "home"), ("KERAS_HOME", "keras"), ("TLCORE_HOME", "t
     (SESSION_HOMES / _sub).mkdir()
     os.environ[_var] = str(SESSION_HOMES / _sub)
 atexit.register(shutil.rmtree, SESSION_HOMES, ignore_errors=True)
+# The check that ImageNet weights can be downloaded probes a closed loopback port, never the
+# network (`tlcore.backbones.assets.weights_reachable`).
+os.environ["TLCORE_WEIGHTS_PROBE"] = "127.0.0.1:9"
 
 import sys  # noqa: E402
 

@@ -85,12 +85,17 @@ def test_exports_agree(trained, fmt, quant):
     proc, res = tl("export", out["run_dir"], "--format", fmt, "--quantize", quant, "--out", dest,
                    "--json", home=base / "home")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not proc.stderr.strip(), proc.stderr[-2000:]  # no Python warning, no LiteRT/XNNPACK line
     assert res["format"] == fmt and Path(res["path"]).exists()
     assert res["top1_agreement"] >= 0.9
     assert res["max_probability_difference"] < (0.2 if quant != "none" else 1e-3)
-    side = dest if fmt == "savedmodel" else dest.parent
-    assert (side / "labels.txt").read_text().split() == ["blue", "green", "red"]
-    assert {str(side / "labels.txt"), str(side / "preprocessing.json")} <= set(res["files"])
+    if fmt == "savedmodel":  # inside the folder, as inside a bundle
+        labels, pre = dest / "labels.txt", dest / "preprocessing.json"
+    else:  # beside the file, named after it: two exports in one folder keep their own
+        labels, pre = dest.with_name(f"{dest.stem}.labels.txt"), dest.with_name(f"{dest.stem}.preprocessing.json")
+    assert labels.read_text().split() == ["blue", "green", "red"]
+    assert {str(labels), str(pre)} <= set(res["files"])
+    assert pre.stat().st_mode & 0o777 == labels.stat().st_mode & 0o777  # not a temporary file's 0600
     assert res["bytes"] > 0 and res["checked_on"] == {"split": "validation", "data": str(data), "images": 18}
 
 

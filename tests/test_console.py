@@ -86,3 +86,34 @@ def test_chatter_lines():
     assert not _is_chatter("warning: The loss stayed at chance level")
     assert not _is_chatter("Epoch 1/3")
     assert not _is_chatter("run_dir: /tmp/x")
+
+
+def test_cpp_error_lines_and_litert_notes_are_chatter():
+    from tlcore.core.console import _is_chatter
+
+    assert _is_chatter("E0000 00:00:1733331111.123456   4242 node_def_util.cc:682] NodeDef mentions attribute "
+                       "use_unbounded_threadpool which is not in the op definition")
+    assert _is_chatter("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    assert not _is_chatter("error: --weights imagenet: the ImageNet weights of MobileNet are not on this machine")
+
+
+def test_quiet_stderr_drops_chatter_blank_lines_and_warnings_but_keeps_progress(capfd):
+    import warnings
+
+    from tlcore.core.console import quiet_stderr, quiet_warnings
+
+    with quiet_stderr():
+        os.write(2, b"\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n\nrun_dir: /r\n")
+        os.write(2, b"1/2 [==>...] \r2/2 [=====]")
+        os.write(2, b"\nEpoch 2/2\n")
+    assert capfd.readouterr().err == "run_dir: /r\n1/2 [==>...] \r2/2 [=====]\nEpoch 2/2\n"
+    with quiet_stderr(False):  # --verbose: everything passes
+        os.write(2, b"\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert capfd.readouterr().err == "\nINFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_warnings():
+            warnings.warn("In the future `np.object` will be defined", FutureWarning)
+        with quiet_warnings(False):
+            warnings.warn("shown", FutureWarning)
+    assert [str(w.message) for w in seen] == ["shown"]

@@ -137,7 +137,7 @@ def test_export_never_checks_on_random_pixels(small_run, tmp_path):
     res = export_run(copy_run, "keras", tmp_path / "m.keras")
     assert res["top1_agreement"] is None and res["checked_on"] is None and res["images_checked"] == 0
     assert "could not" in res["warnings"][0] or "not there" in res["warnings"][0]
-    assert sorted(Path(f).name for f in res["files"]) == ["labels.txt", "m.keras", "preprocessing.json"]
+    assert sorted(Path(f).name for f in res["files"]) == ["m.keras", "m.labels.txt", "m.preprocessing.json"]
     res = export_run(copy_run, "keras", tmp_path / "m2.keras", data=small_run.data / "test")
     assert res["checked_on"] == {"folder": str(small_run.data / "test"), "images": 12}
     assert res["top1_agreement"] == 1.0 and not res["warnings"]

@@ -26,12 +26,32 @@ def table(runs) -> None:
         s = r.summary()
         metrics = r.metrics()
         rows.append({"run": s["run_id"], "label": text.display_name(s.get("name")), "state": s["state"],
-                     "backbone": s["backbone"], "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
+                     "error": s["error"] or "", "backbone": s["backbone"],
+                     "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
                      "test accuracy": s["test_accuracy"], "started": s["started_at"]})
     st.dataframe(rows, hide_index=True, column_config={
         "val accuracy": st.column_config.NumberColumn(format="percent"),
-        "test accuracy": st.column_config.NumberColumn(format="percent")})
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "error": st.column_config.TextColumn(width="medium", help="the first line of why the run failed or stopped")})
+    failed = sum(row["state"] == "failed" for row in rows)
+    if failed:
+        prune_failed(failed)
+
+
+def prune_failed(count: int) -> None:
+    """One button deleting every failed run (`tlcore runs --prune failed` does the same)."""
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.caption(f"{count} failed run{'s' if count > 1 else ''}: the error column says why. Deleting them "
+               "keeps every other run.")
+    if c2.button(f"Delete failed runs ({count})", icon=":material/delete_sweep:", key="prune_failed"):
+        with ui.guard("Deleting the failed runs"):
+            removed = RunStore().prune(["failed"])
+            if state.get("run_dir") in {r["run_dir"] for r in removed}:
+                state.put("run_dir", None)
+            st.session_state.pop("w:runs_run", None)
+            st.toast(f"Deleted {len(removed)} failed run{'s' if len(removed) != 1 else ''}.")
+            st.rerun()
 
 
 def compare(runs) -> None:

@@ -7,16 +7,70 @@ earlier file of the same name.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import unicodedata
-import warnings
 from pathlib import Path
 
 from ..core import home
-from ..core.errors import TLCoreError
+from ..core.errors import OptionError, TLCoreError
 
 WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".keras")
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 WEIGHTS_ONLY_SUFFIX = ".weights.h5"
+
+# The file Keras downloads for a backbone's ImageNet weights without the top (include_top=False),
+# as `build.imagenet_weights_file` records it from Keras itself (a test checks that they agree).
+# Known without importing TensorFlow, so a training that cannot have its weights fails at once.
+# MobileNet and MobileNetV2 have one file per input size; other sizes use the 224 one.
+_PER_SIZE = {"MobileNet": ("mobilenet_1_0_{}_tf_no_top.h5", (128, 160, 192, 224)),
+             "MobileNetV2": ("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{}_no_top.h5",
+                             (96, 128, 160, 192, 224))}
+IMAGENET_FILES = {
+    "Xception": "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "VGG19": "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "ResNet101": "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "ResNet152": "resnet152_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "ResNet50V2": "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "ResNet101V2": "resnet101v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "ResNet152V2": "resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "InceptionResNetV2": "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "MobileNetV3Small": "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+    "MobileNetV3Large": "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+    "DenseNet121": "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "DenseNet169": "densenet169_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "DenseNet201": "densenet201_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "NASNetMobile": "nasnet_mobile_no_top.h5",
+    "NASNetLarge": "nasnet_large_no_top.h5",
+    **{f"EfficientNetB{i}": f"efficientnetb{i}_notop.h5" for i in range(8)},
+    **{f"EfficientNetV2{v}": f"efficientnetv2-{v.lower()}_notop.h5" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")},
+    **{f"ConvNeXt{v}": f"convnext_{v.lower()}_notop.h5" for v in ("Tiny", "Small", "Base", "Large", "XLarge")},
+}
+
+# Where Keras downloads ImageNet weights from; `weights_reachable` tries to connect there.
+# TLCORE_WEIGHTS_PROBE=HOST:PORT points the probe elsewhere (tests: a closed loopback port).
+WEIGHTS_HOST = ("storage.googleapis.com", 443)
+PROBE_ENV = "TLCORE_WEIGHTS_PROBE"
+PROBE_SECONDS = 3.0
+
+
+def imagenet_file(name: str, input_size: int | None = None) -> str:
+    """The file name of `name`'s ImageNet weights without the top (no TensorFlow needed).
+
+    Raises:
+        TLCoreError: `name` is not a catalog backbone.
+    """
+    from .catalog import get_backbone
+
+    info = get_backbone(name)
+    if info.name in _PER_SIZE:
+        pattern, sizes = _PER_SIZE[info.name]
+        size = int(input_size) if input_size is not None else info.default_input_size
+        return pattern.format(size if size in sizes else 224)
+    return IMAGENET_FILES[info.name]
 
 
 def weights_status(name: str, input_size: int | None = None) -> dict:
@@ -28,20 +82,87 @@ def weights_status(name: str, input_size: int | None = None) -> dict:
             (96, 128, 160, 192, 224), so the file Keras wants depends on it.
 
     Returns:
-        ``{file, folder, path, cached}``; ``file`` is None (and ``error`` says why) when Keras
-        publishes no ImageNet weights for the backbone.
+        ``{file, folder, path, cached}``.
     """
-    from .build import imagenet_weights_file, keras_models_dir
+    from .build import keras_models_dir
 
     folder = keras_models_dir()
-    try:
-        with warnings.catch_warnings():  # Keras warns that sizes without their own file use the 224 one
-            warnings.simplefilter("ignore", UserWarning)
-            fname = imagenet_weights_file(name, False, input_size)
-    except TLCoreError as exc:
-        return {"file": None, "folder": str(folder), "path": None, "cached": False, "error": str(exc)}
+    fname = imagenet_file(name, input_size)
     return {"file": fname, "folder": str(folder), "path": str(folder / fname),
             "cached": (folder / fname).exists()}
+
+
+def probe_target(target: str | None = None) -> tuple[str, int]:
+    """(host, port) the reachability probe tries: `target` ("HOST:PORT"), else $TLCORE_WEIGHTS_PROBE,
+    else where Keras downloads from.
+
+    Raises:
+        TLCoreError: a target that is not HOST:PORT.
+    """
+    text = target if target is not None else os.environ.get(PROBE_ENV)
+    if not text:
+        return WEIGHTS_HOST
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise TLCoreError(f"{PROBE_ENV} must be HOST:PORT, such as 127.0.0.1:9. Received: {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def weights_reachable(target: str | None = None, timeout: float = PROBE_SECONDS) -> str | None:
+    """Whether the ImageNet weights could be downloaded now: None when a connection to the
+    download host (`probe_target`) opens within `timeout` seconds, name resolution included;
+    otherwise the reason, in words. Never waits longer than `timeout`."""
+    host, port = probe_target(target)
+    outcome: list[str | None] = []
+
+    def attempt() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            outcome.append(f"cannot resolve {host} ({exc.strerror or exc})")
+            return
+        last = "no address"
+        for family, kind, proto, _, address in infos:
+            try:
+                with socket.socket(family, kind, proto) as sock:
+                    sock.settimeout(timeout)
+                    sock.connect(address)
+                outcome.append(None)
+                return
+            except OSError as exc:
+                last = exc.strerror or str(exc) or type(exc).__name__
+        outcome.append(f"cannot connect to {host}:{port} ({last})")
+
+    worker = threading.Thread(target=attempt, daemon=True, name="weights-probe")
+    worker.start()
+    worker.join(timeout)  # getaddrinfo has no timeout of its own: a stuck resolver is left behind
+    if not outcome:
+        return f"{host}:{port} did not answer within {timeout:g} s"
+    return outcome[0]
+
+
+def check_imagenet_weights(name: str, input_size: int | None = None, target: str | None = None) -> None:
+    """Make sure a build of `name` with ImageNet weights can get them: the file is on this machine,
+    or its download host answers (`weights_reachable`, at most 3 s). Imports no TensorFlow, so a
+    training checks this before it makes its run folder.
+
+    Raises:
+        OptionError: (weights) the file is absent and cannot be downloaded; the message names the
+            file, the folder it goes into and the other choices.
+    """
+    status = weights_status(name, input_size)
+    if status["cached"]:
+        return
+    why = weights_reachable(target)
+    if why is None:
+        return
+    from .catalog import get_backbone
+
+    raise OptionError("weights", (
+        f"{{option}} imagenet: the ImageNet weights of {get_backbone(name).name} are not on this machine "
+        f"and cannot be downloaded now ({why}; no network?). Copy {status['file']} into {status['folder']} "
+        "and run again, give a weights file with --weights PATH, or train from random weights with "
+        "--weights none."))
 
 
 def is_weights_only(filename: str) -> bool:

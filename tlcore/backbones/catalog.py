@@ -103,3 +103,19 @@ def get_backbone(name: str) -> Backbone:
             "(or give a saved model with --backbone-file)."
         )
     return CATALOG[key]
+
+
+def inexact_match(name: str) -> tuple[str, list[str]] | None:
+    """For a name that matches a catalog backbone only when case is ignored (``"mobilenet"``):
+    (the backbone it means, the other names close to it, such as ``MobileNetV2``); None for an
+    exact name or one that matches nothing (`get_backbone` says so)."""
+    key = _LOWER.get(str(name).lower())
+    if key is None or key == name:
+        return None
+    lower = str(name).lower()
+    close = [n for n in CATALOG if n != key and n.lower().startswith(lower)]
+    if not close:
+        from ..core.console import closest
+
+        close = [n for n in closest(name, CATALOG, n=4) if n != key][:3]
+    return key, close

@@ -78,7 +78,28 @@ def train_options(a: argparse.Namespace) -> dict:
     return resolve_options(options, set(options), preset="preset" in given)
 
 
+def backbone_note(a: argparse.Namespace) -> str | None:
+    """The warning for a --backbone that matched a catalog name only when case is ignored."""
+    from ..backbones.catalog import inexact_match
+
+    match = inexact_match(a.backbone) if isinstance(getattr(a, "backbone", None), str) else None
+    if match is None:
+        return None
+    chosen, close = match
+    also = f"; close names: {', '.join(close)}" if close else ""
+    return (f"--backbone {a.backbone} means {chosen} (names match whatever their case){also}. "
+            "Give the exact name to choose another.")
+
+
 def _cmd_train(a):
+    result = _train(a)
+    note = backbone_note(a)  # printed on stderr before the command ran; kept with the result too
+    if note and isinstance(result, dict):
+        result["warnings"] = [note, *(result.get("warnings") or [])]
+    return result
+
+
+def _train(a):
     from ..recipe.config import TrainConfig
     from ..training.train import train
 
@@ -191,6 +212,18 @@ _STDOUT: list = []  # the real stdout while a command runs
 
 
 def _cmd_serve(a):
+    from pathlib import Path
+
+    from ..core.runs import RunStore
+
+    source = Path(a.source).expanduser()
+    if not (source.is_file() and source.suffix.lower() == ".zip"):
+        try:
+            RunStore(a.runs_dir).get(a.source)
+        except TLCoreError:
+            raise TLCoreError(f"Nothing to serve at {a.source}: give a run folder (as printed by `tlcore train`), "
+                              "a run id from `tlcore runs`, or a bundle .zip from `tlcore export --format "
+                              "bundle`.") from None
     from ..ship.serve import serve
 
     def ready(info):
@@ -220,7 +253,10 @@ def _cmd_search(a):
 def _cmd_cache(a):
     from ..core.cache import cache_report
 
-    return cache_report(clear_all=a.clear)
+    report = cache_report(clear_all=a.clear)
+    if not a.clear and not a.json:  # words: "freed" only means something after --clear
+        report.pop("freed", None)
+    return report
 
 
 def _cmd_runs(a):
@@ -229,6 +265,11 @@ def _cmd_runs(a):
     store = RunStore(a.runs_dir)
     for rid in a.delete or []:
         store.delete(rid)
+    if a.prune:
+        removed = store.prune(a.prune)
+        if not a.json:
+            print(f"removed {len(removed)} {' or '.join(a.prune)} run(s)", file=sys.stderr)
+        return {"removed": [{k: r[k] for k in ("run_id", "run_dir", "state", "error")} for r in removed]}
     return [r.summary() for r in store.runs()]
 
 
@@ -241,6 +282,8 @@ COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_i
 # --- output -----------------------------------------------------------------------
 
 def _human(result: Any) -> str:
+    if isinstance(result, dict) and set(result) == {"removed"}:  # tlcore runs --prune
+        return human_text(result["removed"]) if result["removed"] else "nothing to remove"
     if isinstance(result, dict) and {"embedding", "label_issues"} <= set(result):  # tlcore audit
         from ..evaluation.audit import report_text
 
@@ -252,9 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     want_json = "--json" in argv
-    from ..core.console import quiet_stderr
+    from ..core.console import quiet_stderr, quiet_warnings
 
-    with quiet_stderr("--verbose" not in argv), stdout_to_stderr() as out:
+    quiet = "--verbose" not in argv
+    with quiet_stderr(quiet), quiet_warnings(quiet), stdout_to_stderr() as out:
         _Parser.help_stream = out
         _STDOUT[:] = [out]
         try:
@@ -288,6 +332,9 @@ def _json_default(obj):
 def _run(argv: list[str]) -> tuple[int, Any]:
     try:
         args = build_parser().parse_args(argv)
+        note = backbone_note(args)
+        if note:
+            print(f"warning: {note}", file=sys.stderr, flush=True)
         return 0, COMMANDS[args.command](args)
     except SystemExit as exc:  # --help
         return int(exc.code or 0), None

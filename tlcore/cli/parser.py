@@ -192,4 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("runs", "list the runs in the store, or delete some")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p.add_argument("--delete", nargs="+", metavar="RUN_ID", help="delete these runs first")
+    p.add_argument("--prune", nargs="+", metavar="STATE", choices=["failed", "stopped", "interrupted"],
+                   help="delete every run in these states (failed, stopped, interrupted) and list what "
+                        "was removed")
     return parser

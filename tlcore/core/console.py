@@ -1,10 +1,14 @@
 """How the command line looks in a terminal: help with defaults, "did you mean", quiet start-up.
 
 `HelpFormatter` adds "(default: X)" to every option's help where there is a default to show.
-`closest` is the one "did you mean" of the engine (difflib). `quiet_stderr` drops TensorFlow's
-start-up chatter (the oneDNN and CPU-feature lines, absl's "log messages before
-InitializeLog" notice, absl warnings through Python logging) and the signature lines a
-SavedModel export prints (`TensorSpec(...)`), while everything else passes through at once.
+`closest` is the one "did you mean" of the engine (difflib). `quiet_stderr` drops the C++ log
+lines of TensorFlow, absl, LiteRT and XNNPACK (info, warning and error lines such as the
+oneDNN and CPU-feature notes, absl's "log messages before InitializeLog" notice, a NodeDef's
+unknown attribute, "Created TensorFlow Lite XNNPACK delegate"), absl warnings through Python
+logging, blank lines between them, and the signature lines a SavedModel export prints
+(`TensorSpec(...)`), while everything else passes through at once. `quiet_warnings` silences
+Python warnings of libraries (numpy's FutureWarning from Keras' ONNX exporter, say).
+Both stand aside with ``--verbose``.
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ import threading
 from typing import Any
 
 CHATTER = re.compile(
-    r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]"  # absl C++ log lines: I0000 00:00:17... port.cc:153]
+    r"^(?:[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\]"  # absl C++ log lines: I0000 00:00:17... port.cc:153]
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|(?:INFO|WARNING|VERBOSE): (?:Created TensorFlow Lite|Initialized TensorFlow Lite|TfLite|XNNPack|"
+    r"Replacing \d+ out of \d+ node)"  # LiteRT / TFLite runtime notes
     r"|To enable the following instructions: "
     r"|WARNING:absl:"
     r"|Saved artifact at '"  # a SavedModel export's endpoint listing, about 100 lines
@@ -90,6 +96,7 @@ def quiet_stderr(enabled: bool = True):
 
     def pump():
         pending = b""
+        line_start = True  # whether what was passed on so far ends a line
         with os.fdopen(read_fd, "rb", buffering=0) as src:
             while True:
                 chunk = src.read(65536)
@@ -97,11 +104,18 @@ def quiet_stderr(enabled: bool = True):
                     break
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                out = b"".join(line + b"\n" for line in lines
-                               if not _is_chatter(line.decode("utf-8", "replace")))
+                out = b""
+                for line in lines:
+                    text = line.decode("utf-8", "replace")
+                    # a blank line at the start of a line is spacing around chatter; one right after
+                    # a progress bar drawn in place ends that bar's line
+                    if _is_chatter(text) or (line_start and not text.strip()):
+                        continue
+                    out += line + b"\n"
+                    line_start = True
                 if b"\r" in pending:
                     out += pending  # a progress bar redrawn in place: show it now
-                    pending = b""
+                    pending, line_start = b"", False
                 if out:
                     os.write(saved, out)
             if pending and not _is_chatter(pending.decode("utf-8", "replace")):
@@ -119,6 +133,20 @@ def quiet_stderr(enabled: bool = True):
         thread.join(timeout=2)  # a child process still holding the pipe must not hold up the exit
         os.close(saved)
         _STDERR_TTY.pop()
+
+
+@contextlib.contextmanager
+def quiet_warnings(enabled: bool = True):
+    """While inside, Python warnings are not shown (tlcore itself warns in words, not through
+    `warnings`); with `enabled` False, nothing changes."""
+    if not enabled:
+        yield
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def human_text(result: Any) -> str:

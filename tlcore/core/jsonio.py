@@ -16,6 +16,7 @@ def write_json(path: str | os.PathLike, data: Any, durable: bool = True) -> None
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # a new file's usual mode, not mkstemp's private 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, ensure_ascii=False, default=_default)
             if durable:
@@ -28,6 +29,18 @@ def write_json(path: str | os.PathLike, data: Any, durable: bool = True) -> None
         except OSError:
             pass
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

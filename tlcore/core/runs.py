@@ -22,6 +22,7 @@ from .jsonio import append_jsonl, read_json, read_jsonl, write_json
 
 STATES = ("queued", "running", "completed", "failed", "stopped", "interrupted")
 LIVE_STATES = ("queued", "running")
+PRUNABLE_STATES = ("failed", "stopped", "interrupted")  # what `RunStore.prune` may delete
 HEARTBEAT_SECONDS = 2.0
 SILENCE_LIMIT = 60.0
 
@@ -143,7 +144,16 @@ class Run:
             "backbone": cfg.get("backbone") or cfg.get("backbone_file"), "dataset": cfg.get("data"),
             "name": cfg.get("name"), "started_at": status.get("started_at"),
             "val_accuracy": val, "test_accuracy": ev.get("accuracy") if ev.get("split") == "test" else None,
+            "error": first_line(status.get("error")),
         }
+
+
+def first_line(text: str | None, limit: int = 200) -> str | None:
+    """The first non-empty line of `text`, cut to `limit` characters (None for no text)."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    return lines[0] if len(lines[0]) <= limit else lines[0][: limit - 3].rstrip() + "..."
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -213,6 +223,27 @@ class RunStore:
         if run.status().get("state") in LIVE_STATES:
             raise TLCoreError(f"Run {run.run_id} is still {run.status()['state']}; stop it first.")
         shutil.rmtree(run.path)
+
+    def prune(self, states=("failed",)) -> list[dict]:
+        """Delete every run whose state is one of `states` (failed, stopped, interrupted; never
+        a live one); returns the summaries of the runs deleted, as they were.
+
+        Raises:
+            OptionError: (states) a state that is not one of those three.
+        """
+        states = [states] if isinstance(states, str) else list(states)
+        bad = [s for s in states if s not in PRUNABLE_STATES]
+        if bad or not states:
+            raise OptionError("prune", f"takes run states among {', '.join(PRUNABLE_STATES)}. "
+                                       f"Received: {', '.join(map(str, bad or states)) or 'nothing'}")
+        removed = []
+        for run in self.runs():
+            summary = run.summary()
+            if summary["state"] in states:
+                shutil.rmtree(run.path, ignore_errors=True)
+                if not run.path.exists():
+                    removed.append(summary)
+        return removed
 
 
 def option_differences(runs: list[Run]) -> list[dict]:

@@ -130,11 +130,22 @@ def preprocessing_info(rm: RunModel, tflite_io: dict | None = None) -> dict:
     return info
 
 
-def write_side_files(folder: Path, rm: RunModel, tflite_io: dict | None = None) -> list[Path]:
-    """labels.txt and preprocessing.json in `folder`; returns their paths."""
-    labels = folder / "labels.txt"
+def side_file_names(out: Path, fmt: str) -> tuple[Path, Path]:
+    """Where an export's labels and preprocessing go: beside a model file, named after it
+    (`m.onnx` -> `m.labels.txt`, `m.preprocessing.json`), so two exports share a folder without
+    overwriting each other's; inside a SavedModel folder, `labels.txt` and `preprocessing.json`
+    (as inside a bundle)."""
+    if fmt == "savedmodel":
+        return out / "labels.txt", out / "preprocessing.json"
+    return out.with_name(f"{out.stem}.labels.txt"), out.with_name(f"{out.stem}.preprocessing.json")
+
+
+def write_side_files(folder: Path, rm: RunModel, tflite_io: dict | None = None,
+                     names: tuple[Path, Path] | None = None) -> list[Path]:
+    """The labels (one per line, in output order) and preprocessing.json; in `folder` as
+    labels.txt and preprocessing.json, or at `names` (`side_file_names`). Returns their paths."""
+    labels, pre = names or (folder / "labels.txt", folder / "preprocessing.json")
     labels.write_text("\n".join(rm.labels) + "\n", encoding="utf-8")
-    pre = folder / "preprocessing.json"
     write_json(pre, preprocessing_info(rm, tflite_io))
     return [labels, pre]
 
@@ -237,7 +248,7 @@ def _check_out(fmt: str, out: Path) -> None:
 
 def export_run(run_dir, format: str, out, quantize: str = "none", runs_dir=None, io: str = "float32",
                include=None, data=None) -> dict:
-    """Write the export (and labels.txt, preprocessing.json beside a model), check it, list the files.
+    """Write the export (and its labels and preprocessing.json, `side_file_names`), check it, list the files.
 
     Args:
         format: keras, savedmodel, tflite, onnx, bundle (a .zip of several formats with a model
@@ -279,8 +290,7 @@ def export_run(run_dir, format: str, out, quantize: str = "none", runs_dir=None,
         if format == "tflite" and quantize == "int8":
             representative = representative_images(rm, data)
         run_fn, tflite_io = write_model(rm, format, out, quantize, io, representative)
-        side = out if format == "savedmodel" else out.parent
-        written = [out, *write_side_files(side, rm, tflite_io)]
+        written = [out, *write_side_files(out.parent, rm, tflite_io, side_file_names(out, format))]
         report = {**compare(run_fn, images, reference), "files": _files(dict.fromkeys(written)),
                   "bytes": size_of(out)}
         if tflite_io:

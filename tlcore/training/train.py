@@ -198,6 +198,17 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     split_method = recorded_method(old) if resume else SPLIT_METHOD
     ds = scan(config.data, config.val_split, config.test_split, config.seed, check_files=False,
               split_method=split_method)
+    if config.backbone and config.weights == "imagenet":  # on this machine, or reachable within 3 s
+        from ..backbones.assets import check_imagenet_weights
+
+        check_imagenet_weights(config.backbone, config.input_size)
+    if config.backbone and not resume:  # cut, unfreeze point, patterns, head: from a stored layer table
+        from ..backbones.tablestore import known_facts
+        from ..recipe.plan import make_plan
+
+        facts = known_facts(config.backbone, config.input_size)
+        if facts is not None:  # else the run checks them once its backbone is built
+            make_plan(config, len(ds.classes), facts)
     if not resume:
         run = store.create(run_id, hint=config.backbone or Path(config.backbone_file).stem)
     if announce:
