@@ -14,6 +14,7 @@ import json
 import random
 import subprocess
 import sys
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -189,3 +190,88 @@ def test_scan_and_import_finish_on_fuzzed_files_and_list_them_as_skipped(fuzzed,
     proc, res = tl("import", archive, "--name", "fuzz", "--json", home=tmp_path / "home")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert bad <= {p["file"] for p in res["problems"]} and set(res["classes"]) == {"red", "green"}
+
+
+# --- the exported training script -----------------------------------------------------------
+
+HOSTILE = 'a""";__import__("os").system("touch pwned");"""'
+HOSTILE_NAMES = [HOSTILE, "b'''; import os; os.system('touch pwned') #", "#SOURCE#", "#CONSTANTS#",
+                 "c\\\nd", "e\u2028f", "{INPUT_SIZE}", "%(prog)s %s", "<img src=x onerror=alert(1)>"]
+
+
+def _hostile_values(tmp_path: Path) -> dict:
+    return {
+        "RUN_ID": HOSTILE, "INPUT_SIZE": 32, "PREPROCESSING": "[-1, 1]", "CUT_LAYER": HOSTILE,
+        "CLASSES": HOSTILE_NAMES, "POOLING": "avg", "DENSE": [], "DROPOUT": 0.2, "HEAD_EPOCHS": 1,
+        "FINE_TUNE_EPOCHS": 0, "LR": 0.001, "FINE_TUNE_LR": 0.0001, "OPTIMIZER": "adam", "WEIGHT_DECAY": None,
+        "SCHEDULE": "constant", "WARMUP_EPOCHS": 0, "LABEL_SMOOTHING": 0.0, "MIXUP": 0.0, "CUTMIX": 0.0,
+        "BATCH_SIZE": 8, "AUGMENT": {"flip": HOSTILE}, "CLASS_WEIGHTS": "none", "EARLY_STOPPING": 0, "SEED": 1,
+        "VAL_SPLIT": 0.2, "TEST_SPLIT": 0.0, "SPLIT_METHOD": "stratified", "RESIZE": "stretch",
+        "DETERMINISTIC": "auto", "TRAIN_IN_STAGE_2": [HOSTILE], "FROZEN_WEIGHTS": ["#RECIPE#"],
+        "IMAGE_EXTENSIONS": [".png"], "RUN_VAL_ACCURACY": HOSTILE, "RUN_TEST_ACCURACY": None,
+        "BACKBONE_FILE": str(tmp_path / f"{HOSTILE}.keras"), "BACKBONE_FILE_SHA256": "0" * 64,
+    }
+
+
+def test_the_script_quotes_every_value_it_embeds(tmp_path):
+    """Hostile names (a docstring breaker, a placeholder, a line break) come back as the same values."""
+    import ast
+
+    from tlcore.ship.codegen import render
+
+    values = _hostile_values(tmp_path)
+    for kind in ("file", "catalog"):
+        if kind == "catalog":
+            values = {k: v for k, v in values.items() if not k.startswith("BACKBONE_FILE")}
+            values.update(BACKBONE=HOSTILE, WEIGHTS=HOSTILE)
+        text = render(values)
+        tree = ast.parse(text)
+        assert ast.get_docstring(tree).startswith("Train the model of a TL Studio run")
+        assigned = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+                    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id in values}
+        assert assigned == values
+        assert HOSTILE not in ast.get_docstring(tree) and "touch pwned" not in ast.get_docstring(tree)
+        # the hostile text is only ever inside string literals, never code, a comment or the docstring
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        holding = [t for t in tokens if "pwned" in t.string]
+        assert holding and all(t.type == tokenize.STRING for t in holding)
+        assert all(t.string != tree.body[0].value.value for t in holding)
+
+
+def test_the_script_with_hostile_names_runs_help_without_running_them(tmp_path):
+    from tlcore.ship.codegen import render
+
+    out = tmp_path / "train_run.py"
+    out.write_text(render(_hostile_values(tmp_path)), encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(out), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--backbone-file" in proc.stdout and "Train the model of a TL Studio run" in proc.stdout
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_reproduction_a_backbone_file_named_to_break_the_docstring(tmp_path):
+    """Issue 27's reproduction: train with --backbone-file on a model file whose name closes the
+    script's docstring and calls os.system, export --format code, run the script's --help: nothing runs."""
+    import keras
+
+    image = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image))
+    x = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model_file = tmp_path / 'a""";__import__("os").system("id>pwned");""".keras'
+    keras.Model(image, x).save(model_file)
+    data = write_flat(tmp_path / "data", n=8)
+    home = tmp_path / "home"
+    proc, res = tl("train", data, "--backbone-file", model_file, "--cut", "conv", "--head-epochs", "1",
+                   "--fine-tune-epochs", "0", "--batch-size", "8", "--augment", "none", "--json", home=home)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "train_run.py"
+    proc, _ = tl("export", res["run_dir"], "--format", "code", "--out", out, "--json", home=home)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"BACKBONE_FILE = {str(model_file)!r}" in out.read_text()
+    proc = subprocess.run([sys.executable, str(out), "--help"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode == 0 and "--backbone-file" in proc.stdout, proc.stderr[-2000:]
+    assert not (tmp_path / "pwned").exists()
