@@ -275,3 +275,289 @@ def test_reproduction_a_backbone_file_named_to_break_the_docstring(tmp_path):
                           timeout=300)
     assert proc.returncode == 0 and "--backbone-file" in proc.stdout, proc.stderr[-2000:]
     assert not (tmp_path / "pwned").exists()
+
+
+# --- tlcore serve -----------------------------------------------------------------------------
+
+class FakeClassifier:
+    """What create_app needs of a Classifier, without a model: decoding is the real one."""
+
+    def __init__(self, gate=None):
+        self.name, self.labels, self.input_size, self.resize = "fake", ["cat", "dog"], 8, "stretch"
+        self.gate, self.decoding = gate, None
+
+    def load(self, source):
+        from tlcore.ship.serve import Classifier
+
+        if self.gate is not None:  # a decode that takes as long as the test wants
+            self.decoding.set()
+            assert self.gate.wait(60)
+        return Classifier.load(self, source)
+
+    def probabilities(self, images):
+        p = images.reshape(len(images), -1).mean(axis=1, keepdims=True) / 255.0
+        return np.concatenate([p, 1 - p], axis=1)
+
+
+class Served:
+    """create_app(...) behind a real uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        started = threading.Event()
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets=None):
+                await super().startup(sockets)
+                started.set()
+
+        self.server = Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                            access_log=False, limit_concurrency=16))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        assert started.wait(60)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture
+def served():
+    running = []
+
+    def start(classifier=None, **options):
+        from tlcore.ship.serve import create_app
+
+        running.append(Served(create_app(classifier or FakeClassifier(), **options)))
+        return running[-1]
+
+    yield start
+    for s in running:
+        s.close()
+
+
+def _png(size=(8, 8), mode="RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, 200).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _raw(port: int, head: bytes, body_chunks=(), timeout=30) -> tuple[int, dict, int]:
+    """Send a request by hand; (status, JSON body, bytes of body sent before the answer)."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sent = 0
+    try:
+        sock.sendall(head)
+        for chunk in body_chunks:
+            try:
+                sock.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+            sock.setblocking(False)
+            try:
+                peek = sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                peek = None
+            finally:
+                sock.setblocking(True)
+            if peek is not None:  # the server answered (or closed): stop sending
+                break
+        data = b""
+        while True:
+            try:
+                part = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            data += part
+    finally:
+        sock.close()
+    head_text, _, body = data.partition(b"\r\n\r\n")
+    status = int(head_text.split()[1])
+    if b"chunked" in head_text.lower():
+        body = body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
+    return status, json.loads(body), sent
+
+
+def test_health_answers_while_an_image_is_decoding(served):
+    """Decoding happens in a worker pool: /health answers while a decode is in progress (the test holds
+    the decode until /health has answered)."""
+    import threading
+
+    import httpx
+
+    gate, classifier = threading.Event(), FakeClassifier(threading.Event())
+    classifier.gate, classifier.decoding = gate, threading.Event()
+    s = served(classifier)
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(httpx.post(
+        f"{s.url}/predict", files=[("file", ("a.png", _png(), "image/png"))], timeout=60)))
+    client.start()
+    try:
+        assert classifier.decoding.wait(60)
+        r = httpx.get(f"{s.url}/health", timeout=60)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+        assert not answers  # the prediction is still decoding
+    finally:
+        gate.set()
+        client.join(60)
+    assert answers[0].status_code == 200 and answers[0].json()["predictions"][0]["image"] == "a.png"
+
+
+def test_a_body_declared_over_the_limit_gets_413_before_it_is_sent(served):
+    """The 80 MB reproduction: the answer comes on the headers alone, not one body byte read."""
+    s = served()
+    for kind in ("application/octet-stream", "multipart/form-data; boundary=x", "image/png"):
+        head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: {kind}\r\n"
+                f"Content-Length: {80 * 2**20}\r\n\r\n").encode()
+        status, body, sent = _raw(s.port, head)
+        assert status == 413 and "64 MB" in body["error"] and "--max-body" in body["error"] and sent == 0
+
+
+def test_a_chunked_body_over_the_limit_is_cut_off_while_it_streams(served):
+    s = served(max_body_mb=1)
+    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+    piece = 64 * 1024
+    chunks = (f"{piece:x}\r\n".encode() + b"\0" * piece + b"\r\n" for _ in range(200))  # 12.5 MB offered
+    status, body, sent = _raw(s.port, head, chunks)
+    assert status == 413 and "1 MB" in body["error"]
+    assert sent < 200 * piece  # refused before the whole body was sent
+    # multipart without a length too
+    s2 = served(max_body_mb=1, max_image_mb=5)
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=bnd\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    start = b'--bnd\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+    parts = [f"{len(start):x}\r\n".encode() + start + b"\r\n"]
+    parts += [f"{piece:x}\r\n".encode() + b"\1" * piece + b"\r\n" for _ in range(200)]
+    status, body, sent = _raw(s2.port, head, iter(parts))
+    assert status == 413 and "limit" in body["error"] and sent < 200 * piece
+
+
+def test_a_request_over_its_pixel_budget_gets_413_before_decoding(served):
+    import httpx
+
+    s = served(request_pixels=1000, server_pixels=2000)
+    one = [("file", ("a.png", _png((30, 30)), "image/png"))]
+    assert httpx.post(f"{s.url}/predict", files=one, timeout=60).status_code == 200
+    r = httpx.post(f"{s.url}/predict", files=one + [("file", ("b.png", _png((30, 30)), "image/png"))], timeout=60)
+    assert r.status_code == 413 and "1,800 pixels" in r.json()["error"] and "1,000" in r.json()["error"]
+
+
+def test_the_server_decodes_at_most_its_pixel_budget_at_once():
+    import asyncio
+
+    from tlcore.ship.serve import PixelBudget
+
+    async def main():
+        budget, order = PixelBudget(100), []
+        await budget.acquire(70)
+        waiting = asyncio.create_task(budget.acquire(50))
+        await asyncio.sleep(0)
+        order.append(("waiting", waiting.done(), budget.used))
+        await budget.release(70)
+        await waiting
+        order.append(("after release", budget.used))
+        with pytest.raises(ValueError, match="n=101"):
+            await budget.acquire(101)
+        return order
+
+    assert asyncio.run(main()) == [("waiting", False, 70), ("after release", 50)]
+
+
+def test_fuzzed_and_hostile_images_get_415_json_never_500(served, fuzzed):
+    import httpx
+
+    from tlcore.data.images import ImageProblem, load_image
+
+    s = served()
+    bad = []
+    for fmt, seed, data in fuzzed[::11]:
+        try:
+            load_image(io.BytesIO(data), 8)
+        except ImageProblem:
+            bad.append((fmt, seed, data))
+    assert len(bad) > 20
+    with httpx.Client(base_url=s.url, timeout=60) as c:
+        for fmt, seed, data in bad:
+            r = c.post("/predict", files=[("file", (f"{fmt}-{seed}", data, "image/png"))])
+            assert r.status_code == 415 and set(r.json()) == {"error"}, (fmt, seed, r.text)
+            assert r.json()["error"].startswith(f"{fmt}-{seed}: ")
+
+
+def test_wrong_tokens_lock_a_client_out_for_a_growing_delay():
+    from tlcore.ship.serve import TokenGuard
+
+    now = [1000.0]
+    guard = TokenGuard("s3cret", free=3, max_lockout=8, clock=lambda: now[0])
+    right, wrong = "Bearer s3cret", "Bearer guess"
+    assert guard.check("a", right) is None
+    for _ in range(3):
+        assert guard.check("a", wrong)[0] == 401
+    assert guard.check("a", wrong)[0] == 401  # the fourth wrong one starts a lockout of 1 s
+    status, text, headers = guard.check("a", right)  # even the right token waits: no guessing during it
+    assert status == 429 and headers["Retry-After"] == "1" and "try again" in text
+    assert guard.check("b", right) is None  # another client is not held up
+    delays = []
+    for _ in range(5):
+        now[0] += 100
+        assert guard.check("a", wrong)[0] == 401
+        delays.append(guard.check("a", wrong)[2]["Retry-After"])  # locked: a 429, not counted
+    assert delays == ["2", "4", "8", "8", "8"]  # doubling, up to max_lockout
+    now[0] += 100
+    assert guard.check("a", right) is None  # the right token clears the count
+    assert guard.check("a", wrong)[0] == 401 and guard.check("a", wrong)[0] == 401
+
+
+def test_the_app_answers_429_after_repeated_wrong_tokens(served):
+    import httpx
+
+    s = served(token="s3cret")
+    with httpx.Client(base_url=s.url, timeout=60) as c:
+        codes = [c.get("/labels", headers={"Authorization": "Bearer nope"}).status_code for _ in range(8)]
+        assert codes[:5] == [401] * 5 and 429 in codes
+        r = c.get("/labels", headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and set(r.json()) == {"error"}
+        assert c.get("/health").status_code == 200
+
+
+def test_the_token_comes_from_a_file_or_the_environment(tmp_path):
+    from tlcore.core.errors import OptionError
+    from tlcore.ship.serve import resolve_token
+
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    assert resolve_token(token_file=secret, environ={}) == "s3cret"
+    assert resolve_token(environ={"TLCORE_TOKEN": "from-env"}) == "from-env"
+    assert resolve_token(environ={}) is None
+    assert resolve_token("given", environ={"TLCORE_TOKEN": "from-env"}) == "given"
+    with pytest.raises(OptionError, match="both"):
+        resolve_token("given", secret, environ={})
+    with pytest.raises(OptionError, match="cannot be read"):
+        resolve_token(token_file=tmp_path / "missing", environ={})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(OptionError, match="empty"):
+        resolve_token(token_file=tmp_path / "empty", environ={})
+    secret.chmod(0o644)
+    with pytest.warns(UserWarning, match="chmod 600"):
+        resolve_token(token_file=secret, environ={})
+
+
+def test_serve_on_the_command_line_takes_a_token_file_and_refuses_two_tokens(tmp_path):
+    proc, res = tl("serve", tmp_path / "nowhere", "--token", "a", "--token-file", tmp_path / "t", "--json",
+                   home=tmp_path / "home")
+    assert proc.returncode == 1 and "--token-file" in res["error"] and "both" in res["error"]
+    proc, _ = tl("serve", "--help", home=tmp_path / "home")
+    assert "--token-file" in proc.stdout and "TLCORE_TOKEN" in proc.stdout and "--max-body" in proc.stdout
+    docker = (Path(__file__).parent.parent / "Dockerfile").read_text()
+    assert "--token" not in docker.split("CMD", 1)[1] and "TLCORE_TOKEN" in docker

@@ -180,6 +180,25 @@ def _draft(im: Image.Image, size: int) -> None:
         pass
 
 
+def image_size(source) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding a pixel; a stream is left at its start.
+
+    Raises:
+        ImageProblem: not an image, or a header Pillow cannot read.
+    """
+    try:
+        with _open(source) as im:
+            width, height = im.size
+    except ImageProblem:
+        raise
+    except Exception as exc:  # closing a broken file can raise too
+        raise ImageProblem(_open_reason(exc)) from None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    return int(width), int(height)
+
+
 def check_image(path) -> str | None:
     """None if the file decodes as an image, else the reason it cannot be used."""
     try:
