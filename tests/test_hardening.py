@@ -561,3 +561,84 @@ def test_serve_on_the_command_line_takes_a_token_file_and_refuses_two_tokens(tmp
     assert "--token-file" in proc.stdout and "TLCORE_TOKEN" in proc.stdout and "--max-body" in proc.stdout
     docker = (Path(__file__).parent.parent / "Dockerfile").read_text()
     assert "--token" not in docker.split("CMD", 1)[1] and "TLCORE_TOKEN" in docker
+
+
+# --- edits and trash never follow a symbolic link ------------------------------------------------
+
+def _linked_setup(tlhome: Path):
+    root = write_flat(tlhome / "datasets" / "mine", n=3)
+    outside = tlhome / "outside"
+    write_flat(outside, classes=("red",), n=2)
+    return root, outside, sorted(p.name for p in outside.rglob("*"))
+
+
+def test_reproduction_a_tlcore_link_makes_exclude_and_empty_trash_refuse(tlhome):
+    """Issue 27: a `.tlcore` symlink inside a managed dataset made exclude move files out of it and
+    empty-trash delete outside it. Now both refuse, and nothing outside changes."""
+    from tlcore.core.errors import TLCoreError
+    from tlcore.data.edits import DatasetEditor
+
+    root, outside, before = _linked_setup(tlhome)
+    (outside / "trash").mkdir()
+    (outside / "trash" / "keep.txt").write_text("mine")
+    (root / ".tlcore").symlink_to(outside, target_is_directory=True)
+    ed = DatasetEditor(root)
+    image = root / "red" / "red_0.png"
+    with pytest.raises(TLCoreError, match="symbolic link"):
+        ed.exclude([image])
+    assert image.is_file()
+    with pytest.raises(TLCoreError, match="symbolic link"):
+        ed.empty_trash()
+    assert (outside / "trash" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in outside.rglob("*")) == sorted(before + ["trash", "keep.txt"])
+    assert ed.history() == [] and ed.trash_files() == []  # what is behind a link is not read either
+
+
+def test_links_as_class_folders_files_or_the_dataset_itself_are_refused(tlhome):
+    from tlcore.core.errors import TLCoreError
+    from tlcore.data.edits import DatasetEditor
+
+    root, outside, before = _linked_setup(tlhome)
+    (root / "blue").symlink_to(outside / "red", target_is_directory=True)  # a class folder leading out
+    ed = DatasetEditor(root)
+    with pytest.raises(TLCoreError, match="symbolic link"):
+        ed.move([root / "red" / "red_0.png"], to_class="blue")  # into it
+    with pytest.raises(TLCoreError):
+        ed.exclude([root / "blue" / "red_0.png"])  # out of it
+    (root / "green" / "link.png").symlink_to(outside / "red" / "red_1.png")
+    with pytest.raises(TLCoreError, match="symbolic link"):
+        ed.exclude([root / "green" / "link.png"])
+    assert sorted(p.name for p in outside.rglob("*")) == before and (root / "red" / "red_0.png").is_file()
+    (tlhome / "datasets" / "alias").symlink_to(root, target_is_directory=True)
+    with pytest.raises(TLCoreError, match="symbolic link"):
+        DatasetEditor(tlhome / "datasets" / "alias")
+
+
+def test_a_tampered_log_cannot_make_undo_move_files_outside(tlhome):
+    from tlcore.core.errors import TLCoreError
+    from tlcore.data.edits import DatasetEditor
+
+    root, outside, before = _linked_setup(tlhome)
+    ed = DatasetEditor(root)
+    ed.move([root / "red" / "red_0.png"], to_class="green")
+    entry = json.loads(ed.log_path.read_text())
+    entry["moves"] = [{"from": "../../outside/red/red_0.png", "to": "green/red_0.png"}]
+    ed.log_path.write_text(json.dumps(entry) + "\n")
+    with pytest.raises(TLCoreError, match="outside the dataset"):
+        ed.undo()
+    assert sorted(p.name for p in outside.rglob("*")) == before and (root / "green" / "red_0.png").is_file()
+
+
+def test_webcam_snaps_refuse_a_linked_class_folder(tlhome):
+    from tlcore.core.errors import TLCoreError
+    from tlcore.data.datasets import delete_class, save_snap, webcam_dataset
+
+    root = webcam_dataset("cam")
+    root.mkdir(parents=True)
+    outside = tlhome / "outside"
+    outside.mkdir()
+    (root / "cat").symlink_to(outside, target_is_directory=True)
+    for action in (lambda: save_snap(root, "cat", _png()), lambda: delete_class(root, "cat")):
+        with pytest.raises(TLCoreError, match="symbolic link"):
+            action()
+    assert outside.is_dir() and not any(outside.iterdir())
