@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 import tokenize
@@ -642,3 +643,83 @@ def test_webcam_snaps_refuse_a_linked_class_folder(tlhome):
         with pytest.raises(TLCoreError, match="symbolic link"):
             action()
     assert outside.is_dir() and not any(outside.iterdir())
+
+
+# --- bundles: no server paths, escaped names -----------------------------------------------------
+
+EVIL_CLASS = '![t](https://example.invalid/x.png)'
+EVIL_HTML = '<img src=x onerror="alert(1)">'
+
+
+def _fake_run_model(tmp_path: Path):
+    from types import SimpleNamespace
+
+    data = tmp_path / "srv" / "datasets" / "my-pets"
+    config = {"options": {"name": "**bold** ![i](https://example.invalid/i.png)", "data": str(data),
+                          "backbone_file": str(tmp_path / "srv" / "models" / "base.keras"), "cut": "conv3_block4_out",
+                          "weights": str(tmp_path / "srv" / "w.weights.h5"), "seed": 1, "lr": 0.01,
+                          "freeze": ["re:bn_[a-z]*"], "head_epochs": 1, "fine_tune_epochs": 0},
+              "resolved": {"layout": "folders", "preprocessing": "[-1, 1]",
+                           "backbone_source": {"kind": "keras", "weights": str(tmp_path / "srv" / "w.weights.h5")}},
+              "dataset_counts": {"train": {EVIL_CLASS: 3, EVIL_HTML: 4, "a|b": 1}},
+              "versions": {"tlcore": "1", "path": "x"}}
+    run = SimpleNamespace(config=lambda: config, raw_status=lambda: {"state": "completed"}, metrics=lambda: [],
+                          run_id="20261204-run", evaluation=lambda: None)
+    return SimpleNamespace(run=run, labels=[EVIL_CLASS, EVIL_HTML, "a|b"], input_size=32, resize="stretch"), data
+
+
+def test_the_model_card_escapes_names_and_holds_no_path(tmp_path):
+    from tlcore.ship.bundle import model_card
+
+    rm, data = _fake_run_model(tmp_path)
+    evaluation = {"split": "test", "accuracy": 0.5, "count": 2, "per_class": {
+        c: {"precision": 1.0, "recall": 0.5, "f1": 0.6, "support": 1} for c in rm.labels}}
+    card = model_card(rm, evaluation, {})
+    assert str(tmp_path) not in card and "my-pets" in card and "base.keras" in card
+    assert "<img" not in card and "&lt;img" in card  # no raw HTML
+    assert "![" not in card and "](" not in card.replace("\\](", "")  # no image or link syntax
+    assert "**bold**" not in card and "\\*\\*bold\\*\\*" in card
+    # every table row keeps its columns: a class's `|` is escaped
+    rows = [l for l in card.splitlines() if l.startswith("| ") and "precision" not in l and "train" not in l]
+    assert rows and all(len(re.findall(r"(?<!\\)\|", l)) in (5, 6) for l in rows), rows
+    assert "conv3_block4_out" in card  # layer names stay readable
+
+
+def test_a_bundle_evaluation_names_images_relative_to_the_dataset(tmp_path):
+    from tlcore.ship.bundle import portable_evaluation
+
+    root = tmp_path / "srv" / "datasets" / "pets"
+    evaluation = {"accuracy": 1.0, "predictions": [{"file": str(root / "test" / "cat" / "1.png"), "true": "cat"}],
+                  "misclassified": [{"file": str(tmp_path / "elsewhere" / "2.png")}],
+                  "skipped": [{"file": str(root / "bad.png"), "reason": "truncated image file"}],
+                  "note": "not a path", "labels": ["cat", "/dog"]}
+    out = portable_evaluation(evaluation, root)
+    assert out["predictions"][0] == {"file": "test/cat/1.png", "true": "cat"}
+    assert out["misclassified"][0]["file"] == "2.png" and out["skipped"][0]["file"] == "bad.png"
+    assert out["note"] == "not a path" and str(tmp_path) not in json.dumps(out)
+    assert evaluation["predictions"][0]["file"].startswith(str(root))  # the run's own copy is untouched
+
+
+@pytest.mark.slow
+def test_a_bundle_made_from_a_run_holds_no_absolute_path_of_the_machine(copy_run, shared_run, tmp_path):
+    """Issue 27: evaluation.json held every scored image's absolute path, MODEL_CARD.md the data folder.
+    Every file of the bundle, binaries included, is searched for the paths of this machine."""
+    home = tmp_path / "home"
+    runs = home / "runs"
+    runs.mkdir(parents=True)
+    run_dir = runs / Path(copy_run).name
+    Path(copy_run).rename(run_dir)
+    dest = tmp_path / "model.zip"
+    proc, res = tl("export", run_dir, "--format", "bundle", "--include", "keras,tflite", "--out", dest,
+                   "--json", home=home, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    machine = {str(tmp_path), str(shared_run.base), str(shared_run.data), str(Path.home()), "/tmp/"}
+    with zipfile.ZipFile(dest) as zf:
+        assert "evaluation.json" in zf.namelist()
+        evaluation = json.loads(zf.read("evaluation.json"))
+        assert evaluation["predictions"] and not any(p["file"].startswith("/") for p in evaluation["predictions"])
+        for name in zf.namelist():
+            data = zf.read(name)
+            for path in machine:
+                assert path.encode() not in data, (name, path)
+    assert shared_run.data.name in zipfile.ZipFile(dest).read("MODEL_CARD.md").decode()
