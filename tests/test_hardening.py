@@ -15,8 +15,10 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import tokenize
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -281,31 +283,36 @@ def test_reproduction_a_backbone_file_named_to_break_the_docstring(tmp_path):
 # --- tlcore serve -----------------------------------------------------------------------------
 
 class FakeClassifier:
-    """What create_app needs of a Classifier, without a model: decoding is the real one."""
+    """What create_app needs of a Classifier, without a model (the decoding is the real one)."""
 
-    def __init__(self, gate=None):
+    def __init__(self):
         self.name, self.labels, self.input_size, self.resize = "fake", ["cat", "dog"], 8, "stretch"
-        self.gate, self.decoding = gate, None
-
-    def load(self, source):
-        from tlcore.ship.serve import Classifier
-
-        if self.gate is not None:  # a decode that takes as long as the test wants
-            self.decoding.set()
-            assert self.gate.wait(60)
-        return Classifier.load(self, source)
 
     def probabilities(self, images):
         p = images.reshape(len(images), -1).mean(axis=1, keepdims=True) / 255.0
         return np.concatenate([p, 1 - p], axis=1)
 
 
+class GatedPool(ThreadPoolExecutor):
+    """A decoder whose jobs wait for `gate`: a decode that takes as long as the test wants."""
+
+    def __init__(self):
+        super().__init__(max_workers=2)
+        self.gate, self.decoding = threading.Event(), threading.Event()
+
+    def submit(self, fn, /, *args, **kwargs):
+        def held(*a, **k):
+            self.decoding.set()
+            assert self.gate.wait(60)
+            return fn(*a, **k)
+
+        return super().submit(held, *args, **kwargs)
+
+
 class Served:
     """create_app(...) behind a real uvicorn on a free loopback port, in a thread."""
 
     def __init__(self, app):
-        import threading
-
         import uvicorn
 
         started = threading.Event()
@@ -391,28 +398,41 @@ def _raw(port: int, head: bytes, body_chunks=(), timeout=30) -> tuple[int, dict,
 
 
 def test_health_answers_while_an_image_is_decoding(served):
-    """Decoding happens in a worker pool: /health answers while a decode is in progress (the test holds
-    the decode until /health has answered)."""
-    import threading
-
+    """Decoding happens in the decoder pool, off the event loop: /health answers while a decode is in
+    progress (the test holds the decode until /health has answered)."""
     import httpx
 
-    gate, classifier = threading.Event(), FakeClassifier(threading.Event())
-    classifier.gate, classifier.decoding = gate, threading.Event()
-    s = served(classifier)
+    pool = GatedPool()
+    s = served(decoder=pool)
     answers = []
     client = threading.Thread(target=lambda: answers.append(httpx.post(
         f"{s.url}/predict", files=[("file", ("a.png", _png(), "image/png"))], timeout=60)))
     client.start()
     try:
-        assert classifier.decoding.wait(60)
+        assert pool.decoding.wait(60)
         r = httpx.get(f"{s.url}/health", timeout=60)
         assert r.status_code == 200 and r.json()["status"] == "ok"
         assert not answers  # the prediction is still decoding
     finally:
-        gate.set()
+        pool.gate.set()
         client.join(60)
     assert answers[0].status_code == 200 and answers[0].json()["predictions"][0]["image"] == "a.png"
+
+
+def test_the_default_decoder_is_worker_processes_that_answer_like_load_image(served):
+    import httpx
+
+    from tlcore.data.images import load_image
+
+    s = served()
+    data = _png((40, 30))
+    r = httpx.post(f"{s.url}/predict", files=[("file", ("a.png", data, "image/png"))], timeout=120)
+    assert r.status_code == 200
+    want = FakeClassifier().probabilities(load_image(io.BytesIO(data), 8)[None])[0]
+    top = {t["label"]: t["probability"] for t in r.json()["predictions"][0]["top"]}
+    assert abs(top["cat"] - want[0]) < 1e-6
+    r = httpx.post(f"{s.url}/predict", headers={"Content-Type": "image/png"}, content=data, timeout=120)
+    assert r.status_code == 200 and r.json()["predictions"][0]["image"] == "body"
 
 
 def test_a_body_declared_over_the_limit_gets_413_before_it_is_sent(served):

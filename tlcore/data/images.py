@@ -161,6 +161,13 @@ def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
     return _resized(open_rgb(source), size, mode)
 
 
+def load_image_bytes(data: bytes, size: int, mode: str = "stretch") -> np.ndarray:
+    """`load_image` of an image file's bytes (what a server's decoding process is handed)."""
+    import io
+
+    return load_image(io.BytesIO(data), size, mode)
+
+
 def _resized(im: Image.Image, size: int, mode: str) -> np.ndarray:
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: {mode!r}")

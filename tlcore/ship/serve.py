@@ -19,10 +19,11 @@ What a client can cost the server is bounded (docs/SECURITY.md):
 - the whole body (`max_body_mb`, default 64 MB) is counted as it streams, with a Content-Length or
   chunked: a declared length over it gets a 413 before a byte is read, a stream is cut off once
   over it; multipart files are spooled by Starlette (1 MB in memory each) and decoded from there;
-- images are decoded in a pool of `DECODE_WORKERS` threads, never on the event loop, so /health
-  answers while they decode; before decoding, their headers' pixel counts are added up: a request
-  over `REQUEST_PIXELS` gets a 413, and the server decodes at most `SERVER_PIXELS` pixels at once
-  (further requests wait for their turn);
+- images are decoded in `DECODE_WORKERS` worker processes (`DecodePool`), never on the event
+  loop and without holding its GIL, so /health answers while they decode, and a decode that runs
+  out of memory ends a worker, not the server; before decoding, their headers' pixel counts are
+  added up (in a thread): a request over `REQUEST_PIXELS` gets a 413, and the server decodes at
+  most `SERVER_PIXELS` pixels at once (further requests wait for their turn);
 - at most `MAX_CONNECTIONS` requests at once (uvicorn answers 503 beyond);
 - after `FREE_FAILURES` wrong tokens a client (by address) gets 429s for a delay that doubles
   with every further wrong token, up to `MAX_LOCKOUT` seconds; a right token clears its count.
@@ -31,8 +32,10 @@ The token comes from `--token-file`, the `TLCORE_TOKEN` variable or `--token` (`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
+import multiprocessing
 import os
 import secrets
 import socket
@@ -40,7 +43,8 @@ import stat
 import time
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable
 
@@ -52,7 +56,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ..core.errors import OptionError, TLCoreError
-from ..data.images import MAX_PIXELS, ImageProblem, image_size, load_image
+from ..data.images import MAX_PIXELS, ImageProblem, image_size, load_image, load_image_bytes
 from ..data.outputs import predict_probabilities
 from .predict import load_model, top_labels
 
@@ -61,6 +65,7 @@ WAIT_SECONDS = 0.005
 MAX_FILES = 64
 MAX_BODY_MB = 64
 DECODE_WORKERS = 2
+DECODE_NICENESS = 10  # decoding workers run at a lower priority than the event loop
 REQUEST_PIXELS = MAX_PIXELS  # decoded pixels of one request's images together
 SERVER_PIXELS = DECODE_WORKERS * MAX_PIXELS  # decoded at once by the whole server
 MAX_CONNECTIONS = 64
@@ -149,6 +154,46 @@ class Batcher:
 
 def _error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": text}, status_code=status, headers=headers)
+
+
+class DecodePool:
+    """Decodes images in worker processes (spawned, so they hold no TensorFlow), started on first use.
+
+    A worker that dies (the kernel's out-of-memory killer, say) fails only the images it had:
+    they get an ImageProblem, and the next request gets a fresh pool.
+    """
+
+    def __init__(self, workers: int = DECODE_WORKERS, executor: Executor | None = None):
+        self.workers, self._executor, self._own = int(workers), executor, executor is None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_lower_priority)
+        return self._executor
+
+    async def load(self, data: bytes, size: int, resize: str) -> np.ndarray:
+        pool = self._pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, load_image_bytes, data, size, resize)
+        except BrokenProcessPool:
+            if self._own and self._executor is pool:
+                self._executor = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise ImageProblem("cannot decode: the decoding process stopped (out of memory?)") from None
+
+    def shutdown(self) -> None:
+        if self._own and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def _lower_priority() -> None:
+    """A decoding worker yields the CPU to the server's event loop (/health, tokens, other requests)."""
+    try:
+        os.nice(DECODE_NICENESS)
+    except OSError:  # pragma: no cover - a platform without nice
+        pass
 
 
 class BodyTooLarge(Exception):
@@ -283,8 +328,10 @@ async def _send_error(send, status: int, text: str, headers: dict | None = None,
 
 def create_app(classifier: Classifier, token: str | None = None, max_image_mb: float = 20,
                max_body_mb: float = MAX_BODY_MB, request_pixels: int = REQUEST_PIXELS,
-               server_pixels: int = SERVER_PIXELS, guard: TokenGuard | None = None) -> FastAPI:
-    """The FastAPI application serving `classifier`."""
+               server_pixels: int = SERVER_PIXELS, guard: TokenGuard | None = None,
+               decoder: Executor | None = None) -> FastAPI:
+    """The FastAPI application serving `classifier`; images are decoded by `decoder` (default: a
+    `DecodePool` of worker processes)."""
     if int(request_pixels) > int(server_pixels):
         raise OptionError("request_pixels", f"must not be above server_pixels ({server_pixels}). "
                           f"Received: {request_pixels}")
@@ -292,10 +339,18 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
     max_body = int(float(max_body_mb) * 1024 * 1024)
     batcher = Batcher(classifier.probabilities)
     budget = PixelBudget(server_pixels)
-    decoder = ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="tlcore-decode")
-    app = FastAPI(title=f"TL Studio model {classifier.name}",
+    pool = DecodePool(executor=decoder)
+    headers = ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="tlcore-headers")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        pool.shutdown()
+        headers.shutdown(wait=False)
+
+    app = FastAPI(title=f"TL Studio model {classifier.name}", lifespan=lifespan,
                   description=f"Image classifier of {len(classifier.labels)} classes: {', '.join(classifier.labels)}.")
-    app.state.batcher, app.state.budget, app.state.decoder = batcher, budget, decoder
+    app.state.batcher, app.state.budget, app.state.decoder = batcher, budget, pool
     app.add_middleware(Guard, max_body=max_body, guard=guard or (TokenGuard(token) if token else None))
 
     @app.exception_handler(HTTPException)
@@ -353,9 +408,9 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
                                "file, or one image with an image/* content type")
         loop = asyncio.get_running_loop()
         pixels = []
-        for name, source in uploads:  # headers only, in the pool: a hostile header costs no event-loop time
+        for name, source in uploads:  # headers only, in a thread: a hostile header costs no event-loop time
             try:
-                width, height = await loop.run_in_executor(decoder, image_size, _stream(source))
+                width, height = await loop.run_in_executor(headers, image_size, _stream(source))
             except ImageProblem as exc:
                 return _error(415, f"{name}: {exc}")
             if width * height > MAX_PIXELS:
@@ -367,8 +422,7 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
                                f"limit of {int(request_pixels):,} per request: send fewer or smaller images")
         await budget.acquire(sum(pixels))
         try:
-            results = await asyncio.gather(*[loop.run_in_executor(decoder, _load, classifier, source)
-                                             for _, source in uploads])
+            results = await asyncio.gather(*[_load(pool, headers, classifier, source) for _, source in uploads])
         finally:
             await budget.release(sum(pixels))
         arrays = []
@@ -387,12 +441,19 @@ def _stream(source):
     return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
 
 
-def _load(classifier: Classifier, source) -> np.ndarray | ImageProblem:
-    """Decode in a pool thread; a problem is returned (not raised) so the request names the file."""
+async def _load(pool: DecodePool, threads: Executor, classifier, source) -> np.ndarray | ImageProblem:
+    """Decode in the pool; a problem is returned (not raised) so the request names the file."""
+    if not isinstance(source, (bytes, bytearray)):  # a spooled upload, read in a thread
+        source = await asyncio.get_running_loop().run_in_executor(threads, _read, source)
     try:
-        return classifier.load(source)
+        return await pool.load(bytes(source), classifier.input_size, classifier.resize)
     except ImageProblem as exc:
         return exc
+
+
+def _read(f) -> bytes:
+    f.seek(0)
+    return f.read()
 
 
 def _file_size(f) -> int:
