@@ -227,8 +227,13 @@ def check_image(path) -> str | None:
 
 def _open(source) -> Image.Image:
     """Image.open with every way it fails turned into an ImageProblem with the reason."""
-    if isinstance(source, (str, Path)) and Path(source).stat().st_size == 0:
-        raise ImageProblem("empty file")
+    if isinstance(source, (str, Path)):
+        try:
+            empty = Path(source).stat().st_size == 0
+        except OSError as exc:  # gone since the scan, unreadable: a reason like any other
+            raise ImageProblem(f"cannot open: {exc.strerror or exc}") from None
+        if empty:
+            raise ImageProblem("empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
