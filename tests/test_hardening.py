@@ -242,6 +242,7 @@ def test_the_script_quotes_every_value_it_embeds(tmp_path):
         assert all(t.string != tree.body[0].value.value for t in holding)
 
 
+@pytest.mark.slow  # imports TensorFlow in a child: seconds
 def test_the_script_with_hostile_names_runs_help_without_running_them(tmp_path):
     from tlcore.ship.codegen import render
 
