@@ -744,3 +744,28 @@ def test_a_bundle_made_from_a_run_holds_no_absolute_path_of_the_machine(copy_run
             for path in machine:
                 assert path.encode() not in data, (name, path)
     assert shared_run.data.name in zipfile.ZipFile(dest).read("MODEL_CARD.md").decode()
+
+
+def test_a_16_bit_image_is_converted_without_a_float_copy_of_the_whole_image():
+    """The 1.3-2.0 GB reproduction, scaled down: what Python and numpy allocate to decode a 16-bit image
+    stays a few bytes per pixel (its bytes, the 8-bit result), not the 24 of float64 copies as before
+    (tracemalloc sees numpy's allocations, not Pillow's own)."""
+    import tracemalloc
+
+    from tlcore.data.images import load_image
+
+    side = 3000
+    arr = np.zeros((side, side), np.uint16)
+    arr[::7] = 50000
+    out = io.BytesIO()
+    Image.fromarray(arr).save(out, format="PNG")
+    data = out.getvalue()
+    del arr
+    tracemalloc.start()
+    try:
+        got = load_image(io.BytesIO(data), 16)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.shape == (16, 16, 3) and got.max() > 0
+    assert peak < 6 * side * side, f"{peak / side / side:.1f} bytes per pixel"

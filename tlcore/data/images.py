@@ -90,13 +90,17 @@ def _reason(exc: BaseException) -> str:
     return reason[:300]
 
 
+_UINT16 = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
 ROWS_AT_ONCE = 256  # wide images are converted in bands of rows, so a float copy never holds them whole
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(im)
+        if mode in _UINT16:  # a view of the one bytes copy, not a second array
+            arr = np.frombuffer(im.tobytes(), dtype=_UINT16[mode]).reshape(im.size[1], im.size[0])
+        else:
+            arr = np.asarray(im)
         top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
         out = np.empty(arr.shape, np.uint8)
         for r in range(0, arr.shape[0], ROWS_AT_ONCE):  # same rounding as one pass, a band's memory
