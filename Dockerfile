@@ -21,4 +21,5 @@ USER serve
 ENV TLCORE_HOME=/home/serve/.tlcore TF_CPP_MIN_LOG_LEVEL=2
 EXPOSE 8000
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
-CMD ["sh", "-c", "exec tlcore serve /model/model.zip --host 0.0.0.0 --port 8000 ${TLCORE_TOKEN:+--token \"$TLCORE_TOKEN\"}"]
+# tlcore serve reads the token from TLCORE_TOKEN itself: it never appears on the command line.
+CMD ["tlcore", "serve", "/model/model.zip", "--host", "0.0.0.0", "--port", "8000"]

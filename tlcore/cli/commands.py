@@ -233,7 +233,8 @@ def _cmd_serve(a):
         print(f"Serving {a.source} on {info['url']} (docs: {info['url']}/docs); Ctrl+C stops it.",
               file=sys.stderr, flush=True)
 
-    serve(a.source, a.host, a.port, a.token, a.max_image_mb, a.runs_dir, ready)
+    serve(a.source, a.host, a.port, a.token, a.max_image_mb, a.runs_dir, ready, token_file=a.token_file,
+          max_body_mb=a.max_body_mb)
     return _SILENT
 
 

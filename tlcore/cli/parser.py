@@ -182,9 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="RUN_OR_BUNDLE", help=RUN + ", or a bundle .zip from `export --format bundle`")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument("--port", type=int, default=8000, help="0 takes any free port")
-    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every route but /health (other "
+                   "local users see it in the process list: prefer --token-file or the TLCORE_TOKEN variable)")
+    p.add_argument("--token-file", dest="token_file", metavar="PATH",
+                   help="read the token from this file (chmod 600); without --token or --token-file, the "
+                        "TLCORE_TOKEN environment variable is the token if set")
     p.add_argument("--max-image-mb", dest="max_image_mb", type=float, default=20,
                    help="refuse an upload larger than this (413)")
+    p.add_argument("--max-body", dest="max_body_mb", type=float, default=64, metavar="MB",
+                   help="refuse a request whose whole body is larger than this many MB (413), counted as it "
+                        "streams (default 64)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")

@@ -3,6 +3,10 @@ dataset, webcam datasets made of snaps, and samples of a scanned dataset to show
 
 A webcam dataset is a flat folder of class folders under ``datasets/``, each snap stored as
 ``<class>/<n>.png`` exactly as training will read it.
+
+Nothing here or in `edits` follows a symbolic link inside a managed dataset (`no_links`): a
+link named like a class folder or ``.tlcore`` would otherwise make a snap, a move, the trash
+or a deletion reach files outside the dataset.
 """
 from __future__ import annotations
 
@@ -19,6 +23,27 @@ from ..core.errors import TLCoreError
 DEMO_NAME = "demo-shapes"
 SPLIT_WORDS = ("train", "training", "validation", "valid", "val", "test", "testing")
 _SNAP = re.compile(r"^(\d+)\.png$")
+
+
+def no_links(root: str | os.PathLike, *parts: str | os.PathLike) -> Path:
+    """``root/parts...`` once neither `root` nor any part of the path below it is a symbolic link
+    (parts that do not exist yet are fine); it must stay inside `root` (no absolute path, no ``..``).
+
+    Raises:
+        TLCoreError: a link on the way, or a path leading outside `root`.
+    """
+    base = Path(root).expanduser()
+    rel = Path(*parts) if parts else Path()
+    if rel.is_absolute() or ".." in rel.parts:
+        raise TLCoreError(f"{rel} leads outside the dataset {base.name}; nothing was changed.")
+    current = base
+    for part in ("",) + rel.parts:
+        current = current / part if part else current
+        if current.is_symlink():
+            raise TLCoreError(f"{current} is a symbolic link; the studio does not follow links inside a dataset "
+                              "(one could lead its edits outside it). Replace the link with the real folder or "
+                              "file, or remove it. Nothing was changed.")
+    return current
 
 
 def list_datasets(datasets_dir=None) -> list[dict]:
@@ -127,7 +152,7 @@ def webcam_dataset(name: str = "webcam", datasets_dir=None) -> Path:
 
 def add_class(root: str | os.PathLike, name: str) -> Path:
     """Create class folder `name` in a webcam dataset (nothing happens if it exists)."""
-    folder = Path(root) / check_name(name, "class")
+    folder = no_links(root, check_name(name, "class"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -142,7 +167,7 @@ def dataset_classes(root: str | os.PathLike) -> list[str]:
 
 def snaps(root: str | os.PathLike, class_name: str) -> list[Path]:
     """The snaps of one class, in the order they were taken (1.png, 2.png, ...)."""
-    folder = Path(root) / check_name(class_name, "class")
+    folder = no_links(root, check_name(class_name, "class"))
     if not folder.is_dir():
         return []
     found = [(int(m.group(1)), f) for f in folder.iterdir() if (m := _SNAP.match(f.name))]
@@ -167,7 +192,7 @@ def save_snap(root: str | os.PathLike, class_name: str, data: bytes) -> Path:
 
     from .images import ImageProblem, open_rgb
 
-    folder = Path(root) / check_name(class_name, "class")
+    folder = no_links(root, check_name(class_name, "class"))
     if not folder.is_dir():
         raise TLCoreError(f"No class {class_name!r} in {Path(root).name}; add it first.")
     try:
@@ -192,8 +217,9 @@ def delete_snap(root: str | os.PathLike, path: str | os.PathLike) -> None:
     Raises:
         TLCoreError: anything else.
     """
+    no_links(root)
     base, target = Path(root).resolve(), Path(path)
-    if target.is_symlink() or not _SNAP.match(target.name) or target.resolve().parent.parent != base \
+    if target.is_symlink() or target.parent.is_symlink() or not _SNAP.match(target.name) or target.resolve().parent.parent != base \
             or not target.is_file():
         raise TLCoreError(f"{path} is not a snap of the dataset {base.name}; nothing deleted.")
     target.unlink()
@@ -205,7 +231,7 @@ def delete_class(root: str | os.PathLike, class_name: str) -> int:
     Raises:
         TLCoreError: the class holds files that are not snaps (it is not a webcam class).
     """
-    folder = Path(root) / check_name(class_name, "class")
+    folder = no_links(root, check_name(class_name, "class"))
     if not folder.is_dir():
         return 0
     others = [f.name for f in folder.iterdir() if not _SNAP.match(f.name)]

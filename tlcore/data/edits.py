@@ -5,6 +5,9 @@ folder, or the hidden ``.tlcore/trash/<action>/`` (which the scan ignores). Each
 one line of ``.tlcore/changes.jsonl`` with its moves, so Undo moves the files back exactly
 (same bytes, same names). Nothing is deleted until `empty_trash`. Only datasets inside the
 studio's datasets folder are edited; any other folder is read-only (import a copy to edit).
+No edit follows a symbolic link anywhere in the dataset's path (`datasets.no_links`): not the
+dataset folder, a split or class folder, a file, ``.tlcore`` or its trash; paths read back from
+the log must stay inside the dataset.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from ..core import home
 from ..core.errors import TLCoreError
+from .datasets import no_links
 
 META = ".tlcore"
 LOG = "changes.jsonl"
@@ -43,6 +47,7 @@ class DatasetEditor:
     """
 
     def __init__(self, root, datasets_dir=None):
+        no_links(root)
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise TLCoreError(f"Dataset folder not found: {self.root}")
@@ -63,7 +68,7 @@ class DatasetEditor:
             raise TLCoreError(f"{path} is not inside the dataset {self.root}.") from None
         if rel.parts and rel.parts[0] == META:
             raise TLCoreError(f"{path} is in the trash; use Undo to bring it back.")
-        if not (self.root / rel).is_file():
+        if not no_links(self.root, rel).is_file():
             raise TLCoreError(f"No such image in the dataset: {rel}")
         return rel
 
@@ -151,6 +156,9 @@ class DatasetEditor:
             return None
         entry = pending[-1]
         plan = [(Path(m["to"]), Path(m["from"])) for m in reversed(entry["moves"])]
+        for a, b in plan:  # the log is a file in the dataset: its paths are checked like any other
+            no_links(self.root, a)
+            no_links(self.root, b)
         missing = [str(a) for a, _ in plan if not (self.root / a).is_file()]
         if missing:
             raise TLCoreError(f"Cannot undo: {len(missing)} file(s) are no longer where this action put "
@@ -163,7 +171,7 @@ class DatasetEditor:
 
     def history(self) -> list[dict]:
         """Every logged action, oldest first."""
-        if not self.log_path.is_file():
+        if self._linked(META, LOG) or not self.log_path.is_file():  # a linked log is not read
             return []
         out = []
         for line in self.log_path.read_text(encoding="utf-8").splitlines():
@@ -174,6 +182,8 @@ class DatasetEditor:
         return out
 
     def trash_files(self) -> list[Path]:
+        if self._linked(META, TRASH):
+            return []
         folder = self.meta / TRASH
         return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
 
@@ -181,12 +191,20 @@ class DatasetEditor:
         """Delete the trash for good; returns how many files went. Their actions cannot be undone."""
         import shutil
 
+        folder = no_links(self.root, META, TRASH)  # a linked .tlcore or trash would delete elsewhere
         files = self.trash_files()
-        shutil.rmtree(self.meta / TRASH, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         self._log({"id": _new_id(), "action": "empty_trash", "files": len(files), "moves": []})
         return len(files)
 
     # --- the mechanics ------------------------------------------------------------------
+    def _linked(self, *parts) -> bool:
+        try:
+            no_links(self.root, *parts)
+        except TLCoreError:
+            return True
+        return False
+
     @staticmethod
     def _unique(files) -> list:
         files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
@@ -206,15 +224,20 @@ class DatasetEditor:
                exact: bool = False) -> dict:
         """Do the moves; log the ones done, even when one fails midway (never lose an image)."""
         done, taken, error = [], set(), None
+        for src, dst in plan:  # every path checked first: a tampered log or a link changes nothing
+            no_links(self.root, src)
+            no_links(self.root, dst)
         for src, dst in plan:
             dst = dst if exact else self._free(dst, taken)
             taken.add(dst)
             try:
+                no_links(self.root, src)
+                no_links(self.root, dst)
                 (self.root / dst).parent.mkdir(parents=True, exist_ok=True)
                 if (self.root / dst).exists():
                     raise OSError(f"{dst} exists")
                 os.rename(self.root / src, self.root / dst)
-            except OSError as exc:
+            except (OSError, TLCoreError) as exc:
                 error = f"Moved {len(done)} of {len(plan)} image(s); {src} could not be moved: {exc}"
                 break
             done.append({"from": str(src), "to": str(dst)})
@@ -226,6 +249,7 @@ class DatasetEditor:
         return entry
 
     def _log(self, entry: dict) -> None:
+        no_links(self.root, META, LOG)
         self.meta.mkdir(exist_ok=True)
         entry = {"time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **entry}
         with open(self.log_path, "a", encoding="utf-8") as f:

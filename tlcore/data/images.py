@@ -4,10 +4,16 @@ EXIF orientation applied, first frame of an animation, any mode (grey, palette, 
 16-bit) converted to 8-bit RGB, transparency composited on white, then resized to a square
 by stretching (default), padding or centre-cropping. Decompression bombs are refused
 before any pixel is decoded. Thumbnails and pictures to show are read the same way.
+
+Every way a decoder fails on a hostile or broken file (a Pillow plug-in's OSError, ValueError,
+TypeError, NotImplementedError, struct.error, EOFError, MemoryError, or anything else it raises)
+becomes an `ImageProblem` whose message is the reason, so one bad file is listed as skipped
+and never stops a scan, an import, training, evaluation or a server.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,33 +63,56 @@ def open_rgb(source) -> Image.Image:
     if width < 1 or height < 1:
         raise ImageProblem(f"image has no pixels ({width}x{height})")
     try:
-        if getattr(im, "n_frames", 1) > 1:
-            im.seek(0)
-        im.load()
-        if im.getexif().get(0x0112, 1) != 1:  # only rotated photos pay for a transposed copy
-            im = ImageOps.exif_transpose(im)
-        return _to_rgb(im)
+        with warnings.catch_warnings():  # a broken file's warnings become its reason, not noise
+            warnings.simplefilter("ignore")
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            im.load()
+            if im.getexif().get(0x0112, 1) != 1:  # only rotated photos pay for a transposed copy
+                im = ImageOps.exif_transpose(im)
+            return _to_rgb(im)
     except ImageProblem:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageProblem(f"image too large: {exc}") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        reason = str(exc) or type(exc).__name__
-        if "truncated" in reason:
-            reason = "truncated image file"
-        raise ImageProblem(f"cannot decode: {reason}") from None
+    except MemoryError:
+        raise ImageProblem("cannot decode: not enough memory for this image") from None
+    except Exception as exc:  # whatever a plug-in raises on a broken file
+        raise ImageProblem(f"cannot decode: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    reason = str(exc) or type(exc).__name__
+    if "truncated" in reason:
+        return "truncated image file"
+    if not isinstance(exc, (OSError, ValueError, SyntaxError, EOFError)):
+        reason = f"{type(exc).__name__}: {reason}" if str(exc) else reason
+    return reason[:300]
+
+
+_UINT16 = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
+ROWS_AT_ONCE = 256  # wide images are converted in bands of rows, so a float copy never holds them whole
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(im, dtype=np.float64)
+        if mode in _UINT16:  # a view of the one bytes copy, not a second array
+            arr = np.frombuffer(im.tobytes(), dtype=_UINT16[mode]).reshape(im.size[1], im.size[0])
+        else:
+            arr = np.asarray(im)
         top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        im = Image.fromarray(arr, mode="L")
+        out = np.empty(arr.shape, np.uint8)
+        for r in range(0, arr.shape[0], ROWS_AT_ONCE):  # same rounding as one pass, a band's memory
+            band = arr[r:r + ROWS_AT_ONCE].astype(np.float64)
+            out[r:r + ROWS_AT_ONCE] = np.clip(band / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        del arr
+        im = Image.fromarray(out, mode="L")
     elif mode == "F":
         arr = np.asarray(im, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise ImageProblem("cannot decode: floating-point pixels that are not finite numbers")
         arr = (arr - lo) / (hi - lo or 1.0) * 255.0
         im = Image.fromarray(arr.astype(np.uint8), mode="L")
     if im.mode == "P":
@@ -131,9 +160,54 @@ def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
     if isinstance(source, (str, Path)):
         with _open(source) as im:
             if im.format == "JPEG":
-                im.draft("RGB", (size, size))
-            return np.asarray(resize(open_rgb(im), size, mode), dtype=np.uint8)
-    return np.asarray(resize(open_rgb(source), size, mode), dtype=np.uint8)
+                _draft(im, size)
+            return _resized(open_rgb(im), size, mode)
+    return _resized(open_rgb(source), size, mode)
+
+
+def load_image_bytes(data: bytes, size: int, mode: str = "stretch") -> np.ndarray:
+    """`load_image` of an image file's bytes (what a server's decoding process is handed)."""
+    import io
+
+    return load_image(io.BytesIO(data), size, mode)
+
+
+def _resized(im: Image.Image, size: int, mode: str) -> np.ndarray:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: {mode!r}")
+    try:
+        return np.asarray(resize(im, size, mode), dtype=np.uint8)
+    except MemoryError:
+        raise ImageProblem("cannot decode: not enough memory for this image") from None
+    except Exception as exc:
+        raise ImageProblem(f"cannot decode: {_reason(exc)}") from None
+
+
+def _draft(im: Image.Image, size: int) -> None:
+    """JPEG DCT scaling to at least `size`; a header that refuses it is found when decoding."""
+    try:
+        im.draft("RGB", (size, size))
+    except Exception:
+        pass
+
+
+def image_size(source) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding a pixel; a stream is left at its start.
+
+    Raises:
+        ImageProblem: not an image, or a header Pillow cannot read.
+    """
+    try:
+        with _open(source) as im:
+            width, height = im.size
+    except ImageProblem:
+        raise
+    except Exception as exc:  # closing a broken file can raise too
+        raise ImageProblem(_open_reason(exc)) from None
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)
+    return int(width), int(height)
 
 
 def check_image(path) -> str | None:
@@ -146,43 +220,50 @@ def check_image(path) -> str | None:
     try:
         with _open(path) as probe:
             if probe.format == "JPEG":
-                probe.draft("RGB", (64, 64))
+                _draft(probe, 64)
             open_rgb(probe)
     except ImageProblem as exc:
         return str(exc)
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # closing a broken file can raise too
         return _open_reason(exc)
     return None
 
 
 def _open(source) -> Image.Image:
     """Image.open with every way it fails turned into an ImageProblem with the reason."""
-    if isinstance(source, (str, Path)) and Path(source).stat().st_size == 0:
-        raise ImageProblem("empty file")
+    if isinstance(source, (str, Path)):
+        try:
+            empty = Path(source).stat().st_size == 0
+        except OSError as exc:  # gone since the scan, unreadable: a reason like any other
+            raise ImageProblem(f"cannot open: {exc.strerror or exc}") from None
+        if empty:
+            raise ImageProblem("empty file")
     try:
-        return Image.open(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(source)
     except UnidentifiedImageError:
         raise ImageProblem("not an image (Pillow cannot identify it)") from None
     except Image.DecompressionBombError:
         raise ImageProblem(f"image too large: above the limit of {MAX_PIXELS} pixels") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Exception as exc:  # whatever a plug-in's header parser raises
         raise ImageProblem(_open_reason(exc)) from None
 
 
-def _open_reason(exc: Exception) -> str:
+def _open_reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if "too large" in text or "MAX_TEXT_CHUNK" in text:
         return "image too large: metadata decompresses beyond Pillow's limit"
-    if "truncated" in text:
-        return "truncated image file"
-    return f"cannot open: {text}"
+    if isinstance(exc, MemoryError):
+        return "cannot open: not enough memory for this image"
+    return f"cannot open: {_reason(exc)}"
 
 
 def thumbnail(path: str | os.PathLike, size: int = 96) -> np.ndarray | None:
     """A square RGB thumbnail read the studio's way (centre crop), or None if unreadable."""
     try:
         return load_image(path, size, "crop")
-    except (ImageProblem, OSError):
+    except (ImageProblem, OSError, ValueError):
         return None
 
 

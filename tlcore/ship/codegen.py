@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pprint
+import re
 from pathlib import Path
 
 from ..core.errors import TLCoreError
@@ -112,29 +113,39 @@ def _check_backbone_file(path: Path, provenance: dict) -> str:
 
 
 def render(values: dict) -> str:
-    """The script's text for `script_values`."""
+    """The script's text for `script_values`.
+
+    Every value from the run (names, paths, classes, numbers) goes into the script as a Python
+    literal (`repr` through `pprint`), among the constants and nowhere else: never inside the
+    docstring, a comment or an f-string, where a name that closes the docstring would be
+    code. The placeholders are filled in one pass, so a value that looks like one stays text.
+    """
     from .codegen_template import BACKBONES, SCRIPT
 
     kind = BACKBONES["file" if values.get("BACKBONE_FILE") else "catalog"]
     names = ("BACKBONE_FILE", "BACKBONE_FILE_SHA256") if values.get("BACKBONE_FILE") else ("BACKBONE", "WEIGHTS")
     consts = "\n".join(f"{k} = {pprint.pformat(values.get(k), width=100, compact=True, sort_dicts=False)}" for k in (
+        "RUN_ID", "RUN_VAL_ACCURACY", "RUN_TEST_ACCURACY",
         *names, "INPUT_SIZE", "PREPROCESSING", "CUT_LAYER", "CLASSES", "POOLING", "DENSE",
         "DROPOUT", "HEAD_EPOCHS", "FINE_TUNE_EPOCHS", "LR", "FINE_TUNE_LR", "OPTIMIZER", "WEIGHT_DECAY", "SCHEDULE",
         "WARMUP_EPOCHS", "LABEL_SMOOTHING", "MIXUP", "CUTMIX", "BATCH_SIZE",
         "AUGMENT", "CLASS_WEIGHTS", "EARLY_STOPPING", "SEED", "VAL_SPLIT", "TEST_SPLIT", "SPLIT_METHOD", "RESIZE",
         "DETERMINISTIC", "TRAIN_IN_STAGE_2", "FROZEN_WEIGHTS", "IMAGE_EXTENSIONS"))
-    started = (f"It starts from the saved model {Path(values['BACKBONE_FILE']).name} (--backbone-file).\n"
+    started = ("It starts from the saved model in BACKBONE_FILE (--backbone-file).\n"
                if values.get("BACKBONE_FILE") else "")
-    header = (f'"""Train the model of TL Studio run {values["RUN_ID"]} with plain Keras.\n\n'
+    header = ('"""Train the model of a TL Studio run (RUN_ID below) with plain Keras.\n\n'
               f"Usage: python {{this file}} DATA {kind['usage']} [--epochs-scale X] [--out model.keras]\n\n"
               f"DATA is a folder with one sub-folder per class, or train/ validation/ test/ folders.\n{started}"
-              f"The run reached validation accuracy {values['RUN_VAL_ACCURACY']} and test accuracy "
-              f"{values['RUN_TEST_ACCURACY']}.\n"
+              "The run's validation and test accuracy are RUN_VAL_ACCURACY and RUN_TEST_ACCURACY below.\n"
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
-    backbone = kind["code"].replace("#FLATTEN#", _flatten_source())
-    return header + (SCRIPT.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
-                     .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone)
-                     .replace("#SOURCE_ARGUMENT#", kind["argument"]).replace("#SOURCE#", kind["source"]))
+    parts = {"CONSTANTS": consts, "SPLITS": _split_source(), "RECIPE": _recipe_source(),
+             "BACKBONE": kind["code"].replace("#FLATTEN#", _flatten_source()),
+             "SOURCE_ARGUMENT": kind["argument"], "SOURCE": kind["source"]}
+    return header + _PLACEHOLDER.sub(lambda m: parts[m.group(1)], SCRIPT)
+
+
+_PLACEHOLDER = re.compile("#(" + "|".join(("CONSTANTS", "SPLITS", "RECIPE", "BACKBONE", "SOURCE_ARGUMENT",
+                                           "SOURCE")) + ")#")
 
 
 def _recipe_source() -> str:

@@ -9,18 +9,42 @@ Imported only by the `serve` command: FastAPI and uvicorn load nowhere else.
     GET  /labels    {"labels": [...]}
     GET  /docs      OpenAPI docs
 
-Errors are JSON {"error": "..."}: 401 without the bearer token (when one is set), 413 for an
-image over the size limit, 415 for a file that is not an image, 422 for a malformed request.
+Errors are JSON {"error": "..."}: 401 without the bearer token (when one is set), 413 for a body,
+an image or a request's pixels over the limits, 415 for a file that is not an image, 422 for a
+malformed request, 429 after too many wrong tokens from one client.
 Images that arrive together are classified together: a batcher collects what is waiting (up to
 `MAX_BATCH` images, at most `WAIT_SECONDS` after the first) into one call of the model.
+
+What a client can cost the server is bounded (docs/SECURITY.md):
+- the whole body (`max_body_mb`, default 64 MB) is counted as it streams, with a Content-Length or
+  chunked: a declared length over it gets a 413 before a byte is read, a stream is cut off once
+  over it; multipart files are spooled by Starlette (1 MB in memory each) and decoded from there;
+- images are decoded in `DECODE_WORKERS` worker processes (`DecodePool`), never on the event
+  loop and without holding its GIL, so /health answers while they decode, and a decode that runs
+  out of memory ends a worker, not the server; before decoding, their headers' pixel counts are
+  added up (in a thread): a request over `REQUEST_PIXELS` gets a 413, and the server decodes at
+  most `SERVER_PIXELS` pixels at once (further requests wait for their turn);
+- at most `MAX_CONNECTIONS` requests at once (uvicorn answers 503 beyond);
+- after `FREE_FAILURES` wrong tokens a client (by address) gets 429s for a delay that doubles
+  with every further wrong token, up to `MAX_LOCKOUT` seconds; a right token clears its count.
+The token comes from `--token-file`, the `TLCORE_TOKEN` variable or `--token` (`resolve_token`).
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import math
+import multiprocessing
+import os
 import secrets
 import socket
-from concurrent.futures import ThreadPoolExecutor
+import stat
+import time
+import warnings
+from collections import OrderedDict
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable
 
@@ -32,13 +56,23 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from ..core.errors import OptionError, TLCoreError
-from ..data.images import ImageProblem, load_image
+from ..data.images import MAX_PIXELS, ImageProblem, image_size, load_image, load_image_bytes
 from ..data.outputs import predict_probabilities
 from .predict import load_model, top_labels
 
 MAX_BATCH = 32
 WAIT_SECONDS = 0.005
 MAX_FILES = 64
+MAX_BODY_MB = 64
+DECODE_WORKERS = 2
+DECODE_NICENESS = 10  # decoding workers run at a lower priority than the event loop
+REQUEST_PIXELS = MAX_PIXELS  # decoded pixels of one request's images together
+SERVER_PIXELS = DECODE_WORKERS * MAX_PIXELS  # decoded at once by the whole server
+MAX_CONNECTIONS = 64
+FREE_FAILURES = 5  # wrong tokens a client may send before it has to wait
+MAX_LOCKOUT = 300.0  # seconds
+FORGET_AFTER = 3600.0  # seconds without a wrong token after which a client's count is dropped
+TOKEN_ENV = "TLCORE_TOKEN"
 
 
 class Classifier:
@@ -65,8 +99,10 @@ class Classifier:
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return predict_probabilities(self.model, images, len(self.labels), batch_size=MAX_BATCH)
 
-    def load(self, data: bytes) -> np.ndarray:
-        return load_image(io.BytesIO(data), self.input_size, self.resize)
+    def load(self, source) -> np.ndarray:
+        """One image (bytes or a seekable binary file) as the model's input; ImageProblem if it is none."""
+        return load_image(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source,
+                          self.input_size, self.resize)
 
 
 class Batcher:
@@ -120,13 +156,202 @@ def _error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": text}, status_code=status, headers=headers)
 
 
-def create_app(classifier: Classifier, token: str | None = None, max_image_mb: float = 20) -> FastAPI:
-    """The FastAPI application serving `classifier`."""
+class DecodePool:
+    """Decodes images in worker processes (spawned, so they hold no TensorFlow), started on first use.
+
+    A worker that dies (the kernel's out-of-memory killer, say) fails only the images it had:
+    they get an ImageProblem, and the next request gets a fresh pool.
+    """
+
+    def __init__(self, workers: int = DECODE_WORKERS, executor: Executor | None = None):
+        self.workers, self._executor, self._own = int(workers), executor, executor is None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_lower_priority)
+        return self._executor
+
+    async def load(self, data: bytes, size: int, resize: str) -> np.ndarray:
+        pool = self._pool()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, load_image_bytes, data, size, resize)
+        except BrokenProcessPool:
+            if self._own and self._executor is pool:
+                self._executor = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise ImageProblem("cannot decode: the decoding process stopped (out of memory?)") from None
+
+    def shutdown(self) -> None:
+        if self._own and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def _lower_priority() -> None:
+    """A decoding worker yields the CPU to the server's event loop (/health, tokens, other requests)."""
+    try:
+        os.nice(DECODE_NICENESS)
+    except OSError:  # pragma: no cover - a platform without nice
+        pass
+
+
+class BodyTooLarge(Exception):
+    """Raised inside a request's `receive` once its body passes the limit."""
+
+
+class PixelBudget:
+    """Decoded pixels in flight across the server: `acquire(n)` waits until `n` more fit under `total`."""
+
+    def __init__(self, total: int):
+        self.total, self.used = int(total), 0
+        self._cond: asyncio.Condition | None = None
+        self._loop = None
+
+    def _condition(self) -> asyncio.Condition:
+        loop = asyncio.get_running_loop()
+        if self._cond is None or self._loop is not loop:  # one per event loop (test clients make new ones)
+            self._cond, self._loop, self.used = asyncio.Condition(), loop, 0
+        return self._cond
+
+    async def acquire(self, n: int) -> None:
+        if n > self.total:
+            raise ValueError(f"n={n} is above the budget's total of {self.total}")
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: self.used + n <= self.total)
+            self.used += n
+
+    async def release(self, n: int) -> None:
+        cond = self._condition()
+        async with cond:
+            self.used -= n
+            cond.notify_all()
+
+
+class TokenGuard:
+    """Bearer-token check with a lockout per client after repeated wrong tokens.
+
+    A client (by address) may send `free` wrong tokens; each further one locks it out for a delay
+    that doubles (1 s, 2 s, 4 s ... up to `max_lockout`), during which every request it makes
+    that needs the token gets a 429 without the token being compared. A right token clears the
+    client's count; a client quiet for `forget_after` seconds is forgotten.
+    """
+
+    def __init__(self, token: str, free: int = FREE_FAILURES, max_lockout: float = MAX_LOCKOUT,
+                 forget_after: float = FORGET_AFTER, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = 10_000):
+        self.token = token.encode()
+        self.free, self.max_lockout, self.forget_after, self.clock = free, max_lockout, forget_after, clock
+        self.max_clients = max_clients
+        self.failures: OrderedDict[str, tuple[int, float, float]] = OrderedDict()  # client -> (count, last, until)
+
+    def check(self, client: str, header: str) -> tuple[int, str, dict] | None:
+        """None if `header` carries the token, else (status, error text, headers) to answer with."""
+        now = self.clock()
+        count, last, until = self.failures.get(client, (0, now, 0.0))
+        if now - last > self.forget_after:
+            count, until = 0, 0.0
+        if now < until:
+            wait = math.ceil(until - now)
+            return (429, f"too many wrong tokens from this client: try again in {wait} s",
+                    {"Retry-After": str(wait)})
+        if header.startswith("Bearer ") and secrets.compare_digest(header[7:].encode(), self.token):
+            self.failures.pop(client, None)
+            return None
+        count += 1
+        until = now + min(self.max_lockout, 2.0 ** (count - self.free - 1)) if count > self.free else 0.0
+        self.failures[client] = (count, now, until)
+        self.failures.move_to_end(client)
+        while len(self.failures) > self.max_clients:
+            self.failures.popitem(last=False)
+        return (401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                {"WWW-Authenticate": "Bearer"})
+
+
+class Guard:
+    """ASGI middleware in front of every route: the token (with its lockout), then the body limit.
+
+    A Content-Length over `max_body` is answered 413 before a byte of the body is read; a body
+    without one (chunked) is counted as it streams and cut off with a 413 once over the limit.
+    """
+
+    def __init__(self, app, max_body: int, guard: TokenGuard | None = None):
+        self.app, self.max_body, self.guard = app, int(max_body), guard
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        if self.guard and scope.get("path") != "/health":
+            client = (scope.get("client") or ("unknown", 0))[0]
+            refusal = self.guard.check(client, headers.get("authorization", ""))
+            if refusal:
+                return await _send_error(send, *refusal, close=True)
+        length = headers.get("content-length")
+        if length is not None and (not length.strip().isdigit() or int(length) > self.max_body):
+            shown = f"{int(length):,} bytes" if length.strip().isdigit() else f"Content-Length {length!r}"
+            return await _send_error(send, 413, f"request of {shown} is over the limit of "
+                                     f"{self.max_body / 2**20:g} MB (--max-body)", close=True)
+        seen, started = 0, False
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracked(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracked)
+        except BodyTooLarge:
+            if not started:
+                await _send_error(send, 413, f"request body over the limit of {self.max_body / 2**20:g} MB "
+                                  "(--max-body)", close=True)
+
+
+async def _send_error(send, status: int, text: str, headers: dict | None = None, close: bool = False) -> None:
+    headers = dict(headers or {})
+    if close:  # the unread body is not worth keeping the connection for
+        headers["Connection"] = "close"
+    response = _error(status, text, headers)
+    await response({"type": "http"}, None, send)
+
+
+def create_app(classifier: Classifier, token: str | None = None, max_image_mb: float = 20,
+               max_body_mb: float = MAX_BODY_MB, request_pixels: int = REQUEST_PIXELS,
+               server_pixels: int = SERVER_PIXELS, guard: TokenGuard | None = None,
+               decoder: Executor | None = None) -> FastAPI:
+    """The FastAPI application serving `classifier`; images are decoded by `decoder` (default: a
+    `DecodePool` of worker processes)."""
+    if int(request_pixels) > int(server_pixels):
+        raise OptionError("request_pixels", f"must not be above server_pixels ({server_pixels}). "
+                          f"Received: {request_pixels}")
     limit = int(float(max_image_mb) * 1024 * 1024)
+    max_body = int(float(max_body_mb) * 1024 * 1024)
     batcher = Batcher(classifier.probabilities)
-    app = FastAPI(title=f"TL Studio model {classifier.name}",
+    budget = PixelBudget(server_pixels)
+    pool = DecodePool(executor=decoder)
+    headers = ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="tlcore-headers")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        pool.shutdown()
+        headers.shutdown(wait=False)
+
+    app = FastAPI(title=f"TL Studio model {classifier.name}", lifespan=lifespan,
                   description=f"Image classifier of {len(classifier.labels)} classes: {', '.join(classifier.labels)}.")
-    app.state.batcher = batcher
+    app.state.batcher, app.state.budget, app.state.decoder = batcher, budget, pool
+    app.add_middleware(Guard, max_body=max_body, guard=guard or (TokenGuard(token) if token else None))
 
     @app.exception_handler(HTTPException)
     async def http_error(request, exc):
@@ -136,18 +361,6 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
     async def validation_error(request, exc):
         parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
         return _error(422, "; ".join(parts) or "malformed request")
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if token and request.url.path != "/health":
-            given = request.headers.get("authorization", "")
-            if not (given.startswith("Bearer ") and secrets.compare_digest(given[7:].encode(), token.encode())):
-                return _error(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
-                              {"WWW-Authenticate": "Bearer"})
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit * MAX_FILES + 1024 * 1024:
-            return _error(413, f"request of {int(length):,} bytes is over the limit")
-        return await call_next(request)
 
     @app.get("/health")
     async def health():
@@ -162,10 +375,12 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
     async def predict(request: Request, top_k: int = Query(5, ge=1, description="labels per image")):
         """Classify images: multipart fields named `file`, or one image as the raw body."""
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        uploads: list[tuple[str, bytes]] = []
+        uploads: list[tuple[str, object]] = []  # (name, bytes or a spooled file)
         if kind == "multipart/form-data":
             try:
                 form = await request.form(max_files=MAX_FILES)
+            except BodyTooLarge:
+                raise
             except Exception as exc:
                 return _error(422, f"malformed multipart body: {exc}")
             files = form.getlist("file")
@@ -174,10 +389,11 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
             for item in files:
                 if not isinstance(item, UploadFile):
                     return _error(422, "the field 'file' must be a file upload, not text")
-                data = await item.read(limit + 1)
-                if len(data) > limit:
+                size = item.size if item.size is not None else _file_size(item.file)
+                if size > limit:
                     return _error(413, f"{item.filename}: over the limit of {max_image_mb:g} MB per image")
-                uploads.append((item.filename or f"file{len(uploads)}", data))
+                item.file.seek(0)
+                uploads.append((item.filename or f"file{len(uploads)}", item.file))
         elif kind.startswith("image/") or kind == "application/octet-stream":
             data = bytearray()
             async for chunk in request.stream():
@@ -190,17 +406,98 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
         else:
             return _error(415, f"content type {kind or 'none'!r}: send multipart/form-data with fields named "
                                "file, or one image with an image/* content type")
-        arrays = []
-        for name, data in uploads:
+        loop = asyncio.get_running_loop()
+        pixels = []
+        for name, source in uploads:  # headers only, in a thread: a hostile header costs no event-loop time
             try:
-                arrays.append(classifier.load(data))
+                width, height = await loop.run_in_executor(headers, image_size, _stream(source))
             except ImageProblem as exc:
                 return _error(415, f"{name}: {exc}")
+            if width * height > MAX_PIXELS:
+                return _error(415, f"{name}: image too large: {width}x{height} pixels is above the limit of "
+                                   f"{MAX_PIXELS}")
+            pixels.append(width * height)
+        if sum(pixels) > request_pixels:
+            return _error(413, f"the request's {len(pixels)} images have {sum(pixels):,} pixels together, over the "
+                               f"limit of {int(request_pixels):,} per request: send fewer or smaller images")
+        await budget.acquire(sum(pixels))
+        try:
+            results = await asyncio.gather(*[_load(pool, headers, classifier, source) for _, source in uploads])
+        finally:
+            await budget.release(sum(pixels))
+        arrays = []
+        for (name, _), result in zip(uploads, results):
+            if isinstance(result, ImageProblem):
+                return _error(415, f"{name}: {result}")
+            arrays.append(result)
         probs = await batcher.submit(np.stack(arrays))
         return {"predictions": [{"image": name, "top": top_labels(p, classifier.labels, top_k)}
                                 for (name, _), p in zip(uploads, probs)]}
 
     return app
+
+
+def _stream(source):
+    return io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+
+
+async def _load(pool: DecodePool, threads: Executor, classifier, source) -> np.ndarray | ImageProblem:
+    """Decode in the pool; a problem is returned (not raised) so the request names the file."""
+    if not isinstance(source, (bytes, bytearray)):  # a spooled upload, read in a thread
+        source = await asyncio.get_running_loop().run_in_executor(threads, _read, source)
+    try:
+        return await pool.load(bytes(source), classifier.input_size, classifier.resize)
+    except ImageProblem as exc:
+        return exc
+
+
+def _read(f) -> bytes:
+    f.seek(0)
+    return f.read()
+
+
+def _file_size(f) -> int:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    return size
+
+
+def resolve_token(token: str | None = None, token_file=None, environ=None) -> str | None:
+    """The bearer token: from `token_file`, else `token` (`--token`), else the TLCORE_TOKEN variable.
+
+    `--token` shows in the process list to every local user; a file (readable by you only) or the
+    variable does not. Surrounding whitespace (a file's final newline) is not part of the token.
+
+    Raises:
+        OptionError: both `token` and `token_file`; a file that cannot be read; an empty token.
+    """
+    environ = os.environ if environ is None else environ
+    if token is not None and token_file is not None:
+        raise OptionError("token_file", "{option} and a token (--token) were both given: give only one")
+    if token_file is not None:
+        path = Path(str(token_file)).expanduser()
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise OptionError("token_file", f"cannot be read ({path}): {reason}. Give a file holding the token.") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.warn(f"token_file={str(path)!r} can be read by other users (mode {stat.filemode(mode)}): "
+                          f"chmod 600 it", stacklevel=2)
+        token = text.strip()
+        if not token:
+            raise OptionError("token_file", f"{path} is empty: write the token in it")
+        return token
+    if token is not None:
+        if not token.strip():
+            raise OptionError("token", "must not be empty")
+        return token
+    value = environ.get(TOKEN_ENV)
+    if value is not None and value.strip():
+        return value.strip()
+    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -217,22 +514,28 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def serve(source, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          max_image_mb: float = 20, runs_dir=None, ready: Callable[[dict], None] | None = None) -> dict:
-    """Serve until stopped (Ctrl+C or SIGTERM); `ready({url, port})` once requests are answered."""
+          max_image_mb: float = 20, runs_dir=None, ready: Callable[[dict], None] | None = None,
+          token_file=None, max_body_mb: float = MAX_BODY_MB) -> dict:
+    """Serve until stopped (Ctrl+C or SIGTERM); `ready({url, port})` once requests are answered.
+
+    The token is `resolve_token(token, token_file)`: a file, `--token`, or the TLCORE_TOKEN variable.
+    """
     import uvicorn
 
     if not 0 <= int(port) <= 65535:
         raise OptionError("port", f"must be from 0 to 65535. Received: {port}")
     if not float(max_image_mb) > 0:
         raise OptionError("max_image_mb", f"must be above 0. Received: {max_image_mb}")
-    if token is not None and not token.strip():
-        raise OptionError("token", "must not be empty")
+    if not float(max_body_mb) > 0:
+        raise OptionError("max_body_mb", f"must be above 0. Received: {max_body_mb}")
+    token = resolve_token(token, token_file)
     classifier = Classifier(source, runs_dir)
     classifier.probabilities(np.zeros((1, classifier.input_size, classifier.input_size, 3), np.float32))  # trace
     sock = _bind(host, int(port))
     real_port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(classifier, token, max_image_mb), log_level="warning",
-                                           access_log=False))
+    app = create_app(classifier, token, max_image_mb, max_body_mb)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           limit_concurrency=MAX_CONNECTIONS))
 
     async def main():
         task = asyncio.create_task(server.serve(sockets=[sock]))
