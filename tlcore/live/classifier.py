@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..data.images import resize as resize_image
+from ..data.images import load_image
 
 FPS_WINDOW = 2.0  # seconds of finished classifications the fps is measured over
 
@@ -49,9 +49,14 @@ class Classifier:
         self.probabilities(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
         return self
 
-    def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """A camera frame (RGB uint8 [h, w, 3]) as the model's input, the one way (`images.resize`)."""
-        return np.asarray(resize_image(Image.fromarray(frame), self.input_size, self.resize), dtype=np.uint8)
+    def prepare(self, frame) -> np.ndarray:
+        """A camera frame (RGB uint8 [h, w, 3]) or a snapshot's file as the model's input, the one
+        way every image is read (`images.load_image`).
+
+        Raises:
+            ImageProblem: a snapshot that is not a usable image.
+        """
+        return load_image(frame, self.input_size, self.resize)
 
 
 class LiveClassifier:

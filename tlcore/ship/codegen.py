@@ -3,8 +3,9 @@
 The script uses keras, tensorflow, numpy and Pillow only. Its constants are this run's options
 as config.json records them, with what tlcore resolved: the cut layer's name, the layers that
 train in stage 2 (from `plan.make_plan`, the one owner of what trains when), the augmentation
-options (`data.augmentation_options`). Its functions read and split images as `data.scan` and
-`images.load_image` do (same sorting, seed, rounding and resizing), and build and train the model
+options (`data.augmentation_options`). It reads images with the studio's own `images.load_image`
+(copied with what it calls, `_images_source`) and splits them as `data.scan` does (same sorting,
+seed and rounding; the split functions copied too), and builds and trains the model
 as `model.build_model` and `train` do, in the style of the Keras transfer-learning guide.
 
 A run on a catalog backbone rebuilds it from `keras.applications` (`--weights PATH` for a weights
@@ -133,6 +134,7 @@ def render(values: dict) -> str:
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
     backbone = kind["code"].replace("#FLATTEN#", _flatten_source())
     return header + (SCRIPT.replace("#CONSTANTS#", consts).replace("#SPLITS#", _split_source())
+                     .replace("#IMAGES#", _images_source())
                      .replace("#RECIPE#", _recipe_source()).replace("#BACKBONE#", backbone)
                      .replace("#SOURCE_ARGUMENT#", kind["argument"]).replace("#SOURCE#", kind["source"]))
 
@@ -158,6 +160,53 @@ def _flatten_source() -> str:
     from ..backbones.source import flatten_model
 
     return inspect.getsource(flatten_model).rstrip("\n")
+
+
+def _images_source() -> str:
+    """The studio's one pixel path (`images.load_image`) and everything it calls in its module,
+    copied as it is: the script reads an image exactly as training, predict and serve do."""
+    from ..data import images
+
+    return _closure_source(images, images.load_image)
+
+
+def _closure_source(module, *roots) -> str:
+    """The source of `roots` and of every function, class and constant of `module` they use,
+    constants first, then definitions in the module's order. Names imported into `module`
+    (Image, np, Path, ...) are left to the script's own imports."""
+    import inspect
+    import types
+
+    def names(code: types.CodeType) -> set[str]:
+        out = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                out |= names(const)
+        return out
+
+    def used(obj) -> set[str]:
+        if inspect.isclass(obj):
+            return set().union(*(names(f.__code__) for f in vars(obj).values() if inspect.isfunction(f)))
+        return names(obj.__code__)
+
+    found: dict[str, object] = {}
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        for name in sorted(used(obj)):
+            value = getattr(module, name, None)
+            if name in found or value is None or name.startswith("__"):
+                continue
+            if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module.__name__:
+                found[name] = value
+                todo.append(value)
+            elif isinstance(value, (int, float, str, tuple, frozenset)) and not isinstance(value, bool):
+                found[name] = value
+    for root in roots:
+        found[root.__name__] = root
+    consts = [f"{k} = {v!r}" for k, v in found.items() if not callable(v)]
+    defs = sorted((v for v in found.values() if callable(v)), key=lambda v: inspect.getsourcelines(v)[1])
+    return "\n".join(sorted(consts)) + "\n\n\n" + "\n\n".join(inspect.getsource(v) for v in defs).rstrip("\n")
 
 
 def _split_source() -> str:
