@@ -86,7 +86,7 @@ def choose_backbone() -> None:
     c1, c2 = st.columns([2, 1])
     with c1:
         name = st.selectbox(
-            "Backbone", names, key=state.bound("backbone", "MobileNetV2", lambda v: v in CATALOG),
+            "Backbone", names, key=state.bound("backbone", valid=lambda v: v in CATALOG),
             on_change=_reset_size,
             format_func=lambda n: f"{n} · {CATALOG[n].size_mb or '?'} MB"
                                   + (f" · {CATALOG[n].top1:.1%} top-1" if CATALOG[n].top1 else ""))

@@ -19,7 +19,7 @@ import os
 import pprint
 from pathlib import Path
 
-from ..core.errors import TLCoreError
+from ..core.errors import OptionError, TLCoreError
 from ..core.runs import RunStore
 
 
@@ -97,9 +97,9 @@ def _check_backbone_file(path: Path, provenance: dict) -> str:
     from ..backbones.source import file_sha256
 
     if path.is_dir() or provenance.get("kind") == "savedmodel":
-        raise TLCoreError("--format code writes runs on a catalog backbone or a .keras/.h5 model file; this "
+        raise OptionError("format", "{option} code writes runs on a catalog backbone or a .keras/.h5 model file; this "
                           f"run's backbone is a SavedModel folder ({path.name}), which plain Keras wraps as a "
-                          "frozen TFSMLayer it cannot cut. Export the model instead (--format savedmodel or tflite).")
+                          "frozen TFSMLayer it cannot cut. Export the model instead ({option} savedmodel or tflite).")
     if not path.is_file():
         raise TLCoreError(f"The run's backbone file {path} is gone: the script is written from its layers "
                           "(the cut, what trains in stage 2). Put the file back at that path and export again.")
