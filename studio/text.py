@@ -189,6 +189,13 @@ OPTION_WORDS = {
     "dense": "Dense layer", "val_split": "The validation share", "test_split": "The test share",
     "seed": "The seed", "early_stopping": "Early stopping patience", "rotation": "Rotation", "zoom": "Zoom",
     "shift": "Shift", "shear": "Shear", "contrast": "Contrast", "flip": "Flip", "augment": "Augmentation",
+    "data": "The dataset", "backbone": "The backbone", "backbone_file": "The model file",
+    "optimizer": "The optimizer", "weight_decay": "Weight decay", "schedule": "The learning-rate schedule",
+    "warmup_epochs": "Warm-up epochs", "label_smoothing": "Label smoothing", "pooling": "Pooling",
+    "mixup": "MixUp alpha", "cutmix": "CutMix alpha", "train_bn": "“Train BatchNorm layers in stage 2”",
+    "class_weights": "Class weights", "feature_cache": "The feature cache", "mixed_precision": "Mixed precision",
+    "xla": "XLA compilation", "deterministic": "Determinism", "resize": "“Resize images by”", "name": "The run label",
+    "preset": "The preset", "preprocessing": "Preprocessing",
 }
 
 

@@ -215,7 +215,8 @@ def _split_source() -> str:
 
     from ..data import splits
 
-    return f"SPLIT_METHODS = {splits.SPLIT_METHODS!r}\n\n\n" + "\n\n".join(
+    return (f"SPLIT_METHODS = {splits.SPLIT_METHODS!r}\nDEFAULT_VAL_SPLIT = {splits.DEFAULT_VAL_SPLIT!r}  # of train/ "
+            "without validation/\n\n\n") + "\n\n".join(
         inspect.getsource(f) for f in (splits._file_draw, splits._shuffled, splits.stratified_split)).rstrip("\n")
 
 

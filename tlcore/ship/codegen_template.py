@@ -152,7 +152,7 @@ def split_dataset(data):
                     files[split] += [(f, index[nfc(cdir)]) for f in image_files(cdir)]
         if not files["validation"]:
             by_class = {i: [f for f, l in files["train"] if l == i] for i in range(len(found))}
-            parts = stratified_split(by_class, 0.2, 0.0, SEED, split_dirs["train"], SPLIT_METHOD)
+            parts = stratified_split(by_class, DEFAULT_VAL_SPLIT, 0.0, SEED, split_dirs["train"], SPLIT_METHOD)
             files["train"], files["validation"] = parts["train"], parts["validation"]
     else:
         subs = subdirs(root)
