@@ -131,6 +131,13 @@ class LiveClassifier:
     def cam(self) -> dict | None:
         return self._cam
 
+    def wait(self, classified: int, timeout: float = 30.0) -> bool:
+        """Block until `classified` frames in all have been classified (or the loop closed, or
+        `timeout` seconds passed); True when they have."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.classified >= classified or self._closed, timeout)
+            return self.classified >= classified
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -168,6 +175,7 @@ class LiveClassifier:
                     self._done.popleft()
                 self._latencies.append((finished - captured) * 1000.0)
                 self.classified += 1
+                self._cond.notify_all()  # `wait`ers (the worker itself only waits for a frame)
             if self.cam_every and classifier.model is not None and finished - self._last_cam >= self.cam_every \
                     and (self._cam_thread is None or not self._cam_thread.is_alive()):
                 # a thread of its own: a map takes several classifications' time, the label goes on
