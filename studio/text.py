@@ -221,6 +221,15 @@ def error_words(exc: Exception) -> str:
     return re.sub("\0(\\w+)\0", word, marked)
 
 
+def run_error_words(status: dict) -> str | None:
+    """A failed run's reason (status.json) as the page says it: an option's error relabelled."""
+    if status.get("error_option") and status.get("error_template"):
+        from tlcore.core.errors import OptionError
+
+        return error_words(OptionError(status["error_option"], status["error_template"]))
+    return status.get("error")
+
+
 def export_check(report: dict) -> str:
     """What an export's check found, in a sentence (or why there was none)."""
     if report.get("format") == "code":

@@ -235,3 +235,17 @@ def test_layer_points_resolve_default_and_pin():
     assert layer_points(table, None, "l2", default_cut=5).cut_index == last_clean  # default not clean
     assert layer_points(table, None, "l2").unfreeze_index == 2
     assert pin_points(table, 9, 1).cut is None and pin_points(table, 9, 1, own=True).cut == "l9"
+
+
+def test_a_failed_runs_reason_is_relabelled_too(tmp_path):
+    pytest.importorskip("streamlit")
+    from studio import text
+    from tlcore.core.errors import OptionError
+    from tlcore.core.runs import Run
+
+    exc = OptionError("head_epochs", "Nothing to train: {option} and {option:fine_tune_epochs} are both 0.")
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    run.write_status(state="failed", error=str(exc), error_option=exc.option, error_template=exc.template)
+    assert text.run_error_words(run.raw_status()) == "Nothing to train: Head epochs and Fine-tuning epochs are both 0."
+    assert text.run_error_words({"error": "disk full"}) == "disk full"

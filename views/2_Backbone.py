@@ -177,7 +177,7 @@ def _adopt(path: str) -> str | None:
     try:
         caches.backbone_file_source(path, backbone_file_stamp(path), state.get("preprocessing") or "auto")
     except TLCoreError as exc:
-        return str(exc)
+        return text.error_words(exc)
     except Exception as exc:  # a bug: plain words, details in the log
         ui.LOG.exception("Loading %s failed", path)
         return f"Loading {Path(path).name} failed unexpectedly ({type(exc).__name__}). Details are in the server's log."

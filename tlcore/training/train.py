@@ -233,7 +233,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
                   "warnings": []}
     except TLCoreError as exc:
         run.write_status(state="failed", ended_at=now_iso(), error=str(exc),
-                         error_option=getattr(exc, "option", None))
+                         error_option=getattr(exc, "option", None), error_template=getattr(exc, "template", None))
         raise
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
