@@ -15,6 +15,7 @@ import streamlit as st
 from studio import state
 from tlcore.core.errors import TLCoreError
 from tlcore.data.splits import SPLIT_METHOD
+from tlcore.recipe.config import DEFAULTS as CONFIG_DEFAULTS
 
 
 @st.cache_resource(show_spinner=False)
@@ -126,11 +127,6 @@ def chosen_backbone() -> Chosen:
                   len(facts.table) - 1, None, info.name)
 
 
-# The options a plan depends on (with the backbone and the number of classes).
-PLAN_OPTIONS = ("cut", "unfreeze_from", "unfreeze", "freeze", "train_bn", "pooling", "dense", "dropout",
-                "head_epochs", "fine_tune_epochs", "lr", "fine_tune_lr")
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
     import json
@@ -156,8 +152,7 @@ def chosen_plan(bb: Chosen, options: dict, num_classes: int) -> dict:
     """
     import json
 
-    opts = {k: options[k] for k in PLAN_OPTIONS if k in options}
-    text = json.dumps(opts, sort_keys=True, default=str)
+    text = json.dumps(options, sort_keys=True, default=str)  # the whole config: its warnings need weights too
     if bb.kind == "file":
         from tlcore.backbones.assets import backbone_file_stamp
 
@@ -186,9 +181,12 @@ def _scan(path: str, val_split: float, test_split: float, seed: int, stamp: tupl
     return scan(path, val_split, test_split, seed, split_method=split_method)
 
 
-def scan(path: str, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
+def scan(path: str, val_split: float | None = None, test_split: float | None = None, seed: int | None = None,
          split_method: str = SPLIT_METHOD):
-    """`tlcore.data.pipeline.scan`, cached until the folder changes (or ten minutes pass)."""
+    """`tlcore.data.pipeline.scan`, cached until the folder changes (or ten minutes pass); a
+    split option not given is the engine's default."""
+    val_split, test_split, seed = (CONFIG_DEFAULTS[k] if v is None else v for k, v in
+                                   (("val_split", val_split), ("test_split", test_split), ("seed", seed)))
     return _scan(str(path), float(val_split), float(test_split), int(seed), _folder_stamp(str(path)), split_method)
 
 

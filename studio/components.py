@@ -290,7 +290,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
             st.session_state["_progress_seen"] = seen
             st.progress(progress["fraction"], text=progress["text"])
         elif run_state == "failed":
-            st.error(f"The training failed: {status.get('error') or 'no reason recorded'}",
+            st.error(f"The training failed: {text.run_error_words(status) or 'no reason recorded'}",
                      icon=":material/error:")
             st.caption(f"The training log is {text.code(home.home() / 'logs' / (run.run_id + '.log'))}.")
         elif run_state == "interrupted":

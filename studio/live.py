@@ -163,15 +163,15 @@ def snapshot_fallback(key: str, classifier, top_k: int, expanded: bool = False) 
         snap = st.camera_input("Snapshot", key=f"{key}_snapshot")
         if snap is None or classifier is None:
             return
-        from tlcore.data.images import ImageProblem, display_image, open_rgb
+        from tlcore.data.images import ImageProblem, display_image
         from tlcore.ship.predict import top_labels
 
         with ui.guard("Classifying the snapshot"):
             try:
-                image = np.asarray(open_rgb(snap))
+                image = classifier.prepare(snap)
             except ImageProblem as exc:
                 raise TLCoreError(f"The snapshot is not a usable image: {exc}") from None
-            probs = classifier.probabilities(classifier.prepare(image)[None])[0]
+            probs = classifier.probabilities(image[None])[0]
             ui.prediction_card("Snapshot", display_image(snap), top_labels(probs, classifier.labels, top_k),
                                f"{key}_snap_card")
 

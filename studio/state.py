@@ -14,7 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import streamlit as st
 
-from tlcore.recipe.config import DEFAULTS as CONFIG_DEFAULTS, OPTION_NAMES as CONFIG_OPTION_NAMES
+from tlcore.recipe.config import (DEFAULTS as CONFIG_DEFAULTS, OPTION_NAMES as CONFIG_OPTION_NAMES, SCRATCH_KEYS,
+                                  choices_of)
 from tlcore.core.errors import TLCoreError
 from tlcore.recipe.presets import get_preset
 
@@ -51,8 +52,9 @@ def put(name: str, value: Any) -> None:
     st.session_state[name] = value
 
 
-# What `tlcore train` plans differently for random weights (`tlcore.recipe.config.scratch_options`).
-SCRATCH_KEYS = ("head_epochs", "fine_tune_epochs", "unfreeze_from", "train_bn", "early_stopping", "fine_tune_lr")
+def choices(name: str) -> list:
+    """The choices a widget offers for option `name`: the engine's (`TrainConfig`), in its order."""
+    return list(choices_of(name) or ())
 
 
 def put_weights(value: str) -> None:
@@ -85,13 +87,20 @@ def bound(name: str, default: Any = None, valid=None, coerce=None) -> str:
 
     Args:
         name: the selection's name.
-        default: used when the selection is unset (else `defaults()`).
-        valid: optional predicate; a stored value failing it is replaced by `default`.
+        default: used when the selection is unset (else `defaults()`, the engine's default).
+        valid: optional predicate; a stored value failing it is replaced by the default.
         coerce: optional conversion of a stored value (an int where the widget wants a float).
     """
     key = f"w:{name}"
+    if default is None:
+        default = defaults().get(name)
+        if coerce is not None:
+            try:
+                default = coerce(default)
+            except (TypeError, ValueError):
+                pass
     if key not in st.session_state:
-        value = st.session_state.get(name, default if default is not None else defaults().get(name))
+        value = st.session_state.get(name, default)
         if coerce is not None:
             try:
                 value = coerce(value)
@@ -289,11 +298,12 @@ _CHECKS = {"data": _check_data, "backbone": _check_backbone, "backbone_file": _c
 
 # --- recipes the forms start from ---------------------------------------------------
 
-QUICK_START = {"backbone": "MobileNetV2", "input_size": 96, "backbone_file": None, "weights": "imagenet",
-               "cut": None, "unfreeze_from": None, "head_epochs": 5, "fine_tune_epochs": 2, "lr": 1e-3,
-               "fine_tune_lr": None, "batch_size": 32, "pooling": "avg", "dense": [], "dropout": 0.2,
-               "augment": "light", "flip": None, "rotation": None, "train_bn": False, "early_stopping": 3,
-               "preset": None}
+# The quick start's own choices; every other option it resets goes back to the engine's default.
+QUICK_START_CHOICES = {"backbone": "MobileNetV2", "input_size": 96, "weights": "imagenet", "head_epochs": 5,
+                       "fine_tune_epochs": 2, "early_stopping": 3}
+QUICK_START = {**{k: CONFIG_DEFAULTS[k] for k in (
+    "backbone_file", "cut", "unfreeze_from", "lr", "fine_tune_lr", "batch_size", "pooling", "dense", "dropout",
+    "augment", "flip", "rotation", "train_bn", "preset")}, **QUICK_START_CHOICES}
 # Without ImageNet weights nothing can be transferred, so the quick start trains a small network
 # from random weights instead: the engine's `scratch-small` preset (MobileNetV2 up to block 6 at
 # 64 px, every layer and BatchNorm training from the first epoch, 45 epochs).

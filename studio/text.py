@@ -12,8 +12,6 @@ from tlcore.core.errors import TLCoreError
 
 DEMO_TEXT = ("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
              "150 images each, split 70/15/15: made on this machine in a few seconds, no download.")
-MAX_DENSE_UNITS = 65536
-MAX_DENSE_LAYERS = 8
 
 
 # --- user-given names in Markdown --------------------------------------------------
@@ -93,30 +91,25 @@ def format_percent(x: float | None) -> str:
 
 
 def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
-    """Hidden dense layer sizes from text such as ``"1024, 256"`` (empty means none).
+    """Hidden dense layer sizes from text such as ``"1024, 256"`` (empty means none), checked by
+    the engine (`tlcore.recipe.config.check_dense`: its limits, its words).
 
     Raises:
-        TLCoreError: anything that is not a list of positive whole numbers.
+        TLCoreError: anything that is not a list of whole numbers the engine accepts.
     """
+    from tlcore.recipe.config import check_dense
+
     if text is None:
         return ()
-    if not isinstance(text, str):
-        values = list(text)
-    else:
-        values = [p for p in re.split(r"[\s,;]+", text.strip()) if p]
+    values = list(text) if not isinstance(text, str) else [p for p in re.split(r"[\s,;]+", text.strip()) if p]
     out = []
     for v in values:
         try:
-            units = int(str(v))
+            out.append(int(str(v)))
         except ValueError:
             raise TLCoreError(f"Dense layer sizes must be whole numbers separated by commas, "
                               f"such as 1024, 256. Received: {text!r}") from None
-        if not 1 <= units <= MAX_DENSE_UNITS:
-            raise TLCoreError(f"Each dense layer needs 1 to {MAX_DENSE_UNITS} units. Received: {units}")
-        out.append(units)
-    if len(out) > MAX_DENSE_LAYERS:
-        raise TLCoreError(f"At most {MAX_DENSE_LAYERS} hidden dense layers. Received: {len(out)}")
-    return tuple(out)
+    return check_dense(out)
 
 
 def upload_limit(limit_bytes: int) -> str:
@@ -243,15 +236,45 @@ OPTION_WORDS = {
     "dense": "Dense layer", "val_split": "The validation share", "test_split": "The test share",
     "seed": "The seed", "early_stopping": "Early stopping patience", "rotation": "Rotation", "zoom": "Zoom",
     "shift": "Shift", "shear": "Shear", "contrast": "Contrast", "flip": "Flip", "augment": "Augmentation",
+    "data": "The dataset", "backbone": "The backbone", "backbone_file": "The model file",
+    "optimizer": "The optimizer", "weight_decay": "Weight decay", "schedule": "The learning-rate schedule",
+    "warmup_epochs": "Warm-up epochs", "label_smoothing": "Label smoothing", "pooling": "Pooling",
+    "mixup": "MixUp alpha", "cutmix": "CutMix alpha", "train_bn": "“Train BatchNorm layers in stage 2”",
+    "class_weights": "Class weights", "feature_cache": "The feature cache", "mixed_precision": "Mixed precision",
+    "xla": "XLA compilation", "deterministic": "Determinism", "resize": "“Resize images by”", "name": "The run label",
+    "preset": "The preset", "preprocessing": "Preprocessing",
 }
 
 
+def option_word(option: str) -> str:
+    """What the pages call an engine option (its widget's label)."""
+    return OPTION_WORDS.get(option, option.replace("_", " ").capitalize())
+
+
 def error_words(exc: Exception) -> str:
-    """An engine error as the page says it: an option's name becomes its label."""
-    option = getattr(exc, "option", None)
-    if option and hasattr(exc, "phrased"):
-        return exc.phrased(OPTION_WORDS.get(option, option.replace("_", " ").capitalize()))
-    return str(exc)
+    """An engine error as the page says it: every option it names becomes its label (``The cut``
+    at the start of a sentence, ``the cut`` inside one)."""
+    import re
+
+    if not (getattr(exc, "option", None) and hasattr(exc, "phrased")):
+        return str(exc)
+    marked = exc.phrased(lambda option: f"\0{option}\0")
+
+    def word(match: re.Match) -> str:
+        label = option_word(match.group(1))
+        inside = match.start() > 0 and not re.search(r"[.:!?]\s*$", marked[: match.start()])
+        return "the" + label[3:] if inside and label.startswith("The ") else label
+
+    return re.sub("\0(\\w+)\0", word, marked)
+
+
+def run_error_words(status: dict) -> str | None:
+    """A failed run's reason (status.json) as the page says it: an option's error relabelled."""
+    if status.get("error_option") and status.get("error_template"):
+        from tlcore.core.errors import OptionError
+
+        return error_words(OptionError(status["error_option"], status["error_template"]))
+    return status.get("error")
 
 
 def export_check(report: dict) -> str:

@@ -269,7 +269,7 @@ def test_a_file_that_is_not_a_model_is_refused(refused, name):
 
 def test_a_weights_only_file_is_explained(refused):
     with pytest.raises(TLCoreError, match=r"^only.weights.h5 holds weights only, not a model. Use "
-                                          r"--backbone NAME --weights PATH"):
+                                          r"backbone NAME with weights PATH"):
         load_backbone_file(refused / "only.weights.h5")
 
 
@@ -282,7 +282,7 @@ def test_a_file_that_exists_is_never_called_not_found(refused):
 
 @pytest.mark.parametrize("name, message", [
     ("notes.txt", "notes.txt: a backbone file must be a .keras or .h5 model (or a SavedModel folder). "
-                  "For a weights-only file use --backbone NAME --weights PATH."),
+                  "For a weights-only file use backbone NAME with weights PATH."),
     ("missing.keras", "Backbone file not found: {folder}/missing.keras. Give a .keras or .h5 model "
                       "file, or a SavedModel folder."),
     ("no_savedmodel", "{folder}/no_savedmodel is not a SavedModel folder (no saved_model.pb)."),

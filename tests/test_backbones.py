@@ -11,7 +11,7 @@ from keras.src.utils import file_utils
 from tlcore.backbones import build as backbones
 from tlcore.backbones.build import (build_backbone, check_input_size, fresh_names,
                               imagenet_weights_cached, imagenet_weights_file, keras_models_dir)
-from tlcore.core.errors import TLCoreError
+from tlcore.core.errors import TLCoreError, flag
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Keras' skipped-container notes
 
@@ -160,7 +160,8 @@ def test_imagenet_offline_names_the_file_keras_wants(offline, name, size):
     assert wanted.endswith(".h5")
     assert repr(wanted) in message, f"Keras wanted {wanted!r}; the message says: {message}"
     assert str(keras_models_dir()) in message
-    assert "--weights" in message
+    assert err.value.option == "weights"  # the command line says --weights, the app its label
+    assert "--weights PATH" in err.value.phrased(flag)
 
 
 def test_imagenet_weights_file_and_cache(offline, tmp_path):

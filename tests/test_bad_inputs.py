@@ -530,7 +530,7 @@ BAD_TRAIN_OPTIONS = {
                              "--head-epochs must be a whole number, 0 or more. Received: -1"),
     "nothing_to_train": (["--head-epochs", "0", "--fine-tune-epochs", "0"], SPLIT_DATA, 1,
                          "Nothing to train: --head-epochs and --fine-tune-epochs are both 0."),
-    "dense_0": (["--dense", "0"], SPLIT_DATA, 1, "--dense units must be positive whole numbers. Received: 0"),
+    "dense_0": (["--dense", "0"], SPLIT_DATA, 1, "--dense units must be whole numbers from 1 to 65536. Received: 0"),
     "rotation_negative": (["--rotation", "-5"], SPLIT_DATA, 1, "--rotation must be from 0 to 360 degrees. Received: -5.0"),
     "optimizer_unknown": (["--optimizer", "adagrad"], SPLIT_DATA, 2,
                           "tlcore train: argument --optimizer: invalid choice: 'adagrad' "

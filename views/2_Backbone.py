@@ -86,7 +86,7 @@ def choose_backbone() -> None:
     c1, c2 = st.columns([2, 1])
     with c1:
         name = st.selectbox(
-            "Backbone", names, key=state.bound("backbone", "MobileNetV2", lambda v: v in CATALOG),
+            "Backbone", names, key=state.bound("backbone", valid=lambda v: v in CATALOG),
             on_change=_reset_size,
             format_func=lambda n: f"{n} · {CATALOG[n].size_mb or '?'} MB"
                                   + (f" · {CATALOG[n].top1:.1%} top-1" if CATALOG[n].top1 else ""))
@@ -177,7 +177,7 @@ def _adopt(path: str) -> str | None:
     try:
         caches.backbone_file_source(path, backbone_file_stamp(path), state.get("preprocessing") or "auto")
     except TLCoreError as exc:
-        return str(exc)
+        return text.error_words(exc)
     except Exception as exc:  # a bug: plain words, details in the log
         ui.LOG.exception("Loading %s failed", path)
         return f"Loading {Path(path).name} failed unexpectedly ({type(exc).__name__}). Details are in the server's log."

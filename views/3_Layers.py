@@ -6,9 +6,8 @@ import glob
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
-from tlcore.recipe.config import POOLINGS
-from tlcore.backbones.layers import block_summary, cut_options, filter_layers, index_of
-from tlcore.recipe.plan import default_unfreeze_index
+from tlcore.backbones.layers import block_summary, cut_options, filter_layers
+from tlcore.recipe.plan import layer_points, pin_points
 
 POOLING_LABELS = {"avg": "Global average", "max": "Global max", "flatten": "Flatten"}
 BN_WHY = ("Frozen by default: with small batches, updating BatchNormalization statistics would "
@@ -33,12 +32,10 @@ def num_classes() -> int:
 def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
     n = len(table)
     options = cut_options(table)
-    if default_cut not in options:
-        default_cut = options[-1]
+    points = layer_points(table, state.get("cut"), state.get("unfreeze_from"), default_cut, own)
     cut_key = "w:cut_index"
     if st.session_state.get(cut_key) not in options:
-        wanted = index_of(table, state.get("cut"), default_cut)
-        st.session_state[cut_key] = wanted if wanted in options else default_cut
+        st.session_state[cut_key] = points.cut_index
     cut = st.select_slider(
         "Cut after layer (clean cut points only)", options=options, key=cut_key,
         format_func=lambda i: f"{i} · {table[i].name}",
@@ -46,24 +43,25 @@ def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
              "are offered, so the cut model is a complete feature extractor.")
     un_key = "w:unfreeze_index"
     if not isinstance(st.session_state.get(un_key), int) or not 0 <= st.session_state[un_key] < n:
-        st.session_state[un_key] = index_of(table, state.get("unfreeze_from"),
-                                                   default_unfreeze_index(n))
+        st.session_state[un_key] = points.unfreeze_index
     unfreeze = st.select_slider("Unfreeze from layer (stage 2)", options=list(range(n)), key=un_key,
                                 format_func=lambda i: f"{i} · {table[i].name}",
                                 help="In stage 2 (fine-tuning) this layer and every later one trains; "
                               "earlier layers stay frozen.")
     st.caption(f"Cut after **{table[cut].name}** ({table[cut].type}) · unfreeze from "
                f"**{table[unfreeze].name}** ({table[unfreeze].type}).")
-    # A catalog backbone's whole is "no cut"; your own model's layers are named by their path.
-    state.put("cut", table[cut].name if own or cut != n - 1 else None)
-    state.put("unfreeze_from", table[unfreeze].name)
+    pinned = pin_points(table, cut, unfreeze, own)
+    state.put("cut", pinned.cut)
+    state.put("unfreeze_from", pinned.unfreeze_from)
     return cut, unfreeze
 
 
 def head_designer() -> tuple[str, tuple[int, ...], float]:
     st.markdown("**Head**")
-    pooling = st.segmented_control("Pooling", list(POOLINGS), format_func=POOLING_LABELS.get,
-                                   key=state.bound("pooling", "avg", lambda v: v in POOLINGS), required=True)
+    poolings = state.choices("pooling")
+    pooling = st.segmented_control("Pooling", poolings, format_func=POOLING_LABELS.get,
+                                   key=state.bound("pooling", valid=lambda v: v in poolings), required=True)
+    pooling = pooling or state.defaults()["pooling"]
     current = state.get("dense") or []
     typed = st.text_input("Hidden dense layers (units, comma-separated)",
                          key=state.bound("dense_text", ", ".join(str(u) for u in current)),
@@ -72,11 +70,11 @@ def head_designer() -> tuple[str, tuple[int, ...], float]:
     dense: tuple[int, ...] = tuple(current)
     with ui.guard("Reading the dense layers"):
         dense = text.parse_dense(typed)
-    dropout = st.slider("Dropout", 0.0, 0.9, step=0.05, key=state.bound("dropout", 0.2))
-    state.put("pooling", pooling or "avg")
+    dropout = st.slider("Dropout", 0.0, 0.9, step=0.05, key=state.bound("dropout"))
+    state.put("pooling", pooling)
     state.put("dense", list(dense))
     state.put("dropout", float(dropout))
-    return pooling or "avg", dense, float(dropout)
+    return pooling, dense, float(dropout)
 
 
 def patterns() -> None:
@@ -236,7 +234,7 @@ def main() -> None:
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**BatchNormalization**")
-        train_bn = st.toggle("Train BatchNorm layers in stage 2", key=state.bound("train_bn", False))
+        train_bn = st.toggle("Train BatchNorm layers in stage 2", key=state.bound("train_bn"))
         st.caption(BN_WHY)
         state.put("train_bn", bool(train_bn))
         classes = num_classes()
@@ -246,7 +244,7 @@ def main() -> None:
     plan = None
     with counts_slot:
         with ui.guard("Planning what trains"):
-            options = {k: state.get(k) for k in caches.PLAN_OPTIONS}
+            options = state.options_from_selection()  # the whole config, as training gets it
             options.update(pooling=pooling, dense=list(dense), dropout=dropout, train_bn=bool(train_bn))
             plan = caches.chosen_plan(bb, options, classes)
             counts_row(plan)

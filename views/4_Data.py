@@ -8,7 +8,7 @@ import streamlit as st
 
 from studio import access, caches, charts, components as ui, health, state, text
 from tlcore.core import home
-from tlcore.data.pipeline import AUGMENT_PRESETS, augmentation_options
+from tlcore.data.pipeline import augmentation_options
 from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
                              snap_counts, snaps, webcam_dataset)
 from tlcore.data.images import thumbnail
@@ -21,7 +21,6 @@ AUG_FIELDS = {  # name: (label, min, max, step, help)
     "shear": ("Shear", 0.0, 0.5, 0.05, "random shear by up to this fraction"),
     "contrast": ("Contrast", 0.0, 0.5, 0.05, "random contrast change by up to this fraction"),
 }
-FLIPS = ["none", "horizontal", "vertical", "both"]
 PRESET_HELP = {"none": "no augmentation", "light": "flips, small rotations and zoom",
                "strong": "the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast",
                "randaugment": "Keras RandAugment: two random operations per image (colour, geometry); "
@@ -209,7 +208,7 @@ def split_settings(layout: str | None) -> None:
     test = c2.slider("Test share", 0.0, 0.5, step=0.05, key=state.bound("test_split"), disabled=disabled)
     seed = c3.number_input("Seed", min_value=0, max_value=2 ** 31 - 1, step=1, key=state.bound("seed"),
                            help="The same seed gives the same split and augmentation.")
-    resize = c4.selectbox("Resize images by", ["stretch", "pad", "crop"], key=state.bound("resize"),
+    resize = c4.selectbox("Resize images by", state.choices("resize"), key=state.bound("resize"),
                           help="stretch: to a square, ignoring the aspect ratio · pad: black borders · "
                                "crop: the centre square")
     if disabled:
@@ -231,17 +230,18 @@ def _new_preset() -> None:
 
 def augmentation(ds) -> None:
     st.subheader("Augmentation (training images only)")
-    preset = st.segmented_control("Preset", list(AUGMENT_PRESETS), key=state.bound("augment", "light"),
+    preset = st.segmented_control("Preset", state.choices("augment"), key=state.bound("augment"),
                                   on_change=_new_preset, required=True,
                                   format_func=lambda p: {"randaugment": "RandAugment"}.get(p, p.capitalize()))
-    preset = preset or "light"
+    preset = preset or state.defaults()["augment"]
     state.put("augment", preset)
     st.caption(PRESET_HELP.get(preset, ""))
     base = augmentation_options(preset)
     with st.expander("Fine-tune the augmentation", icon=":material/tune:"):
         cols = st.columns(3)
         flip_default = {"horizontal_and_vertical": "both"}.get(base.get("flip"), base.get("flip") or "none")
-        flip = cols[0].selectbox("Flip", FLIPS, key=state.bound("flip", flip_default, lambda v: v in FLIPS))
+        flips = state.choices("flip")
+        flip = cols[0].selectbox("Flip", flips, key=state.bound("flip", flip_default, lambda v: v in flips))
         state.put("flip", None if flip == flip_default else flip)
         for i, (name, (label, lo, hi, step, help_)) in enumerate(AUG_FIELDS.items(), start=1):
             default = float(base.get(name, 0.0))

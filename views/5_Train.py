@@ -7,7 +7,7 @@ import streamlit as st
 
 from studio import charts, components as ui, state, text
 from tlcore.recipe.presets import list_presets
-from tlcore.recipe.config import OPTIMIZERS, SCHEDULES
+from tlcore.recipe.config import TrainConfig
 from tlcore.training.jobs import queued_runs
 from tlcore.core.runs import LIVE_STATES, RunStore
 
@@ -80,22 +80,25 @@ def hyperparameters() -> None:
                                help="Stop when the validation loss has not improved for this many "
                                     "epochs, and keep the best weights. 0 turns it off.")
     c1, c2, c3, c4 = st.columns(4)
-    optimizer = c1.selectbox("Optimizer", OPTIMIZERS, key=state.bound("optimizer", "adam", lambda v: v in OPTIMIZERS),
+    optimizers = state.choices("optimizer")
+    optimizer = c1.selectbox("Optimizer", optimizers, key=state.bound("optimizer", valid=lambda v: v in optimizers),
                              format_func={"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
                                           "sgd": "SGD (momentum 0.9)"}.get)
     lr = c2.number_input("Learning rate, stage 1", min_value=1e-7, max_value=1.0, step=1e-4, format="%.1e",
                          key=state.bound("lr", coerce=float))
     auto = c3.toggle("Stage 2 at a tenth of it", key=state.bound("fine_tune_lr_auto", state.get("fine_tune_lr") is None),
                      help="The usual recipe: fine-tune with a learning rate one tenth of stage 1's.")
+    stage2_lr = TrainConfig(lr=float(lr)).stage2_lr  # the engine's rule for stage 2's rate
     if auto:
-        c4.metric("Learning rate, stage 2", f"{lr / 10:.1e}")
+        c4.metric("Learning rate, stage 2", f"{stage2_lr:.1e}")
         fine_lr = None
     else:
         fine_lr = c4.number_input("Learning rate, stage 2", min_value=1e-8, max_value=1.0, step=1e-5,
-                                  format="%.1e", key=state.bound("fine_tune_lr", lr / 10, coerce=float))
+                                  format="%.1e", key=state.bound("fine_tune_lr", stage2_lr, coerce=float))
     c1, c2, c3, c4 = st.columns(4)
-    schedule = c1.selectbox("Learning-rate schedule", SCHEDULES, key=state.bound("schedule", "constant",
-                            lambda v: v in SCHEDULES), format_func={"constant": "Constant", "cosine": "Cosine decay",
+    schedules = state.choices("schedule")
+    schedule = c1.selectbox("Learning-rate schedule", schedules, key=state.bound("schedule",
+                            valid=lambda v: v in schedules), format_func={"constant": "Constant", "cosine": "Cosine decay",
                                                                    "onecycle": "One cycle"}.get,
                             help="Over each stage. Cosine decay (Keras CosineDecay) falls to 0 after the warm-up; "
                                  "one cycle warms up over 3 tenths of the stage from lr/25, then decays.")
@@ -105,7 +108,7 @@ def hyperparameters() -> None:
     smoothing = c3.number_input("Label smoothing", 0.0, 0.5, step=0.05, key=state.bound("label_smoothing", coerce=float),
                                 help="0 = off; 0.1 is usual. Softens the targets so the model is less sure.")
     decay = c4.number_input("Weight decay", 0.0, 0.5, step=1e-4, format="%.5f",
-                            key=state.bound("weight_decay", 0.0, coerce=lambda v: float(v or 0.0)),
+                            key=state.bound("weight_decay", coerce=lambda v: float(v or 0.0)),
                             help="Decoupled weight decay; 0 = none (AdamW then uses its own 0.004).")
     with st.expander("More options", icon=":material/tune:"):
         c1, c2, c3, c4 = st.columns(4)
@@ -116,12 +119,12 @@ def hyperparameters() -> None:
                                  help="Keras CutMix: pastes a patch of another image, labels mixed by area. "
                                       "0 = off, 1.0 is usual. With MixUp too, batches alternate.")
         c1, c2, c3, c4 = st.columns(4)
-        weights = c1.selectbox("Class weights", ["auto", "none"], key=state.bound("class_weights"),
+        weights = c1.selectbox("Class weights", state.choices("class_weights"), key=state.bound("class_weights"),
                                help="auto: balance imbalanced classes")
-        mp = c2.selectbox("Mixed precision", ["auto", "on", "off"], key=state.bound("mixed_precision"),
+        mp = c2.selectbox("Mixed precision", state.choices("mixed_precision"), key=state.bound("mixed_precision"),
                           help="auto: on for GPUs that support float16 well")
-        xla = c3.toggle("XLA compilation", key=state.bound("xla", False))
-        name = c4.text_input("Run label", key=state.bound("name", ""), placeholder="optional")
+        xla = c3.toggle("XLA compilation", key=state.bound("xla"))
+        name = c4.text_input("Run label", key=state.bound("name", coerce=lambda v: v or ""), placeholder="optional")
     for key, value in (("head_epochs", int(head)), ("fine_tune_epochs", int(fine)), ("batch_size", int(batch)),
                        ("early_stopping", int(patience)), ("optimizer", optimizer), ("lr", float(lr)),
                        ("fine_tune_lr", None if fine_lr is None else float(fine_lr)),

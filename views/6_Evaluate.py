@@ -7,7 +7,8 @@ import streamlit as st
 
 from studio import caches, charts, components as ui, health, state, text
 from tlcore.evaluation.calibrate import calibration_info
-from tlcore.evaluation.evaluate import top_losses
+from tlcore.evaluation.evaluate import SPLITS, top_losses
+from tlcore.ship.predict import TTA_MODES
 from tlcore.data.images import thumbnail
 from tlcore.core.runs import RunStore
 from tlcore.data.splits import of_run
@@ -211,10 +212,10 @@ def main() -> None:
     state.put("run_dir", str(run.path))
     ev = run.evaluation()
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    split = c1.segmented_control("Split to score", ["test", "validation"], default=(ev or {}).get("split", "test"),
+    split = c1.segmented_control("Split to score", list(SPLITS), default=(ev or {}).get("split", SPLITS[0]),
                                  key=f"split_{run.run_id}", required=True)
-    tta = c2.selectbox("Test-time augmentation", list(text.TTA_LABELS), format_func=text.TTA_LABELS.get,
-                       index=list(text.TTA_LABELS).index(((ev or {}).get("tta") or {}).get("mode", "none")),
+    tta = c2.selectbox("Test-time augmentation", list(TTA_MODES), format_func=text.TTA_LABELS.get,
+                       index=TTA_MODES.index(((ev or {}).get("tta") or {}).get("mode", TTA_MODES[0])),
                        key=f"tta_{run.run_id}", help=text.TTA_HELP)
     if c3.button("Evaluate now" if not ev else "Evaluate again", icon=":material/refresh:"):
         evaluate(run, split, tta)

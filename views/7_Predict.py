@@ -12,6 +12,7 @@ from tlcore.core.errors import TLCoreError
 from tlcore.ship.imagenet import imagenet_weights
 from tlcore.data.images import IMAGE_EXTENSIONS, display_image
 from tlcore.core.runs import RunStore
+from tlcore.ship.predict import TTA_MODES
 
 MODES = {"run": "A trained run", "teach": "Teach by showing", "imagenet": "ImageNet (1000 classes)"}
 INPUTS = {"images": "Images", "video": "A video file", "live": "Live camera"}
@@ -59,7 +60,7 @@ def with_run() -> None:
         return
     cam = c3.toggle("Grad-CAM", value=True, key="predict_gradcam",
                     help="Beside each image, a heatmap of where the features that decided its top label lie.")
-    tta = c4.selectbox("Test-time augmentation", list(text.TTA_LABELS), format_func=text.TTA_LABELS.get,
+    tta = c4.selectbox("Test-time augmentation", list(TTA_MODES), format_func=text.TTA_LABELS.get,
                        key="predict_tta", help=text.TTA_HELP)
     files = images()
     if not files:

@@ -9,12 +9,14 @@ from tlcore.data.datasets import delete_dataset, list_datasets
 from tlcore.ship.export import export_file
 from tlcore.recipe.features import clear_cache
 from tlcore.core.runs import LIVE_STATES, RunStore, option_differences
+from tlcore.ship.export import FORMATS
+from tlcore.ship.tflite import IO_TYPES, QUANTIZE
 from tlcore.ship.usage import curl_example, serve_command
 
 EXPORTS = {"bundle": "Bundle (.zip: models, labels, model card)", "keras": "Keras (.keras)",
            "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)", "onnx": "ONNX (.onnx)",
            "code": "Training script (.py)"}
-QUANTIZE = {"none": "none (float32)", "float16": "float16 weights", "dynamic": "dynamic range (int8 weights)",
+QUANTIZE_WORDS = {"none": "none (float32)", "float16": "float16 weights", "dynamic": "dynamic range (int8 weights)",
             "int8": "full integer (int8)"}
 CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
           "accuracy": "training accuracy", "loss": "training loss"}
@@ -131,11 +133,12 @@ def export(run) -> None:
     with st.container(border=True):
         st.markdown("**Export**")
         c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1.6], vertical_alignment="bottom")
-        fmt = c1.selectbox("Format", list(EXPORTS), format_func=EXPORTS.get, key="export_format")
+        formats = sorted(FORMATS, key=lambda f: list(EXPORTS).index(f) if f in EXPORTS else len(EXPORTS))
+        fmt = c1.selectbox("Format", formats, format_func=lambda f: EXPORTS.get(f, f), key="export_format")
         tflite = fmt in ("tflite", "bundle")
-        quantize = c2.selectbox("TFLite quantization", list(QUANTIZE), format_func=QUANTIZE.get,
+        quantize = c2.selectbox("TFLite quantization", list(QUANTIZE), format_func=lambda q: QUANTIZE_WORDS.get(q, q),
                                 key="export_quantize", disabled=not tflite)
-        io = c3.selectbox("TFLite input/output", ["float32", "uint8", "int8"], key="export_io",
+        io = c3.selectbox("TFLite input/output", list(IO_TYPES), key="export_io",
                           disabled=not tflite or quantize != "int8")
         if c4.button("Prepare the file", icon=":material/build:", key="export"):
             with ui.guard("Exporting the model"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
-from tlcore.backbones.layers import cut_options, index_of
-from tlcore.recipe.plan import default_unfreeze_index
+from tlcore.backbones.layers import cut_options
+from tlcore.recipe.plan import layer_points
 from tlcore.search.tune import list_searches, load_search, request_stop
 from tlcore.training.sweep import sweep_matrix
 
@@ -22,16 +22,15 @@ def choose(bb) -> dict:
     n = len(table)
     cuts_offered = cut_options(table)
     tag = f"{bb.label}:{n}"  # indexes belong to one backbone: new widgets when it changes
-    default_cut = index_of(table, state.get("cut"), bb.default_cut)
-    default_unfreeze = index_of(table, state.get("unfreeze_from"), default_unfreeze_index(n))
+    points = layer_points(table, state.get("cut"), state.get("unfreeze_from"), bb.default_cut, bb.kind == "file")
     c1, c2 = st.columns(2, gap="large")
     cuts = c1.multiselect(
         "Cut after (clean cut points)", cuts_offered, key=f"search_cuts:{tag}",
-        default=[default_cut] if default_cut in cuts_offered else [cuts_offered[-1]],
+        default=[points.cut_index],
         format_func=lambda i: f"{i} · {table[i].name}",
         help="Each is a complete feature extractor: every path from input to output passes through it.")
     unfreezes = c2.multiselect(
-        "Unfreeze from (stage 2)", list(range(n)), key=f"search_unfreezes:{tag}", default=[default_unfreeze],
+        "Unfreeze from (stage 2)", list(range(n)), key=f"search_unfreezes:{tag}", default=[points.unfreeze_index],
         format_func=lambda i: f"{i} · {table[i].name}",
         help="In stage 2 this layer and every later one (up to the cut) trains.")
     c1, c2, c3 = st.columns(3)

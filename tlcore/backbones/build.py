@@ -138,10 +138,11 @@ def _build_imagenet(name, ctor, shape, include_top):
         if "fetch" not in text.lower() and "url" not in text.lower() and "download" not in text.lower():
             raise TLCoreError(f"Could not build {name} with ImageNet weights: {text.splitlines()[0]}")
         fname = imagenet_weights_file(name, include_top, shape[0])
-        raise TLCoreError(
+        raise OptionError(
+            "weights",
             f"Could not download the ImageNet weights for {name} (no network?). Keras wants the "
             f"file {fname!r}: copy it into {keras_models_dir()} and run again, or pass the file "
-            "itself with --weights PATH (or --weights none to train from scratch)."
+            "itself with {option} PATH (or {option} none to train from scratch)."
         ) from None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import asdict, dataclass
 
-from ..core.errors import TLCoreError
+from ..core.errors import OptionError, TLCoreError
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,10 @@ def get_backbone(name: str) -> Backbone:
     if key is None:
         from ..core.console import did_you_mean
 
-        raise TLCoreError(
+        raise OptionError(
+            "backbone",
             f"Unknown backbone {name!r}.{did_you_mean(name, CATALOG)} Choose one of: {', '.join(CATALOG)} "
-            "(or give a saved model with --backbone-file)."
+            "(or give a saved model with {option:backbone_file})."
         )
     return CATALOG[key]
 

@@ -86,8 +86,9 @@ def _load_saved(path: Path):
                 f"{path.name} uses custom layers this studio does not know, so it cannot be loaded "
                 f"safely ({text.splitlines()[0][:200]}). Save a model made of stock Keras layers.") from None
         if "No model config" in text or "model_config" in text:
-            raise TLCoreError(f"{path.name} holds weights only, not a model. Use --backbone NAME "
-                              "--weights PATH for a weights file of a catalog backbone.") from None
+            raise OptionError("backbone_file", f"{path.name} holds weights only, not a model. Use "
+                              "{option:backbone} NAME with {option:weights} PATH for a weights file of a catalog "
+                              "backbone.") from None
         raise TLCoreError(f"{path.name} is not a Keras model file that loads: "
                           f"{text.splitlines()[0][:300] if text else type(exc).__name__}") from None
 
@@ -186,8 +187,8 @@ def load_backbone_file(path, preprocessing: str = "auto") -> BackboneSource:
     if p.is_dir():
         return _savedmodel_source(p, preprocessing, provenance)
     if p.suffix.lower() not in (".keras", ".h5", ".hdf5"):
-        raise TLCoreError(f"{p.name}: a backbone file must be a .keras or .h5 model (or a SavedModel "
-                          "folder). For a weights-only file use --backbone NAME --weights PATH.")
+        raise OptionError("backbone_file", f"{p.name}: a backbone file must be a .keras or .h5 model (or a SavedModel "
+                          "folder). For a weights-only file use {option:backbone} NAME with {option:weights} PATH.")
     model = _load_saved(p)
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4 or model.inputs[0].shape[-1] != 3:
         raise TLCoreError(f"{p.name} must take one RGB image input (height, width, 3); it takes "

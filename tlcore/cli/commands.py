@@ -343,7 +343,7 @@ def _run(argv: list[str]) -> tuple[int, Any]:
         print(f"usage error: {exc}", file=sys.stderr)
         return 2, {"error": str(exc)}
     except TLCoreError as exc:
-        text = exc.phrased(flag(exc.option)) if isinstance(exc, OptionError) else str(exc)
+        text = exc.phrased(flag) if isinstance(exc, OptionError) else str(exc)
         print(f"error: {text}", file=sys.stderr)
         return 1, {"error": text}
     except KeyboardInterrupt:

@@ -1,13 +1,16 @@
 """The command line's parser: every command, its arguments and their help (`cli` runs them).
 
-Kept light: nothing here imports TensorFlow; `TrainConfig`'s fields become `train`'s flags.
+Kept light: nothing here imports TensorFlow; `TrainConfig`'s fields become `train`'s flags. No
+choice list or default is typed here: each comes from the module that owns it (`TrainConfig`,
+export, tflite, predict, evaluate, search, demo, lr-find), or a function's own default (`_default`).
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 from typing import Any
 
-from ..core.console import RUN, RUNS_DIR, TTA, TTA_HELP
+from ..core.console import RUN, RUNS_DIR, TTA_HELP
 from ..core.errors import UsageError, flag
 
 
@@ -56,9 +59,21 @@ def _add_config_options(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument(flag(f.name), **kwargs)
 
 
+def _default(fn, name: str) -> Any:
+    """The default of `fn`'s parameter `name`: the function owns it, the flag repeats it."""
+    return inspect.signature(fn).parameters[name].default
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..data.demo import make_demo_dataset
+    from ..evaluation.evaluate import SPLITS
+    from ..recipe.config import DEFAULTS
+    from ..search.tune import METRICS, SCHEDULERS, run_search
+    from ..ship.export import FORMATS, export_run
+    from ..ship.predict import TTA_MODES, predict
+    from ..ship.tflite import IO_TYPES, QUANTIZE
+    from ..training.lrfind import lr_find
+
     parser = _Parser(prog="tlcore", description="Transfer learning and fine-tuning of image classifiers.",
                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -85,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the dataset's name there (the source's name)")
     p = cmd("scan", "check a folder dataset: classes, counts per split, problems")
     p.add_argument("data", help="the dataset folder")
-    p.add_argument("--val-split", dest="val_split", type=float, default=0.2, help="validation fraction (flat layout)")
-    p.add_argument("--test-split", dest="test_split", type=float, default=0.1, help="test fraction (flat layout)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the split")
+    p.add_argument("--val-split", dest="val_split", type=float, default=DEFAULTS["val_split"],
+                   help="validation fraction (flat layout)")
+    p.add_argument("--test-split", dest="test_split", type=float, default=DEFAULTS["test_split"],
+                   help="test fraction (flat layout)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the split")
 
     p = cmd("train", "train a classifier: head on the frozen backbone, then fine-tuning")
     _add_config_options(p)
@@ -116,15 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("demo-data", "make the built-in demo dataset (shapes on textures), offline")
     p.add_argument("out_dir", help="the folder to write (train/validation/test inside)")
-    p.add_argument("--classes", type=int, default=4, help="how many shapes")
-    p.add_argument("--per-class", dest="per_class", type=int, default=150, help="images per shape")
-    p.add_argument("--seed", type=int, default=0, help="seed of the drawing")
+    p.add_argument("--classes", type=int, default=_default(make_demo_dataset, "classes"), help="how many shapes")
+    p.add_argument("--per-class", dest="per_class", type=int, default=_default(make_demo_dataset, "per_class"),
+                   help="images per shape")
+    p.add_argument("--seed", type=int, default=_default(make_demo_dataset, "seed"), help="seed of the drawing")
     p = cmd("lr-find", "learning-rate range test on a setup; suggests a rate")
     _add_config_options(p)
-    p.add_argument("--stage", type=int, default=1, choices=[1, 2], help="1: the head alone; 2: fine-tuning")
-    p.add_argument("--min-lr", dest="min_lr", type=float, default=1e-7, help="the first rate tried")
-    p.add_argument("--max-lr", dest="max_lr", type=float, default=1.0, help="the last rate tried")
-    p.add_argument("--steps", type=int, default=100, help="batches, one per rate")
+    p.add_argument("--stage", type=int, default=_default(lr_find, "stage"), choices=[1, 2],
+                   help="1: the head alone; 2: fine-tuning")
+    p.add_argument("--min-lr", dest="min_lr", type=float, default=_default(lr_find, "min_lr"),
+                   help="the first rate tried")
+    p.add_argument("--max-lr", dest="max_lr", type=float, default=_default(lr_find, "max_lr"),
+                   help="the last rate tried")
+    p.add_argument("--steps", type=int, default=_default(lr_find, "steps"), help="batches, one per rate")
     p = cmd("probe", "linear probes: validation accuracy of a linear classifier at each cut")
     _add_config_options(p)
     p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
@@ -136,26 +157,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("evaluate", "score a run on its test split (or validation)")
     p.add_argument("run_dir", help=RUN)
     p.add_argument("--data", help="another dataset with the same classes (default: the run's own)")
-    p.add_argument("--split", choices=["test", "validation"], help="default: test, else validation")
-    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
+    p.add_argument("--split", choices=SPLITS, help="default: test, else validation")
+    p.add_argument("--tta", default=_default(predict, "tta"), choices=TTA_MODES, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("predict", "classify images, folders of images or videos with a run's model (or --imagenet BACKBONE)")
     p.add_argument("run_dir", help=RUN + " (with --imagenet: the first image)")
     p.add_argument("images", nargs="*", help="image files, folders (walked) or video files")
     p.add_argument("--imagenet", metavar="BACKBONE", help="the untouched ImageNet model of BACKBONE, no run")
     p.add_argument("--weights", default="imagenet", help="with --imagenet: imagenet or a weights file with the top")
-    p.add_argument("--top-k", dest="top_k", type=int, default=5, help="classes shown per image")
+    p.add_argument("--top-k", dest="top_k", type=int, default=_default(predict, "top_k"), help="classes shown per image")
     p.add_argument("--csv", help="also write the results as a CSV table here")
-    p.add_argument("--every", type=int, default=1, help="videos: classify every N-th frame (default 1: all)")
-    p.add_argument("--tta", default="none", choices=TTA, help=TTA_HELP)
+    p.add_argument("--every", type=int, default=_default(predict, "every"), help="videos: classify every N-th frame (default 1: all)")
+    p.add_argument("--tta", default=_default(predict, "tta"), choices=TTA_MODES, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")
     p.add_argument("run_dir", help=RUN)
-    p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"],
+    p.add_argument("--format", required=True, choices=FORMATS,
                    help="the file format (bundle: a .zip with models, labels and a model card; code: a script)")
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
+    p.add_argument("--quantize", default=_default(export_run, "quantize"), choices=QUANTIZE,
                    help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
-    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
+    p.add_argument("--io", default=_default(export_run, "io"), choices=IO_TYPES,
                    help="TFLite input/output type (int8/uint8 with --quantize int8)")
     p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
     p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
@@ -165,12 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.add_argument("--space", required=True,
                    help="JSON file or object: option -> [choices] or {min, max, log, int}")
-    p.add_argument("--trials", type=int, default=8, help="random points to try (default 8)")
+    p.add_argument("--trials", type=int, default=_default(run_search, "trials"), help="random points to try")
     p.add_argument("--grid", action="store_true", help="every combination of the choices once")
-    p.add_argument("--seeds", type=int, default=1, help="runs per point, seeds seed, seed+1, ...")
-    p.add_argument("--metric", default="val_accuracy", choices=["val_accuracy", "val_loss"],
+    p.add_argument("--seeds", type=int, default=_default(run_search, "seeds"), help="runs per point, seeds seed, seed+1, ...")
+    p.add_argument("--metric", default=_default(run_search, "metric"), choices=METRICS,
                    help="what the search maximises (val_loss: minimises)")
-    p.add_argument("--scheduler", default="none", choices=["none", "asha"],
+    p.add_argument("--scheduler", default=_default(run_search, "scheduler"), choices=SCHEDULERS,
                    help="asha stops weak trials early")
     p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
     p.add_argument("--max-concurrent", dest="max_concurrent", type=int,

@@ -33,8 +33,7 @@ CHATTER = re.compile(
     r"|\* Endpoint '|Output Type:|Input Type:|Captures:|.*TensorSpec\()")
 
 
-# Words the parser repeats. TTA is predict.TTA_MODES (not imported: the parser stays light).
-TTA = ("none", "flip", "flip+crops")
+# Words the parser repeats.
 TTA_HELP = ("test-time augmentation: average the probabilities over the image and its mirror image "
             "(flip, 2 passes), plus a centre crop and its mirror image (flip+crops, 4 passes); the model "
             "is not changed")

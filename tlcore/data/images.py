@@ -12,6 +12,7 @@ and never stops a scan, an import, training, evaluation or a server.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -150,26 +151,40 @@ def resize(im: Image.Image, size: int, mode: str = "stretch") -> Image.Image:
 
 
 def load_image(source, size: int, mode: str = "stretch") -> np.ndarray:
-    """`size`x`size`x3 uint8 RGB array of an image file (or stream, or PIL image).
+    """`size`x`size`x3 uint8 RGB array of an image: the one pixel path of the studio.
 
-    Large JPEGs are decoded at a reduced scale (a power of two) that is still at least `size`.
+    Every way an image arrives goes through here, so the same picture becomes the same array:
+    a path, bytes, a binary stream (an upload, a served request), a PIL image (a video frame) or
+    a uint8 array [h, w] / [h, w, 3|4] (a camera frame). An encoded JPEG (path, bytes or stream)
+    is decoded at a reduced scale (Pillow's draft, a power of two) that is still at least `size`:
+    the same rule whichever way the file came. Pixels already decoded are only resized.
 
     Raises:
-        ImageProblem: the file cannot be used; the message says why.
+        ImageProblem: the image cannot be used; the message says why.
     """
-    if isinstance(source, (str, Path)):
-        with _open(source) as im:
-            if im.format == "JPEG":
-                _draft(im, size)
-            return _resized(open_rgb(im), size, mode)
-    return _resized(open_rgb(source), size, mode)
+    if isinstance(source, np.ndarray):
+        source = _from_array(source)
+    if isinstance(source, Image.Image):
+        return _resized(open_rgb(source), size, mode)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    with _open(source) as im:
+        if im.format == "JPEG":
+            _draft(im, size)
+        return _resized(open_rgb(im), size, mode)
+
+
+def _from_array(frame: np.ndarray) -> Image.Image:
+    """A decoded frame (uint8 grey, RGB or RGBA) as a PIL image, without copying its meaning."""
+    if frame.dtype != np.uint8 or frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
+        raise ImageProblem(f"an image array must be uint8 [height, width] or [height, width, 3 or 4]. "
+                           f"Received: dtype {frame.dtype}, shape {frame.shape}")
+    return Image.fromarray(np.ascontiguousarray(frame))
 
 
 def load_image_bytes(data: bytes, size: int, mode: str = "stretch") -> np.ndarray:
     """`load_image` of an image file's bytes (what a server's decoding process is handed)."""
-    import io
-
-    return load_image(io.BytesIO(data), size, mode)
+    return load_image(data, size, mode)
 
 
 def _resized(im: Image.Image, size: int, mode: str) -> np.ndarray:

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..core import cache as disk_cache
 from ..core import home
-from .splits import SPLIT_METHOD, stratified_split as _stratified_split
+from .splits import (DEFAULT_SEED, DEFAULT_TEST_SPLIT, DEFAULT_VAL_SPLIT, SPLIT_METHOD,
+                     stratified_split as _stratified_split)
 from ..core.errors import OptionError, TLCoreError
 from .images import (ARCHIVE_EXTENSIONS, ImageProblem, RESIZE_MODES, check_image, is_ignored,
                      is_image_name, load_image)
@@ -150,7 +151,7 @@ def check_folder(data) -> Path:
     return root
 
 
-def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
+def scan(data, val_split: float = DEFAULT_VAL_SPLIT, test_split: float = DEFAULT_TEST_SPLIT, seed: int = DEFAULT_SEED,
          check_files: bool = True, split_method: str = SPLIT_METHOD) -> Dataset:
     """Scan a folder dataset in either layout.
 
@@ -169,7 +170,7 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
         if not 0.0 <= float(value) < 1.0:
             raise OptionError(name, f"must be at least 0 and below 1. Received: {value}")
     if val_split + test_split >= 0.9:
-        raise TLCoreError(f"--val-split plus --test-split must leave images to train on. "
+        raise OptionError("val_split", "{option} plus {option:test_split} must leave images to train on. "
                           f"Received: {val_split} + {test_split}")
     root = unwrap(root)
     problems: list[dict] = []
@@ -231,7 +232,7 @@ def scan(data, val_split: float = 0.2, test_split: float = 0.1, seed: int = 42,
         by_class = {i: [] for i in range(len(classes))}
         for f, label in files["train"]:
             by_class[label].append(f)
-        split = _stratified_split(by_class, 0.2, 0.0, seed, split_dirs["train"], split_method)
+        split = _stratified_split(by_class, DEFAULT_VAL_SPLIT, 0.0, seed, split_dirs["train"], split_method)
         files["train"], files["validation"] = split["train"], split["validation"]
     all_paths = [f for split_files in files.values() for f, _ in split_files]
     bad = _check_all(sorted(all_paths), root, problems) if check_files else set()
@@ -376,6 +377,8 @@ AUGMENT_PRESETS = {
                "contrast": 0.2},
     "randaugment": {"randaugment": True},  # Keras RandAugment: 2 random ops per image
 }
+AUGMENTS = tuple(AUGMENT_PRESETS)
+FLIPS = ("none", "horizontal", "vertical", "both")
 
 
 def augmentation_options(preset: str = "none", **overrides) -> dict:
@@ -384,8 +387,8 @@ def augmentation_options(preset: str = "none", **overrides) -> dict:
         raise OptionError("augment", f"must be one of {', '.join(AUGMENT_PRESETS)}. Received: {preset!r}")
     opts = dict(AUGMENT_PRESETS[preset])
     opts.update({k: v for k, v in overrides.items() if v is not None})
-    if opts.get("flip") not in (None, "none", "horizontal", "vertical", "both", "horizontal_and_vertical"):
-        raise OptionError("flip", f"must be none, horizontal, vertical or both. Received: {opts['flip']!r}")
+    if opts.get("flip") not in (None, *FLIPS, "horizontal_and_vertical"):  # Keras' own name of both
+        raise OptionError("flip", f"must be one of {', '.join(FLIPS)}. Received: {opts['flip']!r}")
     for k in ("rotation", "zoom", "shift", "shear", "contrast"):
         if k not in opts:
             continue
@@ -442,7 +445,7 @@ def augmentation_preview(image: np.ndarray, options: dict, n: int = 6, seed: int
 
 
 def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-                 shuffle: bool = False, augment: list | None = None, seed: int = 42,
+                 shuffle: bool = False, augment: list | None = None, seed: int = DEFAULT_SEED,
                  one_hot: bool = False, mix=None):
     """A tf.data pipeline over decoded images: shuffle, batch, augment and `mix` (a function of a
     batch's images and targets, MixUp/CutMix; train only), prefetch."""

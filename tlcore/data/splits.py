@@ -16,6 +16,11 @@ from pathlib import Path
 
 SPLIT_METHOD = "by-file"
 SPLIT_METHODS = ("by-file", "shuffle")
+# The default fractions held out per class and the seed (TrainConfig's defaults take these). A
+# dataset with a train/ folder but no validation/ one holds out DEFAULT_VAL_SPLIT of train/.
+DEFAULT_VAL_SPLIT = 0.2
+DEFAULT_TEST_SPLIT = 0.1
+DEFAULT_SEED = 42
 
 
 def recorded_method(run_config: dict) -> str:
@@ -27,8 +32,8 @@ def of_run(run_config: dict) -> dict:
     """How a run split its dataset, from its config.json, as `data.scan`'s keyword arguments:
     val_split, test_split, seed and split_method."""
     opts = run_config.get("options") or {}
-    return {"val_split": opts.get("val_split", 0.2), "test_split": opts.get("test_split", 0.1),
-            "seed": opts.get("seed", 42), "split_method": recorded_method(run_config)}
+    return {"val_split": opts.get("val_split", DEFAULT_VAL_SPLIT), "test_split": opts.get("test_split", DEFAULT_TEST_SPLIT),
+            "seed": opts.get("seed", DEFAULT_SEED), "split_method": recorded_method(run_config)}
 
 
 def _file_draw(path: str, root: Path | None, seed: int) -> float:

@@ -7,6 +7,8 @@ from ..core.errors import OptionError, TLCoreError
 from ..core.jsonio import write_json
 from ..ship.predict import RunModel
 
+SPLITS = ("test", "validation")  # what `evaluate_run` scores (None: test, else validation)
+
 
 def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:
     """Expected calibration error and reliability bins (equal-width confidence bins)."""
@@ -72,8 +74,8 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     from ..data.pipeline import scan, split_arrays
     from ..ship.predict import check_tta, tta_count
 
-    if split not in (None, "test", "validation"):
-        raise OptionError("split", f"must be test or validation. Received: {split!r}")
+    if split not in (None, *SPLITS):
+        raise OptionError("split", f"must be one of {', '.join(SPLITS)}. Received: {split!r}")
     check_tta(tta)
     rm = RunModel(run_dir, runs_dir, model=model)
     opts = rm.run.config().get("options", {})
@@ -81,7 +83,7 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     if ds is None:
         source = data or opts.get("data")
         if not source:
-            raise TLCoreError("The run does not record its dataset; give one with --data.")
+            raise OptionError("data", "The run does not record its dataset; give one with {option}.")
         from ..data.splits import of_run
 
         ds = scan(source, check_files=False, **of_run(rm.run.config()))

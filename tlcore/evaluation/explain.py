@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import OptionError, TLCoreError
-from ..data.images import ImageProblem, open_rgb, resize
+from ..data.images import ImageProblem, open_rgb
 from ..ship.predict import RunModel
 
 # A perceptually ordered blue-cyan-green-yellow-red ramp (like "jet", without its dark ends).
@@ -78,13 +78,13 @@ def overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> Image.I
 
 def explain_image(rm: RunModel, source, label: str | None = None, max_side: int = 512) -> dict:
     """Grad-CAM for one image (path, stream or PIL image): {label, probability, overlay, heatmap}."""
-    try:
-        original = open_rgb(source)
-    except ImageProblem as exc:
-        raise TLCoreError(f"Cannot read the image: {exc}") from None
     if label is not None and label not in rm.labels:
         raise OptionError("class", f"{label!r} is not one of the model's classes: {', '.join(rm.labels)}")
-    x = np.asarray(resize(original, rm.input_size, rm.resize), dtype=np.uint8)
+    try:
+        x = rm.load(_rewound(source))  # the model's input, the one way predict reads it
+        original = open_rgb(_rewound(source))  # the picture to draw on, at full size
+    except ImageProblem as exc:
+        raise TLCoreError(f"Cannot read the image: {exc}") from None
     cam, c, probs = gradcam(rm.model, x, None if label is None else rm.labels.index(label))
     if rm.resize == "stretch":
         scale = min(1.0, max_side / max(original.size))
@@ -93,6 +93,12 @@ def explain_image(rm: RunModel, source, label: str | None = None, max_side: int 
         shown = Image.fromarray(x)
     return {"label": rm.labels[c], "probability": float(probs[c]), "overlay": overlay(shown, cam),
             "heatmap": cam}
+
+
+def _rewound(source):
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return source
 
 
 def explain(run_dir, image, out, label: str | None = None, runs_dir=None) -> dict:

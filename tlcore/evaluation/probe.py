@@ -115,8 +115,8 @@ def probe(config, cuts: list | None = None, max_images: int = 2000) -> list[dict
         raise TLCoreError("Give the dataset folder to probe.")
     ds = scan(config.data, config.val_split, config.test_split, config.seed)
     if not ds.files.get("validation"):
-        raise TLCoreError("The dataset has no validation images: the probe scores on validation. "
-                          "Give --val-split above 0 or a validation/ folder.")
+        raise OptionError("val_split", "The dataset has no validation images: the probe scores on validation. "
+                          "Give {option} above 0 or a validation/ folder.")
     source = load_source(config)
     backbone = source.backbone
     table = layer_table(backbone, source.paths)

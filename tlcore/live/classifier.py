@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..data.images import resize as resize_image
+from ..data.images import load_image
 
 FPS_WINDOW = 2.0  # seconds of finished classifications the fps is measured over
 
@@ -49,9 +49,14 @@ class Classifier:
         self.probabilities(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
         return self
 
-    def prepare(self, frame: np.ndarray) -> np.ndarray:
-        """A camera frame (RGB uint8 [h, w, 3]) as the model's input, the one way (`images.resize`)."""
-        return np.asarray(resize_image(Image.fromarray(frame), self.input_size, self.resize), dtype=np.uint8)
+    def prepare(self, frame) -> np.ndarray:
+        """A camera frame (RGB uint8 [h, w, 3]) or a snapshot's file as the model's input, the one
+        way every image is read (`images.load_image`).
+
+        Raises:
+            ImageProblem: a snapshot that is not a usable image.
+        """
+        return load_image(frame, self.input_size, self.resize)
 
 
 class LiveClassifier:
@@ -126,6 +131,13 @@ class LiveClassifier:
     def cam(self) -> dict | None:
         return self._cam
 
+    def wait(self, classified: int, timeout: float = 30.0) -> bool:
+        """Block until `classified` frames in all have been classified (or the loop closed, or
+        `timeout` seconds passed); True when they have."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.classified >= classified or self._closed, timeout)
+            return self.classified >= classified
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -163,6 +175,7 @@ class LiveClassifier:
                     self._done.popleft()
                 self._latencies.append((finished - captured) * 1000.0)
                 self.classified += 1
+                self._cond.notify_all()  # `wait`ers (the worker itself only waits for a frame)
             if self.cam_every and classifier.model is not None and finished - self._last_cam >= self.cam_every \
                     and (self._cam_thread is None or not self._cam_thread.is_alive()):
                 # a thread of its own: a map takes several classifications' time, the label goes on

@@ -17,19 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backbones.source import PREPROCESSING_CHOICES
 from ..core.errors import OptionError, TLCoreError
+from ..data.images import RESIZE_MODES
+from ..data.pipeline import AUGMENTS, FLIPS
+from ..data.splits import DEFAULT_SEED, DEFAULT_TEST_SPLIT, DEFAULT_VAL_SPLIT
 
+# Choices owned here; the others come from the module that owns the concept (resize modes:
+# images; augmentation presets and flips: the data pipeline; preprocessing: backbone sources).
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle")
 POOLINGS = ("avg", "max", "flatten")
-AUGMENTS = ("none", "light", "strong", "randaugment")
-FLIPS = ("none", "horizontal", "vertical", "both")
-RESIZE_MODES = ("stretch", "pad", "crop")
 AUTO_ON_OFF = ("auto", "on", "off")
-PREPROCESSING_CHOICES = ("auto", "none", "tf", "caffe", "torch")
+CLASS_WEIGHTS = ("auto", "none")
+MAX_DENSE_UNITS = 65536
+MAX_DENSE_LAYERS = 8
 # Options whose presence (from the command line or a preset) keeps a --weights none run in the
 # usual two-stage plan; without them, random weights train from scratch (see `resolve_options`).
 STAGE_OPTIONS = ("head_epochs", "fine_tune_epochs", "unfreeze_from")
+# The options `scratch_options` plans differently for random weights.
+SCRATCH_KEYS = ("head_epochs", "fine_tune_epochs", "unfreeze_from", "train_bn", "early_stopping", "fine_tune_lr")
 SCRATCH_EPOCHS = 15  # the default plan's 10 head + 5 fine-tuning epochs, all trained from scratch
 
 
@@ -86,12 +93,12 @@ class TrainConfig:
     shift: float | None = _opt(None, "random shift, fraction", type=float)
     shear: float | None = _opt(None, "random shear, fraction", type=float)
     contrast: float | None = _opt(None, "random contrast, fraction", type=float)
-    val_split: float = _opt(0.2, "validation fraction (flat layout)", type=float)
-    test_split: float = _opt(0.1, "test fraction (flat layout)", type=float)
-    seed: int = _opt(42, "seed of the split, the initial weights and the shuffling", type=int)
+    val_split: float = _opt(DEFAULT_VAL_SPLIT, "validation fraction (flat layout)", type=float)
+    test_split: float = _opt(DEFAULT_TEST_SPLIT, "test fraction (flat layout)", type=float)
+    seed: int = _opt(DEFAULT_SEED, "seed of the split, the initial weights and the shuffling", type=int)
     early_stopping: int = _opt(5, "patience in epochs, 0 = off", type=int)
     train_bn: bool = _opt(False, "train BatchNormalization layers in stage 2", flag=True)
-    class_weights: str = _opt("auto", "weight classes by inverse frequency", choices=("auto", "none"))
+    class_weights: str = _opt("auto", "weight classes by inverse frequency", choices=CLASS_WEIGHTS)
     feature_cache: str = _opt("auto", "cache stage 1's backbone features", choices=AUTO_ON_OFF)
     mixed_precision: str = _opt("auto", "float16 compute on capable GPUs", choices=AUTO_ON_OFF)
     xla: bool = _opt(False, "compile with XLA", flag=True)
@@ -165,7 +172,7 @@ class TrainConfig:
         if not _whole(self.seed) or not 0 <= self.seed < 2 ** 32:
             raise OptionError("seed", f"must be a whole number from 0 to {2 ** 32 - 1}. Received: {self.seed!r}")
         if bool(self.backbone) == bool(self.backbone_file):
-            raise TLCoreError("Give exactly one of --backbone NAME or --backbone-file PATH.")
+            raise OptionError("backbone", "Give exactly one of {option} NAME or {option:backbone_file} PATH.")
         if self.backbone:
             from ..backbones.build import check_input_size
             from ..backbones.catalog import get_backbone
@@ -176,7 +183,7 @@ class TrainConfig:
             if not _whole(value) or value < 0:
                 raise OptionError(name, f"must be a whole number, 0 or more. Received: {value!r}")
         if self.head_epochs + self.fine_tune_epochs == 0:
-            raise TLCoreError("Nothing to train: --head-epochs and --fine-tune-epochs are both 0.")
+            raise OptionError("head_epochs", "Nothing to train: {option} and {option:fine_tune_epochs} are both 0.")
         if not _whole(self.batch_size) or not 1 <= self.batch_size <= 4096:
             raise OptionError("batch_size", f"must be a whole number from 1 to 4096. Received: {self.batch_size!r}")
         for name in ("lr", "fine_tune_lr"):
@@ -204,9 +211,7 @@ class TrainConfig:
                 raise OptionError(name, f"must be from 0 (off) to 10. Received: {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
             raise OptionError("dropout", f"must be at least 0 and below 1. Received: {self.dropout}")
-        for units in self.dense:
-            if not _whole(units) or int(units) < 1:
-                raise OptionError("dense", f"units must be positive whole numbers. Received: {units}")
+        check_dense(self.dense)
         for name in ("freeze", "unfreeze"):
             for pattern in getattr(self, name):
                 _check_pattern(name, pattern)
@@ -237,6 +242,7 @@ class TrainConfig:
 OPTIONS: tuple[dataclasses.Field, ...] = dataclasses.fields(TrainConfig)
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in OPTIONS)
 DEFAULTS: dict[str, Any] = TrainConfig().to_dict()
+_FIELDS = {f.name: f for f in OPTIONS}
 
 
 def resolve_options(options: dict, given: set[str] | None = None, preset: bool = True) -> dict:
@@ -278,6 +284,28 @@ def scratch_options(options: dict, given: set[str] = frozenset()) -> dict:
     if "fine_tune_lr" not in given:
         out["fine_tune_lr"] = float(out.get("lr", DEFAULTS["lr"]))
     return out
+
+
+def choices_of(name: str) -> tuple | None:
+    """The choices of option `name` (None for a free value): what the parser and the app offer."""
+    return _FIELDS[name].metadata.get("choices")
+
+
+def check_dense(units) -> tuple[int, ...]:
+    """Hidden dense layer sizes as whole numbers, checked: 1 to MAX_DENSE_UNITS units each, at
+    most MAX_DENSE_LAYERS layers.
+
+    Raises:
+        OptionError: ``dense``, naming the value that is wrong.
+    """
+    out = []
+    for value in units:
+        if not _whole(value) or not 1 <= value <= MAX_DENSE_UNITS:
+            raise OptionError("dense", f"units must be whole numbers from 1 to {MAX_DENSE_UNITS}. Received: {value}")
+        out.append(int(value))
+    if len(out) > MAX_DENSE_LAYERS:
+        raise OptionError("dense", f"holds at most {MAX_DENSE_LAYERS} layers. Received: {len(out)}")
+    return tuple(out)
 
 
 def _whole(value) -> bool:

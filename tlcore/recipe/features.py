@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core import cache
 from ..core import home
+from ..data.splits import DEFAULT_SEED
 
 AUGMENTED_COPIES = 5
 MAX_CACHE_BYTES = 6 * 2 ** 30
@@ -119,7 +120,7 @@ def cached(key: str, make) -> np.ndarray:
 
 
 def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-            shuffle: bool = False, seed: int = 42, one_hot: bool = False):
+            shuffle: bool = False, seed: int = DEFAULT_SEED, one_hot: bool = False):
     """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
     import tensorflow as tf
 

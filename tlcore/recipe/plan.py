@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from .config import TrainConfig
 from ..core.errors import OptionError
-from ..backbones.layers import BackboneFacts, facts_of
+from ..backbones.layers import BackboneFacts, cut_options, facts_of, index_of
 from ..data.outputs import output_units
 
 ROLES = ("cut", "trains", "inference_bn", "frozen")
@@ -37,6 +37,42 @@ def default_unfreeze_index(n_layers: int) -> int:
     """Where stage 2 starts by default: the last third of the uncut backbone, as TensorFlow's
     fine-tuning tutorial does."""
     return (2 * int(n_layers)) // 3
+
+
+@dataclass(frozen=True)
+class LayerPoints:
+    """Where the backbone is cut and where stage 2 starts: indexes into the layer table, and the
+    names a selection records for them (`cut` None: a catalog backbone's whole, no cut)."""
+    cut_index: int
+    unfreeze_index: int
+    cut: str | None
+    unfreeze_from: str
+
+
+def layer_points(table, cut=None, unfreeze_from=None, default_cut: int | None = None,
+                 own: bool = False) -> LayerPoints:
+    """The cut and the unfreeze point of `cut` and `unfreeze_from` (names, paths or indexes) in
+    the layer table `table`, as the pages offer them: a missing or unknown one falls back to its
+    default (the clean cut point `default_cut`, else the last one; `default_unfreeze_index`),
+    a cut that is not a clean cut point to the default cut. See `pin_points` for the names.
+
+    Args:
+        own: the backbone is a model file (its layers are recorded by name even uncut).
+    """
+    offered = cut_options(table)
+    fallback = default_cut if default_cut in offered else offered[-1]
+    cut_index = index_of(table, cut, fallback)
+    if cut_index not in offered:
+        cut_index = fallback
+    return pin_points(table, cut_index, index_of(table, unfreeze_from, default_unfreeze_index(len(table))), own)
+
+
+def pin_points(table, cut_index: int, unfreeze_index: int, own: bool = False) -> LayerPoints:
+    """The points at these indexes, named as a run records them: the unfreeze point by its
+    layer's name, the cut too unless it is a catalog backbone's last layer (no cut at all)."""
+    last = len(table) - 1
+    cut = table[cut_index].name if own or cut_index != last else None
+    return LayerPoints(int(cut_index), int(unfreeze_index), cut, table[unfreeze_index].name)
 
 
 @dataclass(frozen=True)

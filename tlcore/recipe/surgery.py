@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import POOLINGS
+from .config import DEFAULTS, POOLINGS, check_dense
 from ..core.errors import OptionError, TLCoreError
 from ..backbones.layers import is_batchnorm, layer_output, resolve_cut  # noqa: F401 (is_batchnorm: re-exported)
 from ..data.outputs import activation, output_units
@@ -62,18 +62,16 @@ def preprocessing_param_count(mode: str) -> int:
 
 @dataclass(frozen=True)
 class HeadSpec:
-    pooling: str = "avg"
+    pooling: str = DEFAULTS["pooling"]
     dense: tuple[int, ...] = ()
-    dropout: float = 0.2
+    dropout: float = DEFAULTS["dropout"]
 
     def check(self) -> None:
         if self.pooling not in POOLINGS:
             raise OptionError("pooling", f"must be one of {', '.join(POOLINGS)}. Received: {self.pooling!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise OptionError("dropout", f"must be at least 0 and below 1. Received: {self.dropout}")
-        for units in self.dense:
-            if int(units) < 1:
-                raise OptionError("dense", f"units must be positive whole numbers. Received: {units}")
+        check_dense(self.dense)
 
 
 def cut_backbone(backbone, cut=None, paths: dict[str, str] | None = None, default: int | None = None):

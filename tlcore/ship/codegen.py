@@ -3,8 +3,9 @@
 The script uses keras, tensorflow, numpy and Pillow only. Its constants are this run's options
 as config.json records them, with what tlcore resolved: the cut layer's name, the layers that
 train in stage 2 (from `plan.make_plan`, the one owner of what trains when), the augmentation
-options (`data.augmentation_options`). Its functions read and split images as `data.scan` and
-`images.load_image` do (same sorting, seed, rounding and resizing), and build and train the model
+options (`data.augmentation_options`). It reads images with the studio's own `images.load_image`
+(copied with what it calls, `_images_source`) and splits them as `data.scan` does (same sorting,
+seed and rounding; the split functions copied too), and builds and trains the model
 as `model.build_model` and `train` do, in the style of the Keras transfer-learning guide.
 
 A run on a catalog backbone rebuilds it from `keras.applications` (`--weights PATH` for a weights
@@ -19,7 +20,7 @@ import pprint
 import re
 from pathlib import Path
 
-from ..core.errors import TLCoreError
+from ..core.errors import OptionError, TLCoreError
 from ..core.runs import RunStore
 
 
@@ -97,9 +98,9 @@ def _check_backbone_file(path: Path, provenance: dict) -> str:
     from ..backbones.source import file_sha256
 
     if path.is_dir() or provenance.get("kind") == "savedmodel":
-        raise TLCoreError("--format code writes runs on a catalog backbone or a .keras/.h5 model file; this "
+        raise OptionError("format", "{option} code writes runs on a catalog backbone or a .keras/.h5 model file; this "
                           f"run's backbone is a SavedModel folder ({path.name}), which plain Keras wraps as a "
-                          "frozen TFSMLayer it cannot cut. Export the model instead (--format savedmodel or tflite).")
+                          "frozen TFSMLayer it cannot cut. Export the model instead ({option} savedmodel or tflite).")
     if not path.is_file():
         raise TLCoreError(f"The run's backbone file {path} is gone: the script is written from its layers "
                           "(the cut, what trains in stage 2). Put the file back at that path and export again.")
@@ -138,14 +139,14 @@ def render(values: dict) -> str:
               f"DATA is a folder with one sub-folder per class, or train/ validation/ test/ folders.\n{started}"
               "The run's validation and test accuracy are RUN_VAL_ACCURACY and RUN_TEST_ACCURACY below.\n"
               'Needs keras, tensorflow, numpy and Pillow only.\n"""\n')
-    parts = {"CONSTANTS": consts, "SPLITS": _split_source(), "RECIPE": _recipe_source(),
-             "BACKBONE": kind["code"].replace("#FLATTEN#", _flatten_source()),
+    parts = {"CONSTANTS": consts, "SPLITS": _split_source(), "IMAGES": _images_source(),
+             "RECIPE": _recipe_source(), "BACKBONE": kind["code"].replace("#FLATTEN#", _flatten_source()),
              "SOURCE_ARGUMENT": kind["argument"], "SOURCE": kind["source"]}
     return header + _PLACEHOLDER.sub(lambda m: parts[m.group(1)], SCRIPT)
 
 
-_PLACEHOLDER = re.compile("#(" + "|".join(("CONSTANTS", "SPLITS", "RECIPE", "BACKBONE", "SOURCE_ARGUMENT",
-                                           "SOURCE")) + ")#")
+_PLACEHOLDER = re.compile("#(" + "|".join(("CONSTANTS", "SPLITS", "IMAGES", "RECIPE", "BACKBONE",
+                                           "SOURCE_ARGUMENT", "SOURCE")) + ")#")
 
 
 def _recipe_source() -> str:
@@ -171,13 +172,61 @@ def _flatten_source() -> str:
     return inspect.getsource(flatten_model).rstrip("\n")
 
 
+def _images_source() -> str:
+    """The studio's one pixel path (`images.load_image`) and everything it calls in its module,
+    copied as it is: the script reads an image exactly as training, predict and serve do."""
+    from ..data import images
+
+    return _closure_source(images, images.load_image)
+
+
+def _closure_source(module, *roots) -> str:
+    """The source of `roots` and of every function, class and constant of `module` they use,
+    constants first, then definitions in the module's order. Names imported into `module`
+    (Image, np, Path, ...) are left to the script's own imports."""
+    import inspect
+    import types
+
+    def names(code: types.CodeType) -> set[str]:
+        out = set(code.co_names)
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                out |= names(const)
+        return out
+
+    def used(obj) -> set[str]:
+        if inspect.isclass(obj):
+            return set().union(*(names(f.__code__) for f in vars(obj).values() if inspect.isfunction(f)))
+        return names(obj.__code__)
+
+    found: dict[str, object] = {}
+    todo = list(roots)
+    while todo:
+        obj = todo.pop()
+        for name in sorted(used(obj)):
+            value = getattr(module, name, None)
+            if name in found or value is None or name.startswith("__"):
+                continue
+            if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module.__name__:
+                found[name] = value
+                todo.append(value)
+            elif isinstance(value, (int, float, str, tuple, frozenset)) and not isinstance(value, bool):
+                found[name] = value
+    for root in roots:
+        found[root.__name__] = root
+    consts = [f"{k} = {v!r}" for k, v in found.items() if not callable(v)]
+    defs = sorted((v for v in found.values() if callable(v)), key=lambda v: inspect.getsourcelines(v)[1])
+    return "\n".join(sorted(consts)) + "\n\n\n" + "\n\n".join(inspect.getsource(v) for v in defs).rstrip("\n")
+
+
 def _split_source() -> str:
     """The studio's own split functions (tlcore/data/splits.py), copied into the script as they are."""
     import inspect
 
     from ..data import splits
 
-    return f"SPLIT_METHODS = {splits.SPLIT_METHODS!r}\n\n\n" + "\n\n".join(
+    return (f"SPLIT_METHODS = {splits.SPLIT_METHODS!r}\nDEFAULT_VAL_SPLIT = {splits.DEFAULT_VAL_SPLIT!r}  # of train/ "
+            "without validation/\n\n\n") + "\n\n".join(
         inspect.getsource(f) for f in (splits._file_draw, splits._shuffled, splits.stratified_split)).rstrip("\n")
 
 

@@ -1,7 +1,8 @@
 """The text of the script `codegen` writes (`tlcore export RUN --format code`).
 
 `SCRIPT` is the whole script with placeholders that `codegen.render` fills: ``#CONSTANTS#`` (the
-run's recipe), ``#SPLITS#`` and ``#RECIPE#`` (the studio's split, optimizer, schedule, loss and
+run's recipe), ``#IMAGES#`` (the studio's image reading), ``#SPLITS#`` and ``#RECIPE#``
+(the studio's split, optimizer, schedule, loss and
 augmentation functions, copied), and per kind of backbone
 (`BACKBONES`: a catalog model, or a saved model file) how the backbone is built, the command-line
 argument that names its weights or file, and the value `build_model` gets. Plain text only: this
@@ -74,6 +75,7 @@ BACKBONES = {
 
 SCRIPT = r'''import argparse
 import hashlib
+import io
 import math
 import os
 import random
@@ -83,7 +85,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # --- this run's recipe -------------------------------------------------------------------
 #CONSTANTS#
@@ -91,10 +93,9 @@ from PIL import Image, ImageOps
 SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "val": "validation",
                "valid": "validation", "test": "test", "testing": "test"}
 IGNORED = {".ds_store", "thumbs.db", "desktop.ini"}
-Image.MAX_IMAGE_PIXELS = 80_000_000
 
 
-# --- reading the images, exactly as the studio does -----------------------------------------
+# --- reading the images: the studio's own functions (tlcore/data/images.py), copied as they are ---
 
 def ignored(name):
     return name.startswith(".") or name.lower() in IGNORED or name == "__MACOSX"
@@ -151,7 +152,7 @@ def split_dataset(data):
                     files[split] += [(f, index[nfc(cdir)]) for f in image_files(cdir)]
         if not files["validation"]:
             by_class = {i: [f for f, l in files["train"] if l == i] for i in range(len(found))}
-            parts = stratified_split(by_class, 0.2, 0.0, SEED, split_dirs["train"], SPLIT_METHOD)
+            parts = stratified_split(by_class, DEFAULT_VAL_SPLIT, 0.0, SEED, split_dirs["train"], SPLIT_METHOD)
             files["train"], files["validation"] = parts["train"], parts["validation"]
     else:
         subs = subdirs(root)
@@ -163,60 +164,17 @@ def split_dataset(data):
     return files
 
 
-def to_rgb(im):
-    """8-bit RGB; transparency composited on white."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
-    elif im.mode == "F":
-        arr = np.asarray(im, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        im = Image.fromarray(((arr - lo) / (hi - lo or 1.0) * 255.0).astype(np.uint8), mode="L")
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("LA", "PA", "La", "RGBa"):
-        im = im.convert("RGBA")
-    if im.mode == "L" and "transparency" in im.info:
-        im = im.convert("RGBA")
-    if im.mode == "RGBA":
-        return Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im).convert("RGB")
-    return im if im.mode == "RGB" else im.convert("RGB")
+#IMAGES#
 
 
-def resize(im, size, mode):
-    if mode == "stretch":
-        return im.resize((size, size), Image.BILINEAR)
-    width, height = im.size
-    if mode == "crop":
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        return im.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-    scale = size / max(width, height)  # pad: black borders, aspect kept
-    new = (max(1, round(width * scale)), max(1, round(height * scale)))
-    canvas = Image.new("RGB", (size, size), (0, 0, 0))
-    canvas.paste(im.resize(new, Image.BILINEAR), ((size - new[0]) // 2, (size - new[1]) // 2))
-    return canvas
-
-
-def load_image(path, size=INPUT_SIZE, mode=RESIZE):
-    """size x size x 3 uint8 RGB: EXIF orientation applied, first frame, transparency on white."""
-    with Image.open(path) as im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))
-        if getattr(im, "n_frames", 1) > 1:
-            im.seek(0)
-        im.load()
-        if im.getexif().get(0x0112, 1) != 1:
-            im = ImageOps.exif_transpose(im)
-        return np.asarray(resize(to_rgb(im), size, mode), dtype=np.uint8)
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def load_split(pairs):
     images, labels = [], []
     for path, label in pairs:
         try:
-            images.append(load_image(path))
+            images.append(load_image(path, INPUT_SIZE, RESIZE))
             labels.append(label)
         except Exception as exc:  # an unreadable file is skipped, as the studio does
             print(f"skipped {path}: {exc}")

@@ -60,7 +60,7 @@ def _folder_images(rm: RunModel, data, limit: int) -> np.ndarray:
         except ImageProblem:
             continue
     if not arrays:
-        raise TLCoreError(f"--data {data}: no readable images there.")
+        raise OptionError("data", f"{data}: no readable images there.")
     return np.stack(arrays).astype(np.float32)
 
 
@@ -265,9 +265,10 @@ def export_run(run_dir, format: str, out, quantize: str = "none", runs_dir=None,
         raise OptionError("format", f"must be one of {', '.join(FORMATS)}. Received: {format!r}")
     check_options(quantize, io)
     if (quantize != "none" or io != "float32") and format not in ("tflite", "bundle"):
-        raise TLCoreError("--quantize and --io apply to --format tflite (or a bundle's TFLite) only.")
+        raise OptionError("quantize", "{option} and {option:io} apply to {option:format} tflite (or a bundle's "
+                          "TFLite) only.")
     if include not in (None, "", ()) and format != "bundle":
-        raise TLCoreError("--include applies to --format bundle only.")
+        raise OptionError("include", "{option} applies to {option:format} bundle only.")
     out = Path(out).expanduser()
     _check_out(format, out)
     if format == "code":

@@ -69,7 +69,7 @@ def predict_video(rm, source, every: int = 1, top_k: int = 5, label: str | None 
         source: path or binary stream of the video.
         label: the name shown before `#frame=` (the path given, by default).
     """
-    from ..data.images import resize
+    from ..data.images import load_image
     from .predict import top_labels
 
     name = label if label is not None else str(getattr(source, "name", source))
@@ -85,7 +85,7 @@ def predict_video(rm, source, every: int = 1, top_k: int = 5, label: str | None 
         batch.clear()
 
     for i, t, im in frames(source, every):
-        batch.append((i, t, np.asarray(resize(im, rm.input_size, rm.resize), dtype=np.uint8)))
+        batch.append((i, t, load_image(im, rm.input_size, rm.resize)))
         if len(batch) >= BATCH:
             flush()
     flush()

@@ -181,10 +181,12 @@ def setup(mixed_precision: str = "auto", xla: bool = False, deterministic: str =
     use_det = deterministic == "on" or (deterministic == "auto" and not gpus)
     if use_det:
         tf.config.experimental.enable_op_determinism()
-    if mixed_precision not in ("auto", "on", "off"):
+    from ..recipe.config import AUTO_ON_OFF
+
+    if mixed_precision not in AUTO_ON_OFF:
         from ..core.errors import OptionError
 
-        raise OptionError("mixed_precision", f"must be auto, on or off. Received: {mixed_precision!r}")
+        raise OptionError("mixed_precision", f"must be one of {', '.join(AUTO_ON_OFF)}. Received: {mixed_precision!r}")
     use_mp = mixed_precision == "on" or (mixed_precision == "auto" and info["mixed_precision_available"])
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
 

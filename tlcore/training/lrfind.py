@@ -46,7 +46,7 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     if stage not in (1, 2):
         raise OptionError("stage", f"must be 1 or 2. Received: {stage}")
     if not (0 < min_lr < max_lr <= 10):
-        raise TLCoreError(f"Need 0 < --min-lr < --max-lr <= 10. Received: {min_lr}, {max_lr}")
+        raise OptionError("min_lr", "Need 0 < {option} < {option:max_lr} <= 10. " f"Received: {min_lr}, {max_lr}")
     if not 10 <= steps <= 1000:
         raise OptionError("steps", f"must be from 10 to 1000. Received: {steps}")
     config = config.resolved()  # a new config: the caller's is never changed

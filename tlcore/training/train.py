@@ -7,12 +7,10 @@ follow a run the same way. A stop file or SIGTERM ends it within a batch.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import shutil
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -237,14 +235,16 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     try:
         with machine_slot(run, queue, stop):
             run.write_status(state="running")
-            result = _train_in_run(config, run, stop, bool(resume), ds)
+            from .steps import train_in_run
+
+            result = train_in_run(config, run, stop, bool(resume), ds)
     except StoppedWhileQueued:
         run.write_status(state="stopped", ended_at=now_iso())
         result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None,
                   "warnings": []}
     except TLCoreError as exc:
         run.write_status(state="failed", ended_at=now_iso(), error=str(exc),
-                         error_option=getattr(exc, "option", None))
+                         error_option=getattr(exc, "option", None), error_template=getattr(exc, "template", None))
         raise
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
@@ -270,177 +270,6 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy",
                                        "seconds", "warnings")}
-
-
-def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds) -> dict:
-    import keras
-
-    from . import device
-    from ..recipe import features
-    from ..recipe import optimizer as recipe
-    from ..data.pipeline import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
-    from ..evaluation.evaluate import evaluate_run
-    from ..recipe.surgery import build_model, parameter_counts
-    from ..recipe.plan import apply_stage, make_plan
-    from ..backbones.source import load_source
-
-    keras.utils.set_random_seed(config.seed)
-    dev = device.setup(config.mixed_precision, config.xla, config.deterministic)
-    multi_worker = dev["strategy_name"] == "MultiWorkerMirroredStrategy"
-    if multi_worker:
-        stop.strategy = dev["strategy"]
-    # `ds` was scanned without decoding: split_arrays reads every file once and skips (and
-    # reports) the unusable ones
-    classes = ds.classes
-    n_classes = len(classes)
-    if config.backbone_file and Path(config.backbone_file).is_dir():
-        copy = run.file("backbone_savedmodel")  # a TF-Hub style folder travels with the run
-        if not copy.exists():
-            shutil.copytree(Path(config.backbone_file).expanduser(), copy)
-        config = dataclasses.replace(config, backbone_file=str(copy))
-        run.write_status(portable=False, note="This model contains a TFSMLayer: it loads only with "
-                         "tlcore (or export it to SavedModel/TFLite, which carry it).")
-    with dev["strategy"].scope():  # every variable must be made inside the strategy's scope
-        source = load_source(config)  # backbone (uncut), preprocessing, input size, provenance
-    size = source.input_size
-    if not resuming:
-        from ..core.jsonio import write_json
-
-        write_json(run.file("labels.json"), classes)
-        write_json(run.file("config.json"), {
-            "options": config.to_dict(), "resolved": {
-                "input_size": size, "preprocessing": source.preprocessing,
-                "num_classes": n_classes, "layout": ds.layout, "data_root": str(ds.root),
-                "backbone_source": source.provenance, "device": {
-                    k: v for k, v in dev.items() if k != "strategy"}},
-            "seed": config.seed, "split_method": ds.split_method, "dataset_fingerprint": ds.fingerprint(),
-            "dataset_counts": ds.counts(), "versions": versions(), "created_at": now_iso()})
-    else:
-        saved = run.labels()
-        if saved and saved != classes:
-            raise TLCoreError(f"The dataset's classes changed since the run started "
-                              f"({saved} -> {classes}); it cannot be resumed.")
-
-    x_train, y_train, _, bad_train = split_arrays(ds, "train", size, config.resize)
-    x_val, y_val, _, bad_val = split_arrays(ds, "validation", size, config.resize)
-    skipped = bad_train + bad_val
-    if skipped:
-        run.write_status(skipped_files=skipped[:200])
-    if len(x_train) == 0:
-        raise TLCoreError("No training images could be read; see `tlcore scan` for the reasons.")
-    aug_opts = augmentation_options(config.augment, **config.augment_overrides())
-    one_hot = recipe.one_hot(config, n_classes)
-    train_ds = make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True,
-                            augment=augmentation_layers(aug_opts, config.seed), seed=config.seed,
-                            one_hot=one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
-    val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=one_hot) if len(x_val) else None
-    if multi_worker:
-        train_ds, val_ds = device.shard_by_data(train_ds), device.shard_by_data(val_ds)
-    weights = class_weights(y_train, n_classes, config.class_weights)
-
-    plan = make_plan(config, n_classes, source)
-    with dev["strategy"].scope():
-        if resuming:
-            model = keras.models.load_model(str(run.model_path()), safe_mode=True, compile=False)
-        else:
-            model = build_model(config, source, n_classes)
-    by_stage = {}
-    for stage in (1, 2):  # what Keras counts once the plan is applied (equal to the plan's counts)
-        apply_stage(model, plan, stage)
-        by_stage[str(stage)] = parameter_counts(model)
-    warnings: list[str] = []
-    run.write_status(parameters_by_stage=by_stage, warnings=warnings)
-
-    def warn(text: str | None) -> None:
-        """A warning of this run: in status.json, on stderr, and in the result."""
-        if text and text not in warnings:
-            warnings.append(text)
-            run.write_status(warnings=warnings)
-            print(f"warning: {text}", file=sys.stderr, flush=True)
-
-    for text in plan.warnings:
-        warn(text)
-
-    def on_epoch(record: dict) -> None:
-        warn(chance_warning(run.metrics(), n_classes, config))
-
-    done = [m for m in run.metrics()] if resuming else []
-    epochs_done = max((m["epoch"] for m in done), default=0)
-    total_epochs = config.head_epochs + config.fine_tune_epochs
-    state = "completed"
-    stages = [(1, config.head_epochs, config.lr), (2, config.fine_tune_epochs, config.stage2_lr)]
-    best: dict = {}
-    checkpoint = Checkpointer(model, run.file("checkpoint.keras"))
-    first = 0
-    from_features = None  # scores from cached features, while the backbone stays as stage 1 left it
-    for stage, n_epochs, lr in stages:
-        last = first + n_epochs
-        if n_epochs == 0 or epochs_done >= last:
-            first = last
-            continue
-        apply_stage(model, plan, stage)
-        run.write_status(stage=stage, parameters=parameter_counts(model))
-        fit_model, fit_train, fit_val = model, train_ds, val_ds
-        copies = features.cache_copies(config, aug_opts, model, len(x_train)) if stage == 1 and not multi_worker else 0
-        if stage == 1 and config.feature_cache != "off" and config.image_recipe():
-            warn(f"No feature cache in stage 1: {' and '.join(config.image_recipe())} change the images "
-                 "themselves every epoch, so the backbone runs over every image of every epoch.")
-        if copies:
-            run.write_status(stage=1, feature_cache=f"computing ({copies} cop{'y' if copies == 1 else 'ies'})")
-            fit_train, fit_val, from_features = features.stage1_datasets(
-                model, source, config, ds, aug_opts, copies, (x_train, y_train), (x_val, y_val), n_classes, one_hot)
-            fit_model = model.get_layer("head")
-            checkpoint.hold = True
-            run.write_status(feature_cache=f"on ({copies} cop{'y' if copies == 1 else 'ies'})")
-        with dev["strategy"].scope():
-            recipe.compile_stage(fit_model, config, lr, n_classes, n_epochs,
-                                 recipe.steps_per_epoch(len(x_train), config.batch_size))
-        from ..core.console import stderr_is_tty
-
-        verbose = 1 if stderr_is_tty() else 2
-        fit_model.fit(fit_train, validation_data=fit_val, epochs=last,
-                      initial_epoch=max(first, epochs_done),
-                      class_weight=weights, verbose=verbose, shuffle=False,
-                      callbacks=_callbacks(run, stop, stage, total_epochs, best, config.early_stopping,
-                                           checkpoint, on_epoch))
-        checkpoint.hold = False
-        if stop or (stage == 1 and config.fine_tune_epochs > 0):
-            checkpoint.flush()  # a completed run saves model.keras at once instead
-        if stage == 2:
-            from_features = None
-        epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
-        if stop:
-            state = "stopped"
-            break
-        first = last
-
-    metrics = run.metrics()
-    last_epoch = max((m["epoch"] for m in metrics), default=0)
-    if state == "stopped":  # status, metrics and the summary agree on the last finished epoch
-        now = run.raw_status()
-        finished = [m for m in metrics if m["epoch"] == last_epoch]
-        run.write_status(stopped_during={"epoch": now.get("epoch"), "batch": now.get("batch"),
-                                         "batches_total": now.get("batches_total")},
-                         epoch=last_epoch, stage=finished[0]["stage"] if finished else now.get("stage"),
-                         batch=now.get("batches_total") if finished else 0)
-    if config.early_stopping and best.get("epoch") not in (None, last_epoch) and checkpoint.restore():
-        # Early stopping restores the best weights of the whole run, across both stages.
-        run.write_status(best_epoch=best["epoch"])
-        if any(m["stage"] == 2 and m["epoch"] <= best["epoch"] for m in metrics):
-            from_features = None
-    save_atomic(model, run.file("model.keras"))
-    val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
-    test_acc = None
-    if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
-        stage_before = run.raw_status().get("stage")
-        run.write_status(stage="evaluate")
-        ev = evaluate_run(run.path, model=model, dataset=ds, probabilities=from_features)
-        run.write_status(stage=stage_before)
-        test_acc = ev["accuracy"] if ev["split"] == "test" else None
-    warn(chance_warning(metrics, n_classes, config, final=True))
-    run.write_status(state=state, ended_at=now_iso())
-    return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc,
-            "warnings": warnings}
 
 
 def chance_warning(metrics: list[dict], num_classes: int, config: TrainConfig, final: bool = False) -> str | None:
