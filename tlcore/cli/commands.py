@@ -215,7 +215,9 @@ def _cmd_serve(a):
     from pathlib import Path
 
     from ..core.runs import RunStore
+    from ..ship.serve import resolve_token, serve
 
+    resolve_token(a.token, a.token_file)  # its checks first: two tokens, an unreadable or empty file
     source = Path(a.source).expanduser()
     if not (source.is_file() and source.suffix.lower() == ".zip"):
         try:
@@ -224,7 +226,6 @@ def _cmd_serve(a):
             raise TLCoreError(f"Nothing to serve at {a.source}: give a run folder (as printed by `tlcore train`), "
                               "a run id from `tlcore runs`, or a bundle .zip from `tlcore export --format "
                               "bundle`.") from None
-    from ..ship.serve import serve
 
     def ready(info):
         if a.json:

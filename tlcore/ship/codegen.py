@@ -177,7 +177,20 @@ def _images_source() -> str:
     copied as it is: the script reads an image exactly as training, predict and serve do."""
     from ..data import images
 
-    return _closure_source(images, images.load_image)
+    return _module_imports(images) + "\n\n" + _closure_source(images, images.load_image)
+
+
+def _module_imports(module) -> str:
+    """The module's own top-level imports of the standard library and third parties (never tlcore's),
+    so that the copied functions find every name they use."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))
+    lines = [ast.unparse(node) for node in tree.body
+             if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0
+                                                  and node.module != "__future__")]
+    return "\n".join(lines)
 
 
 def _closure_source(module, *roots) -> str:
