@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.console import RUN, RUNS_DIR, TTA, TTA_HELP
 from ..core.errors import UsageError, flag
+from ..ship.tflite import IO_TYPES, QUANTIZE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help=RUN)
     p.add_argument("--format", required=True, choices=["keras", "savedmodel", "tflite", "onnx", "bundle", "code"],
                    help="the file format (bundle: a .zip with models, labels and a model card; code: a script)")
-    p.add_argument("--quantize", default="none", choices=["none", "float16", "dynamic", "int8"],
-                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
-    p.add_argument("--io", default="float32", choices=["float32", "int8", "uint8"],
+    p.add_argument("--quantize", default="none", choices=QUANTIZE,
+                   help="TFLite: int8 is full-integer (calibrated on training images and augmented copies), "
+                        "int8-mixed keeps the layers the quantization debugger flags in float when int8 agrees "
+                        "with the float model on under 97%% of images, dynamic int8 weights only")
+    p.add_argument("--io", default="float32", choices=IO_TYPES,
                    help="TFLite input/output type (int8/uint8 with --quantize int8)")
     p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")
     p.add_argument("--data", help="a folder of images to check the export on (and calibrate int8 on)")
