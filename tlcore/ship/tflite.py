@@ -170,12 +170,16 @@ def convert_report(model, quantize: str = "none", io: str = "float32", represent
     if agreement >= MIXED_AGREEMENT:
         return full, info
     flagged = _flagged_tensors(model, representative)
-    if not flagged:
+    mixed = None
+    while flagged and mixed is None:
+        try:
+            mixed = _selective(model, representative, flagged)
+        except Exception as exc:  # the converter cannot keep them all float: the worse half
+            if len(flagged) == 1:
+                raise _failed(quantize, exc) from None
+            flagged = flagged[:len(flagged) // 2]
+    if mixed is None:
         return full, info
-    try:
-        mixed = _selective(model, representative, flagged)
-    except Exception as exc:
-        raise _failed(quantize, exc) from None
     info.update(mixed=True, float_tensors=flagged, float_layers=_layer_names(model, flagged),
                 mixed_agreement=float((_top1(run(mixed, images)) == reference).mean()))
     return mixed, info
