@@ -133,3 +133,22 @@ def test_export_int8_reports_test_accuracy_and_agreement_with_the_float_model(sh
     assert report["test_accuracy"] == pytest.approx((quant_top == truth).mean())
     assert report["float_test_accuracy"] == pytest.approx((float_top == truth).mean())
     assert read_json(Path(shared_run.run_dir) / "config.json")  # the run itself is untouched
+
+
+def test_export_sentence_gives_the_quantized_scores_and_the_layers_kept_float():
+    from studio.text import export_check
+
+    scores = {"split": "test", "n": 42, "test_accuracy": 35 / 42, "float_test_accuracy": 36 / 42, "agreement": 41 / 42}
+    mixed = {"threshold": 0.97, "n": 84, "full_integer_agreement": 80 / 84, "mixed": True,
+             "float_layers": ["expanded_conv_depthwise", "expanded_conv_depthwise_BN"], "float_tensors": ["t"],
+             "flagged_by": "x", "mixed_agreement": 83 / 84}
+    base = {"format": "tflite", "top1_agreement": 1.0, "max_probability_difference": 0.1,
+            "checked_on": {"split": "validation", "images": 42}}
+    tflite = export_check({**base, "int8": scores, "int8_mixed": mixed})
+    assert "42 images of the test split" in tflite and f"{41 / 42:.0%}" in tflite and f"{80 / 84:.0%}" in tflite
+    assert "expanded_conv_depthwise, expanded_conv_depthwise_BN" in tflite
+    bundle = export_check({**base, "format": "bundle", "checks": {"tflite": {"int8": scores, "int8_mixed": mixed}}})
+    assert "expanded_conv_depthwise_BN" in bundle and "42 images of the test split" in bundle
+    kept = export_check({**base, "int8": scores, "int8_mixed": {**mixed, "mixed": False, "float_layers": []}})
+    assert "no layer kept in float" in kept
+    assert "quantized" not in export_check(base).lower()  # a float export says nothing of quantization
