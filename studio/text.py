@@ -230,10 +230,11 @@ def quantized_check(report: dict) -> str:
                 f"{scores['test_accuracy']:.0%} (float: {scores['float_test_accuracy']:.0%}), the same top-1 "
                 f"label as the float model on {scores['agreement']:.0%}.")
     if mixed and mixed.get("mixed"):
-        out += (f" Full integer agreed on {mixed['full_integer_agreement']:.0%}, under "
-                f"{mixed['threshold']:.0%}; kept in float: {', '.join(mixed['float_layers'])}.")
+        out += (f" Full integer agreed with it on {mixed['full_integer_agreement']:.0%}, under the "
+                f"{mixed['threshold']:.0%} needed; kept in float: {', '.join(mixed['float_layers'])}.")
     elif mixed:
-        out += f" Full integer agreed on {mixed['full_integer_agreement']:.0%}: no layer kept in float."
+        out += (f" Full integer agreed with it on {mixed['full_integer_agreement']:.0%} "
+                f"({mixed['threshold']:.0%} needed): no layer kept in float.")
     return out
 
 
