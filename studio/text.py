@@ -287,7 +287,25 @@ def export_check(report: dict) -> str:
     source = f"the {where['split']} split" if "split" in where else f"the images of {where.get('folder')}"
     return (f"Checked on {where.get('images', report.get('images_checked'))} images of {source}: the copy agrees "
             f"with the original on {report['top1_agreement']:.0%} of top-1 labels (largest probability "
-            f"difference {report['max_probability_difference']:.2g}).")
+            f"difference {report['max_probability_difference']:.2g})." + quantized_check(report))
+
+
+def quantized_check(report: dict) -> str:
+    """A full-integer TFLite export's scores against the float model, and what int8-mixed kept float."""
+    tflite = (report.get("checks") or {}).get("tflite") or report
+    scores, mixed = tflite.get("int8") or {}, tflite.get("int8_mixed")
+    out = ""
+    if scores.get("n"):
+        out += (f" The quantized model on {scores['n']} images of the {scores['split']} split: accuracy "
+                f"{scores['test_accuracy']:.0%} (float: {scores['float_test_accuracy']:.0%}), the same top-1 "
+                f"label as the float model on {scores['agreement']:.0%}.")
+    if mixed and mixed.get("mixed"):
+        out += (f" Full integer agreed with it on {mixed['full_integer_agreement']:.0%}, under the "
+                f"{mixed['threshold']:.0%} needed; kept in float: {', '.join(mixed['float_layers'])}.")
+    elif mixed:
+        out += (f" Full integer agreed with it on {mixed['full_integer_agreement']:.0%} "
+                f"({mixed['threshold']:.0%} needed): no layer kept in float.")
+    return out
 
 
 # --- the live view ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ EXPORTS = {"bundle": "Bundle (.zip: models, labels, model card)", "keras": "Kera
            "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)", "onnx": "ONNX (.onnx)",
            "code": "Training script (.py)"}
 QUANTIZE_WORDS = {"none": "none (float32)", "float16": "float16 weights", "dynamic": "dynamic range (int8 weights)",
-            "int8": "full integer (int8)"}
+                  "int8": "full integer (int8)", "int8-mixed": "mixed integer (int8-mixed)"}
 CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
           "accuracy": "training accuracy", "loss": "training loss"}
 

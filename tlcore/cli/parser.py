@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the file format (bundle: a .zip with models, labels and a model card; code: a script)")
     p.add_argument("--quantize", default=_default(export_run, "quantize"), choices=QUANTIZE,
-                   help="TFLite: int8 is full-integer (calibrated on training images), dynamic int8 weights only")
+                   help="TFLite: int8 is full-integer (calibrated on training images and augmented copies), "
+                        "int8-mixed keeps the layers the quantization debugger flags in float when int8 agrees "
+                        "with the float model on under 97%% of images, dynamic int8 weights only")
     p.add_argument("--io", default=_default(export_run, "io"), choices=IO_TYPES,
                    help="TFLite input/output type (int8/uint8 with --quantize int8)")
     p.add_argument("--include", help="bundle: comma-separated formats (default keras,tflite,onnx)")

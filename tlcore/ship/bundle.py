@@ -37,7 +37,8 @@ def write_bundle(rm, out: Path, include: tuple[str, ...], quantize: str, io: str
         the export report's model part: {top1_agreement, max_probability_difference (the worst
         format's), checks: {format: {...}}, files (inside the zip), bytes (of the zip)}
     """
-    from .export import compare, representative_images, size_of, write_model, write_side_files
+    from .export import (FULL_INTEGER, compare, decision_images, quantized_accuracy, representative_images, size_of,
+                         write_model, write_side_files)
 
     tmp_root = home.home() / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
@@ -46,13 +47,18 @@ def write_bundle(rm, out: Path, include: tuple[str, ...], quantize: str, io: str
         checks: dict[str, dict] = {}
         tflite_io = None
         for fmt in include:
-            representative = representative_images(rm, data) if fmt == "tflite" and quantize == "int8" else None
+            full_integer = fmt == "tflite" and quantize in FULL_INTEGER
+            representative = representative_images(rm, data) if full_integer else None
+            check = decision_images(rm, images, data) if full_integer else None
+            details: dict = {}
             run_fn, io_info = write_model(rm, fmt, work / NAMES[fmt], quantize if fmt == "tflite" else "none",
-                                          io if fmt == "tflite" else "float32", representative)
+                                          io if fmt == "tflite" else "float32", representative, check, details)
             tflite_io = io_info or tflite_io
             checks[fmt] = {**compare(run_fn, images, reference), "bytes": size_of(work / NAMES[fmt])}
             if fmt == "tflite":
                 checks[fmt].update(quantize=quantize, io=io)
+            if full_integer:
+                checks[fmt].update(int8=quantized_accuracy(rm, run_fn), **details)
         write_side_files(work, rm, tflite_io)
         evaluation = rm.run.evaluation()
         if evaluation:

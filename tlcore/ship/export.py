@@ -22,13 +22,13 @@ from ..core.errors import OptionError, TLCoreError
 from ..core.jsonio import write_json
 from .predict import RunModel
 from ..core.runs import RunStore
-from .tflite import IO_TYPES, QUANTIZE, check_options
+from .tflite import FULL_INTEGER, IO_TYPES, QUANTIZE, check_options
 
 FORMATS = ("keras", "savedmodel", "tflite", "onnx", "bundle", "code")
 MODEL_FORMATS = ("keras", "savedmodel", "tflite", "onnx")
 BUNDLE_DEFAULT = ("keras", "tflite", "onnx")
 CHECK_LIMIT = 200
-REPRESENTATIVE_LIMIT = 100
+REPRESENTATIVE_LIMIT = 200
 SUFFIXES = {"keras": ".keras", "tflite": ".tflite", "onnx": ".onnx", "bundle": ".zip", "code": ".py"}
 
 
@@ -94,18 +94,68 @@ def check_images(rm: RunModel, data=None, limit: int = CHECK_LIMIT) -> tuple[np.
 
 
 def representative_images(rm: RunModel, data=None, limit: int = REPRESENTATIVE_LIMIT) -> np.ndarray | None:
-    """Training images of the run (or images of `data`) to calibrate full-integer quantization."""
+    """Training images of the run (or images of `data`), at most `limit`, and augmented copies of
+    them (`tflite.calibration_set`) to calibrate full-integer quantization."""
     from ..data.pipeline import split_arrays
+    from .tflite import calibration_set
 
     if data:
-        return _folder_images(rm, data, limit)
+        return calibration_set(_folder_images(rm, data, limit))
     try:
         ds = _run_dataset(rm)
     except (TLCoreError, KeyError, OSError):
         return None
     ds.files["train"] = _spread(ds.files.get("train", []), limit)
     images, _, _, _ = split_arrays(ds, "train", rm.input_size, rm.resize)
-    return images.astype(np.float32) if len(images) else None
+    return calibration_set(images.astype(np.float32)) if len(images) else None
+
+
+def decision_images(rm: RunModel, images: np.ndarray | None, data=None, limit: int = CHECK_LIMIT) -> np.ndarray | None:
+    """The images int8-mixed decides on: the check images and, from the run's dataset, its test
+    split (agreement with the float model needs no labels; more images, a steadier figure)."""
+    from ..data.pipeline import split_arrays
+
+    parts = [] if images is None else [np.asarray(images, dtype=np.float32)]
+    if not data:
+        try:
+            ds = _run_dataset(rm)
+        except (TLCoreError, KeyError, OSError):
+            ds = None
+        if ds is not None and ds.files.get("test"):
+            ds.files["test"] = _spread(ds.files["test"], limit)
+            test, _, _, _ = split_arrays(ds, "test", rm.input_size, rm.resize)
+            if len(test):
+                parts.append(test.astype(np.float32))
+    return np.concatenate(parts) if parts else None
+
+
+def quantized_accuracy(rm: RunModel, run_fn, limit: int = 1000) -> dict:
+    """{split, n, test_accuracy, float_test_accuracy, agreement} of a quantized copy (`run_fn`)
+    against the float model on the run's test split (validation where there is none); n 0 and
+    None figures, with `why`, when the run's dataset is not there."""
+    from ..data.pipeline import split_arrays
+
+    empty = {"split": None, "n": 0, "test_accuracy": None, "float_test_accuracy": None, "agreement": None}
+    try:
+        ds = _run_dataset(rm)
+    except (TLCoreError, KeyError, OSError):
+        return {**empty, "why": "the run's dataset is not there"}
+    for split in ("test", "validation"):
+        if not ds.files.get(split):
+            continue
+        ds.files[split] = _spread(ds.files[split], limit)
+        images, labels, _, _ = split_arrays(ds, split, rm.input_size, rm.resize)
+        if not len(images):
+            continue
+        index = {name: i for i, name in enumerate(rm.labels)}
+        truth = np.array([index.get(ds.classes[int(k)], -1) for k in labels])
+        images = images.astype(np.float32)
+        float_top = rm.probabilities(images).argmax(1)
+        quant_top = np.asarray(run_fn(images)).argmax(1)
+        return {"split": split, "n": int(len(images)), "test_accuracy": float((quant_top == truth).mean()),
+                "float_test_accuracy": float((float_top == truth).mean()),
+                "agreement": float((quant_top == float_top).mean())}
+    return {**empty, "why": "the run's dataset has no test or validation images"}
 
 
 def as_probs(raw: np.ndarray) -> np.ndarray:
@@ -157,8 +207,12 @@ def _replace(tmp: Path, out: Path) -> None:
 
 
 def write_model(rm: RunModel, fmt: str, out: Path, quantize: str = "none", io: str = "float32",
-                representative: np.ndarray | None = None):
-    """Write one model format to `out`; returns (a function images -> probabilities, tflite io or None)."""
+                representative: np.ndarray | None = None, check: np.ndarray | None = None,
+                details: dict | None = None):
+    """Write one model format to `out`; returns (a function images -> probabilities, tflite io or None).
+
+    `check`: the images int8-mixed decides on (`tflite.convert_report`); `details`, when given,
+    receives what the conversion reports (int8-mixed: `int8_mixed`)."""
     import keras
     import tensorflow as tf
 
@@ -193,7 +247,9 @@ def write_model(rm: RunModel, fmt: str, out: Path, quantize: str = "none", io: s
     if fmt == "tflite":
         from . import tflite
 
-        data = tflite.convert(model, quantize, io, representative)
+        data, mixed = tflite.convert_report(model, quantize, io, representative, check)
+        if mixed is not None and details is not None:
+            details["int8_mixed"] = mixed
         tmp = out.with_name(f".{out.name}.partial")
         tmp.write_bytes(data)
         _replace(tmp, out)
@@ -288,14 +344,21 @@ def export_run(run_dir, format: str, out, quantize: str = "none", runs_dir=None,
         report = write_bundle(rm, out, parse_include(include), quantize, io, data, images, reference, warnings)
     else:
         representative = None
-        if format == "tflite" and quantize == "int8":
+        details: dict = {}
+        check = None
+        if format == "tflite" and quantize in FULL_INTEGER:
             representative = representative_images(rm, data)
-        run_fn, tflite_io = write_model(rm, format, out, quantize, io, representative)
+            check = decision_images(rm, images, data)
+        run_fn, tflite_io = write_model(rm, format, out, quantize, io, representative, check, details)
         written = [out, *write_side_files(out.parent, rm, tflite_io, side_file_names(out, format))]
         report = {**compare(run_fn, images, reference), "files": _files(dict.fromkeys(written)),
                   "bytes": size_of(out)}
         if tflite_io:
             report["tflite_io"] = tflite_io
+
+        if format == "tflite" and quantize in FULL_INTEGER:
+            report["int8"] = quantized_accuracy(rm, run_fn)
+            report.update(details)
     for text in warnings:
         print(f"warning: {text}", file=sys.stderr, flush=True)
     return {"format": format, "path": str(out), "quantize": quantize, "io": io, **report,
