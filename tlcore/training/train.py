@@ -29,6 +29,7 @@ from ..core.runs import Run, RunStore, now_iso
 
 CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
 CHANCE_TOLERANCE = 0.02
+HONEST_KEYS = ("val_accuracy_interval", "test_accuracy_interval", "val_count", "test_count", "baselines")
 
 
 from ..recipe.optimizer import compile_model, make_optimizer  # noqa: F401  (their home is `recipe`)
@@ -160,7 +161,8 @@ def versions() -> dict:
 def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None = None,
           resume: str | None = None, queue: bool = False,
           announce: Callable[[Path], None] | None = None) -> dict:
-    """Train one run; returns {run_dir, state, epochs, val_accuracy, test_accuracy, seconds}.
+    """Train one run; returns {run_dir, state, epochs, val_accuracy, test_accuracy, seconds, warnings,
+    val_accuracy_interval, test_accuracy_interval, val_count, test_count, baselines}.
 
     Raises:
         TLCoreError: bad options or data, found before the run folder is made where possible;
@@ -257,8 +259,10 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
+    recorded = run.raw_status()  # the intervals and baselines the run recorded at its end
+    result.update({k: recorded.get(k) for k in HONEST_KEYS if k not in result})
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy",
-                                       "seconds", "warnings")}
+                                       "seconds", "warnings", *HONEST_KEYS)}
 
 
 def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds) -> dict:
@@ -268,7 +272,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     from ..recipe import features
     from ..recipe import optimizer as recipe
     from ..data.pipeline import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
-    from ..evaluation.evaluate import evaluate_run
+    from ..evaluation.evaluate import evaluate_run, run_record
     from ..recipe.surgery import build_model, parameter_counts
     from ..recipe.plan import apply_stage, make_plan
     from ..backbones.source import load_source
@@ -419,13 +423,20 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
             from_features = None
     save_atomic(model, run.file("model.keras"))
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
-    test_acc = None
+    test_acc, ev = None, None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
         stage_before = run.raw_status().get("stage")
         run.write_status(stage="evaluate")
-        ev = evaluate_run(run.path, model=model, dataset=ds, probabilities=from_features)
+        from ..evaluation.baselines import RunBaselines
+
+        ev = evaluate_run(run.path, model=model, dataset=ds, probabilities=from_features, baselines=RunBaselines(
+            model, x_train, y_train, config.seed, from_features, any(m["stage"] == 2 for m in metrics)))
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
+    honest, texts = run_record(ev, val_acc, len(y_val))  # intervals and baselines (evaluation.evaluate)
+    run.write_status(**honest)
+    for text in texts:
+        warn(text)
     warn(chance_warning(metrics, n_classes, config, final=True))
     run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc,
