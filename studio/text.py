@@ -73,10 +73,24 @@ def baseline_rows(model_accuracy: float | None, model_interval, n: int | None, b
     rows = [{"model": "This model", "test accuracy": format_percent(model_accuracy),
              "95% interval": interval_words(model_interval, n).removeprefix("95% interval ") or "—"}]
     for b in baselines:
-        rows.append({"model": f"Baseline: {b.get('name')}", "test accuracy": format_percent(b.get("test_accuracy")),
+        rows.append({"model": baseline_name(b), "test accuracy": format_percent(b.get("test_accuracy")),
                      "95% interval": interval_words(b.get("test_accuracy_interval"), b.get("test_count"))
                      .removeprefix("95% interval ") or "—"})
     return rows
+
+
+def baseline_name(baseline: dict) -> str:
+    """`Baseline: SVM (RBF) on raw pixels, …`, saying when the features came from the fine-tuned backbone."""
+    tuned = " (of the fine-tuned backbone)" if baseline.get("features") == "fine-tuned" else ""
+    return f"Baseline: {baseline.get('name')}{tuned}"
+
+
+def baselines_beat_words(names: Sequence[str]) -> str:
+    """The Evaluate page's warning when baselines beat the model (`tlcore.evaluation.baselines.beats_model`)."""
+    which = " and ".join(names)
+    return (f"{'A simple baseline beats' if len(names) == 1 else 'Simple baselines beat'} the model: {which} "
+            f"scored above the upper end of the model's 95% interval on the same test images. The network adds "
+            "nothing here yet: try other options (more epochs, another learning rate or cut), or use the simpler model.")
 
 
 def mcnemar_words(result: dict, a: str, b: str) -> str:

@@ -249,6 +249,7 @@ SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 
 @pytest.mark.slow
 def test_train_and_evaluate_pages_show_intervals_and_baselines(app_home, guessing):
+    from tlcore.evaluation.baselines import beats_model
     from tlcore.evaluation.stats import wilson
 
     home, run = app_home
@@ -264,10 +265,12 @@ def test_train_and_evaluate_pages_show_intervals_and_baselines(app_home, guessin
     table = [d.value for d in at.dataframe if "model" in d.value.columns][0]
     assert list(table["model"])[0] == "This model" and len(table) == 1 + len(out["baselines"])
     for b in out["baselines"]:
-        row = table[table["model"] == f"Baseline: {b['name']}"].iloc[0]
+        row = table[table["model"].str.startswith(f"Baseline: {b['name']}")].iloc[0]
         blo, bhi = wilson(round(b["test_accuracy"] * 18), 18)
         assert row["95% interval"] == f"{100 * blo:.1f}–{100 * bhi:.1f}% · n = 18"
-    assert any("beats the model" in w.value for w in at.warning)
+    beaten = [b["name"] for b in out["baselines"] if beats_model(b, out["test_accuracy"], out["test_count"])]
+    warned = [w.value for w in at.warning if "the model:" in w.value and "95% interval" in w.value]
+    assert len(warned) == 1 and all(name in warned[0] for name in beaten)
 
 
 @pytest.mark.slow

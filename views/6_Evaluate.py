@@ -70,11 +70,9 @@ def baselines(ev: dict) -> None:
                  hide_index=True, key="baselines")
     st.caption("Each baseline is fitted on the same training images (at most 2,000) and scored on the same "
                "test images as the model.")
-    for b in found:
-        if beats_model(b, ev.get("accuracy"), ev.get("count")):
-            st.warning(f"{b['name']} beats the model: its accuracy lies above the model's 95% interval. The "
-                       "network adds nothing here yet; try other options, or use the simpler model.",
-                       icon=":material/warning:")
+    beaten = [b["name"] for b in found if beats_model(b, ev.get("accuracy"), ev.get("count"))]
+    if beaten:
+        st.warning(text.baselines_beat_words(beaten), icon=":material/warning:")
 
 
 def calibration(run, ev: dict) -> None:
