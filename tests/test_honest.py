@@ -178,6 +178,8 @@ def test_train_json_has_intervals_baselines_and_the_warning(guessing):
     for key, n in (("test_accuracy", out["test_count"]), ("val_accuracy", out["val_count"])):
         assert out[f"{key}_interval"] == pytest.approx(wilson(round(out[key] * n), n))
     assert {b["kind"] for b in out["baselines"]} == {"features", "pixels"}
+    features = [b for b in out["baselines"] if b["kind"] == "features"][0]
+    assert features["features"] == "frozen"  # head only: the stage-1 feature cache's own features
     for b in out["baselines"]:
         assert set(b) >= {"name", "test_accuracy", "test_accuracy_interval"}
         assert b["test_count"] == 18 and b["train_count"] == 36
