@@ -314,8 +314,11 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
 def run_results(run, metrics: list[dict], links: bool = True) -> None:
     summary = run.summary()
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Best validation accuracy", text.format_percent(summary["val_accuracy"]), border=True)
-    c2.metric("Test accuracy", text.format_percent(summary["test_accuracy"]), border=True)
+    c1.metric("Best validation accuracy", text.format_percent(summary["val_accuracy"]), border=True,
+              help=text.INTERVAL_HELP)
+    c1.caption(text.interval_words(summary.get("val_accuracy_interval"), summary.get("val_count")))
+    c2.metric("Test accuracy", text.format_percent(summary["test_accuracy"]), border=True, help=text.INTERVAL_HELP)
+    c2.caption(text.interval_words(summary.get("test_accuracy_interval"), summary.get("test_count")))
     c3.metric("Epochs", len(metrics), border=True)
     c4.metric("Time", text.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
     if links:

@@ -90,6 +90,64 @@ def format_percent(x: float | None) -> str:
     return "—" if x is None else f"{100 * float(x):.1f}%"
 
 
+def interval_words(interval: Sequence[float] | None, n: int | None) -> str:
+    """`95% interval 65.5–92.7% · n = 18`: an accuracy's Wilson interval and its images, or "" without one."""
+    if not interval:
+        return ""
+    return f"95% interval {100 * interval[0]:.1f}–{100 * interval[1]:.1f}%" + (f" · n = {n}" if n else "")
+
+
+def accuracy_words(accuracy: float | None, interval: Sequence[float] | None, n: int | None) -> str:
+    """`83.3% (95% interval 65.5–92.7% · n = 18)`, or the bare percentage without an interval."""
+    words = interval_words(interval, n)
+    return format_percent(accuracy) + (f" ({words})" if words and accuracy is not None else "")
+
+
+INTERVAL_HELP = ("The 95% Wilson interval: with this many images, the accuracy on new images like these "
+                 "lies in this range 19 times in 20. Fewer images make it wider.")
+
+
+def baseline_rows(model_accuracy: float | None, model_interval, n: int | None, baselines: Sequence[dict]) -> list[dict]:
+    """The Evaluate page's table: the model, then each baseline, on the same test images."""
+    rows = [{"model": "This model", "test accuracy": format_percent(model_accuracy),
+             "95% interval": interval_words(model_interval, n).removeprefix("95% interval ") or "—"}]
+    for b in baselines:
+        rows.append({"model": baseline_name(b), "test accuracy": format_percent(b.get("test_accuracy")),
+                     "95% interval": interval_words(b.get("test_accuracy_interval"), b.get("test_count"))
+                     .removeprefix("95% interval ") or "—"})
+    return rows
+
+
+def baseline_name(baseline: dict) -> str:
+    """`Baseline: SVM (RBF) on raw pixels, …`, saying when the features came from the fine-tuned backbone."""
+    tuned = " (of the fine-tuned backbone)" if baseline.get("features") == "fine-tuned" else ""
+    return f"Baseline: {baseline.get('name')}{tuned}"
+
+
+def baselines_beat_words(names: Sequence[str]) -> str:
+    """The Evaluate page's warning when baselines beat the model (`tlcore.evaluation.baselines.beats_model`)."""
+    which = " and ".join(names)
+    return (f"{'A simple baseline beats' if len(names) == 1 else 'Simple baselines beat'} the model: {which} "
+            f"scored above the upper end of the model's 95% interval on the same test images. The network adds "
+            "nothing here yet: try other options (more epochs, another learning rate or cut), or use the simpler model.")
+
+
+def mcnemar_words(result: dict, a: str, b: str) -> str:
+    """What the exact McNemar test (`tlcore.evaluation.stats.compare_predictions`) says of runs a and b."""
+    if not result.get("same_images"):
+        return (f"**{a}** and **{b}** were scored on different test images, so their accuracies cannot be "
+                "compared image by image. Evaluate both on the same dataset and split.")
+    p = result["p_value"]
+    counts = (f"{result['a_only']} image{'s' if result['a_only'] != 1 else ''} only {a} got right, "
+              f"{result['b_only']} only {b}; exact McNemar p = {p:.3g}, n = {result['n']}")
+    if result["a_only"] + result["b_only"] == 0:
+        return f"**{a}** and **{b}** are right and wrong on exactly the same {result['n']} test images."
+    if result["significant"]:
+        better = a if result["a_only"] > result["b_only"] else b
+        return f"**{better}** is significantly more accurate on the same test images ({counts})."
+    return f"**{a}** and **{b}** do not differ significantly on the same test images ({counts})."
+
+
 def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
     """Hidden dense layer sizes from text such as ``"1024, 256"`` (empty means none), checked by
     the engine (`tlcore.recipe.config.check_dense`: its limits, its words).

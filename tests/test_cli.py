@@ -35,7 +35,10 @@ def trained(shared_run):
 
 def test_train_json_and_run_store(trained):
     base, data, out, proc = trained
-    assert set(out) == {"run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds", "warnings"}
+    assert set(out) == {"run_dir", "state", "epochs", "val_accuracy", "test_accuracy", "seconds", "warnings",
+                        "val_accuracy_interval", "test_accuracy_interval", "val_count", "test_count", "baselines"}
+    assert out["test_accuracy_interval"][0] <= out["test_accuracy"] <= out["test_accuracy_interval"][1]
+    assert [b["kind"] for b in out["baselines"]] == ["features", "pixels"]  # never empty with a test split
     assert out["state"] == "completed" and out["epochs"] == 6
     run = Path(out["run_dir"])
     assert f"run_dir: {run}" in proc.stderr.splitlines()[0] or f"run_dir: {run}" in proc.stderr

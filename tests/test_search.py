@@ -98,6 +98,12 @@ def test_summary_gives_mean_and_spread_per_point_and_the_best_mean(tmp_path):
     assert p0["runs"] == 2 and p0["val_accuracy_mean"] == pytest.approx(0.7) and p0["val_accuracy_std"] == pytest.approx(0.2)
     assert p1["val_accuracy_mean"] == pytest.approx(0.8) and p1["val_accuracy_std"] == pytest.approx(0.0)
     assert out["best"]["options"] == {"lr": 2} and out["best"]["val_accuracy"] == pytest.approx(0.8)
+    assert p0["test_accuracy_mean"] is None and p0["test_accuracy_std"] is None  # not scored on a test split
+    for seed, acc in ((0, 0.6), (1, 1.0)):
+        run = root / f"s1-p0-s{seed}"
+        write_json(run / "evaluation.json", {"split": "test", "accuracy": acc})
+    p0 = search.summarize(record, RunStore(root))["points_summary"][0]
+    assert p0["test_accuracy_mean"] == pytest.approx(0.8) and p0["test_accuracy_std"] == pytest.approx(0.2)
     by_loss = search.summarize(dict(record, metric="val_loss"), RunStore(root))
     assert by_loss["best"]["options"] == {"lr": 2}  # lowest mean val_loss: 0.2 against 0.3
 

@@ -355,7 +355,8 @@ def test_train_twin_from_scratch_on_the_command_line(tmp_path):
                    "--batch-size", "8", "--augment", "none", "--twin-from-scratch", "--json", home=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     twin = res["twin"]
-    assert set(twin) == {"run_dir", "state", "val_accuracy", "test_accuracy"} and twin["state"] == "completed"
+    assert set(twin) == {"run_dir", "state", "val_accuracy", "test_accuracy", "val_accuracy_interval",
+                         "test_accuracy_interval", "val_count", "test_count"} and twin["state"] == "completed"
     assert twin["run_dir"] != res["run_dir"] and res["state"] == "completed"
     cfg = json.loads((Path(twin["run_dir"]) / "config.json").read_text())["options"]
     assert cfg["weights"] == "none" and cfg["head_epochs"] == 0 and cfg["fine_tune_epochs"] == 2

@@ -7,6 +7,7 @@ import streamlit as st
 
 from studio import caches, charts, components as ui, health, state, text
 from tlcore.evaluation.calibrate import calibration_info
+from tlcore.evaluation.baselines import beats_model
 from tlcore.evaluation.evaluate import SPLITS, top_losses
 from tlcore.ship.predict import TTA_MODES
 from tlcore.data.images import thumbnail
@@ -28,7 +29,8 @@ def evaluate(run, split: str | None, tta: str = "none") -> None:
 
 def scores(run, ev: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Accuracy", text.format_percent(ev.get("accuracy")), border=True)
+    c1.metric("Accuracy", text.format_percent(ev.get("accuracy")), border=True, help=text.INTERVAL_HELP)
+    c1.caption(text.interval_words(ev.get("accuracy_interval"), ev.get("count")))
     c2.metric("Loss", "—" if ev.get("loss") is None else f"{ev['loss']:.4f}", border=True)
     c3.metric("Calibration error (ECE)", "—" if ev.get("ece") is None else f"{ev['ece']:.3f}", border=True,
               help="Expected calibration error: how far the model's confidence is from its accuracy, "
@@ -53,6 +55,25 @@ def scores(run, ev: dict) -> None:
             cd = point.get("customdata")
             if isinstance(cd, (list, tuple)) and len(cd) == 2:
                 st.session_state["_cell"] = (run.run_id, ev.get("split"), int(cd[0]), int(cd[1]))
+
+
+def baselines(ev: dict) -> None:
+    """The model beside the baselines its training fitted, on the same test images."""
+    if ev.get("split") != "test":
+        return
+    st.subheader("Beside simple baselines")
+    found = ev.get("baselines") or []
+    if not found:
+        st.caption("No baselines were recorded for this run (it was trained before they existed, or "
+                   "without a test split). Train it again to see them.")
+        return
+    st.dataframe(text.baseline_rows(ev.get("accuracy"), ev.get("accuracy_interval"), ev.get("count"), found),
+                 hide_index=True, key="baselines")
+    st.caption("Each baseline is fitted on the same training images (at most 2,000) and scored on the same "
+               "test images as the model.")
+    beaten = [b["name"] for b in found if beats_model(b, ev.get("accuracy"), ev.get("count"))]
+    if beaten:
+        st.warning(text.baselines_beat_words(beaten), icon=":material/warning:")
 
 
 def calibration(run, ev: dict) -> None:
@@ -226,6 +247,7 @@ def main() -> None:
     st.caption(f"Scored on the **{ev['split']}** split of {text.code(Path(run.config().get('options', {}).get('data', '')).name)}. "
                + text.tta_cost(ev.get("tta"), ev.get("count")))
     scores(run, ev)
+    baselines(ev)
     cell(run, ev)
     calibration(run, ev)
     mistakes(run, ev)

@@ -7,6 +7,7 @@ from studio import charts, components as ui, state, text
 from tlcore.core import home
 from tlcore.data.datasets import delete_dataset, list_datasets
 from tlcore.ship.export import export_file
+from tlcore.evaluation.stats import compare_predictions
 from tlcore.recipe.features import clear_cache
 from tlcore.core.runs import LIVE_STATES, RunStore, option_differences
 from tlcore.ship.export import FORMATS
@@ -31,7 +32,11 @@ def table(runs) -> None:
                      "error": s["error"] or "", "backbone": s["backbone"],
                      "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
-                     "test accuracy": s["test_accuracy"], "started": s["started_at"]})
+                     "val 95% interval": text.interval_words(s.get("val_accuracy_interval"), s.get("val_count"))
+                     .removeprefix("95% interval "),
+                     "test accuracy": s["test_accuracy"],
+                     "test 95% interval": text.interval_words(s.get("test_accuracy_interval"), s.get("test_count"))
+                     .removeprefix("95% interval "), "started": s["started_at"]})
     st.dataframe(rows, hide_index=True, column_config={
         "val accuracy": st.column_config.NumberColumn(format="percent"),
         "test accuracy": st.column_config.NumberColumn(format="percent"),
@@ -85,6 +90,25 @@ def compare(runs) -> None:
                               for row in differ], hide_index=True, key="compare_differ")
             else:
                 st.caption("These runs were trained with the same options.")
+            significance(picked)
+
+
+def significance(picked) -> None:
+    """Whether each pair of the compared runs differs significantly on the same test images."""
+    st.markdown("**Do they differ on the same test images?**")
+    evaluations = {r.run_id: r.evaluation() or {} for r in picked}
+    for i, a in enumerate(picked):
+        for b in picked[i + 1:]:
+            ea, eb = evaluations[a.run_id], evaluations[b.run_id]
+            if ea.get("predictions") is None or eb.get("predictions") is None:
+                missing = ", ".join(r.run_id for r, e in ((a, ea), (b, eb)) if e.get("predictions") is None)
+                st.caption(f"{missing}: no per-image results; evaluate on the Evaluate page to compare.")
+                continue
+            if ea.get("split") != eb.get("split"):
+                st.markdown(text.mcnemar_words({"same_images": False}, a.run_id, b.run_id))
+                continue
+            st.markdown(text.mcnemar_words(compare_predictions(ea["predictions"], eb["predictions"]),
+                                           a.run_id, b.run_id))
 
 
 def actions(runs) -> None:

@@ -104,8 +104,10 @@ def results(ref: str, order: tuple[list[str], list[str]], was_live: bool) -> Non
     if any(p["runs"] > 1 for p in points):
         st.markdown("**Per point, over its seeds**")
         st.dataframe([{**p["options"], "runs": p["runs"], "mean": p["val_accuracy_mean"],
-                       "spread (std)": p["val_accuracy_std"]} for p in points], hide_index=True,
-                     column_config={"mean": percent, "spread (std)": percent}, key="search_point_table")
+                       "spread (std)": p["val_accuracy_std"], "test mean": p.get("test_accuracy_mean"),
+                       "test spread (std)": p.get("test_accuracy_std")} for p in points], hide_index=True,
+                     column_config={k: percent for k in ("mean", "spread (std)", "test mean", "test spread (std)")},
+                     key="search_point_table")
     st.dataframe([{**t["options"], "seed": t["seed"], "state": t["state"], "epochs": t["epochs"],
                    "val accuracy": t["val_accuracy"], "run": t["run_dir"].rsplit("/", 1)[-1]} for t in trials],
                  hide_index=True, column_config={"val accuracy": percent}, key="search_trial_table")

@@ -167,8 +167,9 @@ def human_text(result: Any) -> str:
         return "\n".join(lines)
     if isinstance(result, list):
         if result and isinstance(result[0], dict):
-            keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))]
-            rows = [[cell(r.get(k)) for k in keys] for r in result]
+            keys = [k for k in result[0] if not isinstance(result[0][k], (list, dict))
+                    and not k.endswith("_interval")]  # an interval shows in its accuracy's cell
+            rows = [[_accuracy_cell(r, k) for k in keys] for r in result]
             widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
             lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths))]
             lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
@@ -180,9 +181,45 @@ def human_text(result: Any) -> str:
             return "\n".join(lines)
         return "\n".join(cell(r) for r in result)
     if isinstance(result, dict):
-        return "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else cell(v)}"
-                         for k, v in result.items())
+        return "\n".join(_dict_lines(result))
     return str(result)
+
+
+# An accuracy's 95% interval and its number of images, by the accuracy's key in a result
+INTERVALS = {"accuracy": ("accuracy_interval", "count"),
+             "val_accuracy": ("val_accuracy_interval", "val_count"),
+             "test_accuracy": ("test_accuracy_interval", "test_count")}
+
+
+def accuracy_words(accuracy: float | None, interval: list | None, n: int | None) -> str:
+    """`0.833 (95% interval 0.655-0.927, n=18)`: an accuracy as the command line prints it."""
+    if accuracy is None:
+        return ""
+    if not interval:
+        return cell(accuracy)
+    return f"{accuracy:.3f} (95% interval {interval[0]:.3f}-{interval[1]:.3f}" + (f", n={n})" if n else ")")
+
+
+def _accuracy_cell(row: dict, key: str) -> str:
+    if key in INTERVALS and row.get(INTERVALS[key][0]):
+        return accuracy_words(row.get(key), row[INTERVALS[key][0]], row.get(INTERVALS[key][1]))
+    return cell(row.get(key))
+
+
+def _dict_lines(result: dict) -> list[str]:
+    folded = {INTERVALS[k][0] for k in INTERVALS if k in result and INTERVALS[k][0] in result}
+    lines = []
+    for k, v in result.items():
+        if k in folded:
+            continue
+        if k in INTERVALS and INTERVALS[k][0] in result:
+            lines.append(f"{k}: {_accuracy_cell(result, k)}")
+        elif k == "baselines" and isinstance(v, list):
+            lines += [f"baseline: {b.get('name')}: {accuracy_words(b.get('test_accuracy'), b.get('test_accuracy_interval'), b.get('test_count'))}"
+                      for b in v if isinstance(b, dict)] or ["baselines: none"]
+        else:
+            lines.append(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else cell(v)}")
+    return lines
 
 
 def _as_flags(options: dict) -> list[str]:

@@ -1,4 +1,5 @@
-"""Score a run on its test split (or validation): metrics, confusion matrix, mistakes, calibration."""
+"""Score a run on its test split (or validation): metrics with their 95% intervals, confusion
+matrix, mistakes, calibration, and the baselines beside the model (`baselines`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +7,7 @@ import numpy as np
 from ..core.errors import OptionError, TLCoreError
 from ..core.jsonio import write_json
 from ..ship.predict import RunModel
+from .stats import accuracy_interval
 
 SPLITS = ("test", "validation")  # what `evaluate_run` scores (None: test, else validation)
 
@@ -52,14 +54,15 @@ def score(probs: np.ndarray, labels: np.ndarray, class_names: list[str], files: 
                     "probability": float(probs[i, pred[i]])} for i in range(len(labels))]
     confidence = probs.max(axis=1) if len(labels) else np.zeros(0)
     ece, bins = calibration_bins(confidence, (pred == labels).astype(float))
-    return {"loss": loss, "accuracy": float((pred == labels).mean()) if len(labels) else None,
+    accuracy = float((pred == labels).mean()) if len(labels) else None
+    return {"loss": loss, "accuracy": accuracy, "accuracy_interval": accuracy_interval(accuracy, len(labels)),
             "per_class": per_class, "confusion_matrix": cm.tolist(), "labels": class_names,
             "misclassified": misclassified, "predictions": predictions, "ece": ece, "calibration": bins,
             "count": int(len(labels))}
 
 
 def evaluate_run(run_dir, data: str | None = None, split: str | None = None, runs_dir=None,
-                 model=None, dataset=None, tta: str = "none", probabilities=None) -> dict:
+                 model=None, dataset=None, tta: str = "none", probabilities=None, baselines=None) -> dict:
     """Score a run on `split` (default: test, else validation) of its own dataset or `data`;
     `tta` averages the probabilities over views of each image (`predict.tta_views`) and the
     result's `tta` says which, how many views and how long the forward passes took.
@@ -101,9 +104,31 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     seconds = time.perf_counter() - t0
     result = {"split": chosen, **score(probs, labels, rm.labels, files), "skipped": problems,
               "tta": {"mode": tta, "views": tta_count(tta), "seconds": round(seconds, 3)}}
+    if chosen == "test" and baselines is not None:
+        result["baselines"] = baselines(chosen, images, labels)
+    elif chosen == "test" and data is None:
+        result["baselines"] = rm.run.raw_status().get("baselines") or []
     if data is None:
         write_json(rm.run.file("evaluation.json"), result)
     return result
+
+
+def run_record(ev: dict | None, val_accuracy: float | None, val_count: int | None) -> tuple[dict, list[str]]:
+    """The honest numbers a finished training records in status.json (and `tlcore train --json`
+    returns): {val_accuracy_interval, val_count, test_accuracy_interval, test_count, baselines},
+    and the warnings of baselines that beat the model (`baselines.beats_model`)."""
+    from .baselines import beats_model, beats_warning
+
+    fields = {"val_accuracy_interval": accuracy_interval(val_accuracy, val_count),
+              "val_count": int(val_count) if val_count else None,
+              "test_accuracy_interval": None, "test_count": None, "baselines": []}
+    texts: list[str] = []
+    if ev and ev.get("split") == "test":
+        fields.update(test_accuracy_interval=ev.get("accuracy_interval"), test_count=ev.get("count"),
+                      baselines=ev.get("baselines") or [])
+        texts = [beats_warning(b, ev["accuracy"], ev["count"]) for b in fields["baselines"]
+                 if beats_model(b, ev.get("accuracy"), ev.get("count"))]
+    return fields, texts
 
 
 def top_losses(evaluation: dict, n: int = 24) -> list[dict]:

@@ -179,6 +179,7 @@ def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
         return predict_probabilities(model.get_layer("head"), split_features(split, images), n_classes,
                                      config.batch_size)
 
+    probabilities.features = split_features  # the baselines read the same cached features
     val_ds = None
     if len(val[0]):
         val_ds = dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,

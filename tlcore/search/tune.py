@@ -392,7 +392,8 @@ def _stop_file_stopper(path: Path):
 
 
 def summarize(record: dict, store: RunStore | None = None) -> dict:
-    """Trials (from the run store), points (mean and spread over seeds) and the best point."""
+    """Trials (from the run store), points (mean and spread over seeds of the validation accuracy,
+    and of the test accuracy where the runs were scored on a test split) and the best point."""
     store = store or RunStore(record.get("runs_dir"))
     prefix = f"search:{record['search_id']}:"
     trials = []
@@ -405,9 +406,11 @@ def summarize(record: dict, store: RunStore | None = None) -> dict:
         metrics = run.metrics()
         accs = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
         losses = [m["val_loss"] for m in metrics if m.get("val_loss") is not None]
+        ev = run.evaluation() or {}
         trials.append({"run_dir": str(run.path), "state": run.state(), "point": int(index),
                        "seed": int(seed), "epochs": len(metrics),
                        "val_accuracy": max(accs) if accs else None,
+                       "test_accuracy": ev.get("accuracy") if ev.get("split") == "test" else None,
                        "val_loss": min(losses) if losses else None,
                        "options": record["points"][int(index)]})
     trials.sort(key=lambda t: (t["point"], t["seed"]))
@@ -416,7 +419,10 @@ def summarize(record: dict, store: RunStore | None = None) -> dict:
         mine = [t for t in trials if t["point"] == index]
         accs = [t["val_accuracy"] for t in mine if t["val_accuracy"] is not None]
         losses = [t["val_loss"] for t in mine if t["val_loss"] is not None]
+        tests = [t["test_accuracy"] for t in mine if t["test_accuracy"] is not None]
         summary.append({"point": index, "options": point, "runs": len(mine),
+                        "test_accuracy_mean": statistics.fmean(tests) if tests else None,
+                        "test_accuracy_std": statistics.pstdev(tests) if len(tests) > 1 else (0.0 if tests else None),
                         "val_accuracy_mean": statistics.fmean(accs) if accs else None,
                         "val_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else (0.0 if accs else None),
                         "val_loss_mean": statistics.fmean(losses) if losses else None})

@@ -245,7 +245,7 @@ def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epoc
 def _record(job: _Job, state: str) -> dict:
     """Step 3: where a stop left off, the best weights back (early stopping), model.keras, the
     evaluation, the final warnings and state; the run's summary."""
-    from ..evaluation.evaluate import evaluate_run
+    from ..evaluation.evaluate import evaluate_run, run_record
 
     config, run, ds = job.config, job.run, job.ds
     metrics = run.metrics()
@@ -265,13 +265,22 @@ def _record(job: _Job, state: str) -> dict:
             job.from_features = None
     save_atomic(job.model, run.file("model.keras"))
     val_acc = max((m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None), default=None)
-    test_acc = None
+    test_acc, ev = None, None
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
+        from ..evaluation.baselines import RunBaselines
+
         stage_before = run.raw_status().get("stage")
         run.write_status(stage="evaluate")
-        ev = evaluate_run(run.path, model=job.model, dataset=ds, probabilities=job.from_features)
+        x_train, y_train = job.train
+        ev = evaluate_run(run.path, model=job.model, dataset=ds, probabilities=job.from_features,
+                          baselines=RunBaselines(job.model, x_train, y_train, config.seed, job.from_features,
+                                                 any(m["stage"] == 2 for m in metrics)))
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
+    honest, texts = run_record(ev, val_acc, len(job.val[1]))  # intervals and baselines (evaluation.evaluate)
+    run.write_status(**honest)
+    for text in texts:
+        job.warn(text)
     job.warn(chance_warning(metrics, job.n_classes, config, final=True))
     run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc,

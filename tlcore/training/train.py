@@ -27,6 +27,7 @@ from ..core.runs import Run, RunStore, now_iso
 
 CHANCE_EPOCHS = 3  # epochs after which a loss still at chance earns a warning
 CHANCE_TOLERANCE = 0.02
+HONEST_KEYS = ("val_accuracy_interval", "test_accuracy_interval", "val_count", "test_count", "baselines")
 
 
 from ..recipe.optimizer import compile_model, make_optimizer  # noqa: F401  (their home is `recipe`)
@@ -158,7 +159,8 @@ def versions() -> dict:
 def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None = None,
           resume: str | None = None, queue: bool = False,
           announce: Callable[[Path], None] | None = None) -> dict:
-    """Train one run; returns {run_dir, state, epochs, val_accuracy, test_accuracy, seconds}.
+    """Train one run; returns {run_dir, state, epochs, val_accuracy, test_accuracy, seconds, warnings,
+    val_accuracy_interval, test_accuracy_interval, val_count, test_count, baselines}.
 
     Raises:
         TLCoreError: bad options or data, found before the run folder is made where possible;
@@ -268,8 +270,10 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     result.update(run_dir=str(run.path), seconds=round(time.time() - t_start, 2))
+    recorded = run.raw_status()  # the intervals and baselines the run recorded at its end
+    result.update({k: recorded.get(k) for k in HONEST_KEYS if k not in result})
     return {k: result.get(k) for k in ("run_dir", "state", "epochs", "val_accuracy", "test_accuracy",
-                                       "seconds", "warnings")}
+                                       "seconds", "warnings", *HONEST_KEYS)}
 
 
 def chance_warning(metrics: list[dict], num_classes: int, config: TrainConfig, final: bool = False) -> str | None:

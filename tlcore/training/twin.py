@@ -30,10 +30,12 @@ def twin_config(config: TrainConfig) -> TrainConfig:
 def train_with_twin(config: TrainConfig, runs_dir=None, run_id: str | None = None, queue: bool = False,
                     announce: Callable[[Path], None] | None = None) -> dict:
     """Train `config`, then its twin; the first run's result with twin: {run_dir, state,
-    val_accuracy, test_accuracy}. The twin is checked before the first run starts."""
+    val_accuracy, test_accuracy, their intervals and counts}. The twin is checked before the first run starts."""
     twin = twin_config(config.resolved())
     result = train(config, runs_dir=runs_dir, run_id=run_id, queue=queue, announce=announce)
     if result.get("state") != "completed":
         return {**result, "twin": None}
     other = train(twin, runs_dir=runs_dir, queue=queue, announce=announce)
-    return {**result, "twin": {k: other.get(k) for k in ("run_dir", "state", "val_accuracy", "test_accuracy")}}
+    return {**result, "twin": {k: other.get(k) for k in ("run_dir", "state", "val_accuracy", "test_accuracy",
+                                                         "val_accuracy_interval", "test_accuracy_interval",
+                                                         "val_count", "test_count")}}
