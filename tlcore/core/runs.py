@@ -144,12 +144,12 @@ class Run:
             "backbone": cfg.get("backbone") or cfg.get("backbone_file"), "dataset": cfg.get("data"),
             "name": cfg.get("name"), "started_at": status.get("started_at"),
             "val_accuracy": val, "test_accuracy": ev.get("accuracy") if ev.get("split") == "test" else None,
-            "error": first_line(status.get("error")),
             # the 95% intervals recorded at the end of the training (val) and by the last evaluation
             "val_accuracy_interval": status.get("val_accuracy_interval") if val is not None else None,
             "val_count": status.get("val_count") if val is not None else None,
             "test_accuracy_interval": ev.get("accuracy_interval") if ev.get("split") == "test" else None,
             "test_count": ev.get("count") if ev.get("split") == "test" else None,
+            "error": first_line(status.get("error")),  # last: the widest column of `tlcore runs`
         }
 
 
