@@ -70,7 +70,7 @@ def test_every_readme_command_is_one_the_test_knows_and_servers_parse_their_flag
             assert args.command == argv[1]
     assert any(shlex.split(c)[1:2] == ["serve"] for c in commands if c.startswith("tlcore"))
     app = (ROOT / "scripts/app.sh").read_text()
-    assert "streamlit run app.py" in app and '"$@"' in app  # what `bash scripts/app.sh` starts
+    assert "streamlit run server.py" in app and '"$@"' in app  # what `bash scripts/app.sh` starts (app.py)
 
 
 @pytest.mark.slow

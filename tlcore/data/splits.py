@@ -21,6 +21,7 @@ SPLIT_METHODS = ("by-file", "shuffle")
 DEFAULT_VAL_SPLIT = 0.2
 DEFAULT_TEST_SPLIT = 0.1
 DEFAULT_SEED = 42
+SCORED_SPLITS = ("test", "validation")  # what an evaluation scores, in order of preference
 
 
 def recorded_method(run_config: dict) -> str:

@@ -7,9 +7,8 @@ import numpy as np
 from ..core.errors import OptionError, TLCoreError
 from ..core.jsonio import write_json
 from ..ship.predict import RunModel
+from ..data.splits import SCORED_SPLITS as SPLITS  # what `evaluate_run` scores (None: test, else validation)
 from .stats import accuracy_interval
-
-SPLITS = ("test", "validation")  # what `evaluate_run` scores (None: test, else validation)
 
 
 def calibration_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[dict]]:

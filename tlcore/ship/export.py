@@ -140,7 +140,9 @@ def quantized_accuracy(rm: RunModel, run_fn, limit: int = 1000) -> dict:
         ds = _run_dataset(rm)
     except (TLCoreError, KeyError, OSError):
         return {**empty, "why": "the run's dataset is not there"}
-    for split in ("test", "validation"):
+    from ..data.splits import SCORED_SPLITS
+
+    for split in SCORED_SPLITS:
         if not ds.files.get(split):
             continue
         ds.files[split] = _spread(ds.files[split], limit)
