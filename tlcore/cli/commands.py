@@ -215,7 +215,7 @@ def _cmd_serve(a):
     from pathlib import Path
 
     from ..core.runs import RunStore
-    from ..ship.serve import resolve_token, serve
+    from ..ship.limits import resolve_token
 
     resolve_token(a.token, a.token_file)  # its checks first: two tokens, an unreadable or empty file
     source = Path(a.source).expanduser()
@@ -226,6 +226,7 @@ def _cmd_serve(a):
             raise TLCoreError(f"Nothing to serve at {a.source}: give a run folder (as printed by `tlcore train`), "
                               "a run id from `tlcore runs`, or a bundle .zip from `tlcore export --format "
                               "bundle`.") from None
+    from ..ship.serve import serve
 
     def ready(info):
         if a.json:
