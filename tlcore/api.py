@@ -1,0 +1,581 @@
+"""The public Python API (`tlcore.plan`, `tlcore.train`, `tlcore.load_run`, `tlcore.runs`,
+`tlcore.scan`, `tlcore.demo_data`, `Run`, `Plan`): the command line's work, for notebooks and scripts.
+
+Every function calls the functions the command line calls (options through
+`recipe.config.options_from` and `TrainConfig`, training through `training.train.train`,
+scoring through `evaluation.evaluate.evaluate_run`, prediction through `ship.predict`), so a
+run trained here is the run `tlcore train` makes with the same options, and every command
+takes its `run_dir`. Nothing here imports TensorFlow until a function needs it.
+
+In Jupyter, a training shows a progress bar per stage and a live chart of its curves (drawn by
+`tlcore.notebook` from the run store), and plans, runs and evaluations render themselves as HTML.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from .core.errors import OptionError, TLCoreError
+
+PathLike = str | os.PathLike
+POLL_SECONDS = 0.25
+
+
+# --- plans --------------------------------------------------------------------------------
+
+class Plan:
+    """What trains in each stage of a run, layer by layer, with parameter counts (`tlcore plan`).
+
+    Returned by `tlcore.plan`; renders in Jupyter as the layer table with each layer's role in
+    stage 1 and stage 2 (`trains`, `inference_bn`, `frozen`, `cut`).
+
+    Attributes:
+        layers: one row per backbone layer: `index`, `name`, `type`, `params`, `stage1`, `stage2`.
+        stages: per stage (1, 2): `epochs`, `lr`, `trainable`, `non_trainable`, `total`,
+            `backbone_trainable`, and a `reason` when the backbone trains nothing.
+        warnings: what training would warn about (a cut that leaves nothing to train, say).
+        cut_index, unfreeze_index, feature_shape, head_params, output_units: as named.
+    """
+
+    def __init__(self, plan, config):
+        self._plan = plan
+        self.config = config  # the resolved TrainConfig the plan was made for
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._plan, name)
+
+    def to_dict(self) -> dict:
+        """The document `tlcore plan --json` prints."""
+        return self._plan.to_dict()
+
+    def roles(self, stage: int) -> list[str]:
+        """Every backbone layer's role in `stage` (1 or 2), in layer order."""
+        return self._plan.roles(stage)
+
+    def __repr__(self) -> str:
+        s1, s2 = self._plan.stages[1], self._plan.stages[2]
+        return (f"Plan({self.config.backbone or self.config.backbone_file}, cut_index={self._plan.cut_index}, "
+                f"stage 1 trains {s1['trainable']:,} of {s1['total']:,} parameters, "
+                f"stage 2 {s2['trainable']:,})")
+
+    def _repr_html_(self) -> str:
+        from .notebook import plan_html
+
+        return plan_html(self.to_dict())
+
+
+def plan(backbone: str | None = None, backbone_file: PathLike | None = None, classes: int = 2,
+         **options: Any) -> Plan:
+    """What training would train in each stage, layer by layer, without training (`tlcore plan`).
+
+    Args:
+        backbone: a catalog backbone name (see `tlcore backbones`), e.g. `"MobileNetV2"`.
+        backbone_file: instead of `backbone`, a saved model (.keras/.h5) or SavedModel folder.
+        classes: classes of the dataset (two give one sigmoid unit).
+        **options: any training option by `TrainConfig`'s field name (`cut`, `unfreeze_from`,
+            `freeze`, `unfreeze`, `train_bn`, `head_epochs`, `preset`, `input_size`, ...).
+
+    Returns:
+        A `Plan`.
+
+    Raises:
+        TLCoreError: an unknown option (the error names the closest ones) or a bad value
+            (`OptionError` names the option).
+
+    Example:
+
+    >>> p = tlcore.plan(backbone="MobileNetV2", input_size=96, unfreeze_from="block_13_expand")
+    >>> p.stages[2]["trainable"] > p.stages[1]["trainable"]
+    True
+    """
+    from .recipe.config import TrainConfig, options_from
+    from .recipe.plan import make_plan
+
+    given = _given(options, backbone=backbone, backbone_file=backbone_file)
+    config = TrainConfig.from_dict(options_from(given)).resolved()  # resolved() checks, without data
+    return Plan(make_plan(config, classes), config)
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+class Evaluation(dict):
+    """The dict `tlcore evaluate --json` prints (`accuracy`, `loss`, `per_class`,
+    `confusion_matrix`, `misclassified`, ...), shown in Jupyter as tables."""
+
+    def _repr_html_(self) -> str:
+        from .notebook import evaluation_html
+
+        return evaluation_html(self)
+
+
+class Explanation(dict):
+    """Grad-CAM of one image: `label`, `probability`, `overlay` (a PIL image), `heatmap` (an
+    array in [0, 1] at the features' resolution), and `out` when the overlay was written."""
+
+    def _repr_html_(self) -> str:
+        from .notebook import image_html
+
+        return image_html(self["overlay"], f"{self['label']} ({self['probability']:.3f})")
+
+
+class Run:
+    """One run of the run store: its folder, status, curves and model.
+
+    Every command of the command line takes `run.run_dir` as its RUN. Returned by
+    `tlcore.train`, `tlcore.load_run` and `tlcore.runs`; renders in Jupyter as a summary with
+    its curves.
+
+    Args:
+        run_dir_or_id: the run's folder (as `tlcore train` prints it) or its id in the store.
+        runs_dir: the runs folder to look the id up in (default: the home's `runs/`).
+
+    Attributes:
+        run_dir: the run's folder (a `Path`).
+        run_id: its name.
+        result: after a blocking `tlcore.train`, the dict `tlcore train --json` prints
+            (`run_dir`, `state`, `epochs`, `val_accuracy`, `test_accuracy`, `seconds`,
+            `warnings`); else None.
+    """
+
+    def __init__(self, run_dir_or_id: PathLike, runs_dir: PathLike | None = None):
+        from .core.runs import RunStore
+
+        self._run = RunStore(runs_dir).get(run_dir_or_id)
+        self.run_dir: Path = self._run.path.resolve()
+        self.result: dict | None = None
+
+    @property
+    def run_id(self) -> str:
+        return self._run.run_id
+
+    @property
+    def status(self) -> dict:
+        """status.json as every reader sees it (`state`, `stage`, `epoch`, `batch`, `error`, ...);
+        a live state whose process is gone reads as `interrupted`."""
+        return self._run.status()
+
+    @property
+    def state(self) -> str:
+        """queued, running, completed, failed, stopped or interrupted."""
+        return self._run.state()
+
+    @property
+    def history(self) -> list[dict]:
+        """One dict per finished epoch (metrics.jsonl): `stage`, `epoch`, `loss`, `accuracy`,
+        `val_loss`, `val_accuracy`, `lr`, `seconds`."""
+        return self._run.metrics()
+
+    @property
+    def config(self) -> dict:
+        """The run's options by `TrainConfig` field name, as config.json records them (resolved:
+        canonical backbone name, input size, absolute paths); `tlcore.train(**run.config)`
+        repeats the run."""
+        return dict(self._run.config().get("options") or {})
+
+    @property
+    def labels(self) -> list[str]:
+        """The class names in the model's output order."""
+        return self._run.labels()
+
+    def summary(self) -> dict:
+        """The row `tlcore runs --json` shows for this run."""
+        return self._run.summary()
+
+    def evaluate(self, split: str | None = "test", data: PathLike | None = None, tta: str = "none") -> Evaluation:
+        """Score the run's model on a split of its dataset (`tlcore evaluate`).
+
+        Args:
+            split: `"test"` or `"validation"`; None takes test when the dataset has one, else
+                validation (the command line's default).
+            data: another dataset with the same classes (default: the run's own; then the
+                result is also written to the run's evaluation.json).
+            tta: test-time augmentation, `"none"`, `"flip"` or `"flip+crops"`.
+
+        Returns:
+            An `Evaluation`, the dict `tlcore evaluate --json` prints.
+        """
+        from .evaluation.evaluate import evaluate_run
+
+        return Evaluation(evaluate_run(self.run_dir, None if data is None else str(data), split, tta=tta))
+
+    def predict(self, items: Any, top_k: int = 5, tta: str = "none") -> list[dict]:
+        """Classify images with the run's model (`tlcore predict`).
+
+        Args:
+            items: an image or a list of them: file paths, folders (walked), video files,
+                image bytes (a file's contents), or RGB arrays `[height, width, 3]` (0-255) or PIL
+                images. Every kind is read by the engine's one image reader, as training read them.
+            top_k: classes kept per image, most probable first.
+            tta: test-time augmentation, `"none"`, `"flip"` or `"flip+crops"`.
+
+        Returns:
+            One dict per image, as `tlcore predict --json` prints: `{"image", "top": [{"label",
+            "probability"}]}` (`error` instead of `top` for an unreadable image). `image` is
+            the path, or `"bytes:N"` / `"array:N"` for the N-th item given as bytes or an array.
+        """
+        from .ship.predict import RunModel, check_tta, predict
+
+        items = _as_list(items)
+        if not items:
+            raise OptionError("items", "must name at least one image. Received: []")
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise OptionError("top_k", f"must be a whole number, 1 or more. Received: {top_k!r}")
+        check_tta(tta)
+        if all(isinstance(item, (str, os.PathLike)) for item in items):
+            return predict(self.run_dir, [str(item) for item in items], top_k, tta=tta)
+        rm = RunModel(self.run_dir)
+        return _predict_items(rm, items, top_k, tta)
+
+    def explain(self, image: Any, label: str | None = None, out: PathLike | None = None) -> Explanation:
+        """Grad-CAM: where the model looked to decide (`tlcore explain`).
+
+        Args:
+            image: a file path, image bytes, an RGB array or a PIL image.
+            label: explain this class (default: the predicted one).
+            out: also write the overlay to this .png file.
+
+        Returns:
+            An `Explanation` (`label`, `probability`, `overlay`, `heatmap`, and `out` if written).
+        """
+        from .evaluation.explain import explain_image
+        from .ship.predict import RunModel
+
+        if out is not None and Path(out).suffix.lower() != ".png":
+            raise OptionError("out", f"must be a .png file. Received: {out}")
+        rm = RunModel(self.run_dir)
+        result = Explanation(explain_image(rm, _image_source(image, "image"), label))
+        if out is not None:
+            result["overlay"].save(Path(out).expanduser())
+            result["out"] = str(out)
+        return result
+
+    def export(self, path: PathLike, format: str = "keras", quantize: str = "none", io: str = "float32",
+               include: str | None = None, data: PathLike | None = None) -> dict:
+        """Export the run's model, or the run as a script (`tlcore export`).
+
+        Args:
+            path: the file to write (a folder for `savedmodel`).
+            format: keras, savedmodel, tflite, onnx, bundle (a .zip with models, labels and a
+                model card) or code (a standalone Keras training script).
+            quantize: TFLite: none, float16, dynamic or int8.
+            io: TFLite input/output type: float32, int8 or uint8 (the last two with int8).
+            include: a bundle's formats, comma-separated (default keras,tflite,onnx).
+            data: a folder of images to check the export on (default: the run's dataset).
+
+        Returns:
+            The dict `tlcore export --json` prints: `path`, `files`, `bytes`, `top1_agreement`,
+            `max_probability_difference`, ...
+        """
+        from .ship.export import export_run
+
+        return export_run(self.run_dir, format, path, quantize, None, io, include,
+                          None if data is None else str(data))
+
+    def stop(self) -> dict:
+        """Ask a queued or running training to stop within one batch (`tlcore stop`); it then
+        saves its model and reads as `stopped`.
+
+        Returns:
+            `{"run_dir", "stop_requested", "state"}`: whether a stop was asked, and the state then.
+        """
+        state = self.state
+        if state in ("queued", "running"):
+            self._run.request_stop()
+        return {"run_dir": str(self._run.path), "stop_requested": state in ("queued", "running"), "state": state}
+
+    def wait(self, progress: bool = True) -> "Run":
+        """Wait until the run is no longer queued or running, showing its progress.
+
+        Interrupting the wait (Ctrl+C, the notebook's stop button) stops waiting only; the run
+        goes on in its own process (`run.stop()` stops it).
+        """
+        from .notebook import Progress
+
+        shown = Progress(progress)
+        try:
+            while self.state in ("queued", "running"):
+                shown.update(self._run.raw_status(), self._run.metrics())
+                threading.Event().wait(POLL_SECONDS)
+        finally:
+            shown.close(self._run.raw_status(), self._run.metrics())
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.run_dir == self.run_dir
+
+    def __hash__(self) -> int:
+        return hash(self.run_dir)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.run_dir)!r}, state={self.state!r})"
+
+    def _repr_html_(self) -> str:
+        from .notebook import run_html
+
+        return run_html(self.summary(), self.history, self.status)
+
+
+def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run_id: str | None = None,
+          config: PathLike | None = None, queue: bool = False, background: bool = False,
+          progress: bool = True, **options: Any) -> Run:
+    """Train a classifier: the head on the frozen backbone, then fine-tuning (`tlcore train`).
+
+    Blocks until the run ends, showing a progress bar per stage (and, in a notebook, a live chart
+    of the losses and accuracies). Interrupting it (Ctrl+C, the notebook's stop button) asks the
+    run to stop within one batch; it then saves its model and the call returns the stopped run.
+
+    Args:
+        data: the dataset folder: one sub-folder per class, or `train/`, `validation/` and
+            optionally `test/` with one sub-folder per class inside.
+        runs_dir: where the run's folder goes (default: the home's `runs/`).
+        run_id: the run folder's name (default: time, backbone and a random suffix).
+        config: a run's config.json whose options to start from (`tlcore train --config`);
+            `options` given here win.
+        queue: wait for the machine's queue (one training at a time) as the app does.
+        background: start the training in a process of its own, as the app does, and return
+            at once (the run is queued or running; `run.wait()` follows it).
+        progress: show progress while blocking (False: nothing is drawn).
+        **options: any training option by `TrainConfig`'s field name: `backbone`, `weights`
+            (imagenet, none or a weights file), `input_size`, `head_epochs`, `fine_tune_epochs`,
+            `unfreeze_from`, `lr`, `seed`, `preset`, ... (`tlcore train --help` lists them all).
+
+    Returns:
+        The `Run`; after a blocking call `run.result` holds what `tlcore train --json` prints.
+
+    Raises:
+        TLCoreError: an unknown option (the error names the closest ones), a bad value
+            (`OptionError` names the option) or a dataset that cannot be used, all before a run
+            folder exists; a failure during training (the run then reads as failed).
+
+    Example:
+
+    >>> run = tlcore.train("shapes", backbone="MobileNetV2", weights="none", input_size=64,
+    ...                    head_epochs=2, fine_tune_epochs=1)
+    >>> run.evaluate()["accuracy"]
+    """
+    from .recipe.config import TrainConfig, options_from
+
+    given = _given(options, data=None if data is None else str(data))
+    resolved = TrainConfig.from_dict(options_from(given, None if config is None else str(config)))
+    if background:
+        from .training.jobs import start_training
+
+        return Run(start_training(resolved.to_dict(), None if runs_dir is None else str(runs_dir),
+                                  run_id=run_id).path)
+    return _train_here(resolved, runs_dir, run_id, queue, progress)
+
+
+def _train_here(config, runs_dir, run_id, queue: bool, progress: bool) -> Run:
+    """`training.train.train` in a thread of this process while this thread draws its progress
+    from the run store; an interrupt becomes the run's stop request."""
+    from .core.runs import Run as StoredRun
+    from .notebook import Progress
+    from .training.train import train as train_run
+
+    box: dict[str, Any] = {}
+
+    def announce(path: Path) -> None:
+        box["run"] = StoredRun(path)  # its status.json comes next
+
+    def work() -> None:
+        try:
+            import keras
+
+            keras.config.disable_interactive_logging()  # per thread: Keras' epoch lines; the bars say it
+            box["result"] = train_run(config, runs_dir=None if runs_dir is None else str(runs_dir),
+                                      run_id=run_id, queue=queue, announce=announce)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    shown = Progress(progress)
+    thread = threading.Thread(target=work, name="tlcore-train", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            try:
+                thread.join(POLL_SECONDS)
+                if "run" in box:
+                    shown.update(box["run"].raw_status(), box["run"].metrics())
+            except KeyboardInterrupt:
+                if "run" not in box:
+                    raise
+                box["run"].request_stop()
+                print("Stopping the run after this batch...", file=sys.stderr, flush=True)
+    finally:
+        if "run" in box:
+            shown.close(box["run"].raw_status(), box["run"].metrics())
+        else:
+            shown.close()
+    if "error" in box:
+        raise box["error"]
+    run = Run(box["result"]["run_dir"])
+    run.result = box["result"]
+    return run
+
+
+def load_run(run_dir_or_id: PathLike, runs_dir: PathLike | None = None) -> Run:
+    """A run of the store by its folder or id (`tlcore evaluate RUN` and every other command
+    take the same).
+
+    Raises:
+        TLCoreError: no run there.
+    """
+    return Run(run_dir_or_id, runs_dir)
+
+
+def runs(runs_dir: PathLike | None = None) -> list[Run]:
+    """Every run of the store, newest first (`tlcore runs`)."""
+    from .core.runs import RunStore
+
+    store = RunStore(runs_dir)
+    return [Run(r.path, runs_dir) for r in store.runs()]
+
+
+# --- data ---------------------------------------------------------------------------------
+
+class ScanReport(dict):
+    """The dict `tlcore scan --json` prints: `layout`, `classes`, `counts` (per split and
+    class), `problems`, `warnings`, `path`."""
+
+    def _repr_html_(self) -> str:
+        from .notebook import scan_html
+
+        return scan_html(self)
+
+
+SCAN_KEYS = ("layout", "classes", "counts", "problems", "warnings", "path")
+
+
+def scan(data: PathLike, val_split: float | None = None, test_split: float | None = None,
+         seed: int | None = None) -> ScanReport:
+    """Check a folder dataset: its layout, classes, images per split and class, and problems
+    (`tlcore scan`).
+
+    Args:
+        data: the dataset folder.
+        val_split, test_split: fractions held out of a flat layout (one folder per class);
+            default: training's defaults.
+        seed: the seed of that split (default: training's).
+
+    Returns:
+        A `ScanReport`.
+    """
+    from .data.pipeline import scan as scan_folder
+    from .recipe.config import DEFAULTS
+
+    report = scan_folder(str(data), DEFAULTS["val_split"] if val_split is None else val_split,
+                         DEFAULTS["test_split"] if test_split is None else test_split,
+                         DEFAULTS["seed"] if seed is None else seed).report()
+    return ScanReport({k: report[k] for k in SCAN_KEYS})
+
+
+def demo_data(folder: PathLike, classes: int = 4, per_class: int = 150, seed: int = 0,
+              exist_ok: bool = False) -> Path:
+    """Write the offline demo dataset (shapes on textures) to `folder` (`tlcore demo-data`).
+
+    Args:
+        folder: a new or empty folder; `train/`, `validation/` and `test/` are written inside.
+        classes: how many shapes (2 to 8).
+        per_class: images per shape (10 to 5000).
+        seed: the seed of the drawing.
+        exist_ok: when `folder` already holds a dataset, return it unchanged instead of failing.
+
+    Returns:
+        The dataset's folder, to pass to `tlcore.train`.
+    """
+    from .data.demo import make_demo_dataset
+
+    out = Path(folder).expanduser()
+    if exist_ok and (out / "train").is_dir():
+        return out.resolve()
+    return Path(make_demo_dataset(out, classes, per_class, seed)["path"])
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _given(options: dict, **named: Any) -> dict:
+    """Keyword options checked against TrainConfig's fields (the error names the closest), with
+    the named arguments that were given."""
+    from .core.console import did_you_mean
+    from .recipe.config import OPTION_NAMES
+
+    for name in options:
+        if name not in OPTION_NAMES:
+            raise OptionError(name, f"is not a training option.{did_you_mean(name, OPTION_NAMES)} The options "
+                              "are TrainConfig's fields (`tlcore train --help` lists them).")
+    return {**{k: v for k, v in named.items() if v is not None}, **options}
+
+
+def _as_list(items: Any) -> list:
+    import numpy as np
+
+    if isinstance(items, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return [items]
+    if isinstance(items, np.ndarray) and items.ndim in (2, 3):
+        return [items]
+    if hasattr(items, "getpixel"):  # a PIL image
+        return [items]
+    if isinstance(items, np.ndarray):
+        return list(items)
+    if isinstance(items, Iterable):
+        return list(items)
+    raise OptionError("items", f"must be image paths, bytes or arrays. Received: {type(items).__name__}")
+
+
+def _image_source(item: Any, name: str):
+    """What the engine's image reader takes for `item`: a path, a bytes stream or a PIL image."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item).expanduser()
+        if not path.is_file():
+            raise TLCoreError(f"No such image: {item}")
+        return path
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(item))
+    if isinstance(item, Image.Image):
+        return item
+    if isinstance(item, np.ndarray):
+        arr = item
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
+            raise OptionError(name, f"arrays must be [height, width, 3] RGB (0-255). Received shape {item.shape}")
+        if arr.dtype != np.uint8:
+            arr = np.clip(np.rint(arr.astype(np.float64)), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr)
+    raise OptionError(name, f"must be a path, image bytes, an RGB array or a PIL image. "
+                      f"Received: {type(item).__name__}")
+
+
+def _predict_items(rm, items: list, top_k: int, tta: str) -> list[dict]:
+    """Predictions for a mix of paths, bytes and arrays, in the order given."""
+    import numpy as np
+
+    from .data.images import ImageProblem
+    from .ship.predict import predict, top_labels
+
+    out: list[list[dict]] = [[] for _ in items]
+    arrays, where = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            out[i] = predict(rm.run.path, [str(item)], top_k, tta=tta)
+            continue
+        name = f"{'bytes' if isinstance(item, (bytes, bytearray, memoryview)) else 'array'}:{i}"
+        try:
+            arrays.append(rm.load(_image_source(item, "items")))
+            where.append((i, name))
+        except ImageProblem as exc:
+            out[i] = [{"image": name, "top": [], "error": str(exc)}]
+    if arrays:
+        probs = rm.probabilities(np.stack(arrays), tta=tta)
+        for (i, name), p in zip(where, probs):
+            out[i] = [{"image": name, "top": top_labels(p, rm.labels, top_k)}]
+    return [r for group in out for r in group]
