@@ -289,6 +289,20 @@ class Run:
             self._run.request_stop()
         return {"run_dir": str(self._run.path), "stop_requested": state in ("queued", "running"), "state": state}
 
+    def twin_from_scratch(self, progress: bool = True) -> "Run":
+        """Train this run's twin from random weights: the same architecture, data and epochs,
+        every layer training from the first epoch (`tlcore train --twin-from-scratch`), to see
+        what pretraining brought. Blocks like `tlcore.train`.
+
+        Raises:
+            TLCoreError: the run has a backbone file or no pretrained weights to compare with.
+        """
+        from .recipe.config import TrainConfig
+        from .training.twin import twin_config
+
+        twin = twin_config(TrainConfig.from_dict(self.config))
+        return _train_here(twin, self._run.path.parent, None, False, progress)
+
     def wait(self, progress: bool = True) -> "Run":
         """Wait until the run is no longer queued or running, showing its progress.
 
