@@ -2,7 +2,6 @@
 (tlcore/notebook.py): the same work as the command line, through the same functions."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess

@@ -143,7 +143,7 @@ def _cmd_presets(a):
 def _cmd_stop(a):
     from pathlib import Path
 
-    from ..api import Run
+    from ..run import Run
 
     if (Path(a.run_dir) / "search.json").exists():
         from ..search.tune import request_stop
