@@ -9,6 +9,7 @@ channel every follower of a run reads (the command line, the app, this).
 from __future__ import annotations
 
 import html
+import math
 import sys
 from typing import Any, Callable
 
@@ -101,7 +102,7 @@ def curves_svg(metrics: list[dict], width: int = 640, height: int = 220) -> str:
 
 
 def _panel(metrics: list[dict], title: str, keys: tuple[str, str], x0: int, w: int, h: int) -> str:
-    left, right, top, bottom = 42, 10, 18, 24
+    left, right, top, bottom = 50, 10, 26, 24
     epochs = [int(m.get("epoch") or i + 1) for i, m in enumerate(metrics)]
     values = [m.get(k) for m in metrics for k in keys if isinstance(m.get(k), (int, float))]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
@@ -121,8 +122,11 @@ def _panel(metrics: list[dict], title: str, keys: tuple[str, str], x0: int, w: i
     out = [f"<text x='{x0 + left}' y='12' font-weight='bold'>{title}</text>",
            f"<rect x='{x0 + left}' y='{top}' width='{w - left - right}' height='{h - top - bottom}' "
            "fill='none' stroke='#ccc'/>"]
+    decimals = max(2, min(6, round(-math.log10(hi - lo)) + 2))  # ticks that differ
     for value in (lo, (lo + hi) / 2, hi):
-        out.append(f"<text x='{x0 + left - 4}' y='{py(value) + 4:.1f}' text-anchor='end'>{value:.2f}</text>")
+        tick = f"{value:.{decimals}f}"
+        tick = tick.rstrip("0").rstrip(".") if decimals > 2 else tick
+        out.append(f"<text x='{x0 + left - 4}' y='{py(value) + 4:.1f}' text-anchor='end'>{tick}</text>")
     for epoch in sorted({e_lo, e_hi}):
         out.append(f"<text x='{px(epoch):.1f}' y='{h - 8}' text-anchor='middle'>{epoch}</text>")
     out.append(f"<text x='{x0 + (left + w - right) / 2:.1f}' y='{h - 8}' text-anchor='middle'>epoch</text>")
@@ -139,10 +143,9 @@ def _panel(metrics: list[dict], title: str, keys: tuple[str, str], x0: int, w: i
         out.append(f"<polyline points='{path}' fill='none' stroke='{colour}' stroke-width='1.8' "
                    f"stroke-dasharray='{dash}'><title>{key}</title></polyline>")
         out += [f"<circle cx='{x:.1f}' cy='{y:.1f}' r='2' fill='{colour}'/>" for x, y in points]
-    legend_x = x0 + w - right - 110
     for i, (label, colour, dash) in enumerate((("training", CURVE_COLOURS["train"], ""),
                                                 ("validation", CURVE_COLOURS["val"], "5,3"))):
-        y = top + 10 + 12 * i
+        legend_x, y = x0 + w - right - 170 + 80 * i, 9  # beside the title, above the plot
         out.append(f"<line x1='{legend_x}' y1='{y}' x2='{legend_x + 18}' y2='{y}' stroke='{colour}' "
                    f"stroke-width='1.8' stroke-dasharray='{dash}'/>"
                    f"<text x='{legend_x + 22}' y='{y + 4}'>{label}</text>")
