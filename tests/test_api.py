@@ -275,3 +275,35 @@ def test_background_training_is_a_process_of_its_own_that_stop_ends(tmp_path, tl
     assert run.wait(progress=False).state == "stopped"
     with pytest.raises(tlcore.TLCoreError, match="exists already"):
         tlcore.train(data, backbone="MobileNetV2", weights="none", run_id="bg", background=True)
+
+
+INTERRUPTED = """\
+import json, sys, tlcore
+run = tlcore.train(sys.argv[1], backbone="MobileNetV2", weights="none", input_size=32, head_epochs=0,
+                   fine_tune_epochs=50, progress=False)
+print(json.dumps(run.result))"""
+
+
+@pytest.mark.slow
+def test_an_interrupt_stops_a_blocking_training_which_returns_the_stopped_run(tmp_path):
+    import signal
+    import time
+
+    data = write_split(tmp_path / "data", counts=(8, 3, 3))
+    env = dict(os.environ, TLCORE_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED, str(data)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runs = tmp_path / "home" / "runs"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:  # until the first epoch is recorded
+        if any(p.stat().st_size for p in runs.glob("*/metrics.jsonl")):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["state"] == "stopped" and 1 <= result["epochs"] < 50
+    assert "Stopping the run after this batch" in err
+    assert tlcore.load_run(result["run_dir"]).state == "stopped"

@@ -261,6 +261,8 @@ def train_here(config, runs_dir, run_id, queue: bool, progress: bool) -> Run:
 
     def announce(path: Path) -> None:
         box["run"] = StoredRun(path)  # its status.json comes next
+        if box.get("stop"):  # interrupted before the run existed
+            box["run"].request_stop()
 
     def work() -> None:
         try:
@@ -282,9 +284,9 @@ def train_here(config, runs_dir, run_id, queue: bool, progress: bool) -> Run:
                 if "run" in box:
                     shown.update(box["run"].raw_status(), box["run"].metrics())
             except KeyboardInterrupt:
-                if "run" not in box:
-                    raise
-                box["run"].request_stop()
+                box["stop"] = True
+                if "run" in box:
+                    box["run"].request_stop()
                 print("Stopping the run after this batch...", file=sys.stderr, flush=True)
     finally:
         if "run" in box:
