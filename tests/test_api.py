@@ -280,7 +280,7 @@ def test_background_training_is_a_process_of_its_own_that_stop_ends(tmp_path, tl
 INTERRUPTED = """\
 import json, sys, tlcore
 run = tlcore.train(sys.argv[1], backbone="MobileNetV2", weights="none", input_size=32, head_epochs=0,
-                   fine_tune_epochs=50, progress=False)
+                   fine_tune_epochs=50, early_stopping=0, progress=False)
 print(json.dumps(run.result))"""
 
 

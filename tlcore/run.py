@@ -273,14 +273,18 @@ def train_here(config, runs_dir, run_id, queue: bool, progress: bool) -> Run:
                                       run_id=run_id, queue=queue, announce=announce)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
+        finally:
+            done.set()
 
+    # An Event, not Thread.join: an interrupt inside join can make is_alive() say False while the
+    # thread still runs (Python 3.11).
+    done = threading.Event()
     shown = Progress(progress)
-    thread = threading.Thread(target=work, name="tlcore-train", daemon=True)
-    thread.start()
+    threading.Thread(target=work, name="tlcore-train", daemon=True).start()
     try:
-        while thread.is_alive():
+        while not done.is_set():
             try:
-                thread.join(POLL_SECONDS)
+                done.wait(POLL_SECONDS)
                 if "run" in box:
                     shown.update(box["run"].raw_status(), box["run"].metrics())
             except KeyboardInterrupt:
