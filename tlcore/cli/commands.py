@@ -49,10 +49,9 @@ def _cmd_import(a):
 
 
 def _cmd_scan(a):
-    from ..data.pipeline import scan
+    from ..api import scan
 
-    report = scan(a.data, a.val_split, a.test_split, a.seed).report()
-    return {k: report[k] for k in ("layout", "classes", "counts", "problems", "warnings", "path")}
+    return dict(scan(a.data, a.val_split, a.test_split, a.seed))
 
 
 _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
@@ -62,20 +61,11 @@ _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "confi
 
 def train_options(a: argparse.Namespace) -> dict:
     """TrainConfig fields from defaults < --preset < --config file < explicit options, then the
-    from-scratch default for --weights none (`config.resolve_options`)."""
-    from ..recipe.config import resolve_options
+    from-scratch default for --weights none (`config.options_from`, as the Python API does)."""
+    from ..recipe.config import options_from
 
     given = {k: v for k, v in vars(a).items() if k not in _CONTROL}
-    options: dict[str, Any] = {}
-    if getattr(a, "config_file", None):
-        from ..core.jsonio import read_json
-
-        cfg = read_json(a.config_file)
-        if not isinstance(cfg, dict) or not isinstance(cfg.get("options", cfg), dict):
-            raise TLCoreError(f"--config {a.config_file}: not a readable config.json.")
-        options.update(cfg.get("options", cfg))  # a recorded preset is already applied there
-    options.update(given)
-    return resolve_options(options, set(options), preset="preset" in given)
+    return options_from(given, getattr(a, "config_file", None))
 
 
 def backbone_note(a: argparse.Namespace) -> str | None:
@@ -174,19 +164,14 @@ def _cmd_presets(a):
 def _cmd_stop(a):
     from pathlib import Path
 
-    from ..core.runs import RunStore
+    from ..run import Run
 
     if (Path(a.run_dir) / "search.json").exists():
         from ..search.tune import request_stop
 
         return request_stop(a.run_dir)
 
-    run = RunStore(a.runs_dir).get(a.run_dir)
-    state = run.state()
-    if state in ("queued", "running"):
-        run.request_stop()
-        return {"run_dir": str(run.path), "stop_requested": True, "state": state}
-    return {"run_dir": str(run.path), "stop_requested": False, "state": state}
+    return Run(a.run_dir, a.runs_dir).stop()
 
 
 def _cmd_evaluate(a):

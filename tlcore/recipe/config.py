@@ -269,6 +269,32 @@ def resolve_options(options: dict, given: set[str] | None = None, preset: bool =
     return out
 
 
+def options_from(given: dict, config_file: str | Path | None = None) -> dict:
+    """TrainConfig fields from defaults < preset < a run's config.json < `given`, then the
+    from-scratch default for ``weights="none"`` (`resolve_options`): what `tlcore train`, `plan`,
+    `lr-find`, `probe`, `audit`, `search` and the Python API (`tlcore.train`, `tlcore.plan`) pass
+    to `TrainConfig.from_dict`.
+
+    Args:
+        given: options named by the user (flags, keyword arguments), TrainConfig's field names.
+        config_file: a run's config.json (or a JSON object of options) to start from; a preset
+            recorded there is already applied, so it is applied again only when `given` names one.
+
+    Raises:
+        OptionError: `config` is not a readable config.json.
+    """
+    options: dict[str, Any] = {}
+    if config_file:
+        from ..core.jsonio import read_json
+
+        cfg = read_json(config_file)
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("options", cfg), dict):
+            raise OptionError("config", f"{{option}} {config_file}: not a readable config.json.")
+        options.update(cfg.get("options", cfg))
+    options.update(given)
+    return resolve_options(options, set(options), preset="preset" in given)
+
+
 def scratch_options(options: dict, given: set[str] = frozenset()) -> dict:
     """The from-scratch plan of `options`: every epoch trains every layer (BatchNorm included)
     at the stage-1 rate, for as many epochs as the two stages would have had, all of them

@@ -59,10 +59,11 @@ def _wait_for_run(run: Run, proc: subprocess.Popen, timeout: float = 60.0) -> Ru
     raise TLCoreError("Training did not start within a minute; see the log under TLCORE_HOME/logs.")
 
 
-def start_training(options: dict, runs_dir: str | None = None) -> Run:
+def start_training(options: dict, runs_dir: str | None = None, run_id: str | None = None) -> Run:
     """Launch a training process for TrainConfig `options`; returns its run once it exists.
 
     The options are checked here first, so a bad choice is reported at once, not in the run.
+    `run_id` names the run's folder (default: time, backbone and a random suffix).
     """
     from ..recipe.config import TrainConfig
 
@@ -70,7 +71,9 @@ def start_training(options: dict, runs_dir: str | None = None) -> Run:
     config.check()
     store = RunStore(runs_dir)
     store.check_writable()
-    run_id = new_run_id(config.backbone or Path(config.backbone_file or "model").stem)
+    if run_id is not None and (store.root / run_id).exists():
+        raise TLCoreError(f"A run named {run_id!r} exists already in {store.root}. Choose another run_id.")
+    run_id = run_id or new_run_id(config.backbone or Path(config.backbone_file or "model").stem)
     pending = home.home() / "pending"
     pending.mkdir(parents=True, exist_ok=True)
     cfg_path = pending / f"{run_id}.json"

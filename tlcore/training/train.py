@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
+from ..core import __version__
 from ..recipe.config import TrainConfig
 from ..core.errors import TLCoreError
 from .jobs import StopRequested, StoppedWhileQueued, heartbeat, machine_slot
