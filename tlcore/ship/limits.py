@@ -156,7 +156,7 @@ def resolve_token(token: str | None = None, token_file=None, environ=None) -> st
     """
     environ = os.environ if environ is None else environ
     if token is not None and token_file is not None:
-        raise OptionError("token_file", "{option} and a token (--token) were both given: give only one")
+        raise OptionError("token_file", "{option} and a token ({option:token}) were both given: give only one")
     if token_file is not None:
         path = Path(str(token_file)).expanduser()
         try:

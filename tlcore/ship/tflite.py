@@ -42,7 +42,7 @@ def check_options(quantize: str, io: str) -> None:
         raise OptionError("io", f"must be one of {', '.join(IO_TYPES)}. Received: {io!r}")
     if io != "float32" and quantize != "int8":
         raise OptionError("io", f"int8/uint8 input and output need full-integer quantization "
-                                f"(--quantize int8; int8-mixed keeps float32 input and output). "
+                                f"({{option:quantize}} int8; int8-mixed keeps float32 input and output). "
                                 f"Received: io={io!r} with quantize={quantize!r}")
 
 
@@ -89,9 +89,9 @@ def _converter(model, quantize: str, io: str, representative: np.ndarray | None)
         converter.target_spec.supported_types = [tf.float16]
     if quantize in FULL_INTEGER:
         if representative is None or not len(representative):
-            raise TLCoreError(f"Full-integer quantization (--quantize {quantize}) needs representative images: "
-                              "the run's training images are not there. Pass --data FOLDER with images "
-                              "like the ones the model will see.")
+            raise OptionError("quantize", f"Full-integer quantization ({{option}} {quantize}) needs representative "
+                              "images: the run's training images are not there. Pass {option:data} FOLDER with "
+                              "images like the ones the model will see.")
         samples = np.array(representative, dtype=np.float32)
         # The input's range is calibrated like any activation's: pin it to the 0-255 a user feeds
         # (one pixel each way), or images without pure black or white would narrow it and clip.

@@ -16,14 +16,14 @@ def twin_config(config: TrainConfig) -> TrainConfig:
     Raises:
         TLCoreError: a backbone file (it keeps its own weights) or weights that are none already.
     """
-    from ..core.errors import TLCoreError
+    from ..core.errors import OptionError
 
     if config.backbone_file:
-        raise TLCoreError("--twin-from-scratch needs a catalog backbone: a backbone file keeps its own "
-                          "weights, so there is no from-scratch twin to train.")
+        raise OptionError("twin_from_scratch", "{option} needs a catalog backbone: a backbone file "
+                          "({option:backbone_file}) keeps its own weights, so there is no from-scratch twin to train.")
     if config.weights in (None, "none"):
-        raise TLCoreError("--twin-from-scratch: the weights are none already, so this run trains from "
-                          "scratch itself. Give --weights imagenet or a weights file.")
+        raise OptionError("twin_from_scratch", "{option}: the weights are none already, so this run trains "
+                          "from scratch itself. Give {option:weights} imagenet or a weights file.")
     return TrainConfig.from_dict(from_scratch(config.to_dict())).resolved()
 
 
