@@ -41,7 +41,7 @@ def check_options(quantize: str, io: str) -> None:
     if io not in IO_TYPES:
         raise OptionError("io", f"must be one of {', '.join(IO_TYPES)}. Received: {io!r}")
     if io != "float32" and quantize != "int8":
-        raise OptionError("io", f"int8/uint8 input and output need full-integer quantization "
+        raise OptionError("io", f"{{option}} int8/uint8 (integer input and output) needs full-integer quantization "
                                 f"({{option:quantize}} int8; int8-mixed keeps float32 input and output). "
                                 f"Received: io={io!r} with quantize={quantize!r}")
 
