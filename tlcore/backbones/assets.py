@@ -161,8 +161,8 @@ def check_imagenet_weights(name: str, input_size: int | None = None, target: str
     raise OptionError("weights", (
         f"{{option}} imagenet: the ImageNet weights of {get_backbone(name).name} are not on this machine "
         f"and cannot be downloaded now ({why}; no network?). Copy {status['file']} into {status['folder']} "
-        "and run again, give a weights file with --weights PATH, or train from random weights with "
-        "--weights none."))
+        "and run again, give a weights file with {option} PATH, or train from random weights with "
+        "{option} none."))
 
 
 def is_weights_only(filename: str) -> bool:
