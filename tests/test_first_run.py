@@ -18,6 +18,7 @@ import pytest
 
 from datagen import write_split
 from test_cli import tl
+from tlcore.core.errors import flag
 from tlcore.backbones import assets
 from tlcore.backbones.catalog import inexact_match
 from tlcore.cli import commands
@@ -104,7 +105,7 @@ def test_weights_on_this_machine_need_no_network(tmp_path, monkeypatch):
     monkeypatch.setenv(assets.PROBE_ENV, f"127.0.0.1:{closed_port()}")
     with pytest.raises(Exception) as err:
         assets.check_imagenet_weights("MobileNetV2", 96)
-    text = str(err.value)
+    text = err.value.phrased(flag)  # as the command line says it
     assert text.startswith("weights imagenet: the ImageNet weights of MobileNetV2 are not on this machine")
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in text
     assert str(tmp_path / "models") in text and "--weights none" in text
