@@ -106,7 +106,7 @@ def test_weights_on_this_machine_need_no_network(tmp_path, monkeypatch):
     with pytest.raises(Exception) as err:
         assets.check_imagenet_weights("MobileNetV2", 96)
     text = err.value.phrased(flag)  # as the command line says it
-    assert text.startswith("weights imagenet: the ImageNet weights of MobileNetV2 are not on this machine")
+    assert text.startswith("--weights imagenet: the ImageNet weights of MobileNetV2 are not on this machine")
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5" in text
     assert str(tmp_path / "models") in text and "--weights none" in text
     (tmp_path / "models").mkdir()
