@@ -57,11 +57,11 @@ def guard(what: str) -> Iterator[None]:
     try:
         yield
     except TLCoreError as exc:
-        st.error(text.error_words(exc), icon=":material/error:")
+        st.error(text.md(text.error_words(exc), lines=True), icon=":material/error:")
     except Exception as exc:  # a bug: still plain words on the page, details in the server log
         LOG.exception("%s failed", what)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}{': ' + first if first else ''}). "
+        st.error(f"{what} failed unexpectedly ({type(exc).__name__}{': ' + text.md(first) if first else ''}). "
                  "Details are in the server's log.", icon=":material/error:")
 
 
@@ -290,7 +290,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
             st.session_state["_progress_seen"] = seen
             st.progress(progress["fraction"], text=progress["text"])
         elif run_state == "failed":
-            st.error(f"The training failed: {text.run_error_words(status) or 'no reason recorded'}",
+            st.error(f"The training failed: {text.md(text.run_error_words(status) or 'no reason recorded', lines=True)}",
                      icon=":material/error:")
             st.caption(f"The training log is {text.code(home.home() / 'logs' / (run.run_id + '.log'))}.")
         elif run_state == "interrupted":
@@ -371,7 +371,7 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
         left, right = st.columns([2 if cam is not None or cam_error else 1, 3], vertical_alignment="center")
         if error:
             left.markdown(f"**{text.md(name)}**")
-            right.error(f"Cannot read this image: {error}", icon=":material/broken_image:")
+            right.error(f"Cannot read this image: {text.md(error)}", icon=":material/broken_image:")
             return
         with left:
             if cam is not None or cam_error:

@@ -54,3 +54,11 @@ def streamlit_server(home: Path, env: dict, address: str | None = None, command:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def plain(markdown: str) -> str:
+    """What a Markdown string escaped by `studio.text.md` shows: its backslash escapes and word
+    joiners removed (AppTest's `.value` is the source, not the rendered text)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")

@@ -25,6 +25,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from datagen import COLOURS, write_split
+from apphelp import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ["views/1_Home.py", "views/2_Backbone.py", "views/3_Layers.py", "views/4_Data.py",
@@ -121,7 +122,7 @@ def test_every_page_renders_empty(page, tmp_path, monkeypatch):
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
     monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
     at = open_page(page, **SMALL)
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [plain(e.value) for e in at.error]
     assert at.title, "every page has a title"
     shown = texts(at)
     expected = {"views/1_Home.py": "Mixed precision", "views/2_Backbone.py": "Your choice",
@@ -186,7 +187,7 @@ def test_backbone_catalog_choice_and_weights_file(studio_home):
     assert saved.exists() and at.session_state["weights"] == str(saved)
     next(b for b in at.button if b.label == "Check that it fits").click().run()
     assert not at.exception
-    assert any("does not fit MobileNetV2" in e.value for e in at.error)
+    assert any("does not fit MobileNetV2" in plain(e.value) for e in at.error)
     at.radio(key="w:weights_kind").set_value("none").run()
     assert at.session_state["weights"] == "none"
 
@@ -254,7 +255,7 @@ def test_layers_counts_match_the_engine(studio_home):
     assert roles["block_15_project"] == "frozen" and roles["Conv_1"] == "frozen"
     # A pattern that matches nothing: the engine's error, shown, not a traceback.
     at.text_input(key="w:unfreeze_text").input("blok_16_project").run()
-    assert not at.exception and any("block_16_project" in e.value for e in at.error)
+    assert not at.exception and any("block_16_project" in plain(e.value) for e in at.error)
     at.text_input(key="w:unfreeze_text").input("").run()
     at.text_input(key="w:freeze_text").input("").run()
     assert not at.error
@@ -263,7 +264,7 @@ def test_layers_counts_match_the_engine(studio_home):
     at.select_slider(key="w:cut_index").set_value(10).run()
     at.select_slider(key="w:unfreeze_index").set_value(100).run()
     assert not at.exception
-    assert any("No backbone weight will train in stage 2" in w.value for w in at.warning)
+    assert any("No backbone weight will train in stage 2" in plain(w.value) for w in at.warning)
     assert metric(at, "Trainable, stage 2") == metric(at, "Trainable, stage 1 (head)")
     assert at.session_state["cut"] == plan.layers[10].name
 
@@ -271,7 +272,7 @@ def test_layers_counts_match_the_engine(studio_home):
     at.text_input(key="w:dense_text").input("64").run()
     assert at.session_state["dense"] == [64]
     at.text_input(key="w:dense_text").input("64, lots").run()
-    assert any("whole numbers" in e.value for e in at.error) and not at.exception
+    assert any("whole numbers" in plain(e.value) for e in at.error) and not at.exception
     at.text_input(key="w:layer_search").input("project_BN").run()
     assert all("project_BN" in name for name in at.dataframe[0].value["name"])
 
@@ -279,7 +280,7 @@ def test_layers_counts_match_the_engine(studio_home):
 def test_data_page_scan_upload_and_server_folder(studio_home, monkeypatch, tmp_path):
     at = open_page(PAGES[3], data=str(studio_home.data), **SMALL)
     assert metric(at, "Classes") == "3" and metric(at, "Train images") == "12"
-    assert any("training images" in w.value for w in at.warning)  # tiny classes are flagged
+    assert any("training images" in plain(w.value) for w in at.warning)  # tiny classes are flagged
     assert len(at.get("plotly_chart")) == 1
     assert len(at.get("image")) >= 3  # a row of samples per class
 
@@ -314,12 +315,12 @@ def test_data_page_scan_upload_and_server_folder(studio_home, monkeypatch, tmp_p
     use = lambda: [b for b in at.button if b.label == "Use this folder"][0]  # noqa: E731
     at.text_input[0].input(str(link))
     use().click().run()
-    assert any("outside the folders this server may read" in e.value for e in at.error)
+    assert any("outside the folders this server may read" in plain(e.value) for e in at.error)
     assert at.session_state["data"] == str(studio_home.home / "datasets" / "flat")
     monkeypatch.setenv("TLCORE_DATA_ROOTS", str(tmp_path))
     at.text_input[0].input(str(outside))
     use().click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert at.session_state["data"] == str(outside.resolve())
 
 
@@ -339,11 +340,11 @@ def test_train_page_errors_in_plain_words(studio_home, monkeypatch):
     try:
         at = open_page(PAGES[4], data=str(studio_home.data), run_dir=str(failed),
                        **{**SMALL, "weights": "/no/such/file.weights.h5"})
-        assert any("The training failed: Dataset folder not found: /gone." in e.value for e in at.error)
+        assert any("The training failed: Dataset folder not found: /gone." in plain(e.value) for e in at.error)
         start = [b for b in at.button if "Start" in b.label][0]
         start.click().run()
         assert not at.exception
-        assert any("File not found: /no/such/file.weights.h5" in e.value for e in at.error)
+        assert any("File not found: /no/such/file.weights.h5" in plain(e.value) for e in at.error)
     finally:
         shutil.rmtree(failed)
 
@@ -403,7 +404,7 @@ def test_predict_shows_top_k_for_each_image(studio_home):
         ("broken.png", b"not an image", "image/png")]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.get("plotly_chart")) == 1
-    assert any("Cannot read this image" in e.value for e in at.error)
+    assert any("Cannot read this image" in plain(e.value) for e in at.error)
     top = [m.value for m in at.markdown if " · " in m.value and "%" in m.value]
     assert top and top[0].split("**")[1] in ("red", "green", "blue")
 
@@ -421,7 +422,7 @@ def test_runs_lists_exports_repeats_and_deletes(studio_home):
     assert f"tlcore serve {studio_home.run_dir} --port 8000" in codes and any("curl" in c for c in codes)
     at.selectbox(key="export_format").select("keras").run()
     [b for b in at.button if b.label == "Prepare the file"][0].click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     download = at.get("download_button")
     assert download and f"{studio_home.run_id}.keras" in str(download[0].proto)
     at.toggle(key=f"code_{studio_home.run_id}").set_value(True).run()
@@ -510,7 +511,7 @@ def test_quick_start_recommends_a_small_fast_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no ImageNet weights on this "machine"
     monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
     at = open_page(QUICK)  # a fresh session: nothing chosen yet
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [plain(e.value) for e in at.error]
     # offline: a small MobileNetV2 trained from scratch, and how to get transfer learning instead
     assert [at.session_state[k] for k in ("backbone", "input_size", "weights", "cut", "unfreeze_from")] == \
         ["MobileNetV2", 64, "none", "block_6_expand_relu", "0"]
@@ -523,7 +524,7 @@ def test_quick_start_recommends_a_small_fast_setup(tmp_path, monkeypatch):
     assert all(page in links for page in ("data", "backbone", "layers", "train", "predict", "evaluate")), links
 
     button(at, "Use the demo dataset").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     demo = tmp_path / "home" / "datasets" / "demo-shapes"
     assert at.session_state["data"] == str(demo)
     assert sorted(p.name for p in (demo / "train").iterdir()) == ["circle", "square", "star", "triangle"]
@@ -537,7 +538,7 @@ def test_quick_start_with_a_finished_run_predicts_with_gradcam(studio_home):
     assert "3 classes" in shown and "Your selection: **MobileNetV2 · 32 px · no pretraining**" in shown
     assert metric(at, "Epochs") == "2" and metric(at, "Best validation accuracy").endswith("%")
     at.file_uploader(key="qs_images").set_value([("red.png", png_bytes(COLOURS["red"]), "image/png")]).run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert len(at.get("plotly_chart")) == 2  # the training curves and the top-k bars
     # MobileNetV2 at 32 px ends in 1 x 1 features: the page says why there is no map rather than tint the image.
     assert any("features at this run's cut are 1 × 1" in c.value for c in at.caption)
@@ -553,7 +554,7 @@ def test_predict_shows_gradcam_and_imagenet_mode(studio_home, cam_run, monkeypat
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     at.file_uploader(key="predict_images").set_value([("red.png", buf.getvalue(), "image/png")]).run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     images = at.get("image")
     assert len(images) == 2 and "Grad-CAM · " in str(images[1].proto)  # the picture and its heatmap
     cam = list(at.session_state["_gradcam"].values())[0]
@@ -575,14 +576,14 @@ def test_predict_shows_gradcam_and_imagenet_mode(studio_home, cam_run, monkeypat
 
     # ImageNet mode: with weights None it says what to choose; offline it names the file to copy.
     at.segmented_control(key="predict_mode").set_value("imagenet").run()
-    assert any("no pretrained weights chosen" in e.value for e in at.error) and not at.exception
+    assert any("no pretrained weights chosen" in plain(e.value) for e in at.error) and not at.exception
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     at.session_state["weights"] = "imagenet"
     at.run()
     at.file_uploader(key="predict_images").set_value([("red.png", png_bytes(COLOURS["red"]), "image/png")]).run()
     assert not at.exception
-    assert any("Could not download the ImageNet weights" in e.value and "_224.h5" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert any("Could not download the ImageNet weights" in plain(e.value) and "_224.h5" in plain(e.value) for e in at.error), \
+        [plain(e.value) for e in at.error]
 
 
 def test_evaluate_shows_calibration_top_losses_gradcam_and_calibrates(studio_home, cam_run, monkeypatch, tmp_path):
@@ -604,11 +605,11 @@ def test_evaluate_shows_calibration_top_losses_gradcam_and_calibrates(studio_hom
     assert f"predicted **{worst['predicted']}**" in texts(at) and f"loss {worst['loss']:.2f}" in texts(at)
     before = len(at.get("image"))
     button(at, "Grad-CAM").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert len(at.get("image")) == before + 1
 
     button(at, "Calibrate (temperature scaling)").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert float(metric(at, "Temperature T")) > 0
     assert float(metric(at, "Val log-loss after")) <= float(metric(at, "Val log-loss before")) + 1e-9
     assert json.loads((copy / "calibration.json").read_text())["temperature"] > 0
@@ -634,7 +635,7 @@ def test_train_presets_fill_the_form_and_edits_win(studio_home):
 def test_train_finds_a_learning_rate_and_uses_it(studio_home):
     at = open_page(PAGES[4], data=str(studio_home.data), **SMALL)
     button(at, "Find learning rate").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     result = at.session_state["_lr_find"]
     assert 1e-7 <= result["suggested_lr"] <= 1.0 and len(result["lrs"]) >= 11
     chart = at.get("plotly_chart")[0]
@@ -649,7 +650,7 @@ def test_train_also_from_scratch_queues_both_and_runs_overlays_them(studio_home,
     started = fake_starts(monkeypatch, tmp_path)
     at = open_page(PAGES[4], data=str(studio_home.data), **{**SMALL, "weights": "imagenet"})
     button(at, "Also train from scratch (compare)").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert len(started) == 2
     assert started[0]["weights"] == "imagenet" and started[1]["weights"] == "none"
     assert started[1]["head_epochs"] == 0 and started[1]["fine_tune_epochs"] == 15
@@ -681,14 +682,14 @@ def test_search_starts_a_grid_and_opens_the_best_run(studio_home, monkeypatch, t
 
     monkeypatch.setattr("tlcore.search.tune.start_search", start_search)
     at = open_page(SWEEP, data=str(studio_home.data), **SMALL)
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [plain(e.value) for e in at.error]
     cuts = [m for m in at.multiselect if m.label.startswith("Cut after")][0]
     assert len(cuts.value) == 1
     target = [o for o in cuts.options if o.endswith(" · block_16_project_BN")][0]
     cuts.select(target).run()
     at.number_input(key="search_seeds").set_value(2).run()
     button(at, "Start 4 runs").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert started[0]["grid"] and started[0]["seeds"] == 2 and len(started[0]["space"]["cut"]) == 2
     assert set(started[0]["space"]) == {"cut", "unfreeze_from", "lr", "dropout", "batch_size"}
     assert started[0]["base"]["data"] == str(studio_home.data)
@@ -713,7 +714,7 @@ def test_search_page_shows_other_spaces_as_parallel_coordinates(studio_home, mon
     write_search(tmp_path, "lr1", {"cut": ["out_relu"], "lr": [0.01, 0.001], "dropout": [0.2, 0.5]},
                  score=lambda o, seed: 0.5 + o["lr"] * 10)
     at = open_page(SWEEP, data=str(studio_home.data), **SMALL)
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     assert ['"type":"parcoords"' in c.proto.spec.replace(" ", "") for c in at.get("plotly_chart")] == [True]
     assert len(frame_with(at, "seed")) == 4 and not any("spread (std)" in d.value.columns for d in at.dataframe)
     assert button(at, "Open the best run (60.0%)")
@@ -730,7 +731,7 @@ def test_data_demo_button_and_webcam_snaps(tmp_path, monkeypatch):
     button(at, "Add class").click().run()
     at.text_input(key="cam_new_class").input("train")
     button(at, "Add class").click().run()
-    assert any("name of a split folder" in e.value for e in at.error)
+    assert any("name of a split folder" in plain(e.value) for e in at.error)
     at.text_input(key="cam_new_class").input("pen")
     button(at, "Add class").click().run()
     assert sorted(p.name for p in root.iterdir()) == ["mug", "pen"]
@@ -768,22 +769,22 @@ def test_own_model_as_backbone(tmp_path, monkeypatch):
     # Refused: a Lambda layer, and a file that is no model; neither is kept.
     lam = own_model(tmp_path / "lam.keras", lam=True).read_bytes()
     at.file_uploader(key="model_upload").set_value(("lam.keras", lam, "application/octet-stream")).run()
-    assert any("Lambda layer" in e.value for e in at.error) and not at.exception
+    assert any("Lambda layer" in plain(e.value) for e in at.error) and not at.exception
     at.file_uploader(key="model_upload").set_value(("junk.h5", b"not a model", "application/octet-stream")).run()
-    assert any("junk.h5 is not a Keras model file" in e.value for e in at.error)
+    assert any("junk.h5 is not a Keras model file" in plain(e.value) for e in at.error)
     assert not list((tmp_path / "home" / "models").iterdir())
     assert at.session_state["backbone_file"] is None
 
     data = own_model(tmp_path / "clf.keras").read_bytes()
     at.file_uploader(key="model_upload").set_value(("clf.keras", data, "application/octet-stream")).run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     saved = tmp_path / "home" / "models" / "clf.keras"
     assert at.session_state["backbone_file"] == str(saved) and saved.exists()
     assert metric(at, "Input size") == "32 px" and metric(at, "Preprocessing") == "none"
     assert "your own model" in "\n".join(m.value for m in at.sidebar.markdown)
 
     at.switch_page(PAGES[2]).run()  # Layers: the flattened model, nested layers named by path
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     names = list(at.dataframe[0].value["name"])
     assert "inner/inner_conv" in names and "old_head" in names
     assert at.session_state["cut"] == "inner/inner_relu"  # the default cut drops the old head
@@ -797,7 +798,7 @@ def test_own_model_as_backbone(tmp_path, monkeypatch):
     assert "your own model `clf.keras`" in texts(at)
     assert button(at, "Also train from scratch (compare)").disabled
     button(at, "Start training").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.exception and not at.error, [plain(e.value) for e in at.error]
     options = started[0]
     assert options["backbone"] is None and options["backbone_file"] == str(saved)
     assert options["cut"] == "inner/inner_relu" and options["preprocessing"] == "auto"

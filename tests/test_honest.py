@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from datagen import write_split
+from apphelp import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -271,7 +272,7 @@ def test_train_and_evaluate_pages_show_intervals_and_baselines(app_home, guessin
         blo, bhi = wilson(round(b["test_accuracy"] * 18), 18)
         assert row["95% interval"] == f"{100 * blo:.1f}–{100 * bhi:.1f}% · n = 18"
     beaten = [b["name"] for b in out["baselines"] if beats_model(b, out["test_accuracy"], out["test_count"])]
-    warned = [w.value for w in at.warning if "the model:" in w.value and "95% interval" in w.value]
+    warned = [plain(w.value) for w in at.warning if "the model:" in plain(w.value) and "95% interval" in plain(w.value)]
     assert len(warned) == 1 and all(name in warned[0] for name in beaten)
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tlcore.ship.video import write_video
+from apphelp import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICT = "views/7_Predict.py"
@@ -52,11 +53,11 @@ def test_live_without_webrtc_says_why_and_offers_snapshots(home):
     at = _open(run_dir)
     at.button_group(key="predict_input").set_value("live").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("No live video here" in w.value and "turned the live view off" in w.value for w in at.warning)
+    assert any("No live video here" in plain(w.value) and "turned the live view off" in plain(w.value) for w in at.warning)
     assert len(at.get("camera_input")) == 1  # the snapshot fallback, open
     at.button_group(key="predict_mode").set_value("teach").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any("No live video here" in w.value for w in at.warning)
+    assert any("No live video here" in plain(w.value) for w in at.warning)
     assert at.button(key="teach_save").disabled  # nothing recorded: no prototype to save yet
 
 
@@ -79,4 +80,4 @@ def test_a_video_file_gets_a_timeline_of_its_top_label(home, tmp_path):
 
     at.file_uploader(key="predict_video").set_value(("junk.mp4", b"not a video" * 50, "video/mp4")).run()
     assert not at.exception
-    assert any("Cannot read the video" in e.value for e in at.error)
+    assert any("Cannot read the video" in plain(e.value) for e in at.error)

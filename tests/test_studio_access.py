@@ -17,6 +17,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from studio import access, text
+from apphelp import plain
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ["![t](http://x.invalid/y)", "**bold**", "<img src=x onerror=alert(1)>", "_it_", ":red[red]",
@@ -204,14 +205,14 @@ def test_wrong_passwords_slow_the_next_sign_in_down(tmp_path, monkeypatch, clock
     _sign_in(at, "wrong")
     assert any(e.value.startswith("Wrong password.") for e in at.error)
     _sign_in(at, "s3cret")  # at once: refused without checking, even the right password
-    assert any("Too many wrong passwords" in e.value for e in at.error) and not at.metric
+    assert any("Too many wrong passwords" in plain(e.value) for e in at.error) and not at.metric
     clock.t += access.FIRST_DELAY + 0.1
     _sign_in(at, "wrong")
     _sign_in(at, "s3cret")
-    assert any("Too many wrong passwords" in e.value for e in at.error)
+    assert any("Too many wrong passwords" in plain(e.value) for e in at.error)
     clock.t += access.FIRST_DELAY + 0.1  # the second failure waits longer than the first
     _sign_in(at, "s3cret")
-    assert any("Too many wrong passwords" in e.value for e in at.error)
+    assert any("Too many wrong passwords" in plain(e.value) for e in at.error)
     clock.t += access.Throttle().delay(2)
     _sign_in(at, "s3cret")
     assert not at.exception and not at.error and any(m.label == "GPUs" for m in at.metric)
@@ -281,3 +282,20 @@ def test_hostile_run_and_class_names_show_as_text_on_the_pages(tmp_path, monkeyp
     for html in pages:
         assert "<img" not in html and 'href="http://x.invalid' not in html, html
         assert "<strong>bold</strong>" not in html and "<b>b</b>" not in html, html
+
+
+def test_engine_errors_that_echo_a_name_are_escaped_in_the_error_box():
+    """An engine error that repeats a user-given name (a class, a file) shows it as text: the
+    error box renders Markdown, so an image in the name must not become a fetch."""
+    def page():
+        from studio import components as ui
+        from tlcore.core.errors import TLCoreError
+
+        with ui.guard("Reading the dataset"):
+            raise TLCoreError("No images in class '![t](http://x.invalid/y)' of **data**")
+
+    at = AppTest.from_function(page, default_timeout=60).run()
+    assert not at.exception and len(at.error) == 1
+    value = at.error[0].value
+    assert "![t](" not in value and "**data**" not in value  # escaped in the Markdown source
+    assert plain(value) == "No images in class '![t](http://x.invalid/y)' of **data**"  # shown as given

@@ -111,7 +111,7 @@ def imagenet_status(name: str, size: int | None) -> None:
         with st.spinner("Looking for the weights file…"):
             status = weights_status(name, size)
         if status["file"] is None:
-            st.warning(status.get("error") or f"Keras publishes no ImageNet weights for {name}.")
+            st.warning(text.md(status.get("error"), lines=True) if status.get("error") else f"Keras publishes no ImageNet weights for {name}.")
         elif status["cached"]:
             st.success(f"Already on this machine: `{status['path']}`", icon=":material/check_circle:")
         else:
@@ -211,7 +211,7 @@ def upload_model() -> None:
                 state.put("backbone_file", str(path))
     result = done.get(upload.file_id, {})
     if result.get("error"):
-        st.error(result["error"], icon=":material/block:")
+        st.error(text.md(result["error"], lines=True), icon=":material/block:")
     elif result.get("path"):
         st.success(f"Saved as {text.code(result['path'])}.", icon=":material/check_circle:")
 
@@ -228,7 +228,7 @@ def savedmodel_folder() -> None:
             with st.spinner("Loading the SavedModel…"):
                 error = _adopt(str(folder))
             if error:
-                st.error(error, icon=":material/block:")
+                st.error(text.md(error, lines=True), icon=":material/block:")
             else:
                 state.put("backbone_file", str(folder))
                 st.rerun()
@@ -259,7 +259,7 @@ def own_model() -> None:
     state.put("preprocessing", pre)
     error = _adopt(chosen)
     if error:
-        st.error(error, icon=":material/block:")
+        st.error(text.md(error, lines=True), icon=":material/block:")
         return
     state.put("backbone_file", chosen)
     with ui.guard("Reading the model"):

@@ -105,7 +105,7 @@ def counts_row(plan: dict) -> None:
 def plan_notes(plan: dict) -> None:
     s2 = plan["stages"]["2"]
     if s2["backbone_trainable"] == 0 and s2["epochs"] > 0:
-        st.warning(f"**No backbone weight will train in stage 2.** {s2['reason']} Only the head "
+        st.warning(f"**No backbone weight will train in stage 2.** {text.md(s2['reason'])} Only the head "
                    f"({text.format_count(plan['head_params'])} parameters) learns. Move the unfreeze "
                    "point before the cut to fine-tune the backbone.", icon=":material/warning:")
     elif s2["backbone_trainable"] == 0:
