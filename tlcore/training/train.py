@@ -349,6 +349,7 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
 
     for text in plan.warnings:
         warn(text)
+    warn(streaming_warning({"train": x_train, "validation": x_val}))
 
     def on_epoch(record: dict) -> None:
         warn(chance_warning(run.metrics(), n_classes, config))
@@ -430,6 +431,21 @@ def _train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: 
     run.write_status(state=state, ended_at=now_iso())
     return {"state": state, "epochs": len(metrics), "val_accuracy": val_acc, "test_accuracy": test_acc,
             "warnings": warnings}
+
+
+def streaming_warning(splits: dict) -> str | None:
+    """The run's warning when a split's decoded images were too large for the cache: they are
+    decoded again from their files every epoch (slower, not stored). None otherwise."""
+    from ..core import cache
+
+    big = {name: rows for name, rows in splits.items() if getattr(rows, "streamed", False)}
+    if not big:
+        return None
+    size = sum(rows.nbytes for rows in big.values())
+    return (f"The decoded {' and '.join(big)} images ({size / 2 ** 30:.1f} GiB) exceed the cache's cap "
+            f"({cache.ENV_MAX}={cache.max_bytes() / 2 ** 30:.1f} GiB): every epoch decodes them again from "
+            f"their files, in parallel, which is slower. Raise {cache.ENV_MAX} (and have that much free "
+            "disk) to decode them once.")
 
 
 def chance_warning(metrics: list[dict], num_classes: int, config: TrainConfig, final: bool = False) -> str | None:
