@@ -22,6 +22,10 @@ import numpy as np
 from ..core.errors import TLCoreError
 
 CHUNK_BYTES = 32 * 2 ** 20  # rows decoded (and held) at once while a cache file is written
+# Batches read ahead of training, and read at once: fixed, so that memory follows the batch and
+# not the length of an epoch (tf.data's AUTOTUNE grows its buffers within a budget of half the
+# machine's memory, the longer an epoch the more).
+PREFETCH_BATCHES = 2
 _HEADER_BYTES = 128  # fixed, so the row count can be rewritten in place at the end
 _MAGIC = b"\x93NUMPY\x01\x00"
 
@@ -37,28 +41,39 @@ def _header(shape: tuple, dtype) -> bytes:
 
 
 class NpyWriter:
-    """An uncompressed `.npy` file written rows first, count last.
+    """An uncompressed `.npy` file written rows first, shape last.
 
-    `append` adds rows ([k, *row_shape], `dtype`); `close` writes the header for the rows
-    appended. The file is a valid `.npy` (np.load reads it) only after `close`.
+    `append` adds rows ([k, *row_shape]; the first block sets `row_shape` and `dtype` when they
+    were not given); `close` writes the header for the rows appended (`lead` splits their count
+    over several leading axes, e.g. (copies, n)). The file is a valid `.npy` only after `close`.
     """
 
-    def __init__(self, path: str | os.PathLike, row_shape: tuple, dtype="uint8"):
-        self.path, self.row_shape, self.dtype = Path(path), tuple(row_shape), np.dtype(dtype)
+    def __init__(self, path: str | os.PathLike, row_shape: tuple | None = None, dtype=None):
+        self.path = Path(path)
+        self.row_shape = None if row_shape is None else tuple(row_shape)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.rows = 0
         self._file = open(self.path, "wb")
-        self._file.write(_header((0, *self.row_shape), self.dtype))
+        self._file.write(b"\0" * _HEADER_BYTES)
 
     def append(self, block: np.ndarray) -> None:
+        block = np.asarray(block)
+        if self.row_shape is None:
+            self.row_shape = tuple(block.shape[1:])
+        if self.dtype is None:
+            self.dtype = block.dtype
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if block.shape[1:] != self.row_shape:
             raise ValueError(f"rows of shape {self.row_shape} expected. Received: {block.shape[1:]}")
         self._file.write(memoryview(block).cast("B"))
         self.rows += len(block)
 
-    def close(self) -> int:
+    def close(self, lead: tuple | None = None) -> int:
+        lead = (self.rows,) if lead is None else tuple(int(k) for k in lead)
+        if int(np.prod(lead)) != self.rows:
+            raise ValueError(f"lead {lead} does not hold the {self.rows} rows written")
         self._file.seek(0)
-        self._file.write(_header((self.rows, *self.row_shape), self.dtype))
+        self._file.write(_header((*lead, *(self.row_shape or ())), self.dtype or np.dtype(np.uint8)))
         self._file.close()
         return self.rows
 
@@ -143,7 +158,24 @@ class DiskRows(Rows):
         self.shape, self.dtype, self.offset = tuple(header.shape), header.dtype, int(header.offset)
         del header
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-        self._fd = os.open(self.path, os.O_RDONLY)
+        self._fd, self._owner = os.open(self.path, os.O_RDONLY), None
+
+    def _view(self, offset: int, shape: tuple) -> "DiskRows":
+        view = object.__new__(DiskRows)
+        view.path, view.dtype, view.offset, view.shape = self.path, self.dtype, offset, tuple(shape)
+        view.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        view._fd, view._owner = self._fd, self  # the owner keeps the descriptor open
+        return view
+
+    def part(self, k: int) -> "DiskRows":
+        """Row `k` of the first axis as rows of its own ([copies, n, ...] -> copy k, [n, ...])."""
+        if not 0 <= k < len(self):
+            raise IndexError(f"part {k} is out of bounds for {len(self)}")
+        return self._view(self.offset + k * self.row_bytes, self.shape[1:])
+
+    def flat(self) -> "DiskRows":
+        """The first two axes as one ([copies, n, ...] -> [copies * n, ...])."""
+        return self._view(self.offset, (self.shape[0] * self.shape[1], *self.shape[2:]))
 
     def read(self, indexes) -> np.ndarray:
         idx = np.asarray(indexes, dtype=np.int64).reshape(-1)
@@ -170,7 +202,7 @@ class DiskRows(Rows):
 
     def __del__(self):
         fd = getattr(self, "_fd", None)
-        if fd is not None:
+        if fd is not None and getattr(self, "_owner", None) is None:
             try:
                 os.close(fd)
             except OSError:
@@ -223,17 +255,19 @@ def read_rows(source, indexes) -> np.ndarray:
 
 
 def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 42,
-                  shard: tuple[int, int] | None = None):
+                  shard: tuple[int, int] | None = None, copies: int = 1):
     """tf.data of (rows as stored, targets) batches, reading `source` (an ndarray or `Rows`) by index.
 
     Shuffling permutes the indexes once per epoch (seeded: the order `Dataset.shuffle` with a
     full buffer gives for the same seed), never the rows themselves; batches are read in
     parallel and in order. `shard` (workers, index) keeps every workers-th index of the
-    permutation for one worker, before any row is read.
+    permutation for one worker, before any row is read. With `copies` > 1, `source` holds
+    `copies` versions of each of its n = len / copies items (copy c of item i at row c * n + i)
+    and each epoch reads one version of every item, drawn at random (seeded).
     """
     import tensorflow as tf
 
-    n = len(source)
+    n = len(source) // max(1, copies)
     row_shape = tuple(int(s) for s in source.shape[1:])
     dtype = tf.as_dtype(np.dtype(source.dtype))
     y = tf.constant(targets)
@@ -242,11 +276,20 @@ def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = 
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
     if shard:
         ds = ds.shard(*shard)
+    if copies > 1:  # a sequential map: the draws follow the order, not the threads' timing
+        ds = ds.map(lambda i: i + n * tf.random.uniform([], 0, copies, dtype=tf.int64, seed=seed))
     ds = ds.batch(batch_size)
 
     def load(i):
         x = tf.numpy_function(lambda j: read_rows(source, j), [i], dtype, stateful=False)
         x.set_shape([None, *row_shape])
-        return x, tf.gather(y, i)
+        return x, tf.gather(y, i % n if copies > 1 else i)
 
-    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.map(load, num_parallel_calls=_threads(), deterministic=True)
+
+
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 2

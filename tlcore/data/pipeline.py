@@ -525,17 +525,18 @@ def make_dataset(images, labels: np.ndarray, num_classes: int, batch_size: int,
     `shard` (workers, index): one worker's share of the indexes."""
     import tensorflow as tf
 
+    from .mapped import PREFETCH_BATCHES
     from .outputs import targets
 
     y = targets(labels, num_classes, one_hot)
     ds = index_dataset(images, y, batch_size, shuffle=shuffle, seed=seed, shard=shard)
-    ds = ds.map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=_cores())
     if augment:
         def apply(x, t):
             for layer in augment:
                 x = layer(x, training=True)
             return tf.clip_by_value(x, 0.0, 255.0), t
-        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(apply, num_parallel_calls=_cores())
     if mix is not None:
         ds = mix(ds)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(PREFETCH_BATCHES)
