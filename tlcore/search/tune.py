@@ -7,7 +7,10 @@ listed choices (`grid=True`) or `trials` points drawn at random (seeded); each p
 run (named ``search:ID:POINT:SEED``) to the run store; the trial follows its metrics.jsonl and
 reports each epoch to Tune, so ASHA can stop weak trials early (the process then ends as a
 stopped run). `search.json` (space, points, trials, best) lives in TLCORE_HOME/searches/ID/,
-with Ray's own storage beside it.
+with Ray's own storage beside it. It is rewritten from the run store each time a trial ends, and
+when SIGTERM or SIGINT ends the search (state `interrupted`); `resume_search` (`tlcore search
+--resume SEARCH_DIR`) runs the trials that have no completed or failed run yet, continuing an
+unfinished run from its checkpoint, so a finished search holds exactly points x seeds trials.
 
 Ray is imported here only, never by training or the app. Without an address, Ray starts on
 this machine with its cores, one trial at a time, each trial waiting its turn in the machine
