@@ -130,3 +130,24 @@ def test_a_split_larger_than_the_cache_is_decoded_at_every_read(tlhome, make_dat
     text = streaming_warning({"train": rows, "validation": whole})
     assert "train images" in text and "TLCORE_CACHE_MAX" in text and "validation" not in text
     assert streaming_warning({"train": whole}) is None
+
+
+@pytest.mark.slow
+def test_a_training_over_the_cache_cap_streams_says_so_and_scores_every_split(tlhome, make_dataset, monkeypatch):
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.training.train import train
+
+    root = make_dataset("split", classes=("red", "green"), counts={"train": 6, "validation": 3, "test": 3}, size=32)
+    monkeypatch.setenv("TLCORE_CACHE_MAX", "1K")  # smaller than any split's decoded pixels
+    reads = []
+    real = mapped.DecodedRows.read
+    monkeypatch.setattr(mapped.DecodedRows, "read", lambda self, idx: reads.append(len(self)) or real(self, idx))
+    cfg = TrainConfig(data=str(root), backbone="ResNet50", weights="none", input_size=32, cut="conv2_block3_out",
+                      head_epochs=2, fine_tune_epochs=0, augment="none", early_stopping=0, batch_size=4, lr=0.01,
+                      seed=1, feature_cache="off")
+    result = train(cfg, runs_dir=str(tlhome / "runs"))
+    assert result["state"] == "completed" and result["test_accuracy"] is not None
+    assert any("exceed the cache's cap" in w and "train and validation" in w for w in result["warnings"])
+    assert {12, 6} <= set(reads)  # train and validation (and test, 6 too) read through the decoder
+    assert reads.count(12) >= 2 * 3  # 3 train batches in each of 2 epochs: decoded every epoch
+    assert not list((tlhome / "cache").rglob("*.npy"))  # nothing stored over the cap
