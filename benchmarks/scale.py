@@ -2,6 +2,7 @@
 
     python -m benchmarks.scale N [N ...] [--size 224] [--backbone MobileNetV3Small] [--batch-size 32]
         [--compare PROJECT_ROOT] [--keep DIR] [--json]
+    python -m benchmarks.scale N --cached-ab
 
 For each N it writes N synthetic JPEG images (256x256, two classes, 90% train/ and 10%
 validation/) into a temporary folder and measures, each as a whole process of its own in a fresh
@@ -15,6 +16,9 @@ TLCORE_HOME (peak RSS from `wait4`, so a child's figure is its own):
   then tf.data by index) and Keras' `image_dataset_from_directory`, two epochs each: images per
   second of the first epoch (tlcore's includes decoding into the cache) and of the second (read
   from the cache; Keras decodes again), and the process's peak RSS.
+
+With --cached-ab it only compares cached head epochs at small scale (N images of cached
+features), the old in-memory pipeline against the by-index one, in one process and in turns.
 
 Opt-in, not part of the test suite: 10,000 images take several minutes on 2 cores. Results
 go to stdout (a table, or JSON with --json); progress to stderr. Slope: peak RSS growth per
@@ -137,6 +141,60 @@ def pipeline(mode: str, data: Path, work: Path, a) -> dict:
             "cached_ips": round(r["images"] / r["second_seconds"], 1), "peak_rss": got["peak_rss"]}
 
 
+def cached_epochs_ab(n: int = 240, rounds: int = 5, epochs: int = 10, batch: int = 32) -> dict:
+    """Cached head epochs at small scale, before and after, in one process and in turns: a head
+    (pooling + Dense) fitted on cached features [n, 5, 5, 1280] (MobileNetV2 at 160 px) from the
+    old pipeline (`from_tensor_slices` of the array + a full shuffle buffer) and from this one
+    (`recipe.features.dataset` over the cache file, read by index). Median seconds per epoch."""
+    import statistics
+
+    import keras
+    import tensorflow as tf
+
+    from tlcore.data.mapped import DiskRows, NpyWriter
+    from tlcore.recipe import features
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(1, n, 5, 5, 1280)).astype(np.float32)
+    labels = rng.integers(0, 2, n)
+    work = Path(tempfile.mkdtemp(prefix="tlcore-ab-"))
+    try:
+        writer = NpyWriter(work / "f.npy")
+        writer.append(feats.reshape(n, 5, 5, 1280))
+        writer.close((1, n))
+        rows = DiskRows(work / "f.npy")
+
+        def before():
+            y = labels.astype(np.float32)[:, None]
+            ds = tf.data.Dataset.from_tensor_slices((np.moveaxis(feats, 0, 1), y))
+            ds = ds.shuffle(n, seed=42, reshuffle_each_iteration=True).map(lambda f, t: (f[0], t))
+            return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+        def after():
+            return features.dataset(rows, labels, 2, batch, shuffle=True, seed=42)
+
+        def head():
+            keras.utils.set_random_seed(0)
+            m = keras.Sequential([keras.Input((5, 5, 1280)), keras.layers.GlobalAveragePooling2D(),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+            m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+            return m
+
+        times = {"before": [], "after": []}
+        for _ in range(rounds):
+            for name, make in (("before", before), ("after", after)):
+                model, ds = head(), make()
+                model.fit(ds, epochs=1, verbose=0)  # trace
+                t = time.perf_counter()
+                model.fit(ds, epochs=epochs, verbose=0)
+                times[name].append((time.perf_counter() - t) / epochs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"images": n, "epochs": epochs, "rounds": rounds, "seconds_per_epoch": med,
+            "after_over_before": round(med["after"] / med["before"], 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.splitlines()[0])
     p.add_argument("counts", type=int, nargs="+", metavar="N", help="numbers of images")
@@ -146,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", type=Path, help="another project root whose tlcore trains the same files")
     p.add_argument("--keep", type=Path, help="make the images here and keep them (reused if there)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--cached-ab", dest="cached_ab", action="store_true",
+                   help="only: cached head epochs at small scale, the old pipeline against this one "
+                        "(N is the number of images)")
     a = p.parse_args(argv)
+    if a.cached_ab:
+        print(json.dumps(cached_epochs_ab(a.counts[0]), indent=2))
+        return 0
     if any(n < 20 for n in a.counts):
         p.error(f"N must be at least 20. Received: {a.counts}")
     work = Path(tempfile.mkdtemp(prefix="tlcore-scale-"))
