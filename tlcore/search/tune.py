@@ -352,7 +352,8 @@ RECORD_SECONDS = 1.0
 
 
 def _pairs(record: dict) -> list[tuple[int, int]]:
-    return [(p, s) for p in range(len(record["points"])) for s in record["seeds"]]
+    """Every (point, seed) of a search, in the order Tune ran two grids: each seed's points in turn."""
+    return [(p, s) for s in record["seeds"] for p in range(len(record["points"]))]
 
 
 def _write_record(folder: Path, record: dict, store: RunStore, **changes) -> dict:
