@@ -298,7 +298,10 @@ def test_decode_images_returns_uint8_and_skips_bad_files(tlhome, make_dataset):
     # Rows are the images themselves, in order: blue images first (sorted paths), then red.
     assert images[0, ..., 2].mean() > 150 and images[0, ..., 0].mean() < 100
     assert images[-1, ..., 0].mean() > 150 and images[-1, ..., 2].mean() < 100
-    assert list((tlhome / "cache" / "images").glob("*.npz"))
+    [npy] = (tlhome / "cache" / "images").glob("*.npy")
+    stored = np.load(npy, mmap_mode="r")  # an uncompressed .npy, read by position
+    assert stored.shape == (6, 8, 8, 3)
+    np.testing.assert_array_equal(np.asarray(stored), np.asarray(images))
 
 
 def test_decode_images_reads_the_cache(tlhome, make_dataset, monkeypatch):

@@ -232,8 +232,13 @@ def _cmd_export(a):
 
 
 def _cmd_search(a):
-    from ..search.tune import run_search
+    from ..search.tune import resume_search, run_search
 
+    if a.resume:
+        return resume_search(a.resume, a.max_concurrent)
+    if not a.space:
+        raise UsageError("search needs --space SPACE.json (option -> choices), or --resume SEARCH_DIR "
+                         "to finish an earlier search.")
     return run_search(train_options(a), a.space, a.trials, a.grid, a.seeds, a.metric, a.scheduler,
                       a.address, a.max_concurrent, a.runs_dir, a.search_id)
 

@@ -186,8 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("search", "hyperparameter search on Ray Tune: every trial a normal run")
     _add_config_options(p)
-    p.add_argument("--space", required=True,
-                   help="JSON file or object: option -> [choices] or {min, max, log, int}")
+    p.add_argument("--space",
+                   help="JSON file or object: option -> [choices] or {min, max, log, int} (required "
+                        "unless --resume)")
+    p.add_argument("--resume", metavar="SEARCH_DIR",
+                   help="finish a stopped or killed search: its unfinished trials run (continue) now")
     p.add_argument("--trials", type=int, default=_default(run_search, "trials"), help="random points to try")
     p.add_argument("--grid", action="store_true", help="every combination of the choices once")
     p.add_argument("--seeds", type=int, default=_default(run_search, "seeds"), help="runs per point, seeds seed, seed+1, ...")

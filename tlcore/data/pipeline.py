@@ -2,13 +2,16 @@
 
 Two layouts: ``DATA/<class>/`` (split here, stratified by seed) and
 ``DATA/{train,validation|val,test}/<class>/``. Every image is decoded once (Pillow, in
-threads, see `images.py`) into a uint8 array cached under the home's ``cache/images``, and
-epochs then run from memory through tf.data with no Python per image.
+threads, see `images.py`) into an uncompressed uint8 ``.npy`` file per split under the home's
+``cache/images``, written chunk by chunk, and epochs then read batches from it by index
+(`mapped.py`): memory follows the batch, not the number of images.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import threading
 import unicodedata
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +22,13 @@ import numpy as np
 
 from ..core import cache as disk_cache
 from ..core import home
+from ..core.jsonio import write_json
 from .splits import (DEFAULT_SEED, DEFAULT_TEST_SPLIT, DEFAULT_VAL_SPLIT, SPLIT_METHOD,
                      stratified_split as _stratified_split)
 from ..core.errors import OptionError, TLCoreError
 from .images import (ARCHIVE_EXTENSIONS, ImageProblem, RESIZE_MODES, check_image, is_ignored,
                      is_image_name, load_image)
+from .mapped import CHUNK_BYTES, DecodedRows, DiskRows, NpyWriter, Rows, index_dataset
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
@@ -298,16 +303,7 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str = "auto") -> d
     return {i: float(total / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def decode_images(paths: list[str], size: int, resize: str = "stretch",
-                  cache: bool = True) -> tuple[np.ndarray, list[int], list[dict]]:
-    """Decode and resize every image once; keep the array on disk for the next run.
-
-    Returns:
-        (images uint8 [n, size, size, 3], indexes of the paths that decoded, problems)
-    """
-    if resize not in RESIZE_MODES:
-        raise OptionError("resize", f"must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
-    limit = disk_cache.max_bytes() if cache else 0  # a bad TLCORE_CACHE_MAX, before any work
+def _cache_key(paths: list[str], size: int, resize: str) -> str:
     key = hashlib.sha1()
     for p in paths:
         try:
@@ -315,49 +311,128 @@ def decode_images(paths: list[str], size: int, resize: str = "stretch",
             key.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         except OSError:
             key.update(f"{p}|missing\n".encode())
-    key.update(f"{size}|{resize}|v1".encode())
-    folder = home.cache_dir() / "images"
-    stem = folder / key.hexdigest()[:24]
-    if cache and stem.with_suffix(".npz").exists():
-        try:
-            with np.load(stem.with_suffix(".npz"), allow_pickle=False) as z:
-                found = z["images"], [int(i) for i in z["ok"]], [dict(zip(("file", "reason"), p))
-                                                                    for p in z["problems"].tolist()]
-            disk_cache.touch(stem.with_suffix(".npz"))
-            return found
-        except Exception:
-            pass
+    key.update(f"{size}|{resize}|v2".encode())
+    return key.hexdigest()[:24]
 
-    def one(path):
-        try:
-            return load_image(path, size, resize), None
-        except ImageProblem as exc:
-            return None, str(exc)
-        except Exception as exc:  # never stop a run on one bad file
-            return None, f"cannot decode: {exc}"
 
-    images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+def _decode_one(path: str, size: int, resize: str) -> tuple[np.ndarray | None, str | None]:
+    try:
+        return load_image(path, size, resize), None
+    except ImageProblem as exc:
+        return None, str(exc)
+    except Exception as exc:  # never stop a run on one bad file
+        return None, f"cannot decode: {exc}"
+
+
+def _read_cached(stem: Path):
+    """(rows, ok, problems) of a finished cache entry, or None."""
+    npy, meta = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    if not (npy.exists() and meta.exists()):
+        return None
+    try:
+        info = json.loads(meta.read_text())
+        rows = DiskRows(npy)
+        if len(rows) != len(info["ok"]):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    disk_cache.touch(npy)
+    disk_cache.touch(meta)
+    return rows, [int(i) for i in info["ok"]], [dict(p) for p in info["problems"]]
+
+
+def decode_images(paths: list[str], size: int, resize: str = "stretch",
+                  cache: bool = True) -> tuple[np.ndarray | Rows, list[int], list[dict]]:
+    """Decode and resize every image once, into a file of the home's cache read by position.
+
+    With `cache`, the images go chunk by chunk into an uncompressed ``cache/images/<key>.npy``
+    (with ``<key>.json``: which paths decoded, the problems), never more than a chunk in memory,
+    and come back as `mapped.DiskRows` (array-like, rows read from the file on demand); the next
+    run with the same files reads it again. A split whose decoded size exceeds the cache's cap
+    (TLCORE_CACHE_MAX) is not stored: it comes back as `mapped.DecodedRows`, decoded again each
+    time it is read (its `streamed` is True). Without `cache`, a plain uint8 array.
+
+    Returns:
+        (images uint8 [n, size, size, 3], indexes of the paths that decoded, problems)
+    """
+    if resize not in RESIZE_MODES:
+        raise OptionError("resize", f"must be one of {', '.join(RESIZE_MODES)}. Received: {resize!r}")
+    limit = disk_cache.max_bytes() if cache else 0  # a bad TLCORE_CACHE_MAX, before any work
+    row_bytes = size * size * 3
+    chunk = max(1, CHUNK_BYTES // row_bytes)
     ok: list[int] = []
     problems: list[dict] = []
-    with ThreadPoolExecutor(max_workers=_cores()) as pool:
-        for i, (arr, reason) in enumerate(pool.map(one, paths)):
-            if arr is None:
+    if not cache:
+        images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+        with ThreadPoolExecutor(max_workers=_cores()) as pool:
+            for i, (arr, reason) in enumerate(pool.map(lambda p: _decode_one(p, size, resize), paths)):
+                if arr is None:
+                    problems.append({"file": paths[i], "reason": reason})
+                else:
+                    images[i] = arr
+                    ok.append(i)
+        return (images[ok] if len(ok) != len(paths) else images), ok, problems
+
+    folder = home.cache_dir() / "images"
+    stem = folder / _cache_key(paths, size, resize)
+    found = _read_cached(stem)
+    if found is not None:
+        return found
+    if len(paths) * row_bytes > limit:  # too large to keep: checked now, decoded at every read
+        with ThreadPoolExecutor(max_workers=_cores()) as pool:
+            reasons = list(pool.map(check_image, paths))
+        for i, reason in enumerate(reasons):
+            if reason:
                 problems.append({"file": paths[i], "reason": reason})
             else:
-                images[i] = arr
                 ok.append(i)
-    images = images[ok] if len(ok) != len(paths) else images
-    if cache and images.nbytes <= limit:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{stem.name}.{os.getpid()}.tmp.npz"
-            np.savez(tmp, images=images, ok=np.array(ok, dtype=np.int64),
-                     problems=np.array([[p["file"], p["reason"]] for p in problems], dtype=str).reshape(-1, 2))
-            os.replace(tmp, stem.with_suffix(".npz"))
-            disk_cache.enforce(limit)
-        except OSError:
-            pass
-    return images, ok, problems
+        return DecodedRows([paths[i] for i in ok], size, resize, threads=_cores()), ok, problems
+
+    writer = None
+    tmp = folder / f".{stem.name}.{os.getpid()}.{threading.get_ident()}.tmp.npy"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writer = NpyWriter(tmp, (size, size, 3), np.uint8)
+    except OSError:
+        writer = None
+    kept: list[np.ndarray] = []  # only when the cache folder cannot be written
+    with ThreadPoolExecutor(max_workers=_cores()) as pool:
+        for start in range(0, len(paths), chunk):
+            part = paths[start:start + chunk]
+            block = []
+            for i, (arr, reason) in enumerate(pool.map(lambda p: _decode_one(p, size, resize), part),
+                                              start=start):
+                if arr is None:
+                    problems.append({"file": paths[i], "reason": reason})
+                else:
+                    block.append(arr)
+                    ok.append(i)
+            if not block:
+                continue
+            if writer is not None:
+                try:
+                    writer.append(np.stack(block))
+                    continue
+                except OSError:  # a full disk: the rest streams from the files
+                    writer.abort()
+                    writer = None
+            kept.append(np.stack(block))
+    if writer is None:
+        if sum(len(k) for k in kept) == len(ok):
+            images = np.concatenate(kept) if kept else np.zeros((0, size, size, 3), np.uint8)
+            return images, ok, problems
+        return DecodedRows([paths[i] for i in ok], size, resize, threads=_cores()), ok, problems
+    try:
+        writer.close()
+        os.replace(tmp, stem.with_suffix(".npy"))
+        write_json(stem.with_suffix(".json"), {"ok": ok, "problems": problems, "size": size,
+                                               "resize": resize}, durable=False)
+        rows = DiskRows(stem.with_suffix(".npy"))  # open before `enforce` may delete older entries
+        disk_cache.enforce(limit)
+        return rows, ok, problems
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return DecodedRows([paths[i] for i in ok], size, resize, threads=_cores()), ok, problems
 
 
 def split_arrays(ds: Dataset, split: str, size: int, resize: str = "stretch",
@@ -444,27 +519,27 @@ def augmentation_preview(image: np.ndarray, options: dict, n: int = 6, seed: int
     return list(out)
 
 
-def make_dataset(images: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+def make_dataset(images, labels: np.ndarray, num_classes: int, batch_size: int,
                  shuffle: bool = False, augment: list | None = None, seed: int = DEFAULT_SEED,
-                 one_hot: bool = False, mix=None):
-    """A tf.data pipeline over decoded images: shuffle, batch, augment and `mix` (a function of a
-    batch's images and targets, MixUp/CutMix; train only), prefetch."""
+                 one_hot: bool = False, mix=None, shard: tuple[int, int] | None = None):
+    """A tf.data pipeline over decoded images (an array, or `mapped.Rows` such as a split's cache
+    file): a seeded per-epoch permutation of indexes, batches read by index in parallel, augment
+    and `mix` (a function of a batch's images and targets, MixUp/CutMix; train only), prefetch.
+    `shard` (workers, index): one worker's share of the indexes."""
     import tensorflow as tf
 
+    from .mapped import PREFETCH_BATCHES
     from .outputs import targets
 
     y = targets(labels, num_classes, one_hot)
-    ds = tf.data.Dataset.from_tensor_slices((images, y))
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = index_dataset(images, y, batch_size, shuffle=shuffle, seed=seed, shard=shard)
+    ds = ds.map(lambda x, t: (tf.cast(x, tf.float32), t), num_parallel_calls=_cores())
     if augment:
         def apply(x, t):
             for layer in augment:
                 x = layer(x, training=True)
             return tf.clip_by_value(x, 0.0, 255.0), t
-        ds = ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(apply, num_parallel_calls=_cores())
     if mix is not None:
         ds = mix(ds)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(PREFETCH_BATCHES)

@@ -43,15 +43,18 @@ def stage1_key(source, config, ds, model) -> dict:
                 policy=str(model.dtype_policy.name) if hasattr(model, "dtype_policy") else "")
 
 
-def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list | None = None,
-            copies: int = 1, seed: int = 0) -> np.ndarray:
+def compute(extractor, images, batch_size: int = 32, augment: list | None = None,
+            copies: int = 1, seed: int = 0, out=None) -> np.ndarray | None:
     """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace per extractor
-    for all batches and calls (train, validation and test share it)."""
+    for all batches and calls (train, validation and test share it). `images` is an array or
+    `mapped.Rows` (read batch by batch). With `out` (a `mapped.NpyWriter`), every batch is
+    appended to it as it is computed (copy after copy) and None is returned: nothing but a batch
+    is held in memory."""
     import tensorflow as tf
 
     forward = _forward(extractor)
 
-    out = []
+    stacked = []
     for k in range(copies):
         if augment:
             import keras
@@ -64,9 +67,16 @@ def compute(extractor, images: np.ndarray, batch_size: int = 32, augment: list |
                 for layer in augment:
                     x = layer(x, training=True)
                 x = tf.clip_by_value(x, 0.0, 255.0)
-            parts.append(forward(x).numpy())
-        out.append(np.concatenate(parts, axis=0))
-    return np.stack(out, axis=0)
+            if out is not None:
+                out.append(forward(x).numpy())
+            else:
+                parts.append(forward(x).numpy())
+        if out is None:
+            stacked.append(np.concatenate(parts, axis=0) if parts else
+                           np.zeros((0, *extractor.output_shape[1:]), np.float32))
+    if out is not None:
+        return None
+    return np.stack(stacked, axis=0)
 
 
 _FORWARD: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
@@ -89,22 +99,49 @@ def _forward(extractor):
     return fn
 
 
-def cached(key: str, make) -> np.ndarray:
-    """Features from the disk cache under `key`, else `make()` stored there for the next run.
+def cached(key: str, make=None, into=None):
+    """Features from the disk cache under `key`, else computed and stored there for the next run.
 
+    `make()` returns the features as an array; `into(writer)` (preferred: nothing but a batch in
+    memory, see `computed`) appends them, [copies * n, ...], to a `mapped.NpyWriter` and returns
+    the leading shape (copies, n). A hit, and a file written by `into`, comes back as
+    `mapped.DiskRows` [copies, n, ...], read by position.
     The cache stays within TLCORE_CACHE_MAX (see `cache`): features larger than that are not
-    stored, and older entries make room, least recently used first.
+    kept, and older entries make room, least recently used first.
     """
+    from ..data.mapped import DiskRows, NpyWriter
+
     limit = cache.max_bytes()  # a bad TLCORE_CACHE_MAX is reported before any work
     folder = home.cache_dir() / "features"
     path = folder / f"{key}.npy"
     if path.exists():
         try:
-            feats = np.load(path, allow_pickle=False)
+            rows = DiskRows(path)
             cache.touch(path)
-            return feats
+            return rows
         except (OSError, ValueError):
             pass
+    if into is not None:
+        tmp = folder / f".{key}.{os.getpid()}.tmp.npy"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            writer = NpyWriter(tmp)
+        except OSError:
+            writer = None
+        if writer is not None:
+            try:
+                lead = into(writer)
+                writer.close(lead)
+                rows = DiskRows(tmp)  # open: the rows stay readable if the file goes
+                if tmp.stat().st_size > limit:
+                    tmp.unlink()  # too large to keep: read from the open file, then gone
+                    return rows
+                os.replace(tmp, path)
+                cache.enforce(limit)
+                return rows
+            except OSError:
+                writer.abort()
+        make = make or (lambda: _in_memory(into))
     feats = make()
     if feats.nbytes > limit:
         return feats
@@ -119,25 +156,53 @@ def cached(key: str, make) -> np.ndarray:
     return feats
 
 
-def dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
+class _Collect:
+    """A stand-in for `NpyWriter` that keeps the rows in memory (an unwritable cache folder)."""
+
+    def __init__(self):
+        self.parts = []
+
+    def append(self, block):
+        self.parts.append(np.asarray(block))
+
+
+def _in_memory(into) -> np.ndarray:
+    sink = _Collect()
+    lead = into(sink)
+    return np.concatenate(sink.parts).reshape(*lead, *sink.parts[0].shape[1:])
+
+
+def computed(extractor, images, batch_size: int = 32, augment: list | None = None, copies: int = 1,
+             seed: int = 0):
+    """`into` for `cached`: `compute` streamed into the cache's writer; returns (copies, n)."""
+    def into(writer):
+        compute(extractor, images, batch_size, augment, copies, seed, out=writer)
+        return (copies, len(images))
+    return into
+
+
+def dataset(features, labels: np.ndarray, num_classes: int, batch_size: int,
             shuffle: bool = False, seed: int = DEFAULT_SEED, one_hot: bool = False):
-    """tf.data over cached features [copies, n, ...]: one random copy of each image per epoch."""
+    """tf.data over cached features [copies, n, ...] (an array or `mapped.DiskRows`), read by index:
+    one random copy of each image per epoch."""
     import tensorflow as tf
 
+    from ..data.mapped import PREFETCH_BATCHES, DiskRows, index_dataset
     from ..data.outputs import targets
 
     y = targets(labels, num_classes, one_hot)
     copies = features.shape[0]
-    per_image = np.moveaxis(features, 0, 1)  # [n, copies, ...]
-    ds = tf.data.Dataset.from_tensor_slices((per_image, y))
-    if shuffle:
-        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    if copies > 1:
-        ds = ds.map(lambda f, t: (f[tf.random.uniform([], 0, copies, dtype=tf.int32, seed=seed)], t),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(lambda f, t: (f[0], t))
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    flat = features.flat() if isinstance(features, DiskRows) else \
+        np.asarray(features).reshape(-1, *features.shape[2:])
+    ds = index_dataset(flat, y, batch_size, shuffle=shuffle, seed=seed, copies=copies)
+    return ds.prefetch(PREFETCH_BATCHES)
+
+
+def first_copy(features):
+    """Copy 0 of features [copies, n, ...]: rows read by position from a cache file, else the array's."""
+    from ..data.mapped import DiskRows
+
+    return features.part(0) if isinstance(features, DiskRows) else features[0]
 
 
 def cache_copies(config, aug_opts: dict, model, n_train: int) -> int:
@@ -164,13 +229,13 @@ def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
     aug = augmentation_layers(aug_opts, config.seed) if aug_opts else None
     f_train = cached(
         cache_key(split="train", copies=copies, augment=aug_opts, **key),
-        lambda: compute(extractor, train[0], config.batch_size, aug, copies, config.seed))
+        into=computed(extractor, train[0], config.batch_size, aug, copies, config.seed))
     train_ds = dataset(f_train, train[1], n_classes, config.batch_size, shuffle=True, seed=config.seed,
                                 one_hot=one_hot)
 
-    def split_features(split: str, images) -> np.ndarray:
-        return cached(cache_key(split=split, copies=1, augment={}, **key),
-                               lambda: compute(extractor, images, config.batch_size))[0]
+    def split_features(split: str, images):
+        return first_copy(cached(cache_key(split=split, copies=1, augment={}, **key),
+                                 into=computed(extractor, images, config.batch_size)))
 
     def probabilities(split: str, images) -> np.ndarray:
         """The classifier's probabilities from the (cached) features of a split: the head alone."""
@@ -182,8 +247,9 @@ def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
     probabilities.features = split_features  # the baselines read the same cached features
     val_ds = None
     if len(val[0]):
-        val_ds = dataset(split_features("validation", val[0])[None], val[1], n_classes, config.batch_size,
-                                  one_hot=one_hot)
+        f_val = cached(cache_key(split="validation", copies=1, augment={}, **key),
+                       into=computed(extractor, val[0], config.batch_size))
+        val_ds = dataset(f_val, val[1], n_classes, config.batch_size, one_hot=one_hot)
     return train_ds, val_ds, probabilities
 
 

@@ -7,7 +7,10 @@ listed choices (`grid=True`) or `trials` points drawn at random (seeded); each p
 run (named ``search:ID:POINT:SEED``) to the run store; the trial follows its metrics.jsonl and
 reports each epoch to Tune, so ASHA can stop weak trials early (the process then ends as a
 stopped run). `search.json` (space, points, trials, best) lives in TLCORE_HOME/searches/ID/,
-with Ray's own storage beside it.
+with Ray's own storage beside it. It is rewritten from the run store each time a trial ends, and
+when SIGTERM or SIGINT ends the search (state `interrupted`); `resume_search` (`tlcore search
+--resume SEARCH_DIR`) runs the trials that have no completed or failed run yet, continuing an
+unfinished run from its checkpoint, so a finished search holds exactly points x seeds trials.
 
 Ray is imported here only, never by training or the app. Without an address, Ray starts on
 this machine with its cores, one trial at a time, each trial waiting its turn in the machine
@@ -26,6 +29,7 @@ import secrets
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -144,6 +148,8 @@ def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file:
               report=None) -> dict:
     """Train one point in a `tlcore train` process; `report(metrics)` after every epoch.
 
+    A trial whose run is already there (a search resumed after a stop or a kill) continues it
+    from its checkpoint (`tlcore train --resume`), or starts it again where it has none.
     Returns the run's last status. A process that ends without a final state (killed) leaves
     its run marked failed with the reason, and raises so that Tune records the trial as failed.
     """
@@ -154,6 +160,19 @@ def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file:
     write_json(cfg, {"options": options})
     args = [sys.executable, "-m", "tlcore", "train", "--config", str(cfg), "--run-id", run_id,
             "--runs-dir", str(root), "--json"] + (["--queue"] if queue else [])
+    earlier = Run(root / run_id)
+    if earlier.path.exists():
+        if earlier.state() == "completed":
+            return earlier.raw_status()
+        if earlier.state() in ("stopped", "interrupted", "failed") and earlier.model_path() is not None:
+            if earlier.raw_status().get("state") in ("queued", "running"):  # killed: not running any more
+                earlier.write_status(state="interrupted")
+            args = [sys.executable, "-m", "tlcore", "train", "--resume", str(earlier.path), "--json"] + \
+                (["--queue"] if queue else [])
+        else:
+            import shutil
+
+            shutil.rmtree(earlier.path, ignore_errors=True)  # nothing to continue from: start again
     logs = home.home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{run_id}.log", "ab") as log:
@@ -200,7 +219,7 @@ def _trainable(config: dict, plan: dict) -> None:
     """Tune's function trainable: one (point, seed) of the plan."""
     from ray import tune
 
-    index, seed = config["point"], config["seed"]
+    index, seed = config["pair"]
     options = dict(plan["base"], **plan["points"][index], seed=seed,
                    name=f"search:{plan['id']}:{index}:{seed}")
     run_id = f"{plan['id']}-p{index}-s{seed}"
@@ -294,26 +313,117 @@ def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: in
     folder = searches_dir() / search_id
     folder.mkdir(parents=True, exist_ok=True)
     seed_list = [base_config.seed + i for i in range(int(seeds))]
-    plan = {"id": search_id, "base": {k: v for k, v in resolved.items() if k not in space},
-            "points": chosen, "runs_dir": str(store.root), "queue": address is None,
-            "stop_file": str(folder / "stop")}
     record = {"search_id": search_id, "search_dir": str(folder), "state": "running",
               "space": space, "grid": bool(grid), "seeds": seed_list, "metric": metric,
-              "scheduler": scheduler, "address": address, "base": plan["base"], "points": chosen,
+              "scheduler": scheduler, "address": address,
+              "base": {k: v for k, v in resolved.items() if k not in space}, "points": chosen,
               "runs_dir": str(store.root), "pid": os.getpid(), "trials": [], "best": None}
     write_json(folder / "search.json", record)
+    return _run(record, store, max_concurrent, data=str(resolved.get("data") or ""))
+
+
+def resume_search(search_dir: str, max_concurrent: int | None = None) -> dict:
+    """Finish a stopped, interrupted or killed search: its trials without a completed or failed
+    run run now (an unfinished run continues from its checkpoint), in the same search folder.
+
+    Raises:
+        UsageError: no search there; TLCoreError: the search is still running.
+    """
+    path = Path(search_dir).expanduser()
+    if not (path / "search.json").exists():
+        path = searches_dir() / str(search_dir)
+    record = read_json(path / "search.json")
+    if not record or not record.get("search_id"):
+        raise UsageError(f"--resume {search_dir}: no search.json there. Give a search's folder "
+                         "(TLCORE_HOME/searches/ID) or its id.")
+    if record.get("state") == "running" and process_alive(record.get("pid")) and record.get("pid") != os.getpid():
+        raise TLCoreError(f"The search {record['search_id']} is still running (pid {record['pid']}); "
+                          "stop it first (`tlcore stop SEARCH_DIR`) or wait for it.")
+    (path / "stop").unlink(missing_ok=True)
+    record.update(state="running", pid=os.getpid(), resumed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    record.pop("error", None)
+    store = RunStore(record["runs_dir"])
+    write_json(path / "search.json", dict(record, **summarize(record, store)))
+    return _run(record, store, max_concurrent, data=str(record["base"].get("data") or ""))
+
+
+FINAL_STATES = ("completed", "failed")  # a trial in one of these is done; others run (again) on resume
+RECORD_SECONDS = 1.0
+
+
+def _pairs(record: dict) -> list[tuple[int, int]]:
+    """Every (point, seed) of a search, in the order Tune ran two grids: each seed's points in turn."""
+    return [(p, s) for s in record["seeds"] for p in range(len(record["points"]))]
+
+
+def _write_record(folder: Path, record: dict, store: RunStore, **changes) -> dict:
+    record.update(changes)
+    full = dict(record, **summarize(record, store))
+    write_json(folder / "search.json", full)
+    return full
+
+
+def _recorder(folder: Path, record: dict, store: RunStore, done: threading.Event) -> None:
+    """Rewrites search.json from the run store each time a trial ends (a thread of the search)."""
+    seen = None
+    while not done.wait(RECORD_SECONDS):
+        try:
+            summary = summarize(record, store)
+            ended = sorted((t["run_dir"], t["state"]) for t in summary["trials"]
+                           if t["state"] in ("completed", "failed", "stopped"))
+            if ended != seen:
+                seen = ended
+                write_json(folder / "search.json", dict(record, **summary))
+        except (OSError, ValueError, KeyError):
+            pass  # a run being written; the next round reads it
+
+
+def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
+    """Run the trials of `record` not done yet; keeps search.json current (after every trial, and
+    from the run store when a signal ends the search)."""
+    import signal
+
+    folder = Path(record["search_dir"])
+    finished = {(t["point"], t["seed"]) for t in summarize(record, store)["trials"] if t["state"] in FINAL_STATES}
+    plan = {"id": record["search_id"], "base": record["base"], "points": record["points"],
+            "pairs": [pair for pair in _pairs(record) if pair not in finished],
+            "runs_dir": str(store.root), "queue": record.get("address") is None, "stop_file": str(folder / "stop")}
+    done = threading.Event()
+    threading.Thread(target=_recorder, args=(folder, record, store, done), daemon=True).start()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum, frame):
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        for sig in (signal.SIGTERM, signal.SIGINT):  # Ray replaces SIGTERM's when it starts: see `_tune`
+            previous[sig] = signal.signal(sig, on_signal)
     try:
-        _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder,
-              data=str(resolved.get("data") or ""))
-        record["state"] = "stopped" if (folder / "stop").exists() else "completed"
+        if plan["pairs"]:
+            _tune(plan, record["seeds"], record["metric"], record["scheduler"], record.get("address"),
+                  max_concurrent, folder, data=data)
     except BaseException as exc:
-        record.update(state="failed", error=str(exc) or type(exc).__name__)
-        write_json(folder / "search.json", dict(record, **summarize(record, store)))
+        done.set()
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            _wait_for_trials(plan, timeout=15.0)
+            _write_record(folder, record, store, state="interrupted",
+                          error=f"ended by a signal; `tlcore search --resume {folder}` finishes it")
+        else:
+            _write_record(folder, record, store, state="failed", error=str(exc) or type(exc).__name__)
         raise
-    record.update(summarize(record, store))
-    write_json(folder / "search.json", record)
-    return {"search_dir": record["search_dir"], "state": record["state"], "best": record["best"],
-            "trials": record["trials"], "points": record["points_summary"]}
+    finally:
+        done.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    summary = summarize(record, store)
+    ended = {(t["point"], t["seed"]) for t in summary["trials"] if t["state"] in ("completed", "failed", "stopped")}
+    if (folder / "stop").exists():
+        state = "stopped"
+    elif set(_pairs(record)) <= ended:
+        state = "completed"
+    else:  # Tune ended early (its own SIGINT handling): the rest runs on resume
+        state = "interrupted"
+    full = _write_record(folder, record, store, state=state)
+    return {"search_dir": full["search_dir"], "state": full["state"], "best": full["best"],
+            "trials": full["trials"], "points": full["points_summary"]}
 
 
 def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: Path, data: str) -> None:
@@ -331,10 +441,15 @@ def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: P
     if started_here:
         kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True,
                       logging_level="ERROR")
+        import signal
+
+        ours = signal.getsignal(signal.SIGTERM)
         if address:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        if callable(ours) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, ours)  # ray.init sets its own (sys.exit): the search records first
     try:
         _check_shared_storage([data, plan["runs_dir"]])
         gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -352,8 +467,7 @@ def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: P
                                   grace_period=1, reduction_factor=2)
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(_trainable, plan=plan), resources),
-            param_space={"point": tune.grid_search(list(range(len(plan["points"])))),
-                         "seed": tune.grid_search(seed_list)},
+            param_space={"pair": tune.grid_search([list(pair) for pair in plan["pairs"]])},
             tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=sched,
                                         max_concurrent_trials=max_concurrent or (None if address else 1)),
             run_config=tune.RunConfig(name="tune", storage_path=str(folder / "ray"), verbose=0,

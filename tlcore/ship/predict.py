@@ -59,9 +59,14 @@ class RunModel:
     def probabilities(self, images: np.ndarray, batch_size: int = 32, tta: str = "none") -> np.ndarray:
         """Class probabilities [n, classes] for uint8/float RGB images [n, size, size, 3], averaged
         over the test-time augmentation views of `tta` (`tta_views`); the model is never changed."""
-        views = tta_views(images, tta)
-        return np.mean([predict_probabilities(self.model, v, len(self.labels), batch_size) for v in views],
-                       axis=0)
+        check_tta(tta)
+        step = max(1, batch_size) * 8  # images in memory at once (as float32, with their views)
+        parts = []
+        for start in range(0, max(len(images), 1), step):  # a split on disk is read chunk by chunk
+            views = tta_views(images[start:start + step], tta)
+            parts.append(np.mean([predict_probabilities(self.model, v, len(self.labels), batch_size)
+                                  for v in views], axis=0))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def load(self, source) -> np.ndarray:
         return load_image(source, self.input_size, self.resize)

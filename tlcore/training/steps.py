@@ -16,7 +16,7 @@ from ..core.errors import TLCoreError
 from ..core.runs import Run, now_iso
 from ..recipe.config import TrainConfig
 from .jobs import StopRequested
-from .train import Checkpointer, _callbacks, chance_warning, save_atomic, versions
+from .train import Checkpointer, _callbacks, chance_warning, save_atomic, streaming_warning, versions
 
 
 def train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds) -> dict:
@@ -174,6 +174,7 @@ def _model(job: _Job) -> None:
     job.run.write_status(parameters_by_stage=by_stage, warnings=job.warnings)
     for text in job.plan.warnings:
         job.warn(text)
+    job.warn(streaming_warning({"train": job.train[0], "validation": job.val[0]}))
     job.checkpoint = Checkpointer(job.model, job.run.file("checkpoint.keras"))
 
 

@@ -276,6 +276,21 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
                                        "seconds", "warnings", *HONEST_KEYS)}
 
 
+def streaming_warning(splits: dict) -> str | None:
+    """The run's warning when a split's decoded images were too large for the cache: they are
+    decoded again from their files every epoch (slower, not stored). None otherwise."""
+    from ..core import cache
+
+    big = {name: rows for name, rows in splits.items() if getattr(rows, "streamed", False)}
+    if not big:
+        return None
+    size = sum(rows.nbytes for rows in big.values())
+    return (f"The decoded {' and '.join(big)} images ({size / 2 ** 30:.1f} GiB) exceed the cache's cap "
+            f"({cache.ENV_MAX}={cache.max_bytes() / 2 ** 30:.1f} GiB): every epoch decodes them again from "
+            f"their files, in parallel, which is slower. Raise {cache.ENV_MAX} (and have that much free "
+            "disk) to decode them once.")
+
+
 def chance_warning(metrics: list[dict], num_classes: int, config: TrainConfig, final: bool = False) -> str | None:
     """A warning when the loss sits at chance, ln(classes), within 2%: over the first 3 epochs
     (as soon as they are done), or at the end of the run (`final`). None otherwise.
