@@ -224,7 +224,7 @@ def _file_stamp(path: str) -> int:
 def _augmentation_preview(path: str, stamp: int, options_json: str, n: int, seed: int, side: int):
     import json
 
-    from tlcore.data.pipeline import augmentation_preview
+    from tlcore.data.augment import augmentation_preview
     from tlcore.data.images import thumbnail
 
     original = thumbnail(path, side)
@@ -234,7 +234,7 @@ def _augmentation_preview(path: str, stamp: int, options_json: str, n: int, seed
 
 
 def augmentation_preview(path: str, options: dict, n: int = 5, seed: int = 0, side: int = 128):
-    """(thumbnail, `n` augmented copies) of the image at `path` (`tlcore.data.pipeline.augmentation_preview`),
+    """(thumbnail, `n` augmented copies) of the image at `path` (`tlcore.data.augment.augmentation_preview`),
     cached per file, options and seed: the same seed gives the same copies, so a rerun that changes
     something else does not run the Keras layers again. (None, []) for an unreadable image."""
     import json

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from tlcore.data import pipeline as data
-from tlcore.data.pipeline import _stratified_split, SPLITS, augmentation_layers, augmentation_options, class_weights, scan
+from tlcore.data.augment import augmentation_layers, augmentation_options
+from tlcore.data.pipeline import _stratified_split, SPLITS, class_weights, scan
 from tlcore.core.errors import TLCoreError
 
 

@@ -50,7 +50,7 @@ def test_cached_features_equal_the_backbone_on_preprocessed_images(name, module)
 
 def test_augmented_copies_differ_and_are_repeatable():
     from tlcore.recipe import features
-    from tlcore.data.pipeline import augmentation_layers, augmentation_options
+    from tlcore.data.augment import augmentation_layers, augmentation_options
     from tlcore.recipe.surgery import feature_extractor
 
     extractor = feature_extractor(_model("ResNet50"))

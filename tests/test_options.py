@@ -40,14 +40,14 @@ def test_every_train_flag_takes_its_choices_and_default_from_the_field():
 def test_the_owners_hold_the_choice_lists_the_config_and_parser_use():
     from tlcore.backbones import source
     from tlcore.cli.parser import build_parser
-    from tlcore.data import images, pipeline, splits
+    from tlcore.data import augment, images, splits
     from tlcore.evaluation import evaluate
     from tlcore.search import tune
     from tlcore.ship import export, predict, tflite
 
     assert cfg.choices_of("resize") is images.RESIZE_MODES
-    assert cfg.choices_of("flip") is pipeline.FLIPS
-    assert cfg.choices_of("augment") == tuple(pipeline.AUGMENT_PRESETS)
+    assert cfg.choices_of("flip") is augment.FLIPS
+    assert cfg.choices_of("augment") == tuple(augment.AUGMENT_PRESETS)
     assert cfg.choices_of("preprocessing") is source.PREPROCESSING_CHOICES
     assert (DEFAULTS["val_split"], DEFAULTS["test_split"], DEFAULTS["seed"]) == \
         (splits.DEFAULT_VAL_SPLIT, splits.DEFAULT_TEST_SPLIT, splits.DEFAULT_SEED)

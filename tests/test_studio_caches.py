@@ -13,7 +13,7 @@ from studio import caches
 
 
 def test_augmentation_preview_is_computed_once_per_file_options_and_seed(tmp_path, monkeypatch):
-    import tlcore.data.pipeline
+    import tlcore.data.augment
 
     calls = []
 
@@ -21,7 +21,7 @@ def test_augmentation_preview_is_computed_once_per_file_options_and_seed(tmp_pat
         calls.append((options, n, seed))
         return [np.full_like(image, seed) for _ in range(n)]
 
-    monkeypatch.setattr(tlcore.data.pipeline, "augmentation_preview", fake)
+    monkeypatch.setattr(tlcore.data.augment, "augmentation_preview", fake)
     caches._augmentation_preview.clear()
     path = str(next((write_flat(tmp_path, n=1) / "red").iterdir()))
     light = {"flip": "horizontal", "rotation": 10.0}

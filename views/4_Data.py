@@ -8,7 +8,7 @@ import streamlit as st
 
 from studio import access, caches, charts, components as ui, health, state, text
 from tlcore.core import home
-from tlcore.data.pipeline import augmentation_options
+from tlcore.data.augment import augmentation_options
 from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
                              snap_counts, snaps, webcam_dataset)
 from tlcore.data.images import thumbnail

@@ -7,7 +7,7 @@ import streamlit as st
 from studio import caches, charts, components as ui, state, text
 from tlcore.backbones.layers import cut_options
 from tlcore.recipe.plan import layer_points
-from tlcore.search.tune import list_searches, load_search, request_stop
+from tlcore.search.record import list_searches, load_search, request_stop
 from tlcore.training.sweep import sweep_matrix
 
 MAX_RUNS = 60

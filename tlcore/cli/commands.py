@@ -167,7 +167,7 @@ def _cmd_stop(a):
     from ..run import Run
 
     if (Path(a.run_dir) / "search.json").exists():
-        from ..search.tune import request_stop
+        from ..search.record import request_stop
 
         return request_stop(a.run_dir)
 

@@ -20,7 +20,7 @@ from typing import Any
 from ..backbones.source import PREPROCESSING_CHOICES
 from ..core.errors import OptionError, TLCoreError
 from ..data.images import RESIZE_MODES
-from ..data.pipeline import AUGMENTS, FLIPS
+from ..data.augment import AUGMENTS, FLIPS
 from ..data.splits import DEFAULT_SEED, DEFAULT_TEST_SPLIT, DEFAULT_VAL_SPLIT
 
 # Choices owned here; the others come from the module that owns the concept (resize modes:
@@ -215,7 +215,7 @@ class TrainConfig:
         for name in ("freeze", "unfreeze"):
             for pattern in getattr(self, name):
                 _check_pattern(name, pattern)
-        from ..data.pipeline import augmentation_options
+        from ..data.augment import augmentation_options
 
         augmentation_options(self.augment, **self.augment_overrides())
 

@@ -185,8 +185,6 @@ def dataset(features, labels: np.ndarray, num_classes: int, batch_size: int,
             shuffle: bool = False, seed: int = DEFAULT_SEED, one_hot: bool = False):
     """tf.data over cached features [copies, n, ...] (an array or `mapped.DiskRows`), read by index:
     one random copy of each image per epoch."""
-    import tensorflow as tf
-
     from ..data.mapped import PREFETCH_BATCHES, DiskRows, index_dataset
     from ..data.outputs import targets
 
@@ -221,7 +219,7 @@ def cache_copies(config, aug_opts: dict, model, n_train: int) -> int:
 
 def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
                       train: tuple, val: tuple, n_classes: int, one_hot: bool = False):
-    from ..data.pipeline import augmentation_layers
+    from ..data.augment import augmentation_layers
     from .surgery import feature_extractor
 
     extractor = feature_extractor(model)

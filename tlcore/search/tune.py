@@ -20,13 +20,9 @@ node reads and writes, which is checked on every node before the first trial.
 """
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import os
-import random
 import secrets
-import statistics
 import subprocess
 import sys
 import threading
@@ -37,6 +33,9 @@ from ..core import home
 from ..core.errors import OptionError, TLCoreError, UsageError
 from ..core.jsonio import read_json, write_json
 from ..core.runs import Run, RunStore, process_alive
+from .space import load_space, points  # noqa: F401
+from .record import (FINAL_STATES, _pairs, _recorder, _write_record, new_search_id,  # noqa: F401
+                     searches_dir, summarize)
 
 METRICS = ("val_accuracy", "val_loss")
 SCHEDULERS = ("none", "asha")
@@ -44,91 +43,6 @@ POLL_SECONDS = 0.5
 
 
 # --- the space ---------------------------------------------------------------------
-
-def load_space(space) -> dict:
-    """A space from a dict, a JSON text or a JSON file's path, checked: known options only,
-    non-empty choice lists, ranges with numbers min < max."""
-    from ..recipe.config import OPTION_NAMES, OPTIONS
-
-    if isinstance(space, (str, os.PathLike)) and not str(space).lstrip().startswith("{"):
-        path = Path(space).expanduser()
-        if not path.is_file():
-            raise OptionError("space", f"must be a JSON file or a JSON object. No file at {path}.")
-        try:
-            space = json.loads(path.read_text())
-        except (ValueError, OSError) as exc:
-            raise OptionError("space", f"could not be read as JSON ({path}): {exc}") from None
-    elif isinstance(space, str):
-        try:
-            space = json.loads(space)
-        except ValueError as exc:
-            raise OptionError("space", f"is not valid JSON: {exc}") from None
-    if not isinstance(space, dict) or not space:
-        raise OptionError("space", 'must be a JSON object of option name to choices, e.g. '
-                                   '{"lr": [0.001, 0.0003], "dropout": {"min": 0.1, "max": 0.5}}.')
-    kinds = {f.name: f.metadata.get("type") for f in OPTIONS}
-    out = {}
-    for name, spec in space.items():
-        key = str(name).replace("-", "_").lstrip("_")
-        if key not in OPTION_NAMES or key in ("data", "name"):
-            import difflib
-
-            near = difflib.get_close_matches(key, OPTION_NAMES, n=1)
-            hint = f" Did you mean {near[0]!r}?" if near else ""
-            raise OptionError("space", f"names an option that train does not have: {name!r}.{hint}")
-        if isinstance(spec, list):
-            if not spec:
-                raise OptionError("space", f"gives no choice for {name!r}: list at least one value.")
-            out[key] = list(spec)
-        elif isinstance(spec, dict):
-            unknown = set(spec) - {"min", "max", "log", "int"}
-            lo, hi = spec.get("min"), spec.get("max")
-            if unknown or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (lo, hi)) \
-                    or not lo < hi:
-                raise OptionError("space", f"range for {name!r} needs numbers min < max (and optional "
-                                           f'"log", "int"). Received: {spec!r}')
-            if kinds.get(key) not in (int, float):
-                raise OptionError("space", f"{name!r} is not a number option; list its choices instead.")
-            if spec.get("log") and lo <= 0:
-                raise OptionError("space", f"a log range for {name!r} needs min > 0. Received: {lo}")
-            out[key] = {"min": lo, "max": hi, "log": bool(spec.get("log")),
-                        "int": bool(spec.get("int")) or kinds.get(key) is int}
-        else:
-            raise OptionError("space", f"{name!r} must map to a list of choices or a range object. "
-                                       f"Received: {spec!r}")
-    return out
-
-
-def points(space: dict, trials: int = 8, grid: bool = False, seed: int = 0) -> list[dict]:
-    """The points to run: every combination of the choices (grid), or `trials` random draws."""
-    if grid:
-        ranges = [k for k, v in space.items() if isinstance(v, dict)]
-        if ranges:
-            raise OptionError("grid", f"needs lists of choices; {', '.join(ranges)} is a range. "
-                                      "Give a list, or search at random with --trials.")
-        keys = list(space)
-        combos = [dict(zip(keys, values)) for values in itertools.product(*(space[k] for k in keys))]
-        if len(combos) > 500:
-            raise OptionError("grid", f"would run {len(combos)} points; keep a grid under 500.")
-        return combos
-    if int(trials) < 1:
-        raise OptionError("trials", f"must be at least 1. Received: {trials}")
-    rng = random.Random(seed)
-    out = []
-    for _ in range(int(trials)):
-        point = {}
-        for key, spec in space.items():
-            if isinstance(spec, list):
-                point[key] = rng.choice(spec)
-                continue
-            lo, hi = spec["min"], spec["max"]
-            if spec["log"]:
-                value = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-            else:
-                value = rng.uniform(lo, hi)
-            point[key] = int(round(value)) if spec["int"] else float(f"{value:.6g}")
-        out.append(point)
-    return out
 
 
 # --- one trial -----------------------------------------------------------------------
@@ -228,9 +142,6 @@ def _trainable(config: dict, plan: dict) -> None:
 
 # --- the search ------------------------------------------------------------------------
 
-def searches_dir() -> Path:
-    return home.home() / "searches"
-
 
 def _check_shared_storage(paths: list[str]) -> None:
     """Every alive Ray node must read the dataset and read and write the runs folder."""
@@ -270,10 +181,6 @@ def _check_shared_storage(paths: list[str]) -> None:
         lines = "; ".join(f"node {node} {why}" for node, why in bad.items())
         raise TLCoreError(f"A search needs the dataset and the runs folder on storage every node "
                           f"can read and write (a shared file system mounted at the same path): {lines}.")
-
-
-def new_search_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
 def checked_points(base: dict, space, trials: int, grid: bool):
@@ -345,37 +252,6 @@ def resume_search(search_dir: str, max_concurrent: int | None = None) -> dict:
     store = RunStore(record["runs_dir"])
     write_json(path / "search.json", dict(record, **summarize(record, store)))
     return _run(record, store, max_concurrent, data=str(record["base"].get("data") or ""))
-
-
-FINAL_STATES = ("completed", "failed")  # a trial in one of these is done; others run (again) on resume
-RECORD_SECONDS = 1.0
-
-
-def _pairs(record: dict) -> list[tuple[int, int]]:
-    """Every (point, seed) of a search, in the order Tune ran two grids: each seed's points in turn."""
-    return [(p, s) for s in record["seeds"] for p in range(len(record["points"]))]
-
-
-def _write_record(folder: Path, record: dict, store: RunStore, **changes) -> dict:
-    record.update(changes)
-    full = dict(record, **summarize(record, store))
-    write_json(folder / "search.json", full)
-    return full
-
-
-def _recorder(folder: Path, record: dict, store: RunStore, done: threading.Event) -> None:
-    """Rewrites search.json from the run store each time a trial ends (a thread of the search)."""
-    seen = None
-    while not done.wait(RECORD_SECONDS):
-        try:
-            summary = summarize(record, store)
-            ended = sorted((t["run_dir"], t["state"]) for t in summary["trials"]
-                           if t["state"] in ("completed", "failed", "stopped"))
-            if ended != seen:
-                seen = ended
-                write_json(folder / "search.json", dict(record, **summary))
-        except (OSError, ValueError, KeyError):
-            pass  # a run being written; the next round reads it
 
 
 def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
@@ -505,54 +381,6 @@ def _stop_file_stopper(path: Path):
     return StopFile()
 
 
-def summarize(record: dict, store: RunStore | None = None) -> dict:
-    """Trials (from the run store), points (mean and spread over seeds of the validation accuracy,
-    and of the test accuracy where the runs were scored on a test split) and the best point."""
-    store = store or RunStore(record.get("runs_dir"))
-    prefix = f"search:{record['search_id']}:"
-    trials = []
-    for run in store.runs():
-        opts = run.config().get("options") or {}
-        name = str(opts.get("name") or "")
-        if not name.startswith(prefix):
-            continue
-        _, _, index, seed = name.split(":")
-        metrics = run.metrics()
-        accs = [m["val_accuracy"] for m in metrics if m.get("val_accuracy") is not None]
-        losses = [m["val_loss"] for m in metrics if m.get("val_loss") is not None]
-        ev = run.evaluation() or {}
-        trials.append({"run_dir": str(run.path), "state": run.state(), "point": int(index),
-                       "seed": int(seed), "epochs": len(metrics),
-                       "val_accuracy": max(accs) if accs else None,
-                       "test_accuracy": ev.get("accuracy") if ev.get("split") == "test" else None,
-                       "val_loss": min(losses) if losses else None,
-                       "options": record["points"][int(index)]})
-    trials.sort(key=lambda t: (t["point"], t["seed"]))
-    summary = []
-    for index, point in enumerate(record["points"]):
-        mine = [t for t in trials if t["point"] == index]
-        accs = [t["val_accuracy"] for t in mine if t["val_accuracy"] is not None]
-        losses = [t["val_loss"] for t in mine if t["val_loss"] is not None]
-        tests = [t["test_accuracy"] for t in mine if t["test_accuracy"] is not None]
-        summary.append({"point": index, "options": point, "runs": len(mine),
-                        "test_accuracy_mean": statistics.fmean(tests) if tests else None,
-                        "test_accuracy_std": statistics.pstdev(tests) if len(tests) > 1 else (0.0 if tests else None),
-                        "val_accuracy_mean": statistics.fmean(accs) if accs else None,
-                        "val_accuracy_std": statistics.pstdev(accs) if len(accs) > 1 else (0.0 if accs else None),
-                        "val_loss_mean": statistics.fmean(losses) if losses else None})
-    best = None
-    key = "val_accuracy_mean" if record["metric"] == "val_accuracy" else "val_loss_mean"
-    scored = [p for p in summary if p[key] is not None]
-    if scored:
-        top = (max if record["metric"] == "val_accuracy" else min)(scored, key=lambda p: p[key])
-        runs = [t for t in trials if t["point"] == top["point"] and t["val_accuracy"] is not None]
-        pick = max(runs, key=lambda t: t["val_accuracy"]) if record["metric"] == "val_accuracy" \
-            else min(runs, key=lambda t: t["val_loss"] if t["val_loss"] is not None else math.inf)
-        best = {"run_dir": pick["run_dir"], "val_accuracy": top["val_accuracy_mean"],
-                "val_loss": top["val_loss_mean"], "options": top["options"], "point": top["point"]}
-    return {"trials": trials, "points_summary": summary, "best": best}
-
-
 # --- following and stopping from elsewhere (the app, `tlcore stop`) -----------------------
 
 def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, seeds: int = 1,
@@ -591,26 +419,3 @@ def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, se
     raise TLCoreError("The search did not start within two minutes; see its log under TLCORE_HOME/logs.")
 
 
-def list_searches() -> list[dict]:
-    """Every search's record (its search.json as written), newest first."""
-    records = [read_json(path) or {} for path in sorted(searches_dir().glob("*/search.json"), reverse=True)]
-    return [record for record in records if record.get("search_id")]
-
-
-def load_search(ref: str) -> dict:
-    """A search's record by id or folder, with trials, points and best read from the run store now."""
-    path = Path(ref)
-    if not (path / "search.json").exists():
-        path = searches_dir() / str(ref)
-    record = read_json(path / "search.json")
-    if not record:
-        raise UsageError(f"No search at {ref}: give a search id or its folder (TLCORE_HOME/searches/ID).")
-    if record.get("state") == "running" and not process_alive(record.get("pid")):
-        record["state"] = "interrupted"
-    return dict(record, **summarize(record))
-
-
-def request_stop(ref: str) -> dict:
-    record = load_search(ref)
-    (Path(record["search_dir"]) / "stop").touch()
-    return {"search_dir": record["search_dir"], "stop_requested": True}

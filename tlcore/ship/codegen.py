@@ -3,7 +3,7 @@
 The script uses keras, tensorflow, numpy and Pillow only. Its constants are this run's options
 as config.json records them, with what tlcore resolved: the cut layer's name, the layers that
 train in stage 2 (from `plan.make_plan`, the one owner of what trains when), the augmentation
-options (`data.augmentation_options`). It reads images with the studio's own `images.load_image`
+options (`augment.augmentation_options`). It reads images with the studio's own `images.load_image`
 (copied with what it calls, `_images_source`) and splits them as `data.scan` does (same sorting,
 seed and rounding; the split functions copied too), and builds and trains the model
 as `model.build_model` and `train` do, in the style of the Keras transfer-learning guide.
@@ -32,7 +32,7 @@ def script_values(run_dir, runs_dir=None) -> dict:
             or a SavedModel folder (which plain Keras cannot cut or train).
     """
     from ..recipe.config import TrainConfig
-    from ..data.pipeline import augmentation_options
+    from ..data.augment import augmentation_options
     from ..data.images import IMAGE_EXTENSIONS
     from ..backbones.layers import trainable_by_nature
     from ..recipe.plan import make_plan
@@ -153,7 +153,7 @@ def _recipe_source() -> str:
     """The studio's optimizer, schedule, loss and augmentation functions, copied as they are."""
     import inspect
 
-    from ..data import pipeline as data
+    from ..data import augment as data
     from ..data import outputs
     from ..recipe import optimizer as recipe
 

@@ -127,7 +127,8 @@ def _record_start(job: _Job) -> None:
 def _data(job: _Job) -> None:
     """The decoded train and validation images and their tf.data pipelines."""
     from . import device
-    from ..data.pipeline import augmentation_layers, augmentation_options, class_weights, make_dataset, split_arrays
+    from ..data.augment import augmentation_layers, augmentation_options
+    from ..data.pipeline import class_weights, make_dataset, split_arrays
     from ..recipe import optimizer as recipe
 
     config, ds, n_classes, size = job.config, job.ds, job.n_classes, job.source.input_size
