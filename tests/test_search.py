@@ -122,6 +122,9 @@ def _tl_search(home: Path, *args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+EPOCHS = 16  # ASHA decides at epochs 1, 2, 4 and 8: room for its stop to land on a loaded machine
+
+
 @pytest.mark.slow
 def test_a_search_on_local_ray_stops_a_bad_trial_early_survives_a_killed_one_and_keeps_every_run(tmp_path):
     """Grid lr {0.01, 1e-7} x 2 seeds = 4 trials, one at a time, ASHA: the first trial is killed
@@ -132,7 +135,7 @@ def test_a_search_on_local_ray_stops_a_bad_trial_early_survives_a_killed_one_and
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"lr": [0.01, 1e-7]}))
     proc = _tl_search(home, data, "--space", space, "--grid", "--seeds", "2", "--scheduler", "asha",
-                      "--head-epochs", "6", "--fine-tune-epochs", "0", *FAST)
+                      "--head-epochs", str(EPOCHS), "--fine-tune-epochs", "0", *FAST)
     runs = home / "runs"
     killed = None
     deadline = time.time() + 240
@@ -151,9 +154,9 @@ def test_a_search_on_local_ray_stops_a_bad_trial_early_survives_a_killed_one_and
     assert len(trials) == 4
     assert trials[(0.01, 42)]["state"] == "failed" and trials[(0.01, 42)]["run_dir"] == str(killed)
     assert "ended without a result" in json.loads((killed / "status.json").read_text())["error"]
-    assert trials[(0.01, 43)]["state"] == "completed" and trials[(0.01, 43)]["epochs"] == 6
+    assert trials[(0.01, 43)]["state"] == "completed" and trials[(0.01, 43)]["epochs"] == EPOCHS
     hopeless = [trials[(1e-7, s)] for s in (42, 43)]
-    assert any(t["state"] == "stopped" and t["epochs"] < 6 for t in hopeless), hopeless
+    assert any(t["state"] == "stopped" and t["epochs"] < EPOCHS for t in hopeless), hopeless
     assert result["best"]["options"] == {"lr": 0.01}
     assert {p["runs"] for p in result["points"]} == {2}
     listed = subprocess.run([sys.executable, "-m", "tlcore", "runs", "--json"], capture_output=True, text=True,

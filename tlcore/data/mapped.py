@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import TLCoreError
+from .splits import DEFAULT_SEED
 
 CHUNK_BYTES = 32 * 2 ** 20  # rows decoded (and held) at once while a cache file is written
 # Batches read ahead of training, and read at once: fixed, so that memory follows the batch and
@@ -254,7 +255,7 @@ def read_rows(source, indexes) -> np.ndarray:
     return np.take(source, np.asarray(indexes, dtype=np.int64), axis=0)
 
 
-def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = 42,
+def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = False, seed: int = DEFAULT_SEED,
                   shard: tuple[int, int] | None = None, copies: int = 1):
     """tf.data of (rows as stored, targets) batches, reading `source` (an ndarray or `Rows`) by index.
 
