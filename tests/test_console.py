@@ -94,6 +94,8 @@ def test_cpp_error_lines_and_litert_notes_are_chatter():
     assert _is_chatter("E0000 00:00:1733331111.123456   4242 node_def_util.cc:682] NodeDef mentions attribute "
                        "use_unbounded_threadpool which is not in the op definition")
     assert _is_chatter("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    assert _is_chatter("fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
+                       "output_inference_type: FLOAT32")
     assert not _is_chatter("error: --weights imagenet: the ImageNet weights of MobileNet are not on this machine")
 
 

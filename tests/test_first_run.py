@@ -258,7 +258,9 @@ def test_training_stderr_holds_only_tlcore_lines(shared_run):
     ["export", "{run}", "--format", "onnx", "--out", "{out}/m.onnx"],
     ["export", "{run}", "--format", "bundle", "--out", "{out}/b.zip", "--include", "keras,tflite,onnx"],
     ["export", "{run}", "--format", "code", "--out", "{out}/t.py"],
-], ids=["evaluate", "predict", "onnx", "bundle", "code"])
+    ["export", "{run}", "--format", "tflite", "--quantize", "int8", "--out", "{out}/q.tflite"],
+    ["export", "{run}", "--format", "savedmodel", "--out", "{out}/sm"],
+], ids=["evaluate", "predict", "onnx", "bundle", "code", "int8", "savedmodel"])
 def test_command_stderr_holds_only_tlcore_lines(shared_run, tmp_path, args):
     args = [a.format(run=shared_run.run_dir, data=shared_run.data, out=tmp_path) for a in args]
     env = dict(os.environ, TLCORE_HOME=str(shared_run.home))

@@ -28,6 +28,7 @@ CHATTER = re.compile(
     r"|(?:INFO|WARNING|VERBOSE): (?:Created TensorFlow Lite|Initialized TensorFlow Lite|TfLite|XNNPack|"
     r"Replacing \d+ out of \d+ node)"  # LiteRT / TFLite runtime notes
     r"|To enable the following instructions: "
+    r"|fully_quantize: \d+, inference_type: "  # the TFLite converter's calibration summary
     r"|WARNING:absl:"
     r"|Saved artifact at '"  # a SavedModel export's endpoint listing, about 100 lines
     r"|\* Endpoint '|Output Type:|Input Type:|Captures:|.*TensorSpec\()")
