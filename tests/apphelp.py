@@ -62,3 +62,34 @@ def plain(markdown: str) -> str:
     import re
 
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
+def open_page(page: str | None, timeout: float = 60, **state):
+    """The app in AppTest with `state` in its session, switched to `page` (None: the app's first
+    page), after checking that no page raised."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def hostile_run(home: Path, data: str, labels: list[str], model: bytes = b"not loaded") -> Path:
+    """A finished run (no real model: the pages only list it) named with Markdown and an image, its
+    dataset at `data` and its classes `labels`, in HOME/runs."""
+    import json
+
+    path = home / "runs" / "20261204-101500-hostile-1a2b"
+    path.mkdir(parents=True)
+    (path / "status.json").write_text(json.dumps({"state": "completed", "host": socket.gethostname()}))
+    (path / "config.json").write_text(json.dumps({"options": {
+        "backbone": "MobileNetV2", "data": data, "name": "**bold** ![r](http://x.invalid/r)",
+        "head_epochs": 1, "fine_tune_epochs": 1}}))
+    (path / "labels.json").write_text(json.dumps(labels))
+    (path / "model.keras").write_bytes(model)
+    return path

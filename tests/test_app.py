@@ -25,6 +25,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from datagen import COLOURS, write_split
+import apphelp
 from apphelp import plain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,14 +76,7 @@ def studio_home(finished, monkeypatch):
 
 
 def open_page(page: str, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    if page != PAGES[0]:
-        at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return apphelp.open_page(None if page == PAGES[0] else page, **state)
 
 
 def texts(at: AppTest) -> str:

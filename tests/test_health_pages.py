@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from apphelp import open_page
 from plant import hashes, plant, save_colour_model, write_patterns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,17 +25,6 @@ def health_home(tmp_path, monkeypatch):
     return home, model
 
 
-def open_page(page: str, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def _selection(data, model) -> dict:
     return {"data": str(data), "backbone_file": str(model), "preprocessing": "none", "cut": "flat"}
 
@@ -45,7 +34,7 @@ def test_fix_a_suspected_label_in_the_health_tab_then_undo_restores_every_file(h
     data = write_patterns(home / "datasets" / "colours", counts=(16, 4, 4))
     planted = plant(data, wrong=1, copies=0, noise=0, seed=4)
     before = hashes(data)
-    at = open_page("views/4_Data.py", **_selection(data, model))
+    at = open_page("views/4_Data.py", timeout=120, **_selection(data, model))
     at.button(key="audit_button").click().run()
     assert not at.exception, at.exception
     result = at.session_state["_audit"]["result"]
@@ -71,7 +60,7 @@ def test_a_folder_outside_the_home_is_read_only_with_an_import_offer(health_home
     home, model = health_home
     data = write_patterns(tmp_path / "server" / "colours", counts=(6, 2, 2))
     before = hashes(data)
-    at = open_page("views/4_Data.py", **_selection(data, model))
+    at = open_page("views/4_Data.py", timeout=120, **_selection(data, model))
     at.button(key="audit_button").click().run()
     assert not at.exception, at.exception
     assert any("read-only" in i.value for i in at.info)
@@ -86,7 +75,7 @@ def test_layers_page_shows_where_the_classes_become_separable(health_home, tmp_p
     home, _ = health_home
     model = save_colour_model(home / "models" / "gray.keras", gray_after_colour=True)
     data = write_patterns(home / "datasets" / "colours", counts=(12, 6, 0))
-    at = open_page("views/3_Layers.py", data=str(data), backbone_file=str(model), preprocessing="none")
+    at = open_page("views/3_Layers.py", timeout=120, data=str(data), backbone_file=str(model), preprocessing="none")
     at.button(key="probe_button").click().run()
     assert not at.exception, at.exception
     rows = at.session_state["_probe"]["rows"]

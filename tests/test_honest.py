@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from datagen import write_split
-from apphelp import plain
+from apphelp import open_page, plain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -214,18 +214,6 @@ def test_evaluate_reports_the_interval_and_the_recorded_baselines(guessing):
 
 # --- the pages -------------------------------------------------------------------------
 
-def _open(page: str, **state):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _texts(at) -> str:
     return "\n".join(str(e.value) for kind in ("markdown", "caption", "warning") for e in getattr(at, kind))
 
@@ -257,13 +245,13 @@ def test_train_and_evaluate_pages_show_intervals_and_baselines(app_home, guessin
 
     home, run = app_home
     out = guessing.out
-    at = _open("views/5_Train.py", data=str(guessing.data), run_dir=str(run), **SMALL)
+    at = open_page("views/5_Train.py", timeout=90, data=str(guessing.data), run_dir=str(run), **SMALL)
     lo, hi = out["test_accuracy_interval"]
     assert f"95% interval {100 * lo:.1f}–{100 * hi:.1f}% · n = 18" in _texts(at)
     vlo, vhi = out["val_accuracy_interval"]
     assert f"95% interval {100 * vlo:.1f}–{100 * vhi:.1f}% · n = 18" in _texts(at)
 
-    at = _open("views/6_Evaluate.py", run_dir=str(run), **SMALL)
+    at = open_page("views/6_Evaluate.py", timeout=90, run_dir=str(run), **SMALL)
     assert f"95% interval {100 * lo:.1f}–{100 * hi:.1f}% · n = 18" in _texts(at)
     table = [d.value for d in at.dataframe if "model" in d.value.columns][0]
     assert list(table["model"])[0] == "This model" and len(table) == 1 + len(out["baselines"])
@@ -289,7 +277,7 @@ def test_runs_page_tests_two_runs_on_the_same_images(app_home):
     (elsewhere / "evaluation.json").write_text(json.dumps(
         {**ev, "predictions": [dict(p, file=p["file"] + ".other") for p in ev["predictions"]]}))
 
-    at = _open("views/8_Runs.py")
+    at = open_page("views/8_Runs.py", timeout=90)
     rows = at.dataframe[0].value
     assert "test 95% interval" in rows.columns and "val 95% interval" in rows.columns
     assert rows[rows["run"] == run.name].iloc[0]["test 95% interval"].endswith("· n = 18")

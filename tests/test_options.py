@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from apphelp import open_page
 
 from tlcore.recipe import config as cfg
 from tlcore.recipe.config import DEFAULTS, OPTIONS, TrainConfig
@@ -130,18 +131,6 @@ def test_quick_start_takes_everything_it_does_not_choose_from_the_config():
 # --- the app's widgets ----------------------------------------------------------------------
 
 
-def _app(page: str, **session):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    for key, value in session.items():
-        at.session_state[key] = value
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _widgets(at) -> dict:
     out = {}
     for kind in ("selectbox", "slider", "number_input", "toggle", "segmented_control", "text_input"):
@@ -172,7 +161,7 @@ def test_the_pages_widgets_show_the_config_choices_and_defaults(app_home, monkey
     monkeypatch.setitem(cfg._FIELDS, "resize", wider)
     shown = {}
     for page in ("views/4_Data.py", "views/5_Train.py", "views/3_Layers.py"):
-        at = _app(page, backbone="MobileNetV2", input_size=32, weights="none")
+        at = open_page(page, timeout=90, backbone="MobileNetV2", input_size=32, weights="none")
         shown.update(_widgets(at))
     assert list(shown["resize"].options) == ["stretch", "pad", "crop", "wide"]
     for name in ("class_weights", "mixed_precision"):

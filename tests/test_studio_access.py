@@ -8,8 +8,6 @@ tests/test_studio_access_browser.py.
 from __future__ import annotations
 
 import html as html_lib
-import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from studio import access, text
-from apphelp import plain
+from apphelp import hostile_run, plain
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ["![t](http://x.invalid/y)", "**bold**", "<img src=x onerror=alert(1)>", "_it_", ":red[red]",
@@ -246,19 +244,6 @@ def test_without_a_password_there_is_no_sign_out(tmp_path, monkeypatch):
 
 # --- hostile names on the pages ---------------------------------------------------------
 
-def _hostile_run(home: Path) -> Path:
-    """A finished run (no real model: the pages only list it) named **bold**, whose classes are hostile."""
-    path = home / "runs" / "20261204-101500-hostile-1a2b"
-    path.mkdir(parents=True)
-    (path / "status.json").write_text(json.dumps({"state": "completed", "host": socket.gethostname()}))
-    (path / "config.json").write_text(json.dumps({"options": {
-        "backbone": "MobileNetV2", "data": str(home / "**data**"), "name": "**bold** ![r](http://x.invalid/r)",
-        "head_epochs": 1, "fine_tune_epochs": 1}}))
-    (path / "labels.json").write_text(json.dumps(["![t](http://x.invalid/y)", "<b>b</b>"]))
-    (path / "model.keras").write_bytes(b"not loaded by these pages")
-    return path
-
-
 def _rendered(at: AppTest) -> list[str]:
     out = []
     for kind in ("markdown", "caption", "info", "success", "warning", "error", "subheader"):
@@ -270,7 +255,8 @@ def _rendered(at: AppTest) -> list[str]:
 def test_hostile_run_and_class_names_show_as_text_on_the_pages(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path))
     monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
-    run = _hostile_run(tmp_path)
+    run = hostile_run(tmp_path, str(tmp_path / "**data**"), ["![t](http://x.invalid/y)", "<b>b</b>"],
+                      b"not loaded by these pages")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.session_state["run_dir"] = str(run)
     at.run()

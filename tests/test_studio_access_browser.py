@@ -8,17 +8,15 @@ them renders bold. Screenshots go to artifacts/screenshots/ (gitignored).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from apphelp import streamlit_server
+from apphelp import hostile_run, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -39,18 +37,6 @@ PUT = """async ([sid, size]) => {
         return [0, String(e)];  // the server answered and closed before the whole body was sent
     }
 }"""
-
-
-def _hostile_run(home: Path) -> Path:
-    path = home / "runs" / "20261204-101500-hostile-1a2b"
-    path.mkdir(parents=True)
-    (path / "status.json").write_text(json.dumps({"state": "completed", "host": socket.gethostname()}))
-    (path / "config.json").write_text(json.dumps({"options": {
-        "backbone": "MobileNetV2", "data": str(home / "data"), "name": "**bold** ![r](http://x.invalid/r)",
-        "head_epochs": 1, "fine_tune_epochs": 1}}))
-    (path / "labels.json").write_text(json.dumps(["![t](http://x.invalid/y)", "<img src=http://x.invalid/z>"]))
-    (path / "model.keras").write_bytes(b"not loaded: no image is classified")
-    return path
 
 
 def _settle(page, timeout: float = 120.0) -> None:
@@ -76,7 +62,8 @@ def served(tmp_path_factory):
         pytest.skip("the chromium browser is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("access-home")
-    _hostile_run(home)
+    hostile_run(home, str(home / "data"), ["![t](http://x.invalid/y)", "<img src=http://x.invalid/z>"],
+                b"not loaded: no image is classified")
     env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2", TLSTUDIO_PASSWORD="s3cret")
     command = [sys.executable, "-m", "streamlit", "run", "server.py", "--server.maxUploadSize", "1"]
     with streamlit_server(home, env, command=command) as url:

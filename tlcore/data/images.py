@@ -182,11 +182,6 @@ def _from_array(frame: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
-def load_image_bytes(data: bytes, size: int, mode: str = "stretch") -> np.ndarray:
-    """`load_image` of an image file's bytes (what a server's decoding process is handed)."""
-    return load_image(data, size, mode)
-
-
 def _resized(im: Image.Image, size: int, mode: str) -> np.ndarray:
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}. Received: {mode!r}")

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..core.errors import OptionError
-from ..data.images import MAX_PIXELS, ImageProblem, load_image_bytes
+from ..data.images import MAX_PIXELS, ImageProblem, load_image
 
 DECODE_WORKERS = 2
 DECODE_NICENESS = 10  # decoding workers run at a lower priority than the event loop
@@ -51,7 +51,7 @@ class DecodePool:
     async def load(self, data: bytes, size: int, resize: str) -> np.ndarray:
         pool = self._pool()
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, load_image_bytes, data, size, resize)
+            return await asyncio.get_running_loop().run_in_executor(pool, load_image, data, size, resize)
         except BrokenProcessPool:
             if self._own and self._executor is pool:
                 self._executor = None
