@@ -202,7 +202,7 @@ def _cmd_serve(a):
     from ..core.runs import RunStore
     from ..ship.limits import resolve_token
 
-    resolve_token(a.token, a.token_file)  # its checks first: two tokens, an unreadable or empty file
+    token = resolve_token(a.token, a.token_file)  # its checks first: two tokens, an unreadable or empty file
     source = Path(a.source).expanduser()
     if not (source.is_file() and source.suffix.lower() == ".zip"):
         try:
@@ -220,8 +220,7 @@ def _cmd_serve(a):
         print(f"Serving {a.source} on {info['url']} (docs: {info['url']}/docs); Ctrl+C stops it.",
               file=sys.stderr, flush=True)
 
-    serve(a.source, a.host, a.port, a.token, a.max_image_mb, a.runs_dir, ready, token_file=a.token_file,
-          max_body_mb=a.max_body_mb)
+    serve(a.source, a.host, a.port, token, a.max_image_mb, a.runs_dir, ready, max_body_mb=a.max_body_mb)
     return _SILENT
 
 
