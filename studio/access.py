@@ -4,8 +4,8 @@ throttle, and the upload gate in front of Streamlit's upload endpoint.
 Streamlit serves ``PUT /_stcore/upload_file/{session_id}/{file_id}`` to any open session, signed in
 or not, and keeps what arrives in memory until the session ends. `UploadGate` is an ASGI
 middleware (installed by ``server.py``, the served entry, through ``st.App``) that answers such a
-PUT before its body is read: 403 for a session that has not signed in (when a password is set),
-413 when the session would hold more than the upload limit (``server.maxUploadSize``, which is the
+PUT before Streamlit takes its body (a small body is read and dropped, a large one left unread):
+403 for a session that has not signed in (when a password is set), 413 when the session would hold more than the upload limit (``server.maxUploadSize``, which is the
 largest dataset one session may upload: a zip, or a folder's files together).
 
 The signed-in sessions live here, in one process-wide table (the page script signs a session in
@@ -32,6 +32,7 @@ FIRST_DELAY = 1.0       # seconds to wait after the first wrong password
 MAX_DELAY = 300.0       # the delay doubles with each failure, up to this
 FORGET_AFTER = 3600.0   # failures older than this (seconds) are forgotten
 UPLOAD_PATH = re.compile(r"/_stcore/upload_file/(?P<session>[^/]+)/[^/]+/?$")
+DRAIN_LIMIT = 1 << 20   # a refused upload up to this size is read (and dropped) so the client sees the answer
 
 _now: Callable[[], float] = time.monotonic  # tests replace it to move time on
 
@@ -204,7 +205,11 @@ def upload_refusal(session_id: str, length: int | None) -> tuple[int, str] | Non
 
 
 class UploadGate:
-    """ASGI middleware: refuses an upload PUT by `upload_refusal` before reading its body."""
+    """ASGI middleware: refuses an upload PUT by `upload_refusal` before Streamlit takes its body.
+
+    A refused body of up to `DRAIN_LIMIT` bytes (by its Content-Length) is read and dropped so that
+    the client gets the answer; a longer one is answered unread and the connection closed.
+    """
 
     installed = False
 
@@ -227,14 +232,34 @@ class UploadGate:
                 if refusal is not None:
                     status, reason = refusal
                     LOG.warning("Upload refused (%s): %s", status, reason)
+                    drained = length is not None and length <= DRAIN_LIMIT and await _drain(receive)
                     body = reason.encode("utf-8")
-                    await send({"type": "http.response.start", "status": status,
-                                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                            (b"content-length", str(len(body)).encode()),
-                                            (b"connection", b"close")]})
+                    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+                               (b"content-length", str(len(body)).encode())]
+                    if not drained:
+                        headers.append((b"connection", b"close"))
+                    await send({"type": "http.response.start", "status": status, "headers": headers})
                     await send({"type": "http.response.body", "body": body})
                     return
         await self.app(scope, receive, send)
+
+
+async def _drain(receive) -> bool:
+    """Read and drop a request body of at most `DRAIN_LIMIT` bytes; False if it was longer or cut off.
+
+    A client still sending when the server closes the connection may lose the answer (browsers then
+    report status 0), so a small refused body is read first; a large one is never read.
+    """
+    seen = 0
+    while True:
+        message = await receive()
+        if message.get("type") != "http.request":
+            return False
+        seen += len(message.get("body") or b"")
+        if seen > DRAIN_LIMIT:
+            return False
+        if not message.get("more_body"):
+            return True
 
 
 def guard_uploads_without_gate() -> None:

@@ -163,6 +163,40 @@ def test_the_gate_answers_an_upload_put_before_reading_its_body(clock, monkeypat
     assert calls == ["/_stcore/health"]
 
 
+def test_a_small_refused_body_is_read_and_dropped_so_the_client_sees_the_answer(clock, monkeypatch):
+    """A client still sending when the connection closes may lose the answer: a refused body up to
+    DRAIN_LIMIT is read first and the connection kept; a body that turns out longer is cut off."""
+    import asyncio
+
+    monkeypatch.setenv("TLSTUDIO_PASSWORD", "s3cret")
+    monkeypatch.setattr(access, "DRAIN_LIMIT", 100)
+
+    def run(length, chunks):
+        sent, queue = [], list(chunks)
+
+        async def inner(scope, receive, send):
+            raise AssertionError("Streamlit was given the upload")
+
+        async def receive():
+            body, more = queue.pop(0)
+            return {"type": "http.request", "body": body, "more_body": more}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "PUT", "path": "/_stcore/upload_file/s1/f1",
+                 "headers": [(b"content-length", str(length).encode())]}
+        asyncio.run(access.UploadGate(inner)(scope, receive, send))
+        return sent, queue
+
+    sent, left = run(80, [(b"x" * 40, True), (b"x" * 40, False)])
+    headers = dict(sent[0]["headers"])
+    assert sent[0]["status"] == 403 and not left and b"connection" not in headers
+    # Content-Length understated: reading stops past the limit and the connection is closed.
+    sent, left = run(80, [(b"x" * 90, True), (b"x" * 90, True), (b"x", False)])
+    assert sent[0]["status"] == 403 and dict(sent[0]["headers"])[b"connection"] == b"close" and len(left) == 1
+
+
 def test_served_without_the_gate_uploads_before_sign_in_are_dropped(clock, monkeypatch):
     """`streamlit run app.py` (no server.py): Streamlit's upload manager keeps nothing of a session
     that has not signed in."""
