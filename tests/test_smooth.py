@@ -90,3 +90,34 @@ def test_bad_time_constants_name_the_option(seconds):
         Smoother(seconds)
     with pytest.raises(OptionError, match="hold"):
         Smoother(0.3, hold=-1)
+
+
+def test_the_live_loop_shows_the_steady_label_and_a_new_model_starts_afresh():
+    """A model flickering between two classes frame by frame: with smoothing the shown label stays,
+    `raw` keeps each frame's own; a new classifier shows its first frame as it is."""
+    from tlcore.live.classifier import Classifier, LiveClassifier
+
+    flips = iter([0.7, 0.2, 0.7, 0.3, 0.8, 0.4, 0.7, 0.45] * 4)
+
+    def probs(x):
+        p = next(flips)
+        return np.array([[p, 1 - p]])
+
+    live = LiveClassifier(Classifier(probs, ["a", "b"], 8), top_k=2, smooth=1.0)
+    try:
+        shown, raw = [], []
+        for i in range(32):
+            live.submit(np.zeros((8, 8, 3), np.uint8), captured=100.0 + i / 15)
+            assert live.wait(i + 1)
+            shown.append(live.latest()["top"][0]["label"])
+            raw.append(live.latest()["raw"][0]["label"])
+        assert set(shown) == {"a"} and set(raw) == {"a", "b"}
+        assert live.smoothing == 1.0
+        live.set_classifier(Classifier(lambda x: np.array([[0.1, 0.9]]), ["a", "b"], 8))
+        live.submit(np.zeros((8, 8, 3), np.uint8), captured=103.0)
+        assert live.wait(33)
+        assert live.latest()["top"][0] == {"label": "b", "probability": pytest.approx(0.9)}
+        live.set_smoothing(None)
+        assert live.smoothing is None
+    finally:
+        live.close()
