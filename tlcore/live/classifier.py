@@ -5,8 +5,8 @@ never waits: it puts the frame in a one-frame slot (replacing one not yet taken,
 dropped), and a worker thread classifies whatever is in the slot when it is free. So the label
 is always about a recent frame and the delay stays bounded by one classification; frames per
 second count finished classifications. The label shown is steadied by `ship.smooth.Smoother` (a
-moving average over time with hysteresis) unless switched off. A `Recorder` keeps frames at a set rate for a few
-seconds (teach-by-showing's bursts). Nothing here knows about WebRTC or the page.
+moving average over time with hysteresis) when smoothing is on. A `Recorder` keeps frames at a
+set rate for a few seconds (teach-by-showing's bursts). Nothing here knows about WebRTC or the page.
 """
 from __future__ import annotations
 
