@@ -1,5 +1,6 @@
 """The live view (Predict, Quick start): the camera streamed over WebRTC, classified server-side by
-`tlcore.live.classifier.LiveClassifier`; its text line, top-k bars, Grad-CAM, freeze-frame, presenter
+`tlcore.live.classifier.LiveClassifier`; its text line (the steady label of `tlcore.ship.smooth`
+unless switched off), top-k bars, Grad-CAM, freeze-frame, presenter
 layout; teach-by-showing (bursts, the prototype, a real training run); the snapshot fallback.
 
 The frame callback runs in streamlit-webrtc's thread: it only hands the frame over (and draws
@@ -18,6 +19,7 @@ import streamlit as st
 
 from studio import components as ui, state, text, webrtc
 from tlcore.core.errors import TLCoreError
+from tlcore.ship.smooth import SECONDS as SMOOTH_SECONDS
 
 LOG = logging.getLogger(__name__)
 REFRESH = 0.5  # seconds between redraws of the label, bars and fps
@@ -83,7 +85,12 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
         live.set_classifier(classifier)
         _freeze_heap()  # the new model's objects too
     live.top_k = max(1, int(top_k))
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
+    steady = c3.toggle("Steady label", value=True, key=f"{key}_steady",
+                       help="Averages the probabilities over the last fraction of a second, and changes the "
+                            "label only once another class has led for a moment: no flicker between close "
+                            "classes. Off: every frame's own label.")
+    live.set_smoothing(SMOOTH_SECONDS if steady else None)
     presenter = c1.toggle("Presenter layout", key=f"{key}_presenter",
                           help="Only the video and a large label: for a room watching the screen.")
     opts["cam"] = allow_cam and classifier is not None and classifier.model is not None and c2.toggle(
@@ -97,6 +104,8 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
             video_frame_callback=_callback(live, recorder, opts), async_processing=True,
             translations=text.LIVE_MESSAGES)
     playing = bool(ctx.state.playing)
+    if not playing:
+        live.reset_smoothing()  # a new stream starts afresh
     with side:
         _results(key, live, recorder, playing, presenter, after)
     if not presenter:

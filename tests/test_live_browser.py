@@ -239,3 +239,40 @@ def test_without_a_camera_the_page_says_so_and_offers_snapshots(live_server):
             assert page.get_by_test_id("stException").count() == 0
         finally:
             browser.close()
+
+
+def test_the_steady_label_switch_is_on_by_default_and_the_line_keeps_its_form(live_server, tmp_path):
+    """The live view's Steady label switch: on at first, the line `LABEL · NN% · NN fps` names the
+    still shape on show with it on and with it off."""
+    from playwright.sync_api import sync_playwright
+
+    url, home, data = live_server
+    video = write_y4m(tmp_path / "circle.y4m", [_picture(data, "circle", 2)], seconds_each=2.0)
+    line_js = ("() => /^circle · .* fps$/.test(document.querySelector('.st-key-predict_line')"
+               "?.innerText.trim() || '')")
+    with sync_playwright() as p:
+        browser, page = _browser(p, video)
+        try:
+            _open_live(page, url, "A trained run")
+            page.get_by_test_id("stButtonGroup").nth(1).get_by_text("Live camera", exact=True).click()
+            switch = page.get_by_test_id("stCheckbox").filter(has_text="Steady label").locator("input")
+            switch.wait_for(state="attached")
+            assert switch.is_checked()
+            _start_camera(page)
+            page.wait_for_function(line_js, timeout=120_000)
+            steady = _watch(page, "predict", 3.0)
+            _shot(page, "live-03-steady-label")
+            page.get_by_test_id("stCheckbox").get_by_text("Steady label", exact=True).click()
+            deadline = time.time() + 60
+            while switch.is_checked():
+                assert time.time() < deadline, "the switch did not turn off"
+                page.wait_for_timeout(100)
+            page.wait_for_function(line_js, timeout=60_000)
+            raw = _watch(page, "predict", 3.0)
+            assert page.get_by_test_id("stException").count() == 0
+        finally:
+            browser.close()
+    for seen in (steady, raw):
+        matched = [LINE.match(s) for _, s in seen]
+        assert all(matched), [s for _, s in seen if not LINE.match(s)][:5]
+        assert {m.group(1) for m in matched} == {"circle"}

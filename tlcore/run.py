@@ -119,7 +119,7 @@ class Run:
 
         return Evaluation(evaluate_run(self.run_dir, None if data is None else str(data), split, tta=tta))
 
-    def predict(self, items: Any, top_k: int = 5, tta: str = "none") -> list[dict]:
+    def predict(self, items: Any, top_k: int = 5, tta: str = "none", smooth: float | None = None) -> list[dict]:
         """Classify images with the run's model (`tlcore predict`).
 
         Args:
@@ -128,6 +128,9 @@ class Run:
                 images. Every kind is read by the engine's one image reader, as training read them.
             top_k: classes kept per image, most probable first.
             tta: test-time augmentation, `"none"`, `"flip"` or `"flip+crops"`.
+            smooth: video files only: a time constant in seconds (e.g. 0.3) for a steady label,
+                as `tlcore predict VIDEO --smooth`: each frame's `top` is the smoothed ranking, the
+                shown label first; None (the default) classifies every frame on its own.
 
         Returns:
             One dict per image, as `tlcore predict --json` prints: `{"image", "top": [{"label",
@@ -142,8 +145,12 @@ class Run:
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise OptionError("top_k", f"must be a whole number, 1 or more. Received: {top_k!r}")
         check_tta(tta)
+        if smooth is not None:
+            from .ship.smooth import check_seconds
+
+            smooth = check_seconds(smooth)
         if all(isinstance(item, (str, os.PathLike)) for item in items):
-            return predict(self.run_dir, [str(item) for item in items], top_k, tta=tta)
+            return predict(self.run_dir, [str(item) for item in items], top_k, tta=tta, smooth=smooth)
         rm = RunModel(self.run_dir)
         return _predict_items(rm, items, top_k, tta)
 

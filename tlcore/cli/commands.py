@@ -189,7 +189,7 @@ def _cmd_predict(a):
         return classify_files(a.imagenet, [a.run_dir, *a.images], a.weights, a.top_k, a.csv)
     if not a.images:
         raise UsageError("tlcore predict: give a RUN_DIR and at least one IMAGE_OR_FOLDER (or --imagenet BACKBONE)")
-    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every, tta=a.tta)
+    return predict(a.run_dir, a.images, a.top_k, a.csv, a.runs_dir, a.every, tta=a.tta, smooth=a.smooth)
 
 
 _SILENT = object()  # a command that printed its JSON itself (serve, once it is ready)

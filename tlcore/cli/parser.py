@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", dest="top_k", type=int, default=_default(predict, "top_k"), help="classes shown per image")
     p.add_argument("--csv", help="also write the results as a CSV table here")
     p.add_argument("--every", type=int, default=_default(predict, "every"), help="videos: classify every N-th frame (default 1: all)")
+    p.add_argument("--smooth", type=float, metavar="SECONDS", default=_default(predict, "smooth"),
+                   help="videos: a steady label: probabilities averaged over frames with this time constant "
+                        "(e.g. 0.3), the label changing only after another class has led for a while; "
+                        "each frame's top is then the smoothed ranking (default: off)")
     p.add_argument("--tta", default=_default(predict, "tta"), choices=TTA_MODES, help=TTA_HELP)
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("export", "export a run's model (.keras, SavedModel, TFLite, ONNX, a bundle .zip) or the run as code")

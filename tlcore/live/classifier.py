@@ -4,8 +4,9 @@ A camera hands frames faster than a model on a CPU may classify them. `LiveClass
 never waits: it puts the frame in a one-frame slot (replacing one not yet taken, which is then
 dropped), and a worker thread classifies whatever is in the slot when it is free. So the label
 is always about a recent frame and the delay stays bounded by one classification; frames per
-second count finished classifications. A `Recorder` keeps frames at a set rate for a few
-seconds (teach-by-showing's bursts). Nothing here knows about WebRTC or the page.
+second count finished classifications. The label shown is steadied by `ship.smooth.Smoother` (a
+moving average over time with hysteresis) when smoothing is on. A `Recorder` keeps frames at a
+set rate for a few seconds (teach-by-showing's bursts). Nothing here knows about WebRTC or the page.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import load_image
+from ..ship.smooth import Smoother
 
 FPS_WINDOW = 2.0  # seconds of finished classifications the fps is measured over
 
@@ -66,12 +68,16 @@ class LiveClassifier:
         classifier: a `Classifier`, replaceable at any time with `set_classifier`.
         top_k: labels kept per result.
         cam_every: seconds between Grad-CAM maps (None: no Grad-CAM).
+        smooth: the label's time constant in seconds (`ship.smooth.Smoother`); None: every
+            frame's own label.
     """
 
-    def __init__(self, classifier: Classifier | None, top_k: int = 5, cam_every: float | None = None):
+    def __init__(self, classifier: Classifier | None, top_k: int = 5, cam_every: float | None = None,
+                 smooth: float | None = None):
         self._classifier = classifier
         self.top_k = int(top_k)
         self.cam_every = cam_every
+        self._smoother = None if smooth is None else Smoother(smooth)
         self._slot: tuple[np.ndarray, float] | None = None
         self._cond = threading.Condition()
         self._result: dict | None = None
@@ -104,13 +110,35 @@ class LiveClassifier:
             self._classifier = classifier
             self._result, self._cam = None, None
             self._done.clear()
+            if self._smoother is not None:
+                self._smoother.reset()
+
+    def set_smoothing(self, seconds: float | None) -> None:
+        """Steady the label with this time constant (a new one starts afresh), or None for off."""
+        with self._cond:
+            if seconds is None:
+                self._smoother = None
+            elif self._smoother is None or self._smoother.seconds != float(seconds):
+                self._smoother = Smoother(seconds)
+
+    @property
+    def smoothing(self) -> float | None:
+        """The label's time constant in seconds, None when off."""
+        return None if self._smoother is None else self._smoother.seconds
+
+    def reset_smoothing(self) -> None:
+        """The stream restarts: the next frame's label is shown as it is."""
+        with self._cond:
+            if self._smoother is not None:
+                self._smoother.reset()
 
     @property
     def classifier(self) -> Classifier | None:
         return self._classifier
 
     def latest(self) -> dict | None:
-        """{top, fps, latency_ms, frame, model, classified, dropped} of the newest classification."""
+        """{top, raw, fps, latency_ms, frame, model, classified, dropped} of the newest classification:
+        `top` as shown (smoothed when smoothing is on), `raw` the frame's own."""
         with self._cond:
             if self._result is None:
                 return None
@@ -146,6 +174,7 @@ class LiveClassifier:
     # --- the worker ---------------------------------------------------------------------
     def _work(self) -> None:
         from ..ship.predict import top_labels
+        from ..ship.smooth import ranked
 
         while True:
             with self._cond:
@@ -168,7 +197,10 @@ class LiveClassifier:
             with self._cond:
                 if classifier is not self._classifier:
                     continue
-                self._result = {"top": top_labels(probs, classifier.labels, self.top_k), "frame": frame,
+                raw = top_labels(probs, classifier.labels, self.top_k)
+                top = raw if self._smoother is None else \
+                    ranked(*self._smoother.update(probs, captured), classifier.labels, self.top_k)
+                self._result = {"top": top, "raw": raw, "frame": frame,
                                 "model": classifier.name, "captured": captured, "at": finished}
                 self._done.append(finished)
                 while self._done and finished - self._done[0] > FPS_WINDOW:

@@ -122,17 +122,22 @@ def collect_images(paths) -> list[Path]:
 
 
 def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None, every: int = 1,
-            tta: str = "none") -> list[dict]:
+            tta: str = "none", smooth: float | None = None) -> list[dict]:
     """[{image, top: [{label, probability}]}] for every image (an `error` for unreadable ones);
     with `tta`, probabilities averaged over that many views of each image (`tta_views`).
 
     A video file among `images` gives one result per `every`-th frame instead, with `image`
-    "VIDEO#frame=N" and `time` in seconds (`video.predict_video`).
+    "VIDEO#frame=N" and `time` in seconds (`video.predict_video`); with `smooth` (seconds), each
+    frame's `top` is the smoothed ranking of `smooth.Smoother`, the shown label first.
     """
     if int(top_k) < 1:
         raise OptionError("top_k", f"must be 1 or more. Received: {top_k}")
     if int(every) < 1:
         raise OptionError("every", f"must be 1 or more (1 keeps every frame). Received: {every}")
+    if smooth is not None:
+        from .smooth import check_seconds
+
+        smooth = check_seconds(smooth)
     check_tta(tta)
     rm = RunModel(run_dir, runs_dir)
     videos = [p for p in images if Path(p).is_file() and _is_video(p)]
@@ -141,7 +146,7 @@ def predict(run_dir, images, top_k: int = 5, csv_path=None, runs_dir=None, every
 
         out = []
         for p in images:
-            out += predict_video(rm, Path(p), every, top_k, label=str(p)) if p in videos \
+            out += predict_video(rm, Path(p), every, top_k, label=str(p), smooth=smooth) if p in videos \
                 else _predict_files(rm, [p], top_k, tta)
         if csv_path:
             write_csv(out, csv_path, top_k)

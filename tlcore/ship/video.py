@@ -61,17 +61,26 @@ def frames(source, every: int = 1) -> Iterator[tuple[int, float, "object"]]:
             raise TLCoreError(f"The video {name} is damaged after its first frames: {exc}") from None
 
 
-def predict_video(rm, source, every: int = 1, top_k: int = 5, label: str | None = None) -> list[dict]:
+def predict_video(rm, source, every: int = 1, top_k: int = 5, label: str | None = None,
+                  smooth: float | None = None) -> list[dict]:
     """[{image: "NAME#frame=N", time, top}] for every `every`-th frame, batch by batch.
 
     Args:
         rm: a `predict.RunModel`.
         source: path or binary stream of the video.
         label: the name shown before `#frame=` (the path given, by default).
+        smooth: a time constant in seconds: each `top` is then the smoothed ranking of
+            `smooth.Smoother` (the shown label first, its smoothed probability); None: every
+            frame on its own.
+
+    Raises:
+        OptionError: `smooth` not above 0.
     """
     from ..data.images import load_image
     from .predict import top_labels
+    from .smooth import Smoother, ranked
 
+    smoother = None if smooth is None else Smoother(smooth)
     name = label if label is not None else str(getattr(source, "name", source))
     out: list[dict] = []
     batch: list[tuple[int, float, np.ndarray]] = []
@@ -81,7 +90,11 @@ def predict_video(rm, source, every: int = 1, top_k: int = 5, label: str | None 
             return
         probs = rm.probabilities(np.stack([b[2] for b in batch]))
         for (i, t, _), p in zip(batch, probs):
-            out.append({"image": f"{name}#frame={i}", "time": round(t, 6), "top": top_labels(p, rm.labels, top_k)})
+            if smoother is None:
+                top = top_labels(p, rm.labels, top_k)
+            else:
+                top = ranked(*smoother.update(p, t), rm.labels, top_k)
+            out.append({"image": f"{name}#frame={i}", "time": round(t, 6), "top": top})
         batch.clear()
 
     for i, t, im in frames(source, every):
