@@ -2,8 +2,17 @@
 and the baselines' features taken from the stage-1 feature cache."""
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+from datagen import write_flat, write_split
 
 
 # --- the baselines' features: the frozen backbone's, through the stage-1 cache ----------
@@ -84,3 +93,119 @@ def test_the_numpy_baselines_predict_as_scikit_learns_models():
     assert (ours_kr == sk_svm).mean() >= 0.97  # a least-squares SVM beside the SVM
     assert abs((ours_lr == yte).mean() - (sk_lr == yte).mean()) <= 0.01
     assert (ours_kr == yte).mean() >= (sk_svm == yte).mean() - 0.01
+
+
+# --- seeds and the ensemble, end to end ------------------------------------------------
+
+TINY = ["--backbone", "MobileNetV2", "--weights", "none", "--input-size", "32", "--head-epochs", "2",
+        "--fine-tune-epochs", "0", "--augment", "none", "--batch-size", "8", "--seed", "3"]
+
+
+def _cli(args, env, timeout=900):
+    proc = subprocess.run([sys.executable, "-m", "tlcore", *map(str, args), "--json"], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else None), proc.stderr
+
+
+@pytest.fixture(scope="module")
+def grouped(tmp_path_factory):
+    base = tmp_path_factory.mktemp("seeds")
+    data = write_split(base / "data", counts=(8, 4, 4))
+    env = dict(os.environ, TLCORE_HOME=str(base / "home"), TF_CPP_MIN_LOG_LEVEL="2")
+    code, out, err = _cli(["train", data, *TINY, "--seeds", "2", "--ensemble", "2"], env)
+    assert code == 0, err[-3000:]
+    return type("Grouped", (), dict(base=base, data=data, env=env, out=out, stderr=err))
+
+
+@pytest.mark.slow
+def test_seeds_report_mean_and_spread_and_tag_one_group(grouped):
+    seeds = grouped.out["seeds"]
+    assert seeds["n"] == 2 and seeds["seeds"] == [3, 4]
+    runs = seeds["runs"]
+    assert [r["seed"] for r in runs] == [3, 4] and all(r["state"] == "completed" for r in runs)
+    tests = [r["test_accuracy"] for r in runs]
+    assert seeds["test_accuracy_mean"] == pytest.approx(statistics.fmean(tests))
+    assert seeds["test_accuracy_std"] == pytest.approx(statistics.pstdev(tests))
+    assert (seeds["test_accuracy_min"], seeds["test_accuracy_max"]) == (min(tests), max(tests))
+    vals = [r["val_accuracy"] for r in runs]
+    assert seeds["val_accuracy_mean"] == pytest.approx(statistics.fmean(vals))
+    for r in runs:
+        status = json.loads((Path(r["run_dir"]) / "status.json").read_text())
+        config = json.loads((Path(r["run_dir"]) / "config.json").read_text())
+        assert status["group"]["id"] == seeds["group"] and config["seed"] == r["seed"]
+        assert r["test_accuracy_interval"][0] <= r["test_accuracy"] <= r["test_accuracy_interval"][1]
+    from tlcore.core.runs import RunStore
+    from tlcore.evaluation.stats import over_seeds
+
+    listed = [s for s in (r.summary() for r in RunStore(grouped.base / "home" / "runs").runs())
+              if s["group"] == seeds["group"]]
+    assert len(listed) == 3  # the two seed runs and their ensemble
+    again = over_seeds([{"seed": None, "test_accuracy": s["test_accuracy"], "val_accuracy": s["val_accuracy"]}
+                        for s in listed if s["run_dir"] in {r["run_dir"] for r in runs}])
+    assert again["test_accuracy_mean"] == pytest.approx(seeds["test_accuracy_mean"])
+
+
+@pytest.mark.slow
+def test_the_ensemble_averages_its_members_probabilities(grouped):
+    from tlcore.data.pipeline import scan, split_arrays
+    from tlcore.ship.predict import RunModel
+
+    out = grouped.out
+    members = [m["run_dir"] for m in out["ensemble"]["members"]]
+    assert sorted(members) == sorted(r["run_dir"] for r in out["seeds"]["runs"])
+    ens = RunModel(out["run_dir"])
+    ds = scan(str(grouped.data), check_files=False)
+    images, labels, _, _ = split_arrays(ds, "test", ens.input_size, ens.resize)
+    mean = np.mean([RunModel(m).probabilities(images) for m in members], axis=0)
+    probs = ens.probabilities(images)
+    assert probs.shape == mean.shape and np.abs(probs - mean).max() < 1e-5
+    assert out["test_accuracy"] == pytest.approx(float((probs.argmax(axis=1) == labels).mean()))
+    assert out["test_count"] == len(labels) and out["test_accuracy_interval"] is not None
+    assert out["val_accuracy"] is not None and out["val_count"] == 12
+    assert {b["kind"] for b in out["baselines"]} == {"features", "pixels"}
+    ev = json.loads((Path(out["run_dir"]) / "evaluation.json").read_text())
+    assert ev["split"] == "test" and ev["accuracy"] == out["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_predict_export_and_gradcam_take_the_ensemble(grouped, tmp_path):
+    run_dir = grouped.out["run_dir"]
+    image = next((grouped.data / "test" / "red").iterdir())
+    code, pred, err = _cli(["predict", run_dir, image], grouped.env)
+    assert code == 0, err[-2000:]
+    top = pred[0]["top"][0]
+    from tlcore.ship.predict import RunModel
+
+    rm = RunModel(run_dir)
+    probs = rm.probabilities(rm.load(image)[None])[0]
+    assert top["label"] == rm.labels[int(probs.argmax())] and top["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
+    code, exported, err = _cli(["export", run_dir, "--format", "tflite", "--out", tmp_path / "m.tflite"], grouped.env)
+    assert code == 0, err[-2000:]
+    assert exported["top1_agreement"] == 1.0 and (tmp_path / "m.tflite").stat().st_size > 0
+    code, cam, err = _cli(["explain", run_dir, image, "--out", tmp_path / "cam.png"], grouped.env)
+    assert code == 0, err[-2000:]
+    assert cam["label"] == top["label"] and (tmp_path / "cam.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ensemble_command_refuses_what_it_cannot_average(grouped):
+    run = grouped.out["seeds"]["runs"][0]["run_dir"]
+    code, out, err = _cli(["ensemble", run, run], grouped.env)
+    assert code == 1 and "named twice" in out["error"]
+    code, out, err = _cli(["ensemble", run], grouped.env)
+    assert code == 1 and "2 runs or more" in out["error"]
+
+
+def test_seed_options_that_do_not_fit_are_refused_before_any_run(tmp_path):
+    env = dict(os.environ, TLCORE_HOME=str(tmp_path / "home"), TF_CPP_MIN_LOG_LEVEL="2")
+    split = write_split(tmp_path / "split", counts=(2, 1, 1))
+    flat = write_flat(tmp_path / "flat", n=6)
+    code, out, _ = _cli(["train", split, *TINY, "--seeds", "2", "--ensemble", "3"], env)
+    assert code == 1 and "--ensemble 3" in out["error"] and "--seeds 2" in out["error"]
+    code, out, _ = _cli(["train", split, *TINY, "--ensemble", "2"], env)
+    assert code == 2 and "--seeds" in out["error"]
+    code, out, _ = _cli(["train", split, *TINY, "--seeds", "0"], env)
+    assert code == 1 and "--seeds must be a whole number of 1 or more" in out["error"]
+    code, out, _ = _cli(["train", flat, *TINY, "--seeds", "2", "--ensemble", "2"], env)
+    assert code == 1 and "test/ folders" in out["error"]
+    assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
