@@ -209,3 +209,21 @@ def test_seed_options_that_do_not_fit_are_refused_before_any_run(tmp_path):
     code, out, _ = _cli(["train", flat, *TINY, "--seeds", "2", "--ensemble", "2"], env)
     assert code == 1 and "test/ folders" in out["error"]
     assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_runs_page_shows_each_seed_group_with_its_spread(grouped, monkeypatch):
+    from apphelp import open_page, plain
+
+    monkeypatch.setenv("TLCORE_HOME", str(grouped.base / "home"))
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    at = open_page("views/8_Runs.py", timeout=90)
+    seeds = grouped.out["seeds"]
+    shown = plain("\n".join(str(e.value) for kind in ("markdown", "caption") for e in getattr(at, kind)))
+    assert "Over seeds" in [s.value for s in at.subheader]
+    mean, std = 100 * seeds["test_accuracy_mean"], 100 * seeds["test_accuracy_std"]
+    assert f"2 runs, seeds 3–4** · test accuracy {mean:.1f}% ± {std:.1f} points" in shown
+    assert Path(grouped.out["run_dir"]).name in shown  # its ensemble, with its interval
+    for r in seeds["runs"]:
+        assert f"{Path(r['run_dir']).name} (seed {r['seed']}" in shown

@@ -264,6 +264,8 @@ def _hold_features(job: _Job) -> None:
     except (ValueError, KeyError):
         return
     x_test = split_arrays(job.ds, "test", job.source.input_size, config.resize)[0]
+    if not len(x_test):
+        return
     x_train, y_train = job.train
     job.held = held_features(extractor, stage1_key(job.source, config, job.ds, job.model), x_train, y_train,
                              x_test, config.seed, config.batch_size)
