@@ -227,3 +227,19 @@ def test_runs_page_shows_each_seed_group_with_its_spread(grouped, monkeypatch):
     assert Path(grouped.out["run_dir"]).name in shown  # its ensemble, with its interval
     for r in seeds["runs"]:
         assert f"{Path(r['run_dir']).name} (seed {r['seed']}" in shown
+
+
+def test_the_python_api_checks_seeds_like_the_command_line(tmp_path, tlhome):
+    import tlcore
+
+    data = write_split(tmp_path / "data", counts=(2, 1, 1))
+    with pytest.raises(tlcore.OptionError) as err:
+        tlcore.train(data, seeds=0, backbone="MobileNetV2", weights="none", input_size=32)
+    assert err.value.option == "seeds"
+    with pytest.raises(tlcore.OptionError) as err:
+        tlcore.train(data, seeds=2, ensemble=3, backbone="MobileNetV2", weights="none", input_size=32)
+    assert err.value.option == "ensemble"
+    with pytest.raises(tlcore.OptionError) as err:
+        tlcore.train(data, seeds=2, background=True, backbone="MobileNetV2", weights="none", input_size=32)
+    assert err.value.option == "background"
+    assert not (tlhome / "runs").exists() or not any((tlhome / "runs").iterdir())
