@@ -132,6 +132,24 @@ def baselines_beat_words(names: Sequence[str]) -> str:
             "nothing here yet: try other options (more epochs, another learning rate or cut), or use the simpler model.")
 
 
+def spread_words(group: dict, key: str) -> str:
+    """`83.3% ± 4.2 points (min 79.2%, max 87.5%)`: a mean over seeds (`tlcore.evaluation.stats.over_seeds`)
+    with its standard deviation and range, or "—"."""
+    mean = group.get(f"{key}_mean")
+    if mean is None:
+        return "—"
+    return (f"{format_percent(mean)} ± {100 * group[f'{key}_std']:.1f} points (min {format_percent(group[f'{key}_min'])}, "
+            f"max {format_percent(group[f'{key}_max'])})")
+
+
+def seed_group_words(group: dict) -> str:
+    """The Runs page's line for a group trained with `--seeds N`."""
+    seeds = [s for s in group.get("seeds") or [] if s is not None]
+    which = f"seeds {min(seeds)}–{max(seeds)}" if len(seeds) > 1 else f"seed {seeds[0]}" if seeds else "seeds"
+    return (f"**{group['n']} runs, {which}** · test accuracy {spread_words(group, 'test_accuracy')} · "
+            f"validation accuracy {spread_words(group, 'val_accuracy')}")
+
+
 def mcnemar_words(result: dict, a: str, b: str) -> str:
     """What the exact McNemar test (`tlcore.evaluation.stats.compare_predictions`) says of runs a and b."""
     if not result.get("same_images"):

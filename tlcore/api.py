@@ -102,7 +102,7 @@ def plan(backbone: str | None = None, backbone_file: PathLike | None = None, cla
 
 def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run_id: str | None = None,
           config: PathLike | None = None, queue: bool = False, background: bool = False,
-          progress: bool = True, **options: Any) -> Run:
+          progress: bool = True, seeds: int = 1, ensemble: int = 0, **options: Any) -> Run:
     """Train a classifier: the head on the frozen backbone, then fine-tuning (`tlcore train`).
 
     Blocks until the run ends, showing a progress bar per stage (and, in a notebook, a live chart
@@ -120,6 +120,10 @@ def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run
         background: start the training in a process of its own, as the app does, and return
             at once (the run is queued or running; `run.wait()` follows it).
         progress: show progress while blocking (False: nothing is drawn).
+        seeds: train this many runs, seeds `seed`, `seed` + 1, ... (`tlcore train --seeds N`);
+            `run.result["seeds"]` then holds their mean and spread, and the Run is the first one.
+        ensemble: with `seeds`, average the `ensemble` runs best on validation into one model
+            (`tlcore train --ensemble K`); the Run is that ensemble run.
         **options: any training option by `TrainConfig`'s field name: `backbone`, `weights`
             (imagenet, none or a weights file), `input_size`, `head_epochs`, `fine_tune_epochs`,
             `unfreeze_from`, `lr`, `seed`, `preset`, ... (`tlcore train --help` lists them all).
@@ -142,6 +146,14 @@ def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run
 
     given = _given(options, data=None if data is None else str(data))
     resolved = TrainConfig.from_dict(options_from(given, None if config is None else str(config)))
+    if seeds != 1 or ensemble:
+        from .training.seeds import check_seeds, train_seeds
+
+        check_seeds(seeds, ensemble)
+        if background:
+            raise OptionError("background", "{option} starts one run; train several seeds blocking instead.")
+        return train_here(resolved, runs_dir, run_id, queue, progress,
+                          trainer=lambda cfg, **kw: train_seeds(cfg, seeds, ensemble=ensemble, **kw))
     if background:
         from .training.jobs import start_training
 

@@ -257,9 +257,10 @@ class Run:
         return run_html(self.summary(), self.history, self.status)
 
 
-def train_here(config, runs_dir, run_id, queue: bool, progress: bool) -> Run:
-    """`training.train.train` in a thread of this process while this thread draws its progress
-    from the run store; an interrupt becomes the run's stop request."""
+def train_here(config, runs_dir, run_id, queue: bool, progress: bool, trainer=None) -> Run:
+    """`training.train.train` (or `trainer`, called the same way: several runs, each announced)
+    in a thread of this process while this thread draws its progress from the run store; an
+    interrupt becomes the stop request of the run in progress."""
     from .core.runs import Run as StoredRun
     from .notebook import Progress
     from .training.train import train as train_run
@@ -276,8 +277,8 @@ def train_here(config, runs_dir, run_id, queue: bool, progress: bool) -> Run:
             import keras
 
             keras.config.disable_interactive_logging()  # per thread: Keras' epoch lines; the bars say it
-            box["result"] = train_run(config, runs_dir=None if runs_dir is None else str(runs_dir),
-                                      run_id=run_id, queue=queue, announce=announce)
+            box["result"] = (trainer or train_run)(config, runs_dir=None if runs_dir is None else str(runs_dir),
+                                                   run_id=run_id, queue=queue, announce=announce)
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
         finally:

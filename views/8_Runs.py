@@ -7,7 +7,7 @@ from studio import charts, components as ui, state, text
 from tlcore.core import home
 from tlcore.data.datasets import delete_dataset, list_datasets
 from tlcore.ship.export import export_file
-from tlcore.evaluation.stats import compare_predictions
+from tlcore.evaluation.stats import compare_predictions, seed_groups
 from tlcore.recipe.features import clear_cache
 from tlcore.core.runs import LIVE_STATES, RunStore, option_differences
 from tlcore.ship.export import FORMATS
@@ -59,6 +59,25 @@ def prune_failed(count: int) -> None:
             st.session_state.pop("w:runs_run", None)
             st.toast(f"Deleted {len(removed)} failed run{'s' if len(removed) != 1 else ''}.")
             st.rerun()
+
+
+def groups(runs) -> None:
+    """Runs trained together over seeds (`tlcore train --seeds N`): their mean and spread."""
+    found = seed_groups(runs)
+    if not found:
+        return
+    st.subheader("Over seeds")
+    st.caption("Runs trained with the same options and different seeds: how much the result owes to the seed.")
+    for group in found:
+        with st.container(border=True):
+            st.markdown(text.seed_group_words(group))
+            runs_line = ", ".join(f"{text.md(r['run_id'])} (seed {r['seed']}: {text.format_percent(r['test_accuracy'])})"
+                                  for r in group["runs"])
+            ens = group.get("ensemble")
+            st.caption(f"Group {text.md(group['group'])}: {runs_line}" + (
+                f". Their ensemble {text.md(ens['run_id'])}: test accuracy "
+                f"{text.accuracy_words(ens['test_accuracy'], ens.get('test_accuracy_interval'), ens.get('test_count'))}"
+                if ens else ""))
 
 
 def compare(runs) -> None:
@@ -253,6 +272,7 @@ def main() -> None:
         st.page_link("views/5_Train.py", label="Go to Train", icon=":material/arrow_forward:")
     else:
         table(runs)
+        groups(runs)
         compare(runs)
         actions(runs)
     housekeeping()

@@ -56,7 +56,7 @@ def _cmd_scan(a):
 
 _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
-            "scheduler", "address", "max_concurrent", "search_id"}
+            "scheduler", "address", "max_concurrent", "search_id", "ensemble"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -97,10 +97,22 @@ def _train(a):
         print(f"run_dir: {path}", file=sys.stderr, flush=True)
 
     if a.resume:
-        if a.twin:
-            raise UsageError("tlcore train: --twin-from-scratch starts new runs; it does not go with --resume")
+        if a.twin or a.seeds != 1 or a.ensemble:
+            raise UsageError("tlcore train: --twin-from-scratch, --seeds and --ensemble start new runs; they do "
+                             "not go with --resume")
         return train(TrainConfig(), runs_dir=a.runs_dir, resume=a.resume, queue=a.queue, announce=announce)
+    if a.twin and (a.seeds != 1 or a.ensemble):
+        raise UsageError("tlcore train: --twin-from-scratch trains one run and its twin; it does not go with "
+                         "--seeds or --ensemble")
+    if a.ensemble and a.seeds == 1:
+        raise UsageError(f"tlcore train: --ensemble {a.ensemble} averages runs of different seeds: give --seeds N "
+                         f"too (N >= {a.ensemble}).")
     config = TrainConfig.from_dict(train_options(a))
+    if a.seeds != 1:
+        from ..training.seeds import train_seeds
+
+        return train_seeds(config, a.seeds, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue,
+                           announce=announce, ensemble=a.ensemble)
     if a.twin:
         from ..training.twin import train_with_twin
 
@@ -251,6 +263,16 @@ def _cmd_cache(a):
     return report
 
 
+def _cmd_ensemble(a):
+    from ..training.ensemble import best_runs, build_ensemble
+
+    if a.best is not None and not 2 <= a.best <= len(a.runs):
+        raise UsageError(f"tlcore ensemble: --best must be from 2 to the {len(a.runs)} runs given. Received: {a.best}")
+    members = best_runs(a.runs, a.best) if a.best else a.runs
+    return build_ensemble(members, runs_dir=a.runs_dir, run_id=a.run_id, name=a.name,
+                          announce=lambda path: print(f"run_dir: {path}", file=sys.stderr, flush=True))
+
+
 def _cmd_runs(a):
     from ..core.runs import RunStore
 
@@ -267,7 +289,7 @@ def _cmd_runs(a):
 
 COMMANDS = {"backbones": _cmd_backbones, "layers": _cmd_layers, "import": _cmd_import,
             "scan": _cmd_scan, "train": _cmd_train, "plan": _cmd_plan, "presets": _cmd_presets, "calibrate": _cmd_calibrate, "explain": _cmd_explain, "lr-find": _cmd_lr_find, "probe": _cmd_probe, "audit": _cmd_audit, "demo-data": _cmd_demo_data, "stop": _cmd_stop, "evaluate": _cmd_evaluate,
-            "predict": _cmd_predict, "export": _cmd_export, "serve": _cmd_serve, "runs": _cmd_runs, "cache": _cmd_cache,
+            "predict": _cmd_predict, "export": _cmd_export, "serve": _cmd_serve, "runs": _cmd_runs, "cache": _cmd_cache, "ensemble": _cmd_ensemble,
             "search": _cmd_search}
 
 

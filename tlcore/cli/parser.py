@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait for the machine: one training at a time, first in first out")
     p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
                    help="then train the same model from random weights, to compare (JSON gains twin)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train N runs, seeds seed, seed+1, ... (one group); JSON gains seeds: mean and spread")
+    p.add_argument("--ensemble", type=int, default=0, metavar="K",
+                   help="with --seeds N: average the K runs best on validation into one model, a run of its own")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
@@ -226,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("cache", "the cache of decoded images and backbone features (at most TLCORE_CACHE_MAX, "
                      "default 6G): size and entries, or --clear")
     p.add_argument("--clear", action="store_true", help="delete every entry")
+    p = cmd("ensemble", "average finished runs into one model, saved and scored as a run of its own")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="the member runs (2 or more; same classes, input size, test images)")
+    p.add_argument("--best", type=int, metavar="K", help="only the K of them best on validation")
+    p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
+    p.add_argument("--run-id", dest="run_id", help="the ensemble run's folder name")
+    p.add_argument("--name", help="a label for the ensemble run")
+
     p = cmd("runs", "list the runs in the store, or delete some")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p.add_argument("--delete", nargs="+", metavar="RUN_ID", help="delete these runs first")

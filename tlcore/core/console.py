@@ -215,11 +215,29 @@ def _dict_lines(result: dict) -> list[str]:
             continue
         if k in INTERVALS and INTERVALS[k][0] in result:
             lines.append(f"{k}: {_accuracy_cell(result, k)}")
+        elif k == "seeds" and isinstance(v, dict) and "runs" in v:
+            lines += _seeds_lines(v)
+        elif k == "ensemble" and isinstance(v, dict) and "members" in v:
+            lines.append("ensemble of: " + ", ".join(str(m.get("run_dir")) for m in v["members"]))
         elif k == "baselines" and isinstance(v, list):
             lines += [f"baseline: {b.get('name')}: {accuracy_words(b.get('test_accuracy'), b.get('test_accuracy_interval'), b.get('test_count'))}"
                       for b in v if isinstance(b, dict)] or ["baselines: none"]
         else:
             lines.append(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else cell(v)}")
+    return lines
+
+
+def _seeds_lines(group: dict) -> list[str]:
+    """`tlcore train --seeds N` in words: each run, then the mean and spread over seeds."""
+    lines = [f"seeds: {group.get('n')} runs, seeds {', '.join(str(s) for s in group.get('seeds') or [])} "
+             f"(group {group.get('group')})"]
+    for r in group["runs"]:
+        lines.append(f"  seed {r.get('seed')}: {r.get('state')}, test_accuracy {_accuracy_cell(r, 'test_accuracy')}, "
+                     f"val_accuracy {_accuracy_cell(r, 'val_accuracy')}: {r.get('run_dir')}")
+    for key in ("test_accuracy", "val_accuracy"):
+        if group.get(f"{key}_mean") is not None:
+            lines.append(f"{key} over seeds: mean {group[f'{key}_mean']:.3f}, std {group[f'{key}_std']:.3f}, "
+                         f"min {group[f'{key}_min']:.3f}, max {group[f'{key}_max']:.3f}")
     return lines
 
 

@@ -138,7 +138,7 @@ class Run:
         ev = self.evaluation() or {}
         metrics = self.metrics()
         val = max((m.get("val_accuracy") for m in metrics if m.get("val_accuracy") is not None),
-                  default=None)
+                  default=status.get("val_accuracy"))  # a run without epochs (an ensemble) records its own
         return {
             "run_id": self.run_id, "run_dir": str(self.path), "state": status.get("state", "unknown"),
             "backbone": cfg.get("backbone") or cfg.get("backbone_file"), "dataset": cfg.get("data"),
@@ -149,6 +149,7 @@ class Run:
             "val_count": status.get("val_count") if val is not None else None,
             "test_accuracy_interval": ev.get("accuracy_interval") if ev.get("split") == "test" else None,
             "test_count": ev.get("count") if ev.get("split") == "test" else None,
+            "group": (status.get("group") or {}).get("id"),  # runs trained together (`--seeds N`)
             "error": first_line(status.get("error")),  # last: the widest column of `tlcore runs`
         }
 

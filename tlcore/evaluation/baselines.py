@@ -5,14 +5,17 @@ Two baselines, fitted on a stratified sample of at most `MAX_TRAIN` training ima
 run already holds in memory:
 
 - `features`: logistic regression on the backbone's features at the run's cut, averaged over
-  space (pooled), standardised. The features come from the run's own model as it ends: the
-  frozen pretrained backbone when only the head trained (read from the stage-1 feature cache
-  when it holds them), the fine-tuned backbone after stage 2. The record says which.
-- `pixels`: an RBF support-vector machine on the raw pixels, shrunk to 16x16 in colour plus
-  32x32 in grey (area averaging), standardised.
+  space (pooled), standardised. The features are the frozen pretrained backbone's, as stage 1
+  saw them: the training run computes them (`held_features`) before stage 2 changes the
+  backbone, reading the stage-1 feature cache (`recipe.features.pooled_split`), so a fine-tuned
+  run pays no second pass over its training images. Only a run resumed in the middle of stage 2
+  falls back to its fine-tuned backbone; the record says which (`features`: frozen|fine-tuned).
+- `pixels`: a kernel ridge classifier (the least-squares SVM) with an RBF kernel on the raw
+  pixels, shrunk to 16x16 in colour plus 32x32 in grey (area averaging), standardised.
 
-scikit-learn is imported only here, when a run ends (the app and `tlcore train` start without
-it), and its warnings (ConvergenceWarning and the like) are silenced: the baselines print nothing.
+Both are fitted in plain NumPy (`classical`): importing scikit-learn cost more than the whole
+rest of the baselines. Their warnings (overflow and the like) are silenced: the baselines print
+nothing.
 
 `beats_model` owns the rule of the run's warning: a baseline beats the model when its test
 accuracy lies above the model's 95% Wilson interval (the model's upper bound is below it).
@@ -22,7 +25,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -32,7 +34,7 @@ MAX_TRAIN = 2000
 PIXEL_SIZES = (16, 32)  # colour at 16x16, grey at 32x32
 
 NAMES = {"features": "logistic regression on the backbone's pooled features",
-         "pixels": "SVM (RBF) on raw pixels, 16x16 colour + 32x32 grey"}
+         "pixels": "kernel ridge (RBF, least-squares SVM) on raw pixels, 16x16 colour + 32x32 grey"}
 
 
 def stratified_sample(labels: np.ndarray, limit: int = MAX_TRAIN, seed: int = 0) -> np.ndarray:
@@ -73,39 +75,48 @@ def pixel_vectors(images: np.ndarray, batch: int = 256) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
-def pooled(features: np.ndarray) -> np.ndarray:
+def pooled(features) -> np.ndarray:
     """Backbone features [n, ...spatial, c] averaged over space -> [n, c]."""
-    features = np.asarray(features, dtype=np.float32)
-    if features.ndim > 2:
-        features = features.mean(axis=tuple(range(1, features.ndim - 1)))
-    return features.reshape(len(features), -1)
+    from ..recipe.features import pool
+
+    return pool(features)
 
 
-def _fit_score(kind: str, x_train, y_train, x_test, y_test, seed: int) -> float:
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+def held_features(extractor, key: dict, x_train, y_train, x_test, seed: int = 0, batch_size: int = 32,
+                  max_train: int = MAX_TRAIN) -> dict:
+    """The pooled stage-1 features the features baseline fits on, computed while the backbone is
+    still the frozen pretrained one: {keep, train, test, fine_tuned: False}, where `keep` is the
+    stratified sample of training images (`stratified_sample`), `train` their features and `test`
+    those of every test image (`recipe.features.pooled_split`, the stage-1 cache's `key`)."""
+    from ..recipe.features import pooled_split
+
+    keep = stratified_sample(y_train, max_train, seed)
+    sample = None if len(keep) == len(y_train) else keep
+    return {"keep": keep, "train": pooled_split(extractor, key, "train", x_train, batch_size, sample),
+            "test": pooled_split(extractor, key, "test", x_test, batch_size), "fine_tuned": False}
+
+
+def _fit_score(kind: str, x_train, y_train, x_test, y_test) -> float:
+    from .classical import kernel_ridge, logistic_regression
 
     if kind == "features":
-        from sklearn.linear_model import LogisticRegression
-
-        clf = LogisticRegression(max_iter=1000, C=0.1, random_state=seed)
+        predicted = logistic_regression(x_train, y_train, x_test, c=0.1)
     else:
-        from sklearn.svm import SVC
-
-        clf = SVC(kernel="rbf", C=10.0, gamma="scale", random_state=seed)
-    model = make_pipeline(StandardScaler(), clf)
-    model.fit(x_train, y_train)
-    return float((model.predict(x_test) == y_test).mean())
+        predicted = kernel_ridge(x_train, y_train, x_test, c=10.0)
+    return float((predicted == y_test).mean())
 
 
 def one_thread():
-    """BLAS and OpenMP held to one thread while the baselines fit. On these 2-core machines,
-    shared and busy, the two OpenBLAS libraries NumPy and SciPy load each spin 2 threads: a
-    logistic regression of 300 images on 1,280 features took 9-11 s that way and 0.2 s on one
-    thread (threadpoolctl comes with scikit-learn)."""
-    from threadpoolctl import threadpool_limits
+    """BLAS held to one thread while the baselines fit. On these 2-core machines, shared and
+    busy, OpenBLAS spinning 2 threads made a logistic regression of 300 images on 1,280 features
+    take 9-11 s, and 0.2 s on one thread (threadpoolctl, when installed; else as it is)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
 
-    return threadpool_limits(limits=1)
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def fit_baselines(train: dict[str, np.ndarray], y_train: np.ndarray, test: dict[str, np.ndarray],
@@ -119,8 +130,6 @@ def fit_baselines(train: dict[str, np.ndarray], y_train: np.ndarray, test: dict[
     out = []
     if len(np.unique(y_train)) < 2 or len(y_test) == 0:
         return out
-    import sklearn.linear_model, sklearn.pipeline, sklearn.svm  # noqa: E401,F401  (loads SciPy's BLAS
-    # before `one_thread` holds it to one thread: a library loaded later is not held)
     for kind in ("features", "pixels"):
         if kind not in train or kind not in test:
             continue
@@ -128,7 +137,7 @@ def fit_baselines(train: dict[str, np.ndarray], y_train: np.ndarray, test: dict[
         with warnings.catch_warnings(), one_thread():
             warnings.simplefilter("ignore")
             with np.errstate(all="ignore"):
-                acc = _fit_score(kind, train[kind], y_train, test[kind], y_test, seed)
+                acc = _fit_score(kind, train[kind], y_train, test[kind], y_test)
         out.append({"name": NAMES[kind], "kind": kind, "test_accuracy": acc,
                     "test_accuracy_interval": accuracy_interval(acc, len(y_test)),
                     "test_count": int(len(y_test)), "train_count": int(len(y_train)),
@@ -155,40 +164,38 @@ def beats_warning(baseline: dict, model_accuracy: float, n: int) -> str:
 @dataclass
 class RunBaselines:
     """What a training holds at its end, for `evaluate_run(..., baselines=...)`: the model, the
-    decoded training images and labels, the seed, and (head-only runs on the feature cache) the
-    stage-1 probabilities function whose `features(split, images)` reads the cached features."""
+    decoded training images and labels, the seed, and the pooled stage-1 features it computed
+    (`held_features`; None: the features are computed from `model` here)."""
 
     model: object
     x_train: np.ndarray
     y_train: np.ndarray
     seed: int = 0
-    cached: Callable | None = None
+    held: dict | None = None
     fine_tuned: bool = False
     max_train: int = MAX_TRAIN
 
     def __call__(self, split: str, images: np.ndarray, labels: np.ndarray) -> list[dict]:
-        keep = stratified_sample(self.y_train, self.max_train, self.seed)
+        held = self.held if self.held is not None and len(self.held["test"]) == len(labels) else None
+        keep = held["keep"] if held is not None else stratified_sample(self.y_train, self.max_train, self.seed)
         x_train = self.x_train[keep] if len(keep) < len(self.y_train) else self.x_train
         y_train = np.asarray(self.y_train)[keep]
         train = {"pixels": pixel_vectors(x_train)}
         test = {"pixels": pixel_vectors(images)}
-        feats = self._features(split, x_train, images, full_train=len(keep) == len(self.y_train))
+        feats = (held["train"], held["test"]) if held is not None else self._features(x_train, images)
         if feats is not None:
             train["features"], test["features"] = feats
         out = fit_baselines(train, y_train, test, labels, self.seed)
         for b in out:
             if b["kind"] == "features":
-                b["features"] = "fine-tuned" if self.fine_tuned else "frozen"
+                b["features"] = "fine-tuned" if self.fine_tuned and held is None else "frozen"
         return out
 
-    def _features(self, split, x_train, images, full_train: bool):
+    def _features(self, x_train, images):
         from ..recipe.features import compute
         from ..recipe.surgery import feature_extractor
 
         try:
-            reader = getattr(self.cached, "features", None)
-            if reader is not None and full_train:  # the stage-1 cache's own entries
-                return pooled(reader("train", x_train)), pooled(reader(split, images))
             extractor = feature_extractor(self.model)
             return pooled(compute(extractor, x_train)[0]), pooled(compute(extractor, images)[0])
         except (ValueError, KeyError):  # a model without the backbone/head layout (a saved model's)

@@ -56,6 +56,9 @@ def calibrate_run(run_dir, runs_dir=None) -> dict:
     rm = RunModel(run_dir, runs_dir)
     if not rm.run.file("model.keras").exists():
         raise TLCoreError(f"Run {rm.run.run_id} has no finished model.keras to calibrate.")
+    if rm.run.config().get("ensemble"):
+        raise TLCoreError(f"Run {rm.run.run_id} is an ensemble: calibrate its member runs, then build the "
+                          "ensemble again (`tlcore ensemble`).")
     opts = rm.run.config().get("options", {})
     from ..data.splits import of_run
 

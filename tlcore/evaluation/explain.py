@@ -31,6 +31,11 @@ def gradcam(model, image: np.ndarray, class_index: int | None = None) -> tuple[n
     """(heatmap [h, w] in [0, 1] at feature resolution, class index, probabilities) for one image."""
     import tensorflow as tf
 
+    from ..recipe.surgery import members_of
+
+    members = members_of(model)
+    if members:
+        return _ensemble_gradcam(members, image, class_index)
     try:
         backbone, head = model.get_layer("backbone"), model.get_layer("head")
     except ValueError:
@@ -65,6 +70,24 @@ def gradcam(model, image: np.ndarray, class_index: int | None = None) -> tuple[n
     top = cam.max()
     cam = cam / top if top > 0 else cam
     return cam, c, probs[0].numpy()
+
+
+def _ensemble_gradcam(members: list, image: np.ndarray, class_index: int | None):
+    """An ensemble's Grad-CAM: the members' maps for the class the ensemble chose (its averaged
+    probabilities), each at the first member's resolution, averaged and scaled to [0, 1]."""
+    import tensorflow as tf
+
+    x = tf.constant(np.asarray(image, dtype=np.float32)[None])
+    outs = [np.asarray(m(x, training=False), dtype=np.float64)[0] for m in members]
+    probs = np.mean([np.array([1.0 - o[0], o[0]]) if len(o) == 1 else o for o in outs], axis=0)
+    c = int(np.argmax(probs)) if class_index is None else int(class_index)
+    cams = [gradcam(m, image, c)[0] for m in members]
+    shape = cams[0].shape
+    cams = [cam if cam.shape == shape else
+            tf.image.resize(cam[..., None], shape, method="bilinear").numpy()[..., 0] for cam in cams]
+    cam = np.mean(cams, axis=0)
+    top = cam.max()
+    return (cam / top if top > 0 else cam), c, probs
 
 
 def overlay(image: Image.Image, cam: np.ndarray, alpha: float = 0.45) -> Image.Image:

@@ -98,3 +98,53 @@ def compare_predictions(a: Sequence[dict], b: Sequence[dict], alpha: float = 0.0
     result = mcnemar([ka[k]["predicted"] == ka[k]["true"] for k in keys],
                      [kb[k]["predicted"] == kb[k]["true"] for k in keys])
     return {"same_images": True, **result, "alpha": alpha, "significant": result["p_value"] < alpha}
+
+
+SEED_METRICS = ("test_accuracy", "val_accuracy")
+
+
+def spread(values: Sequence[float | None]) -> dict:
+    """Mean and spread of the numbers in `values` (None ignored): {n, mean, std, min, max}; std is
+    the population standard deviation (n in the denominator, as the search's summary per point;
+    0.0 for a single value); all None when there is no number."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs))
+    return {"n": len(xs), "mean": mean, "std": std, "min": min(xs), "max": max(xs)}
+
+
+def over_seeds(runs: Sequence[dict]) -> dict:
+    """What a group of runs trained with different seeds says together (`tlcore train --seeds N`,
+    the Runs page): `runs` are [{run_dir, seed, state, test_accuracy, val_accuracy, ...}].
+
+    Returns {n, seeds, runs, and for test_accuracy and val_accuracy: KEY_mean, KEY_std, KEY_min,
+    KEY_max} (`spread` over the runs that have the number; None where none has it)."""
+    out: dict = {"n": len(runs), "seeds": [r.get("seed") for r in runs], "runs": list(runs)}
+    for key in SEED_METRICS:
+        s = spread([r.get(key) for r in runs])
+        out.update({f"{key}_{k}": s[k] for k in ("mean", "std", "min", "max")})
+    return out
+
+
+def seed_groups(runs: Sequence) -> list[dict]:
+    """The groups of runs trained with `--seeds N` among `runs` (the run store's `Run`s, newest
+    first), newest group first: [{group, runs: [summary + seed], ensemble: summary or None, and
+    `over_seeds` of the seed runs}]. A group's ensemble run is not one of its seeds."""
+    found: dict[str, dict] = {}
+    for run in runs:
+        tag = run.raw_status().get("group") or {}
+        if not tag.get("id"):
+            continue
+        entry = found.setdefault(tag["id"], {"runs": [], "ensemble": None})
+        if tag.get("kind") == "ensemble":
+            entry["ensemble"] = run.summary()
+        else:
+            entry["runs"].append({**run.summary(), "seed": tag.get("seed"), "index": tag.get("index", 0)})
+    out = []
+    for group, entry in found.items():
+        members = sorted(entry["runs"], key=lambda r: r["index"])
+        if members:
+            out.append({"group": group, **over_seeds(members), "ensemble": entry["ensemble"]})
+    return out

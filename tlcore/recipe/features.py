@@ -243,12 +243,58 @@ def stage1_datasets(model, source, config, ds, aug_opts: dict, copies: int,
                                      config.batch_size)
 
     probabilities.features = split_features  # the baselines read the same cached features
+    probabilities.extractor = extractor  # and compute the test split's with the same trace
     val_ds = None
     if len(val[0]):
         f_val = cached(cache_key(split="validation", copies=1, augment={}, **key),
                        into=computed(extractor, val[0], config.batch_size))
         val_ds = dataset(f_val, val[1], n_classes, config.batch_size, one_hot=one_hot)
     return train_ds, val_ds, probabilities
+
+
+def lookup(key: str):
+    """The cached features under `key` (`mapped.DiskRows`), or None when there are none."""
+    from ..data.mapped import DiskRows
+
+    path = home.cache_dir() / "features" / f"{key}.npy"
+    if not path.exists():
+        return None
+    try:
+        rows = DiskRows(path)
+    except (OSError, ValueError):
+        return None
+    cache.touch(path)
+    return rows
+
+
+def pool(features, chunk: int = 512) -> np.ndarray:
+    """Features [n, ...spatial, c] (an array or `mapped.Rows`) averaged over space -> [n, c]
+    float32, read chunk by chunk."""
+    parts = []
+    for start in range(0, len(features), chunk):
+        block = np.asarray(features[start:start + chunk], dtype=np.float32)
+        if block.ndim > 2:
+            block = block.mean(axis=tuple(range(1, block.ndim - 1)))
+        parts.append(block.reshape(len(block), -1))
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), np.float32)
+
+
+def pooled_split(extractor, key: dict, split: str, images, batch_size: int = 32, keep=None) -> np.ndarray:
+    """The stage-1 features of a split's images, pooled [n, c] (rows `keep` only, when given):
+    read from the stage-1 cache entry of the whole split (`key` is `stage1_key`'s), else computed
+    with `extractor`, the frozen backbone, and cached for the whole split; a sample (`keep`)
+    without a cache entry is computed alone and not cached.
+
+    The baselines read them: the pooled features of the pretrained backbone, as stage 1 saw them."""
+    name = cache_key(split=split, copies=1, augment={}, **key)
+    rows = lookup(name)
+    if rows is None and keep is None:
+        rows = cached(name, into=computed(extractor, images, batch_size))
+    if rows is not None:
+        rows = first_copy(rows)
+        return pool(rows if keep is None else rows[np.asarray(keep)])
+    part = images.read(keep) if hasattr(images, "read") else np.asarray(images)[np.asarray(keep)]
+    return pool(compute(extractor, part, batch_size)[0])
 
 
 def clear_cache() -> int:

@@ -173,3 +173,24 @@ def build_model(config, source, num_classes: int):
     head = build_head(backbone_cut.output.shape[1:], num_classes,
                       HeadSpec(config.pooling, tuple(config.dense), config.dropout))
     return assemble(backbone_cut, head, source.preprocessing, source.input_size)
+
+
+MEMBER_PREFIX = "member_"  # the members of an ensemble model (`ensemble_model`)
+
+
+def ensemble_model(models: list):
+    """One functional model: the image in, each model applied, their outputs averaged."""
+    import keras
+
+    inputs = keras.Input(shape=models[0].input_shape[1:], name="image", dtype="float32")
+    outputs = []
+    for i, model in enumerate(models):
+        model.name = f"{MEMBER_PREFIX}{i}"
+        model.trainable = False
+        outputs.append(model(inputs))
+    return keras.Model(inputs, keras.layers.Average(name="average")(outputs), name="ensemble")
+
+
+def members_of(model) -> list:
+    """The member models of an ensemble built by `ensemble_model` (empty for any other model)."""
+    return [layer for layer in model.layers if layer.name.startswith(MEMBER_PREFIX) and hasattr(layer, "layers")]

@@ -42,6 +42,9 @@ def script_values(run_dir, runs_dir=None) -> dict:
     run = RunStore(runs_dir).get(run_dir)
     cfg = run.config()
     options = cfg.get("options")
+    if cfg.get("ensemble"):
+        raise TLCoreError(f"Run {run.run_id} is an ensemble of other runs, not one training: export the script "
+                          "of a member run (config.json's ensemble.members) instead.")
     if not options:
         raise TLCoreError(f"Run {run.run_id} has no config.json options to write as code.")
     config = TrainConfig.from_dict(options)

@@ -59,6 +59,7 @@ class _Job:
     best: dict = dataclasses.field(default_factory=dict)
     warnings: list = dataclasses.field(default_factory=list)
     from_features: object = None  # scores from cached features, while the backbone stays as stage 1 left it
+    held: dict | None = None  # the baselines' pooled stage-1 features (`baselines.held_features`)
 
     @property
     def n_classes(self) -> int:
@@ -190,6 +191,8 @@ def _fit_stages(job: _Job) -> str:
         if n_epochs == 0 or epochs_done >= last:
             first = last
             continue
+        if stage == 2 and epochs_done <= first:
+            _hold_features(job)  # the frozen backbone's, before stage 2 changes it
         _fit_stage(job, stage, n_epochs, lr, first, epochs_done)
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if job.stop:
@@ -244,6 +247,30 @@ def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epoc
         job.from_features = None
 
 
+def _hold_features(job: _Job) -> None:
+    """The baselines' pooled features of the frozen backbone (train sample, test), computed once
+    through the stage-1 cache while the backbone is still as stage 1 left it; none without a
+    test split, on a multi-worker cluster, or for a model without the backbone/head layout."""
+    if job.held is not None or job.multi_worker or not job.ds.files.get("test"):
+        return
+    from ..data.pipeline import split_arrays
+    from ..evaluation.baselines import held_features
+    from ..recipe.features import stage1_key
+    from ..recipe.surgery import feature_extractor
+
+    config = job.config
+    try:
+        extractor = getattr(job.from_features, "extractor", None) or feature_extractor(job.model)
+    except (ValueError, KeyError):
+        return
+    x_test = split_arrays(job.ds, "test", job.source.input_size, config.resize)[0]
+    if not len(x_test):
+        return
+    x_train, y_train = job.train
+    job.held = held_features(extractor, stage1_key(job.source, config, job.ds, job.model), x_train, y_train,
+                             x_test, config.seed, config.batch_size)
+
+
 def _record(job: _Job, state: str) -> dict:
     """Step 3: where a stop left off, the best weights back (early stopping), model.keras, the
     evaluation, the final warnings and state; the run's summary."""
@@ -271,12 +298,14 @@ def _record(job: _Job, state: str) -> dict:
     if state == "completed" and (ds.files.get("test") or ds.files.get("validation")):
         from ..evaluation.baselines import RunBaselines
 
+        fine_tuned = any(m["stage"] == 2 for m in metrics)
+        if not fine_tuned:
+            _hold_features(job)
         stage_before = run.raw_status().get("stage")
         run.write_status(stage="evaluate")
         x_train, y_train = job.train
         ev = evaluate_run(run.path, model=job.model, dataset=ds, probabilities=job.from_features,
-                          baselines=RunBaselines(job.model, x_train, y_train, config.seed, job.from_features,
-                                                 any(m["stage"] == 2 for m in metrics)))
+                          baselines=RunBaselines(job.model, x_train, y_train, config.seed, job.held, fine_tuned))
         run.write_status(stage=stage_before)
         test_acc = ev["accuracy"] if ev["split"] == "test" else None
     honest, texts = run_record(ev, val_acc, len(job.val[1]))  # intervals and baselines (evaluation.evaluate)
