@@ -40,7 +40,7 @@ def _members(run_dirs, runs_dir) -> tuple[list, bool]:
     """Each member's RunModel, checked: completed, with a model, the same classes, input size,
     resize mode and test images; and whether they also share their validation images."""
     from ..data.pipeline import scan
-    from ..data.splits import of_run
+    from ..data.splits import SCORED_SPLITS, of_run
     from ..ship.predict import RunModel
 
     if len(run_dirs) < 2:
@@ -62,7 +62,7 @@ def _members(run_dirs, runs_dir) -> tuple[list, bool]:
                                   "with the same classes, input size and resize mode.")
         cfg = rm.run.config()
         ds = scan((cfg.get("options") or {}).get("data"), check_files=False, **of_run(cfg))
-        mine = {s: sorted(p for p, _ in ds.files.get(s, [])) for s in ("test", "validation")}
+        mine = {s: sorted(p for p, _ in ds.files.get(s, [])) for s in SCORED_SPLITS}
         if splits is None:
             splits = mine
         same_validation = same_validation and mine["validation"] == splits["validation"]
