@@ -27,31 +27,32 @@ from studio import webrtc
 webrtc.preload()
 
 from studio import access, caches, components as ui, state  # noqa: E402
+from studio.i18n import _
 
 st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
 
 PAGES = {
     "Studio": [
-        st.Page("views/0_Quick_start.py", url_path="quick-start", title="Quick start", icon=":material/bolt:"),
-        st.Page("views/1_Home.py", url_path="home", title="Home", icon=":material/home:", default=True),
+        st.Page("views/0_Quick_start.py", url_path="quick-start", title=_("Quick start"), icon=":material/bolt:"),
+        st.Page("views/1_Home.py", url_path="home", title=_("Home"), icon=":material/home:", default=True),
     ],
     "Build": [
-        st.Page("views/2_Backbone.py", url_path="backbone", title="Backbone", icon=":material/account_tree:"),
-        st.Page("views/3_Layers.py", url_path="layers", title="Layers", icon=":material/layers:"),
-        st.Page("views/4_Data.py", url_path="data", title="Data", icon=":material/photo_library:"),
+        st.Page("views/2_Backbone.py", url_path="backbone", title=_("Backbone"), icon=":material/account_tree:"),
+        st.Page("views/3_Layers.py", url_path="layers", title=_("Layers"), icon=":material/layers:"),
+        st.Page("views/4_Data.py", url_path="data", title=_("Data"), icon=":material/photo_library:"),
     ],
     "Train and use": [
-        st.Page("views/5_Train.py", url_path="train", title="Train", icon=":material/model_training:"),
-        st.Page("views/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
-        st.Page("views/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
-        st.Page("views/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
-        st.Page("views/9_Search.py", url_path="search", title="Search", icon=":material/grid_view:"),
+        st.Page("views/5_Train.py", url_path="train", title=_("Train"), icon=":material/model_training:"),
+        st.Page("views/6_Evaluate.py", url_path="evaluate", title=_("Evaluate"), icon=":material/fact_check:"),
+        st.Page("views/7_Predict.py", url_path="predict", title=_("Predict"), icon=":material/image_search:"),
+        st.Page("views/8_Runs.py", url_path="runs", title=_("Runs"), icon=":material/history:"),
+        st.Page("views/9_Search.py", url_path="search", title=_("Search"), icon=":material/grid_view:"),
     ],
 }
 
 access.guard_uploads_without_gate()  # served without server.py's gate: uploads before sign-in dropped
 if not ui.signed_in():  # a password is set, and this session has not signed in (or sat idle too long)
-    st.navigation([st.Page(ui.login_page, title="Sign in", icon=":material/lock:")]).run()
+    st.navigation([st.Page(ui.login_page, title=_("Sign in"), icon=":material/lock:")]).run()
 else:
     page = st.navigation(PAGES)
     state.restore_from_url()  # a fresh session (a reload, a bookmark, a shared link): the URL's selection
@@ -59,7 +60,7 @@ else:
     sidebar = st.sidebar.empty()
 
     def draw_sidebar() -> None:
-        with sidebar.container(), ui.guard("Drawing the sidebar"):
+        with sidebar.container(), ui.guard(_("Drawing the sidebar")):
             ui.render_sidebar()
 
     with st.sidebar:

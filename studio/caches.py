@@ -136,7 +136,7 @@ def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
 
     if kind == "file":
         path, stamp, preprocessing = key
-        _, facts = backbone_file_source(path, stamp, preprocessing)
+        _source, facts = backbone_file_source(path, stamp, preprocessing)
     else:
         facts = catalog_facts(*key)
     config = TrainConfig.from_dict(json.loads(options_json))

@@ -2,6 +2,7 @@
 and where on a chart's epoch axis the two training stages meet. The Layers page's chart is a
 Vega-Lite spec instead (`layer_params`: why, there)."""
 from __future__ import annotations
+from studio.i18n import _
 
 from typing import Mapping, Sequence
 
@@ -112,7 +113,7 @@ def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,
     if boundary is not None:
         for col in (1, 2):
             fig.add_vline(x=boundary, line_color="#7f7f7f", line_dash="dot", row=1, col=col)
-        fig.add_annotation(x=boundary, y=1.0, yref="y domain", xref="x", text="fine-tuning →",
+        fig.add_annotation(x=boundary, y=1.0, yref="y domain", xref="x", text=_("fine-tuning →"),
                            showarrow=False, xanchor="left", yanchor="top", font=dict(size=11))
     right = max([*epochs, epochs_total or 0, 1])
     fig.update_xaxes(title="epoch", range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
@@ -202,10 +203,10 @@ def reliability(bins: Sequence[Mapping], ece: float | None = None) -> go.Figure:
     for x, b in zip(centres, bins):  # how many images each bin holds, in a row above the bars
         if b.get("count"):
             fig.add_annotation(x=x, y=1.07, text=f"n={b['count']}", showarrow=False, font=dict(size=10, color="#555"))
-    fig.update_xaxes(title="confidence (probability of the predicted class)", range=[0, 1], tickformat=".0%",
+    fig.update_xaxes(title=_("confidence (probability of the predicted class)"), range=[0, 1], tickformat=".0%",
                      dtick=width if n <= 10 else None)
     fig.update_yaxes(title="accuracy", range=[0, 1.12], tickformat=".0%")
-    title = None if ece is None else dict(text=f"ECE {ece:.3f}", x=0.01, y=0.98, font=dict(size=13))
+    title = None if ece is None else dict(text=_("ECE {ece:.3f}").format(ece=ece), x=0.01, y=0.98, font=dict(size=13))
     return _layout(fig, 340, title=title, bargap=0)
 
 
@@ -221,8 +222,8 @@ def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggested: float | 
                                  textposition="bottom right",
                                  hovertemplate="suggested %{x:.2e}<extra></extra>"))
         fig.add_vline(x=suggested, line_color="#d62728", line_dash="dot")
-    fig.update_xaxes(type="log", title="learning rate (log scale)", exponentformat="power")
-    fig.update_yaxes(title="training loss")
+    fig.update_xaxes(type="log", title=_("learning rate (log scale)"), exponentformat="power")
+    fig.update_yaxes(title=_("training loss"))
     return _layout(fig, 320)
 
 
@@ -232,10 +233,10 @@ def sweep_heatmap(cuts: Sequence[str], unfreezes: Sequence[str], z: Sequence[Seq
     fig = go.Figure(go.Heatmap(
         z=[[None if v is None else float(v) for v in row] for row in z], x=list(unfreezes), y=list(cuts),
         colorscale="Viridis", zmin=0, zmax=1, text=text, texttemplate="%{text}",
-        colorbar=dict(title="val acc", tickformat=".0%"),
+        colorbar=dict(title=_("val acc"), tickformat=".0%"),
         hovertemplate="cut %{y}<br>unfreeze from %{x}<br>validation accuracy %{z:.1%}<extra></extra>"))
-    fig.update_xaxes(title="unfreeze from", type="category")
-    fig.update_yaxes(title="cut after", type="category", autorange="reversed")
+    fig.update_xaxes(title=_("unfreeze from"), type="category")
+    fig.update_yaxes(title=_("cut after"), type="category", autorange="reversed")
     return _layout(fig, min(700, max(260, 70 * len(cuts) + 140)))
 
 
@@ -260,8 +261,8 @@ def probe_accuracy(rows: Sequence[Mapping], current: int | None = None,
     if current is not None:
         fig.add_vline(x=current, line_color="#d62728", line_dash="dot",
                       annotation_text="current cut", annotation_position="bottom left")
-    fig.update_xaxes(title="cut after layer (depth)")
-    fig.update_yaxes(title="validation accuracy", tickformat=".0%", rangemode="tozero")
+    fig.update_xaxes(title=_("cut after layer (depth)"))
+    fig.update_yaxes(title=_("validation accuracy"), tickformat=".0%", rangemode="tozero")
     return _layout(fig, 320)
 
 
@@ -292,7 +293,7 @@ def confusion_cells(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> g
     fig = confusion_matrix(matrix, labels)
     xs, ys, data = [], [], []
     for t, row in enumerate(matrix):
-        for p, _ in enumerate(row):
+        for p, _count in enumerate(row):
             xs.append(labels[p])
             ys.append(labels[t])
             data.append([t, p])
@@ -318,7 +319,7 @@ def search_points(points: Sequence[Mapping], metric: str = "val_accuracy") -> go
             dims.append(dict(label=name, values=[labels.index(str(v)) for v in values],
                              tickvals=list(range(len(labels))), ticktext=labels))
     score = [float(p[f"{metric}_mean"]) for p in scored]
-    dims.append(dict(label=metric.replace("_", " ") + " (mean)", values=score))
+    dims.append(dict(label=metric.replace("_", " ") + _(" (mean)"), values=score))
     fig = go.Figure(go.Parcoords(line=dict(color=score, colorscale="Viridis", showscale=bool(score)),
                                  dimensions=dims))
     return _layout(fig, 340)

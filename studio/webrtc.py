@@ -13,6 +13,7 @@ RTCIceServer dicts, e.g. a TURN server for a studio reached across NAT). With
 loopback addresses otherwise), so media never leaves the machine's loopback interface.
 """
 from __future__ import annotations
+from studio.i18n import _
 
 import json
 import logging
@@ -57,7 +58,7 @@ def reason() -> str:
 
 def _fail(why: str) -> bool:
     _STATE.update(loaded=False, reason=why)
-    LOG.info("live view unavailable: %s", why)
+    LOG.info(_("live view unavailable: %s"), why)
     return False
 
 
@@ -70,7 +71,7 @@ def _patch_loopback() -> None:
         return ["127.0.0.1"] if use_ipv4 else []
 
     aioice.ice.get_host_addresses = loopback_addresses
-    LOG.info("WebRTC: loopback only (TLSTUDIO_WEBRTC_LOOPBACK=1)")
+    LOG.info(_("WebRTC: loopback only (TLSTUDIO_WEBRTC_LOOPBACK=1)"))
 
 
 def ice_servers() -> list[dict]:
@@ -85,7 +86,7 @@ def ice_servers() -> list[dict]:
         if not isinstance(servers, list) or not all(isinstance(s, dict) and s.get("urls") for s in servers):
             raise ValueError("expected a list of objects with 'urls'")
     except ValueError as exc:
-        LOG.warning("TLSTUDIO_ICE_SERVERS ignored (%s): %s", exc, raw[:200])
+        LOG.warning(_("TLSTUDIO_ICE_SERVERS ignored (%s): %s"), exc, raw[:200])
         return []
     return [] if loopback_only() else servers
 
