@@ -26,22 +26,23 @@ from studio import webrtc
 # that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
 webrtc.preload()
 
-from studio import access, caches, components as ui, state  # noqa: E402
-from studio.i18n import _
+from studio import access, caches, components as ui, i18n, state  # noqa: E402
+from studio.i18n import _  # noqa: E402
 
-st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
+i18n.choose()  # the session's language (?lang=, the switch, the browser) before any word is shown
+st.set_page_config(page_title=_("TL Studio"), page_icon=":material/model_training:", layout="wide")
 
 PAGES = {
-    "Studio": [
+    _("Studio"): [
         st.Page("views/0_Quick_start.py", url_path="quick-start", title=_("Quick start"), icon=":material/bolt:"),
         st.Page("views/1_Home.py", url_path="home", title=_("Home"), icon=":material/home:", default=True),
     ],
-    "Build": [
+    _("Build"): [
         st.Page("views/2_Backbone.py", url_path="backbone", title=_("Backbone"), icon=":material/account_tree:"),
         st.Page("views/3_Layers.py", url_path="layers", title=_("Layers"), icon=":material/layers:"),
         st.Page("views/4_Data.py", url_path="data", title=_("Data"), icon=":material/photo_library:"),
     ],
-    "Train and use": [
+    _("Train and use"): [
         st.Page("views/5_Train.py", url_path="train", title=_("Train"), icon=":material/model_training:"),
         st.Page("views/6_Evaluate.py", url_path="evaluate", title=_("Evaluate"), icon=":material/fact_check:"),
         st.Page("views/7_Predict.py", url_path="predict", title=_("Predict"), icon=":material/image_search:"),
@@ -50,6 +51,8 @@ PAGES = {
     ],
 }
 
+with st.sidebar:
+    i18n.switch()  # English / 한국어, kept in the URL (?lang=)
 access.guard_uploads_without_gate()  # served without server.py's gate: uploads before sign-in dropped
 if not ui.signed_in():  # a password is set, and this session has not signed in (or sat idle too long)
     st.navigation([st.Page(ui.login_page, title=_("Sign in"), icon=":material/lock:")]).run()

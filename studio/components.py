@@ -16,7 +16,7 @@ from typing import Iterator
 import streamlit as st
 
 from studio import access, caches, charts, state, text
-from studio.i18n import _
+from studio.i18n import N_, _
 from tlcore.core.errors import TLCoreError
 
 LOG = logging.getLogger("tlstudio")
@@ -115,17 +115,17 @@ def pick_run(label: str, runs: list, key: str, help: str | None = None):
     return runs[paths.index(chosen)]
 
 
-STATE_BADGES = {"queued": ("queued", "gray", ":material/hourglass_empty:"),
-                "running": ("running", "blue", ":material/directions_run:"),
-                "completed": ("completed", "green", ":material/check_circle:"),
-                "failed": ("failed", "red", ":material/error:"),
-                "stopped": ("stopped", "orange", ":material/stop_circle:"),
-                "interrupted": ("interrupted", "orange", ":material/warning:")}
+STATE_BADGES = {"queued": (N_("queued"), "gray", ":material/hourglass_empty:"),
+                "running": (N_("running"), "blue", ":material/directions_run:"),
+                "completed": (N_("completed"), "green", ":material/check_circle:"),
+                "failed": (N_("failed"), "red", ":material/error:"),
+                "stopped": (N_("stopped"), "orange", ":material/stop_circle:"),
+                "interrupted": (N_("interrupted"), "orange", ":material/warning:")}
 
 
 def state_badge(run_state: str) -> None:
     label, colour, icon = STATE_BADGES.get(run_state, (run_state, "gray", None))
-    st.badge(label, color=colour, icon=icon)
+    st.badge(str(label), color=colour, icon=icon)
 
 
 # --- sidebar and password ----------------------------------------------------------
@@ -141,9 +141,9 @@ def render_sidebar() -> None:
     st.markdown(_("**Current selection**"))
     st.markdown(f":material/layers: {text.md(backbone_text())}")
     data = state.get("data")
-    st.markdown(f":material/photo_library: {text.md(Path(data).name) if data else '_no dataset yet_'}")
+    st.markdown(":material/photo_library: " + (text.md(Path(data).name) if data else _("_no dataset yet_")))
     run = current_run()
-    st.markdown(f":material/monitoring: {text.md(text.run_label(run)) if run else '_no run yet_'}")
+    st.markdown(":material/monitoring: " + (text.md(text.run_label(run)) if run else _("_no run yet_")))
     st.divider()
     info = caches.device_info_if_loaded()
     if info is None:
@@ -196,8 +196,8 @@ def signed_in() -> bool:
     if st.session_state.pop("authenticated", False):  # was signed in: expired since
         access.free_uploads(sid)
         minutes = (access.idle_seconds() or 0) / 60
-        st.session_state["_signed_out_why"] = (f"Signed out after {minutes:g} minutes without activity. "
-                                               "Sign in again to continue.")
+        st.session_state["_signed_out_why"] = _(
+            "Signed out after {minutes:g} minutes without activity. Sign in again to continue.").format(minutes=minutes)
     return False
 
 
@@ -207,7 +207,7 @@ def sign_out() -> None:
     access.SESSIONS.sign_out(sid)
     access.free_uploads(sid)
     st.session_state.pop("authenticated", None)
-    st.session_state["_signed_out_why"] = "Signed out."
+    st.session_state["_signed_out_why"] = _("Signed out.")
 
 
 def sign_out_button() -> None:
@@ -242,11 +242,11 @@ def login_page() -> None:
         access.SESSIONS.sign_in(session_id())
         st.session_state["authenticated"] = True
         st.session_state.pop("_signed_out_why", None)
-        LOG.info(_("Signed in (session %s)"), session_id())
+        LOG.info("Signed in (session %s)", session_id())
         st.rerun()
     else:
         wait = access.THROTTLE.failed(keys)
-        LOG.warning(_("Wrong password (session %s, %s)"), session_id(), keys[-1])
+        LOG.warning("Wrong password (session %s, %s)", session_id(), keys[-1])
         st.error(_("Wrong password. The next try is possible in {value}.").format(value=text.format_seconds(max(1.0, wait))),
                  icon=":material/lock:")
 
@@ -316,9 +316,9 @@ def run_results(run, metrics: list[dict], links: bool = True) -> None:
     summary = run.summary()
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(_("Best validation accuracy"), text.format_percent(summary["val_accuracy"]), border=True,
-              help=text.INTERVAL_HELP)
+              help=str(text.INTERVAL_HELP))
     c1.caption(text.interval_words(summary.get("val_accuracy_interval"), summary.get("val_count")))
-    c2.metric(_("Test accuracy"), text.format_percent(summary["test_accuracy"]), border=True, help=text.INTERVAL_HELP)
+    c2.metric(_("Test accuracy"), text.format_percent(summary["test_accuracy"]), border=True, help=str(text.INTERVAL_HELP))
     c2.caption(text.interval_words(summary.get("test_accuracy_interval"), summary.get("test_count")))
     c3.metric(_("Epochs"), len(metrics), border=True)
     c4.metric(_("Time"), text.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
@@ -382,7 +382,7 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
                 if cam is not None and text.gradcam_note(cam):
                     b.caption(text.gradcam_note(cam))
                 elif cam is not None:
-                    b.image(cam["overlay"], width="stretch", caption=f"Grad-CAM · {cam['label']}")
+                    b.image(cam["overlay"], width="stretch", caption=_("Grad-CAM · {label}").format(label=cam["label"]))
                 else:
                     b.caption(cam_error)
             else:
@@ -435,7 +435,8 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
                     cam_error = str(exc)
                 except Exception as exc:  # a bug: the prediction still shows
                     LOG.exception("Grad-CAM failed")
-                    cam_error = f"Grad-CAM failed unexpectedly ({type(exc).__name__}); see the server's log."
+                    cam_error = _("Grad-CAM failed unexpectedly ({error}); see the server's log.").format(
+                        error=type(exc).__name__)
             prediction_card(f.name, display_image(f), results[f.file_id], f.file_id, cam=cam,
                             cam_error=cam_error)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import charts, components as ui, state, text
-from studio.i18n import _
+from studio.i18n import _, ngettext
 from tlcore.core.errors import TLCoreError
 from tlcore.data.images import thumbnail
 
@@ -42,7 +42,8 @@ def read_only_note(ds, key: str) -> None:
 
 def _done(entry: dict, what: str) -> None:
     n = len(entry.get("moves", []))
-    st.session_state["_edit_note"] = f"{what}: {n} image{'s' if n != 1 else ''}. Undo puts them back."
+    st.session_state["_edit_note"] = ngettext("{what}: {n} image. Undo puts them back.",
+                                                 "{what}: {n} images. Undo puts them back.", n).format(what=what, n=n)
     st.rerun()
 
 
@@ -63,14 +64,14 @@ def actions(files: list[str], ds, key: str) -> None:
     if c2.button(_("Move"), icon=":material/label:", key=f"{key}_move", width="stretch",
                  help=_("Move the {n} into the class folder {target}.").format(n=n, target=target)):
         with ui.guard(_("Moving the images")):
-            _done(ed.move(files, to_class=target), f"Moved to {text.md(target)}")
+            _done(ed.move(files, to_class=target), _("Moved to {name}").format(name=text.md(target)))
     if ds.layout == "split":
         c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
         split = c1.selectbox(_("Move to split"), ["train", "validation", "test"], key=f"{key}_split")
         if c2.button(_("Move"), icon=":material/call_split:", key=f"{key}_tosplit", width="stretch",
                      help=_("Move the {n} into the {split} folder (same class).").format(n=n, split=split)):
             with ui.guard(_("Moving the images")):
-                _done(ed.move(files, to_split=split), f"Moved to {text.md(split)}")
+                _done(ed.move(files, to_split=split), _("Moved to {name}").format(name=text.md(split)))
     if st.button(_("Exclude {n}").format(n=n), icon=":material/delete:", key=f"{key}_exclude",
                  help=_("Moves them into the dataset's hidden trash (.tlcore/trash); Undo brings them back.")):
         with ui.guard(_("Excluding the images")):
@@ -93,13 +94,14 @@ def undo_bar(ds, key: str = "health") -> None:
                  help=_("Put the images of the last action back where they were.")):
         with ui.guard(_("Undoing")):
             entry = ed.undo()
-            st.session_state["_edit_note"] = f"Undone: {len(entry['moves'])} image(s) back in place." if entry else None
+            st.session_state["_edit_note"] = (_("Undone: {n} image(s) back in place.").format(n=len(entry["moves"]))
+                                                if entry else None)
             st.rerun()
     if c2.button(_("Empty trash ({trash})").format(trash=len(trash)), icon=":material/delete_forever:", key=f"{key}_empty",
                  disabled=not trash, help=_("Deletes the excluded images for good; they cannot be undone then.")):
         with ui.guard(_("Emptying the trash")):
             gone = ed.empty_trash()
-            st.session_state["_edit_note"] = f"Deleted {gone} image(s) for good."
+            st.session_state["_edit_note"] = _("Deleted {n} image(s) for good.").format(n=gone)
             st.rerun()
     c3.caption(_("{pending} change(s) can be undone · logged in `.tlcore/changes.jsonl`.").format(pending=len(pending)))
 
@@ -137,10 +139,11 @@ def _label_issues(result: dict, ds) -> None:
         if ed is not None and st.button(_("To {suggested}").format(suggested=text.md(item['suggested'])), key=f"li_fix_{i}_{item['file']}",
                                         icon=":material/label:", help=_("Move it into {suggested}").format(suggested=text.md(item['suggested']))):
             with ui.guard(_("Moving the image")):
-                _done(ed.move([item["file"]], to_class=item["suggested"]), f"Moved to {text.md(item['suggested'])}")
+                _done(ed.move([item["file"]], to_class=item["suggested"]), _("Moved to {name}").format(name=text.md(item["suggested"])))
 
-    picked = _pick_grid(items, "li", lambda i: f"{Path(i['file']).parent.name}/{Path(i['file']).name} · "
-                                               f"given {i['given']} · looks like {i['suggested']} · {i['score']:.2f}",
+    picked = _pick_grid(items, "li", lambda i: f"{Path(i['file']).parent.name}/{Path(i['file']).name} · " + _(
+                            "given {given} · looks like {suggested} · {score:.2f}").format(
+                            given=i["given"], suggested=i["suggested"], score=i["score"]),
                         fix)
     actions(picked, ds, "li_act")
 
@@ -243,7 +246,9 @@ def health_tab(ds) -> None:
         if result["class_overlap"]:
             st.dataframe([{"class": r["a"], "confused with": r["b"], "share of images": r["score"]}
                           for r in result["class_overlap"]], hide_index=True,
-                         column_config={"share of images": st.column_config.NumberColumn(format="%.3f")})
+                         column_config={"class": _("class"), "confused with": _("confused with"),
+                                        "share of images": st.column_config.NumberColumn(_("share of images"),
+                                                                                         format="%.3f")})
             st.caption(_("Pairs of classes the model mixes up (cleanlab's joint probability): candidates to "
                        "merge, or to collect clearer examples of."))
         else:

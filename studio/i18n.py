@@ -189,7 +189,7 @@ def url_value() -> str | None:
 def _switched() -> None:
     import streamlit as st
 
-    chosen = st.session_state.get("w:lang")
+    chosen = st.session_state.get("lang_switch")
     if chosen in LANGUAGES:
         st.session_state[SESSION_KEY] = chosen
         st.session_state["_lang_from_browser"] = False
@@ -199,6 +199,11 @@ def switch() -> None:
     """The sidebar's language switch (English / 한국어)."""
     import streamlit as st
 
-    st.session_state["w:lang"] = current()
-    st.segmented_control(_("Language"), list(LANGUAGES), key="w:lang", format_func=LANGUAGES.get,
+    st.session_state["lang_switch"] = current()
+    st.segmented_control(_("Language"), list(LANGUAGES), key="lang_switch", format_func=LANGUAGES.get,
                          on_change=_switched, required=True, label_visibility="collapsed")
+
+
+def shown(mapping: Mapping[Any, Any]):
+    """A ``format_func`` showing a dict of (lazy) labels in the running session's language."""
+    return lambda key: None if mapping.get(key) is None else str(mapping.get(key))

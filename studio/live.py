@@ -96,7 +96,7 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
             key=f"{key}_webrtc", mode=WebRtcMode.SENDRECV, rtc_configuration=webrtc.rtc_configuration(),
             media_stream_constraints={"video": {"width": {"ideal": 640}}, "audio": False},
             video_frame_callback=_callback(live, recorder, opts), async_processing=True,
-            translations=text.LIVE_MESSAGES)
+            translations={key: str(words) for key, words in text.LIVE_MESSAGES.items()})
     playing = bool(ctx.state.playing)
     with side:
         _results(key, live, recorder, playing, presenter, after)
@@ -152,7 +152,7 @@ def _frozen_cards(key: str) -> None:
         st.session_state[f"_frozen_{key}"] = []
         st.rerun()
     for i, item in enumerate(frozen):
-        ui.prediction_card(f"Frozen frame {len(frozen) - i} · {item['model']}", item["frame"], item["top"],
+        ui.prediction_card(_("Frozen frame {n} · {model}").format(n=len(frozen) - i, model=item["model"]), item["frame"], item["top"],
                            f"{key}_frozen_{len(frozen) - i}")
 
 
@@ -171,9 +171,9 @@ def snapshot_fallback(key: str, classifier, top_k: int, expanded: bool = False) 
             try:
                 image = classifier.prepare(snap)
             except ImageProblem as exc:
-                raise TLCoreError(f"The snapshot is not a usable image: {exc}") from None
+                raise TLCoreError(_("The snapshot is not a usable image: {error}").format(error=exc)) from None
             probs = classifier.probabilities(image[None])[0]
-            ui.prediction_card("Snapshot", display_image(snap), top_labels(probs, classifier.labels, top_k),
+            ui.prediction_card(_("Snapshot"), display_image(snap), top_labels(probs, classifier.labels, top_k),
                                f"{key}_snap_card")
 
 
@@ -195,8 +195,8 @@ def teach_view() -> None:
 
     runs = [r for r in RunStore().runs() if r.model_path() is not None and r.state() == "completed"]
     choices = ["selection"] + [str(r.path) for r in runs]
-    names = {"selection": f"The Backbone page's choice ({ui.backbone_text()})",
-             **{str(r.path): f"The backbone of run {text.run_label(r)}" for r in runs}}
+    names = {"selection": _("The Backbone page's choice ({backbone})").format(backbone=ui.backbone_text()),
+             **{str(r.path): _("The backbone of run {run}").format(run=text.run_label(r)) for r in runs}}
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     source = c1.selectbox(_("Features from"), choices, format_func=names.get, key="teach_source",
                           index=1 if runs else 0,
@@ -242,7 +242,7 @@ def teach_view() -> None:
                     slot["classifier"] = Classifier.of_prototype(proto)
                     live.set_classifier(slot["classifier"])
                     _freeze_heap()
-                slot["note"] = (f"{len(frames)} frames of «{cls}» learnt." if frames else
+                slot["note"] = (_("{n} frames of «{name}» learnt.").format(n=len(frames), name=cls) if frames else
                                 _("No frames arrived during the burst: start the camera first."))
             st.rerun(scope="app")  # the whole page: the buttons that need two classes, the classifier
         note = slot.pop("note", None)

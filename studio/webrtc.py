@@ -13,12 +13,13 @@ RTCIceServer dicts, e.g. a TURN server for a studio reached across NAT). With
 loopback addresses otherwise), so media never leaves the machine's loopback interface.
 """
 from __future__ import annotations
-from studio.i18n import _
 
 import json
 import logging
 import os
 import sys
+
+from studio.i18n import N_
 
 LOG = logging.getLogger(__name__)
 _STATE: dict = {"loaded": None, "reason": ""}
@@ -33,10 +34,10 @@ def preload() -> bool:
     if _STATE["loaded"] is not None:
         return _STATE["loaded"]
     if os.environ.get("TLSTUDIO_LIVE", "").strip() == "0":
-        return _fail("The live view is switched off on this server (TLSTUDIO_LIVE=0).")
+        return _fail(N_("The live view is switched off on this server (TLSTUDIO_LIVE=0)."))
     if "aiortc" not in sys.modules and "tensorflow" in sys.modules:
-        return _fail("The live view cannot start in this process: TensorFlow was loaded before the "
-                     "video library (aiortc), and loading it now would crash the server. Restart the studio.")
+        return _fail(N_("The live view cannot start in this process: TensorFlow was loaded before the "
+                        "video library (aiortc), and loading it now would crash the server. Restart the studio."))
     try:
         import streamlit_webrtc  # noqa: F401  (imports aiortc, av)
     except Exception as exc:  # not installed, or a broken install
@@ -53,12 +54,12 @@ def available() -> bool:
 
 def reason() -> str:
     """Why the live view is not available (empty when it is)."""
-    return _STATE["reason"]
+    return str(_STATE["reason"])  # a lazy message: in the language of the session that asks
 
 
 def _fail(why: str) -> bool:
     _STATE.update(loaded=False, reason=why)
-    LOG.info(_("live view unavailable: %s"), why)
+    LOG.info("live view unavailable: %s", why)
     return False
 
 
@@ -71,7 +72,7 @@ def _patch_loopback() -> None:
         return ["127.0.0.1"] if use_ipv4 else []
 
     aioice.ice.get_host_addresses = loopback_addresses
-    LOG.info(_("WebRTC: loopback only (TLSTUDIO_WEBRTC_LOOPBACK=1)"))
+    LOG.info("WebRTC: loopback only (TLSTUDIO_WEBRTC_LOOPBACK=1)")
 
 
 def ice_servers() -> list[dict]:
@@ -86,7 +87,7 @@ def ice_servers() -> list[dict]:
         if not isinstance(servers, list) or not all(isinstance(s, dict) and s.get("urls") for s in servers):
             raise ValueError("expected a list of objects with 'urls'")
     except ValueError as exc:
-        LOG.warning(_("TLSTUDIO_ICE_SERVERS ignored (%s): %s"), exc, raw[:200])
+        LOG.warning("TLSTUDIO_ICE_SERVERS ignored (%s): %s", exc, raw[:200])
         return []
     return [] if loopback_only() else servers
 

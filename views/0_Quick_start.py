@@ -38,7 +38,7 @@ def data_step():
         c1, c2 = st.columns(2, gap="large")
         with c1:
             ui.demo_dataset_button("qs_demo", primary=ds is None)
-            st.caption(text.DEMO_TEXT)
+            st.caption(str(text.DEMO_TEXT))
         sets = list_datasets()
         if sets:
             with c2:

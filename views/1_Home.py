@@ -6,17 +6,17 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, components as ui, state, text
-from studio.i18n import _
+from studio.i18n import N_, _
 
 STEPS = [
-    ("views/2_Backbone.py", "Backbone", ":material/account_tree:", "pick a pretrained model and its input size"),
-    ("views/3_Layers.py", "Layers", ":material/layers:", "choose where to cut it and where fine-tuning starts"),
-    ("views/4_Data.py", "Data", ":material/photo_library:", "bring a folder of images, one sub-folder per class"),
-    ("views/5_Train.py", "Train", ":material/model_training:", "train the head, then fine-tune, with live charts"),
-    ("views/6_Evaluate.py", "Evaluate", ":material/fact_check:", "test scores, confusion matrix, mistakes"),
-    ("views/7_Predict.py", "Predict", ":material/image_search:", "drop images and see what the model says"),
-    ("views/8_Runs.py", "Runs", ":material/history:", "compare, resume, repeat, export"),
-    ("views/9_Search.py", "Search", ":material/grid_view:", "many runs over cut, unfreeze point and other options, compared"),
+    ("views/2_Backbone.py", N_("Backbone"), ":material/account_tree:", N_("pick a pretrained model and its input size")),
+    ("views/3_Layers.py", N_("Layers"), ":material/layers:", N_("choose where to cut it and where fine-tuning starts")),
+    ("views/4_Data.py", N_("Data"), ":material/photo_library:", N_("bring a folder of images, one sub-folder per class")),
+    ("views/5_Train.py", N_("Train"), ":material/model_training:", N_("train the head, then fine-tune, with live charts")),
+    ("views/6_Evaluate.py", N_("Evaluate"), ":material/fact_check:", N_("test scores, confusion matrix, mistakes")),
+    ("views/7_Predict.py", N_("Predict"), ":material/image_search:", N_("drop images and see what the model says")),
+    ("views/8_Runs.py", N_("Runs"), ":material/history:", N_("compare, resume, repeat, export")),
+    ("views/9_Search.py", N_("Search"), ":material/grid_view:", N_("many runs over cut, unfreeze point and other options, compared")),
 ]
 
 
@@ -29,7 +29,7 @@ def machine() -> None:
         c1, c2, c3 = st.columns(3)
         c1.metric(_("TensorFlow"), info["tensorflow"], help=_("Keras {keras}").format(keras=info['keras']), border=True)
         c2.metric(_("GPUs"), len(gpus) if gpus else _("CPU only"), border=True)
-        c3.metric(_("Mixed precision"), "available" if info["mixed_precision_available"] else _("not available"),
+        c3.metric(_("Mixed precision"), _("available") if info["mixed_precision_available"] else _("not available"),
                   help=_("float16 compute on GPUs of compute capability 7.0 or more"), border=True)
         for gpu in gpus:
             memory = f"{gpu['memory_mb']:,} MB" if gpu.get("memory_mb") else _("memory unknown")
@@ -51,12 +51,12 @@ def selection() -> None:
     with c2.container(border=True):
         st.markdown(_("**Dataset**"))
         data = state.get("data")
-        st.markdown(text.md(Path(data).name) if data else "_none yet_")
+        st.markdown(text.md(Path(data).name) if data else _("_none yet_"))
         st.page_link("views/4_Data.py", label=_("Choose data"), icon=":material/edit:")
     with c3.container(border=True):
         st.markdown(_("**Run**"))
         run = ui.current_run()
-        st.markdown(f"{text.md(run.run_id)} · {run.state()}" if run else "_none yet_")
+        st.markdown(f"{text.md(run.run_id)} · {run.state()}" if run else _("_none yet_"))
         st.page_link("views/5_Train.py", label=_("Train"), icon=":material/play_arrow:")
 
 
@@ -75,8 +75,8 @@ def main() -> None:
         cols = st.columns(len(STEPS))
         for col, (path, title, icon, what) in zip(cols, STEPS):
             with col:
-                st.page_link(path, label=title, icon=icon)
-                st.caption(what)
+                st.page_link(path, label=str(title), icon=icon)
+                st.caption(str(what))
     selection()
     machine()
 

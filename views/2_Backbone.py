@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, components as ui, state, text
-from studio.i18n import _
+from studio.i18n import N_, _, shown
 from tlcore.core import home
 from tlcore.backbones.assets import (backbone_file_stamp, is_weights_only, list_model_files, list_weights_files,
                            save_model_file, save_weights_file, weights_status)
@@ -14,15 +14,15 @@ from tlcore.backbones.catalog import CATALOG, get_backbone
 from tlcore.backbones.source import source_summary
 
 PREPROCESSING = {
-    "tf": "scales pixels to [-1, 1]",
-    "caffe": "converts RGB to BGR and subtracts the ImageNet means",
-    "torch": "scales to [0, 1], then normalises with the ImageNet mean and standard deviation",
-    "none": "the model preprocesses 0–255 pixels itself",
+    "tf": N_("scales pixels to [-1, 1]"),
+    "caffe": N_("converts RGB to BGR and subtracts the ImageNet means"),
+    "torch": N_("scales to [0, 1], then normalises with the ImageNet mean and standard deviation"),
+    "none": N_("the model preprocesses 0–255 pixels itself"),
 }
-WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "None (train from scratch)",
-                  "file": "Upload a weights file"}
-SOURCES = {"catalog": "A Keras Applications backbone", "file": "Your own model"}
-PREPROCESSING_CHOICES = {"auto": "auto (from the model)", "none": PREPROCESSING["none"],
+WEIGHT_CHOICES = {"imagenet": N_("ImageNet (pretrained)"), "none": N_("None (train from scratch)"),
+                  "file": N_("Upload a weights file")}
+SOURCES = {"catalog": N_("A Keras Applications backbone"), "file": N_("Your own model")}
+PREPROCESSING_CHOICES = {"auto": N_("auto (from the model)"), "none": PREPROCESSING["none"],
                          "tf": PREPROCESSING["tf"], "caffe": PREPROCESSING["caffe"], "torch": PREPROCESSING["torch"]}
 
 
@@ -33,17 +33,19 @@ def catalog_table() -> None:
         text.catalog_rows(known()), hide_index=True, height=320,
         column_config={
             "ms/image here": st.column_config.NumberColumn(
-                format="%.1f ms", help=_("Measured on this machine at the default input size, one image at a time "
+                _("ms/image here"), format="%.1f ms", help=_("Measured on this machine at the default input size, one image at a time "
                                        "(median after warm-up). Empty until measured: use the buttons below.")),
             "ms/image at batch 32": st.column_config.NumberColumn(
-                format="%.1f ms", help=_("The same, per image in batches of 32 (training, evaluation).")),
-            "Size (MB)": st.column_config.NumberColumn(format="%.0f"),
-            "Top-1 accuracy": st.column_config.NumberColumn(format="%.1f%%", help=_("ImageNet validation")),
-            "Top-5 accuracy": st.column_config.NumberColumn(format="%.1f%%", help=_("ImageNet validation")),
-            "Parameters (M)": st.column_config.NumberColumn(format="%.1f M", help=_("with the ImageNet top")),
-            "Depth": st.column_config.NumberColumn(help=_("as Keras publishes it")),
-            "Input size": st.column_config.NumberColumn(format="%d px", help=_("default input size")),
-            "Min input": st.column_config.NumberColumn(format="%d px"),
+                _("ms/image at batch 32"), format="%.1f ms", help=_("The same, per image in batches of 32 (training, evaluation).")),
+            "Model": st.column_config.TextColumn(_("Model")),
+            "Size (MB)": st.column_config.NumberColumn(_("Size (MB)"), format="%.0f"),
+            "Top-1 accuracy": st.column_config.NumberColumn(_("Top-1 accuracy"), format="%.1f%%", help=_("ImageNet validation")),
+            "Top-5 accuracy": st.column_config.NumberColumn(_("Top-5 accuracy"), format="%.1f%%", help=_("ImageNet validation")),
+            "Parameters (M)": st.column_config.NumberColumn(_("Parameters (M)"), format="%.1f M", help=_("with the ImageNet top")),
+            "Depth": st.column_config.NumberColumn(_("Depth"), help=_("as Keras publishes it")),
+            "Input size": st.column_config.NumberColumn(_("Input size"), format="%d px", help=_("default input size")),
+            "Min input": st.column_config.NumberColumn(_("Min input"), format="%d px"),
+            "Preprocessing": st.column_config.TextColumn(_("Preprocessing")),
         })
     st.caption(_("Figures as Keras publishes them in its Applications table, and the time per image measured "
                "here. Click a column to sort."))
@@ -104,7 +106,7 @@ def choose_backbone() -> None:
     caches.prebuild(name, int(size))  # the Layers page will find it built
     params = f"{info.params / 1e6:.1f} M parameters" if info.params else _("parameters not published")
     st.caption(_("{family} family · {params} · preprocessing: {preprocessing} "
-               "(built into the trained model).").format(family=info.family, params=params, preprocessing=PREPROCESSING.get(info.preprocessing, info.preprocessing)))
+               "(built into the trained model).").format(family=info.family, params=params, preprocessing=str(PREPROCESSING.get(info.preprocessing, info.preprocessing))))
 
 
 def imagenet_status(name: str, size: int | None) -> None:
@@ -155,7 +157,7 @@ def choose_weights() -> None:
     name, size = state.get("backbone"), state.get("input_size")
     current = state.get("weights")
     kind = current if current in ("imagenet", "none") else "file"
-    choice = st.radio(_("Weights"), list(WEIGHT_CHOICES), format_func=WEIGHT_CHOICES.get, horizontal=True,
+    choice = st.radio(_("Weights"), list(WEIGHT_CHOICES), format_func=shown(WEIGHT_CHOICES), horizontal=True,
                       key=state.bound("weights_kind", kind, lambda v: v in WEIGHT_CHOICES))
     if choice == "imagenet":
         state.put_weights("imagenet")
@@ -181,7 +183,8 @@ def _adopt(path: str) -> str | None:
         return text.error_words(exc)
     except Exception as exc:  # a bug: plain words, details in the log
         ui.LOG.exception("Loading %s failed", path)
-        return f"Loading {Path(path).name} failed unexpectedly ({type(exc).__name__}). Details are in the server's log."
+        return _("Loading {name} failed unexpectedly ({error}). Details are in the server's log.").format(
+            name=Path(path).name, error=type(exc).__name__)
     return None
 
 
@@ -196,9 +199,9 @@ def upload_model() -> None:
         return
     done = st.session_state.setdefault("_model_uploads", {})
     if upload.file_id not in done and is_weights_only(upload.name):
-        done[upload.file_id] = {"error": f"{upload.name} holds weights only, not a model. Use it as the weights "
-                                         "of a Keras Applications backbone instead (Source: A Keras Applications "
-                                         "backbone, then Weights: Upload a weights file)."}
+        done[upload.file_id] = {"error": _("{name} holds weights only, not a model. Use it as the weights "
+                                           "of a Keras Applications backbone instead (Source: A Keras Applications "
+                                           "backbone, then Weights: Upload a weights file).").format(name=upload.name)}
     if upload.file_id not in done:
         with ui.guard(_("Saving the model file")):
             with st.spinner(_("Loading {name} in Keras' safe mode…").format(name=upload.name)):
@@ -252,7 +255,7 @@ def own_model() -> None:
     c1, c2 = st.columns([2, 1])
     chosen = c1.selectbox(_("Use the model"), choices, index=choices.index(current) if current in choices else 0,
                           format_func=lambda p: Path(p).name + (_("/ (SavedModel)") if Path(p).is_dir() else ""))
-    pre = c2.selectbox(_("Preprocessing"), list(PREPROCESSING_CHOICES), format_func=PREPROCESSING_CHOICES.get,
+    pre = c2.selectbox(_("Preprocessing"), list(PREPROCESSING_CHOICES), format_func=shown(PREPROCESSING_CHOICES),
                        key=state.bound("preprocessing", "auto", lambda v: v in PREPROCESSING_CHOICES),
                        help=_("What the model expects before its first layer, given 0–255 RGB pixels. auto: "
                             "nothing when the model rescales itself, else what the Keras Applications model "
@@ -271,7 +274,7 @@ def own_model() -> None:
                   help=_("{nested} of them come from inside nested models and are named by their path.").format(nested=info['nested']))
         c2.metric(_("Input size"), f"{info['input_size']} px", border=True)
         c3.metric(_("Preprocessing"), info["preprocessing"], border=True,
-                  help=PREPROCESSING.get(info["preprocessing"], ""))
+                  help=str(PREPROCESSING.get(info["preprocessing"], "")))
         c4.metric(_("Cut by default after"), f"#{info['default_cut']}", border=True,
                   help=_("The last layer with spatial features: the model's old head (pooling, dense) goes."))
         st.caption(_("Default cut after **{default_cut_name}**. ").format(default_cut_name=info['default_cut_name'])
@@ -282,7 +285,7 @@ def own_model() -> None:
 
 def main() -> None:
     ui.header(_("Backbone"), _("The pretrained network whose features your classifier builds on."))
-    kind = st.segmented_control(_("Source"), list(SOURCES), format_func=SOURCES.get, required=True,
+    kind = st.segmented_control(_("Source"), list(SOURCES), format_func=shown(SOURCES), required=True,
                                 key=state.bound("backbone_kind", "file" if state.get("backbone_file") else "catalog",
                                              lambda v: v in SOURCES))
     state.put("backbone_kind", kind)

@@ -6,15 +6,16 @@ import glob
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
-from studio.i18n import _
+from studio.i18n import N_, _, shown
 from tlcore.backbones.layers import block_summary, cut_options, filter_layers
 from tlcore.recipe.plan import layer_points, pin_points
 
-POOLING_LABELS = {"avg": "Global average", "max": "Global max", "flatten": "Flatten"}
-BN_WHY = ("Frozen by default: with small batches, updating BatchNormalization statistics would "
+POOLING_LABELS = {"avg": N_("Global average"), "max": N_("Global max"), "flatten": N_("Flatten")}
+BN_WHY = N_("Frozen by default: with small batches, updating BatchNormalization statistics would "
           "overwrite what the backbone learned on ImageNet, so frozen BN layers run in inference mode.")
-ROLE_WORDS = {"trains": "trains", "inference_bn": "BatchNorm, inference", "frozen": "frozen", "cut": "cut away"}
-PATTERN_HELP = ("Layer names or paths with * and ? (block_1*, */conv*), or re:REGEX searched in weight "
+ROLE_WORDS = {"trains": N_("trains"), "inference_bn": N_("BatchNorm, inference"), "frozen": N_("frozen"),
+              "cut": N_("cut away")}
+PATTERN_HELP = N_("Layer names or paths with * and ? (block_1*, */conv*), or re:REGEX searched in weight "
                 "paths (re:_bn/gamma$). Separate several with commas. Applied after the unfreeze point: "
                 "first the ones to train, then the ones to keep frozen.")
 
@@ -60,7 +61,7 @@ def cut_and_unfreeze(table, default_cut: int, own: bool) -> tuple[int, int]:
 def head_designer() -> tuple[str, tuple[int, ...], float]:
     st.markdown(_("**Head**"))
     poolings = state.choices("pooling")
-    pooling = st.segmented_control(_("Pooling"), poolings, format_func=POOLING_LABELS.get,
+    pooling = st.segmented_control(_("Pooling"), poolings, format_func=shown(POOLING_LABELS),
                                    key=state.bound("pooling", valid=lambda v: v in poolings), required=True)
     pooling = pooling or state.defaults()["pooling"]
     current = state.get("dense") or []
@@ -81,11 +82,11 @@ def head_designer() -> tuple[str, tuple[int, ...], float]:
 def patterns() -> None:
     """The freeze/unfreeze pattern boxes; they edit the selection's `unfreeze` and `freeze`."""
     c1, c2 = st.columns(2)
-    for col, name, label in ((c1, "unfreeze", "Also train in stage 2"), (c2, "freeze", "Keep frozen in stage 2")):
+    for col, name, label in ((c1, "unfreeze", _("Also train in stage 2")), (c2, "freeze", _("Keep frozen in stage 2"))):
         key = f"w:{name}_text"
         if key not in st.session_state or st.session_state.get(f"{key}:from") != state.get(name):
             st.session_state[key] = ", ".join(state.get(name) or [])
-        typed = col.text_input(label, key=key, placeholder=_("e.g. block_16*, re:_bn/"), help=PATTERN_HELP)
+        typed = col.text_input(label, key=key, placeholder=_("e.g. block_16*, re:_bn/"), help=str(PATTERN_HELP))
         values = [p.strip() for p in typed.split(",") if p.strip()]
         state.put(name, values)
         st.session_state[f"{key}:from"] = values
@@ -152,22 +153,25 @@ def layer_tables(table, plan: dict) -> None:
             [{"#": r.index, "block": r.block, "name": r.name, "type": r.type,
               "output shape": " × ".join("?" if d is None else str(d) for d in r.output_shape[1:]),
               "params": r.params, "clean cut point": r.cut_point,
-              "stage 1": ROLE_WORDS[roles[r.index]["stage1"]], "stage 2": ROLE_WORDS[roles[r.index]["stage2"]],
+              "stage 1": str(ROLE_WORDS[roles[r.index]["stage1"]]), "stage 2": str(ROLE_WORDS[roles[r.index]["stage2"]]),
               "trains in stage 2": t} for r, t in zip(shown, trains)],
             hide_index=True, height=420, key="w:layer_editor", on_change=_apply_table_edits,
             column_order=["#", "name", "type", "params", "stage 1", "stage 2", "trains in stage 2", "block",
                           "output shape", "clean cut point"],
             args=(names, trains), disabled=["#", "block", "name", "type", "output shape", "params",
                                             "clean cut point", "stage 1", "stage 2"],
-            column_config={"params": st.column_config.NumberColumn(format="localized"),
-                           "clean cut point": st.column_config.CheckboxColumn(),
+            column_config={"params": st.column_config.NumberColumn(_("params"), format="localized"),
+                           "clean cut point": st.column_config.CheckboxColumn(_("clean cut point")),
+                           "name": _("name"), "type": _("type"), "block": _("block"),
+                           "output shape": _("output shape"), "stage 1": _("stage 1"), "stage 2": _("stage 2"),
                            "trains in stage 2": st.column_config.CheckboxColumn(
-                               help=_("Tick or untick to train or freeze this layer in stage 2: it is "
+                               _("trains in stage 2"), help=_("Tick or untick to train or freeze this layer in stage 2: it is "
                                     "added to the patterns above, by its exact name."))})
         st.caption(_("{shown} of {table} layers. Roles come from the same plan training follows.").format(shown=len(shown), table=len(table)))
     with tab_blocks:
         st.dataframe(block_summary(table), hide_index=True, height=420,
-                     column_config={"params": st.column_config.NumberColumn(format="localized"),
+                     column_config={"params": st.column_config.NumberColumn(_("params"), format="localized"),
+                                    "block": _("block"), "layers": _("layers"),
                                     "last_layer": st.column_config.TextColumn(_("last layer")),
                                     "ends_at_cut_point": st.column_config.CheckboxColumn(_("ends at cut point"))})
 
@@ -236,7 +240,7 @@ def main() -> None:
     with left:
         st.markdown(_("**BatchNormalization**"))
         train_bn = st.toggle(_("Train BatchNorm layers in stage 2"), key=state.bound("train_bn"))
-        st.caption(BN_WHY)
+        st.caption(str(BN_WHY))
         state.put("train_bn", bool(train_bn))
         classes = num_classes()
     with right:

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import access, caches, charts, components as ui, health, state, text
-from studio.i18n import _
+from studio.i18n import N_, _
 from tlcore.core import home
 from tlcore.data.augment import augmentation_options
 from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
@@ -16,16 +16,16 @@ from tlcore.data.images import thumbnail
 from tlcore.data.importer import import_uploaded_folder, import_uploaded_zip
 
 AUG_FIELDS = {  # name: (label, min, max, step, help)
-    "rotation": ("Rotation (degrees)", 0.0, 180.0, 5.0, "random rotation up to this many degrees either way"),
-    "zoom": ("Zoom", 0.0, 0.5, 0.05, "random zoom in or out by up to this fraction"),
-    "shift": ("Shift", 0.0, 0.5, 0.05, "random shift by up to this fraction of the width and height"),
-    "shear": ("Shear", 0.0, 0.5, 0.05, "random shear by up to this fraction"),
-    "contrast": ("Contrast", 0.0, 0.5, 0.05, "random contrast change by up to this fraction"),
+    "rotation": (N_("Rotation (degrees)"), 0.0, 180.0, 5.0, N_("random rotation up to this many degrees either way")),
+    "zoom": (N_("Zoom"), 0.0, 0.5, 0.05, N_("random zoom in or out by up to this fraction")),
+    "shift": (N_("Shift"), 0.0, 0.5, 0.05, N_("random shift by up to this fraction of the width and height")),
+    "shear": (N_("Shear"), 0.0, 0.5, 0.05, N_("random shear by up to this fraction")),
+    "contrast": (N_("Contrast"), 0.0, 0.5, 0.05, N_("random contrast change by up to this fraction")),
 }
-PRESET_HELP = {"none": "no augmentation", "light": "flips, small rotations and zoom",
-               "strong": "the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast",
-               "randaugment": "Keras RandAugment: two random operations per image (colour, geometry); "
-                              "needs the images every epoch, so no feature cache in stage 1"}
+PRESET_HELP = {"none": N_("no augmentation"), "light": N_("flips, small rotations and zoom"),
+               "strong": N_("the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast"),
+               "randaugment": N_("Keras RandAugment: two random operations per image (colour, geometry); "
+                                 "needs the images every epoch, so no feature cache in stage 1")}
 
 
 def show_import(result: dict) -> None:
@@ -107,7 +107,7 @@ def imported() -> None:
 
 
 def demo() -> None:
-    st.caption(text.DEMO_TEXT)
+    st.caption(str(text.DEMO_TEXT))
     ui.demo_dataset_button("demo_tab")
 
 
@@ -233,10 +233,11 @@ def augmentation(ds) -> None:
     st.subheader(_("Augmentation (training images only)"))
     preset = st.segmented_control(_("Preset"), state.choices("augment"), key=state.bound("augment"),
                                   on_change=_new_preset, required=True,
-                                  format_func=lambda p: {"randaugment": "RandAugment"}.get(p, p.capitalize()))
+                                  format_func=lambda p: {"randaugment": "RandAugment", "none": _("None"), "light": _("Light"),
+                                                         "strong": _("Strong")}.get(p, p.capitalize()))
     preset = preset or state.defaults()["augment"]
     state.put("augment", preset)
-    st.caption(PRESET_HELP.get(preset, ""))
+    st.caption(str(PRESET_HELP.get(preset, "")))
     base = augmentation_options(preset)
     with st.expander(_("Fine-tune the augmentation"), icon=":material/tune:"):
         cols = st.columns(3)
@@ -246,11 +247,11 @@ def augmentation(ds) -> None:
         state.put("flip", None if flip == flip_default else flip)
         for i, (name, (label, lo, hi, step, help_)) in enumerate(AUG_FIELDS.items(), start=1):
             default = float(base.get(name, 0.0))
-            value = cols[i % 3].slider(label, lo, hi, step=step, help=help_,
+            value = cols[i % 3].slider(str(label), lo, hi, step=step, help=str(help_),
                                        key=state.bound(name, default, lambda v: isinstance(v, float), float))
             state.put(name, None if value == default else float(value))
     options = augmentation_options(preset, **{k: state.get(k) for k in ("flip", *AUG_FIELDS)})
-    st.caption(_("In effect: ") + (", ".join(f"{k} {v}" for k, v in options.items()) or "nothing"))
+    st.caption(_("In effect: ") + (", ".join(f"{k} {v}" for k, v in options.items()) or _("nothing")))
     if ds is None or not options:
         return
     samples = [paths[0] for paths in sample_files(ds, per_class=1).values() if paths][:2]
@@ -271,7 +272,7 @@ def main() -> None:
     ui.header(_("Data"), _("A folder of images with one sub-folder per class: upload it, or point to it on the server."))
     if not state.get("data") and not list_datasets():
         with st.container(border=True):
-            st.markdown(_("**New here? Start with the demo dataset.** ") + text.DEMO_TEXT)
+            st.markdown(_("**New here? Start with the demo dataset.** ") + str(text.DEMO_TEXT))
             ui.demo_dataset_button("demo_first", primary=True)
     tabs = st.tabs([_("Upload a folder"), _("Upload a .zip"), _("Folder on this server"), _("Imported datasets"),
                     _("Demo dataset"), _("Webcam")])

@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, charts, components as ui, health, state, text
-from studio.i18n import _
+from studio.i18n import _, shown
 from tlcore.evaluation.calibrate import calibration_info
 from tlcore.evaluation.baselines import beats_model
 from tlcore.evaluation.evaluate import SPLITS, top_losses
@@ -30,7 +30,7 @@ def evaluate(run, split: str | None, tta: str = "none") -> None:
 
 def scores(run, ev: dict) -> None:
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric(_("Accuracy"), text.format_percent(ev.get("accuracy")), border=True, help=text.INTERVAL_HELP)
+    c1.metric(_("Accuracy"), text.format_percent(ev.get("accuracy")), border=True, help=str(text.INTERVAL_HELP))
     c1.caption(text.interval_words(ev.get("accuracy_interval"), ev.get("count")))
     c2.metric(_("Loss"), "—" if ev.get("loss") is None else f"{ev['loss']:.4f}", border=True)
     c3.metric(_("Calibration error (ECE)"), "—" if ev.get("ece") is None else f"{ev['ece']:.3f}", border=True,
@@ -236,9 +236,9 @@ def main() -> None:
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     split = c1.segmented_control(_("Split to score"), list(SPLITS), default=(ev or {}).get("split", SPLITS[0]),
                                  key=f"split_{run.run_id}", required=True)
-    tta = c2.selectbox(_("Test-time augmentation"), list(TTA_MODES), format_func=text.TTA_LABELS.get,
+    tta = c2.selectbox(_("Test-time augmentation"), list(TTA_MODES), format_func=shown(text.TTA_LABELS),
                        index=TTA_MODES.index(((ev or {}).get("tta") or {}).get("mode", TTA_MODES[0])),
-                       key=f"tta_{run.run_id}", help=text.TTA_HELP)
+                       key=f"tta_{run.run_id}", help=str(text.TTA_HELP))
     if c3.button(_("Evaluate now") if not ev else _("Evaluate again"), icon=":material/refresh:"):
         evaluate(run, split, tta)
     if not ev:

@@ -8,15 +8,15 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, charts, components as ui, live, state, text
-from studio.i18n import _
+from studio.i18n import N_, _, shown
 from tlcore.core.errors import TLCoreError
 from tlcore.ship.imagenet import imagenet_weights
 from tlcore.data.images import IMAGE_EXTENSIONS, display_image
 from tlcore.core.runs import RunStore
 from tlcore.ship.predict import TTA_MODES
 
-MODES = {"run": "A trained run", "teach": "Teach by showing", "imagenet": "ImageNet (1000 classes)"}
-INPUTS = {"images": "Images", "video": "A video file", "live": "Live camera"}
+MODES = {"run": N_("A trained run"), "teach": N_("Teach by showing"), "imagenet": N_("ImageNet (1000 classes)")}
+INPUTS = {"images": N_("Images"), "video": N_("A video file"), "live": N_("Live camera")}
 VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
 
 
@@ -45,7 +45,7 @@ def with_run() -> None:
     labels = run.labels()
     k = c2.slider(_("Top k"), 1, max(1, min(10, len(labels))), min(5, max(1, len(labels))), key=f"top_k_{len(labels)}") \
         if len(labels) > 1 else 1
-    source = st.segmented_control(_("Input"), list(INPUTS), format_func=INPUTS.get, default="images",
+    source = st.segmented_control(_("Input"), list(INPUTS), format_func=shown(INPUTS), default="images",
                                   key="predict_input", required=True)
     if source == "live":
         classifier = None
@@ -61,8 +61,8 @@ def with_run() -> None:
         return
     cam = c3.toggle(_("Grad-CAM"), value=True, key="predict_gradcam",
                     help=_("Beside each image, a heatmap of where the features that decided its top label lie."))
-    tta = c4.selectbox(_("Test-time augmentation"), list(TTA_MODES), format_func=text.TTA_LABELS.get,
-                       key="predict_tta", help=text.TTA_HELP)
+    tta = c4.selectbox(_("Test-time augmentation"), list(TTA_MODES), format_func=shown(text.TTA_LABELS),
+                       key="predict_tta", help=str(text.TTA_HELP))
     files = images()
     if not files:
         st.caption(_("Classes: {labels}").format(labels=text.md(', '.join(labels))))
@@ -117,7 +117,7 @@ def with_imagenet() -> None:
                  "top, on the Backbone page."), icon=":material/error:")
         st.page_link("views/2_Backbone.py", label=_("Choose weights"), icon=":material/arrow_forward:")
         return
-    shown = _("ImageNet weights") if weights == "imagenet" else f"the weights file {Path(weights).name}"
+    shown = _("ImageNet weights") if weights == "imagenet" else _("the weights file {name}").format(name=Path(weights).name)
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     c1.caption(_("**{name}** untouched, with {shown} and its 1000-class ImageNet top, at its default input "
                "size: what the backbone saw before any transfer learning. The backbone and weights are those "
@@ -140,7 +140,7 @@ def with_imagenet() -> None:
 def main() -> None:
     ui.header(_("Predict"), _("Drop images, a video or point the camera; the model says what it sees, and where it "
               "looked. Or teach it new classes by showing them."))
-    mode = st.segmented_control(_("Classify with"), list(MODES), format_func=MODES.get, default="run",
+    mode = st.segmented_control(_("Classify with"), list(MODES), format_func=shown(MODES), default="run",
                                 key="predict_mode", required=True)
     if mode == "imagenet":
         with_imagenet()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import charts, components as ui, state, text
-from studio.i18n import _
+from studio.i18n import N_, _, shown
 from tlcore.core import home
 from tlcore.data.datasets import delete_dataset, list_datasets
 from tlcore.ship.export import export_file
@@ -15,13 +15,14 @@ from tlcore.ship.export import FORMATS
 from tlcore.ship.tflite import IO_TYPES, QUANTIZE
 from tlcore.ship.usage import curl_example, serve_command
 
-EXPORTS = {"bundle": "Bundle (.zip: models, labels, model card)", "keras": "Keras (.keras)",
-           "savedmodel": "TensorFlow SavedModel (.zip)", "tflite": "TFLite (.tflite)", "onnx": "ONNX (.onnx)",
-           "code": "Training script (.py)"}
-QUANTIZE_WORDS = {"none": "none (float32)", "float16": "float16 weights", "dynamic": "dynamic range (int8 weights)",
-                  "int8": "full integer (int8)", "int8-mixed": "mixed integer (int8-mixed)"}
-CURVES = {"val_accuracy": "validation accuracy", "val_loss": "validation loss",
-          "accuracy": "training accuracy", "loss": "training loss"}
+EXPORTS = {"bundle": N_("Bundle (.zip: models, labels, model card)"), "keras": "Keras (.keras)",
+           "savedmodel": N_("TensorFlow SavedModel (.zip)"), "tflite": "TFLite (.tflite)", "onnx": "ONNX (.onnx)",
+           "code": N_("Training script (.py)")}
+QUANTIZE_WORDS = {"none": N_("none (float32)"), "float16": N_("float16 weights"),
+                  "dynamic": N_("dynamic range (int8 weights)"), "int8": N_("full integer (int8)"),
+                  "int8-mixed": N_("mixed integer (int8-mixed)")}
+CURVES = {"val_accuracy": N_("validation accuracy"), "val_loss": N_("validation loss"),
+          "accuracy": N_("training accuracy"), "loss": N_("training loss")}
 
 
 def table(runs) -> None:
@@ -34,14 +35,16 @@ def table(runs) -> None:
                      "dataset": (s["dataset"] or "").rstrip("/").split("/")[-1],
                      "epochs": len(metrics), "val accuracy": s["val_accuracy"],
                      "val 95% interval": text.interval_words(s.get("val_accuracy_interval"), s.get("val_count"))
-                     .removeprefix("95% interval "),
+                     .removeprefix(_("95% interval ")),
                      "test accuracy": s["test_accuracy"],
                      "test 95% interval": text.interval_words(s.get("test_accuracy_interval"), s.get("test_count"))
-                     .removeprefix("95% interval "), "started": s["started_at"]})
-    st.dataframe(rows, hide_index=True, column_config={
-        "val accuracy": st.column_config.NumberColumn(format="percent"),
-        "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "error": st.column_config.TextColumn(width="medium", help=_("the first line of why the run failed or stopped"))})
+                     .removeprefix(_("95% interval ")), "started": s["started_at"]})
+    st.dataframe([{**row, "state": text.state_word(row["state"])} for row in rows], hide_index=True, column_config={
+        **{key: _(key) for key in ("run", "label", "state", "backbone", "dataset", "epochs", "val 95% interval",
+                                   "test 95% interval", "started")},
+        "val accuracy": st.column_config.NumberColumn(_("val accuracy"), format="percent"),
+        "test accuracy": st.column_config.NumberColumn(_("test accuracy"), format="percent"),
+        "error": st.column_config.TextColumn(_("error"), width="medium", help=_("the first line of why the run failed or stopped"))})
     failed = sum(row["state"] == "failed" for row in rows)
     if failed:
         prune_failed(failed)
@@ -78,7 +81,7 @@ def compare(runs) -> None:
     c1, c2 = st.columns([3, 1])
     chosen = c1.multiselect(_("Runs"), ids, default=ids[:3] if "compare_runs" not in st.session_state else None,
                             key="compare_runs")
-    key = c2.selectbox(_("Curve"), list(CURVES), format_func=CURVES.get, key="compare_curve")
+    key = c2.selectbox(_("Curve"), list(CURVES), format_func=shown(CURVES), key="compare_curve")
     if chosen:
         series = {r.run_id: r.metrics() for r in with_metrics if r.run_id in chosen}
         st.plotly_chart(charts.overlay_curves(series, key), key="overlay")
@@ -159,9 +162,9 @@ def export(run) -> None:
         st.markdown(_("**Export**"))
         c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1.6], vertical_alignment="bottom")
         formats = sorted(FORMATS, key=lambda f: list(EXPORTS).index(f) if f in EXPORTS else len(EXPORTS))
-        fmt = c1.selectbox(_("Format"), formats, format_func=lambda f: EXPORTS.get(f, f), key="export_format")
+        fmt = c1.selectbox(_("Format"), formats, format_func=lambda f: str(EXPORTS.get(f, f)), key="export_format")
         tflite = fmt in ("tflite", "bundle")
-        quantize = c2.selectbox(_("TFLite quantization"), list(QUANTIZE), format_func=lambda q: QUANTIZE_WORDS.get(q, q),
+        quantize = c2.selectbox(_("TFLite quantization"), list(QUANTIZE), format_func=lambda q: str(QUANTIZE_WORDS.get(q, q)),
                                 key="export_quantize", disabled=not tflite)
         io = c3.selectbox(_("TFLite input/output"), list(IO_TYPES), key="export_io",
                           disabled=not tflite or quantize != "int8")

@@ -56,7 +56,8 @@ def start(space: dict, ready: bool) -> None:
     seeds = c3.number_input(_("Seeds per point"), 1, 10, step=1, key="search_seeds", value=1,
                             help=_("Train every point this many times (seeds seed, seed + 1, …): the tables show "
                                  "the mean and the spread. Differences smaller than the spread are noise."))
-    mode = c4.radio(_("Points"), ["every combination", "random"], key="search_mode", horizontal=True)
+    mode = c4.radio(_("Points"), ["every combination", "random"], key="search_mode", horizontal=True,
+                    format_func={"every combination": _("every combination"), "random": _("random")}.get)
     combos = 1
     for values in space.values():
         combos *= len(values)
