@@ -16,17 +16,19 @@ sidebar switch (written back into the URL), the browser's preferred language (Ko
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import gettext
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 DOMAIN = "tlstudio"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = {"en": "English", "ko": "한국어"}  # each in its own language, as a switch shows them
 DEFAULT = "en"
 SESSION_KEY = "lang"  # the session's chosen language (also the URL's query parameter)
+_PINNED: contextvars.ContextVar[str | None] = contextvars.ContextVar("tlstudio_lang", default=None)
 
 
 @functools.cache
@@ -47,6 +49,9 @@ def _in_session() -> bool:
 
 def current() -> str:
     """The running session's language ("en" outside a session or before one was chosen)."""
+    pinned = _PINNED.get()
+    if pinned is not None:
+        return pinned
     if not _in_session():
         return DEFAULT
     import streamlit as st
@@ -204,6 +209,22 @@ def switch() -> None:
                          on_change=_switched, required=True, label_visibility="collapsed")
 
 
-def shown(mapping: Mapping[Any, Any]):
+def pinned(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` speaking the running session's language wherever it is called later: a widget's
+    ``format_func`` may run outside the script's thread (Streamlit's AppTest does), where no session
+    says which language."""
+    lang = current()
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        token = _PINNED.set(lang)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _PINNED.reset(token)
+
+    return call
+
+
+def shown(mapping: Mapping[Any, Any]) -> Callable[[Any], str | None]:
     """A ``format_func`` showing a dict of (lazy) labels in the running session's language."""
-    return lambda key: None if mapping.get(key) is None else str(mapping.get(key))
+    return pinned(lambda key: None if mapping.get(key) is None else str(mapping.get(key)))

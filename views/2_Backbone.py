@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import caches, components as ui, state, text
-from studio.i18n import N_, _, shown
+from studio.i18n import N_, _, pinned, shown
 from tlcore.core import home
 from tlcore.backbones.assets import (backbone_file_stamp, is_weights_only, list_model_files, list_weights_files,
                            save_model_file, save_weights_file, weights_status)
@@ -254,7 +254,7 @@ def own_model() -> None:
         return
     c1, c2 = st.columns([2, 1])
     chosen = c1.selectbox(_("Use the model"), choices, index=choices.index(current) if current in choices else 0,
-                          format_func=lambda p: Path(p).name + (_("/ (SavedModel)") if Path(p).is_dir() else ""))
+                          format_func=pinned(lambda p: Path(p).name + (_("/ (SavedModel)") if Path(p).is_dir() else "")))
     pre = c2.selectbox(_("Preprocessing"), list(PREPROCESSING_CHOICES), format_func=shown(PREPROCESSING_CHOICES),
                        key=state.bound("preprocessing", "auto", lambda v: v in PREPROCESSING_CHOICES),
                        help=_("What the model expects before its first layer, given 0–255 RGB pixels. auto: "

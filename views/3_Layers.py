@@ -5,7 +5,7 @@ import glob
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, state, text
+from studio import caches, charts, components as ui, engine_words, state, text
 from studio.i18n import N_, _, shown
 from tlcore.backbones.layers import block_summary, cut_options, filter_layers
 from tlcore.recipe.plan import layer_points, pin_points
@@ -109,16 +109,16 @@ def plan_notes(plan: dict) -> None:
     if s2["backbone_trainable"] == 0 and s2["epochs"] > 0:
         st.warning(_("**No backbone weight will train in stage 2.** {reason} Only the head "
                    "({head_params} parameters) learns. Move the unfreeze "
-                   "point before the cut to fine-tune the backbone.").format(reason=text.md(s2['reason']), head_params=text.format_count(plan['head_params'])), icon=":material/warning:")
+                   "point before the cut to fine-tune the backbone.").format(reason=text.md(engine_words.say(s2['reason'])), head_params=text.format_count(plan['head_params'])), icon=":material/warning:")
     elif s2["backbone_trainable"] == 0:
-        st.caption(_("{reason} Only the head ({head_params} parameters) learns.").format(reason=s2['reason'], head_params=text.format_count(plan['head_params'])))
+        st.caption(_("{reason} Only the head ({head_params} parameters) learns.").format(reason=engine_words.say(s2['reason']), head_params=text.format_count(plan['head_params'])))
     else:
         st.caption(_("Stage 2 trains {backbone_trainable} backbone parameters and "
                    "{head_params} in the head. Features leave the cut as "
                    "{str}.").format(backbone_trainable=text.format_count(s2['backbone_trainable']), head_params=text.format_count(plan['head_params']), str=' × '.join(map(str, plan['feature_shape']))))
     for warning in plan["warnings"]:
         if not warning.startswith("No backbone weight trains"):
-            st.info(warning, icon=":material/info:")
+            st.info(engine_words.say(warning), icon=":material/info:")
 
 
 def _apply_table_edits(names: list[str], trains: list[bool]) -> None:

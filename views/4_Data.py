@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import access, caches, charts, components as ui, health, state, text
-from studio.i18n import N_, _
+from studio.i18n import N_, _, pinned
 from tlcore.core import home
 from tlcore.data.augment import augmentation_options
 from tlcore.data.datasets import (add_class, dataset_size, delete_snap, list_datasets, sample_files, save_snap,
@@ -233,8 +233,8 @@ def augmentation(ds) -> None:
     st.subheader(_("Augmentation (training images only)"))
     preset = st.segmented_control(_("Preset"), state.choices("augment"), key=state.bound("augment"),
                                   on_change=_new_preset, required=True,
-                                  format_func=lambda p: {"randaugment": "RandAugment", "none": _("None"), "light": _("Light"),
-                                                         "strong": _("Strong")}.get(p, p.capitalize()))
+                                  format_func=pinned(lambda p: {"randaugment": "RandAugment", "none": _("None"), "light": _("Light"),
+                                                                "strong": _("Strong")}.get(p, p.capitalize())))
     preset = preset or state.defaults()["augment"]
     state.put("augment", preset)
     st.caption(str(PRESET_HELP.get(preset, "")))

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import charts, components as ui, state, text
-from studio.i18n import _
+from studio import charts, components as ui, engine_words, state, text
+from studio.i18n import _, pinned
 from tlcore.recipe.presets import list_presets
 from tlcore.recipe.config import TrainConfig
 from tlcore.training.jobs import queued_runs
@@ -59,12 +59,12 @@ def preset() -> None:
         st.session_state[key] = state.get("preset") if state.get("preset") in PRESETS else NO_PRESET
     name = st.selectbox(
         _("Start from a classic recipe"), [NO_PRESET, *PRESETS], on_change=_apply_preset, key=key,
-        format_func=lambda n: _("None: my own settings") if n == NO_PRESET else n,
+        format_func=pinned(lambda n: _("None: my own settings") if n == NO_PRESET else n),
         help=_("Puts a recipe of the course material into the form (and on the Backbone, Layers and Data "
              "pages). Change anything afterwards: your edits win."))
     if name != NO_PRESET:
         p = PRESETS[name]
-        st.caption(p.description)
+        st.caption(engine_words.say(p.description))
         shown = ", ".join(f"{k} {v}" for k, v in state.preset_form_options(name, state.options_from_selection()).items()
                           if v is not None)
         st.caption(_("It set: {shown}. The run records the preset's name.").format(shown=shown))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import charts, components as ui, state, text
-from studio.i18n import N_, _, shown
+from studio.i18n import N_, _, pinned, shown
 from tlcore.core import home
 from tlcore.data.datasets import delete_dataset, list_datasets
 from tlcore.ship.export import export_file
@@ -162,9 +162,9 @@ def export(run) -> None:
         st.markdown(_("**Export**"))
         c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1.6], vertical_alignment="bottom")
         formats = sorted(FORMATS, key=lambda f: list(EXPORTS).index(f) if f in EXPORTS else len(EXPORTS))
-        fmt = c1.selectbox(_("Format"), formats, format_func=lambda f: str(EXPORTS.get(f, f)), key="export_format")
+        fmt = c1.selectbox(_("Format"), formats, format_func=pinned(lambda f: str(EXPORTS.get(f, f))), key="export_format")
         tflite = fmt in ("tflite", "bundle")
-        quantize = c2.selectbox(_("TFLite quantization"), list(QUANTIZE), format_func=lambda q: str(QUANTIZE_WORDS.get(q, q)),
+        quantize = c2.selectbox(_("TFLite quantization"), list(QUANTIZE), format_func=pinned(lambda q: str(QUANTIZE_WORDS.get(q, q))),
                                 key="export_quantize", disabled=not tflite)
         io = c3.selectbox(_("TFLite input/output"), list(IO_TYPES), key="export_io",
                           disabled=not tflite or quantize != "int8")
