@@ -69,9 +69,9 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
         },
     }
     layers = [bars]
-    marks = [(cut_index + 0.5, "cut", "#d62728", [1, 0])]
+    marks = [(cut_index + 0.5, _("cut"), "#d62728", [1, 0])]
     if unfreeze_index is not None:
-        marks.append((unfreeze_index - 0.5, "unfreeze from", TRAINS, [5, 3]))
+        marks.append((unfreeze_index - 0.5, _("unfreeze from"), TRAINS, [5, 3]))
     for x, label, colour, dash in marks:
         where = {"data": {"values": [{"x": x}]}, "encoding": {"x": {"field": "x", "type": "quantitative"}}}
         layers.append({**where, "mark": {"type": "rule", "color": colour, "strokeWidth": 2, "strokeDash": dash}})

@@ -57,7 +57,7 @@ def actions(files: list[str], ds, key: str) -> None:
     if not files:
         st.caption(_("Select images to move or exclude them."))
         return
-    n = f"{len(files)} image{'s' if len(files) != 1 else ''}"
+    n = ngettext("{count} image", "{count} images", len(files)).format(count=len(files))
     st.markdown(_("**{n} selected**").format(n=n))
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     target = c1.selectbox(_("Move to class"), ds.classes, key=f"{key}_class")

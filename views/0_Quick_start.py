@@ -28,7 +28,7 @@ def data_step():
         with ui.guard(_("Reading the dataset")):
             ds = caches.selected_dataset()
     with st.container(border=True):
-        step(1, "Data", ds is not None)
+        step(1, _("Data"), ds is not None)
         if ds is not None:
             total = dataset_size(ds.counts())
             st.markdown(_("**{name}**: {total} images in {classes} classes "
@@ -64,7 +64,7 @@ def backbone_step() -> None:
     current = state.options_from_selection()
     matches = all(current.get(k) == recommended.get(k) for k in BACKBONE_KEYS)
     with st.container(border=True):
-        step(2, "Backbone", True)
+        step(2, _("Backbone"), True)
         if recommended["weights"] == "imagenet":
             st.markdown(_("Recommended: **MobileNetV2 at 96 px** with its ImageNet weights (already on this "
                         "machine): small (3.5 M parameters) and quick on a CPU; stage 1 trains the head for 5 "
@@ -103,7 +103,7 @@ live_panel = st.fragment(run_every=2)(ui.run_panel)
 def train_step(ready: bool):
     run = ui.current_run()
     with st.container(border=True):
-        step(3, "Train", run is not None and run.state() == "completed")
+        step(3, _("Train"), run is not None and run.state() == "completed")
         c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
         head = c1.number_input(_("Head epochs (stage 1)"), 0, 1000, step=1, key=state.bound("head_epochs"))
         fine = c2.number_input(_("Fine-tuning epochs (stage 2)"), 0, 1000, step=1, key=state.bound("fine_tune_epochs"))
@@ -153,7 +153,7 @@ def predict_step(run) -> None:
                     classifier = Classifier.of_run(caches.load_run_model(run)).warm_up()
                     streaming = live.live_view("qs", classifier, min(3, max(1, len(run.labels()))))
         with title.container():
-            step(4, "Predict", bool(files) or streaming)
+            step(4, _("Predict"), bool(files) or streaming)
         c1, c2 = st.columns(2)
         c1.page_link("views/7_Predict.py", label=_("Predict page: videos, teach by showing, ImageNet mode"),
                      icon=":material/image_search:")

@@ -104,7 +104,7 @@ def choose_backbone() -> None:
     state.put("backbone", name)
     state.put("input_size", int(size))
     caches.prebuild(name, int(size))  # the Layers page will find it built
-    params = f"{info.params / 1e6:.1f} M parameters" if info.params else _("parameters not published")
+    params = _("{millions:.1f} M parameters").format(millions=info.params / 1e6) if info.params else _("parameters not published")
     st.caption(_("{family} family · {params} · preprocessing: {preprocessing} "
                "(built into the trained model).").format(family=info.family, params=params, preprocessing=str(PREPROCESSING.get(info.preprocessing, info.preprocessing))))
 

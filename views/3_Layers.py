@@ -144,8 +144,10 @@ def layer_tables(table, plan: dict) -> None:
     with tab_layers:
         c1, c2, c3 = st.columns([2, 2, 2])
         search = c1.text_input(_("Search"), placeholder=_("name, type or block"), key="w:layer_search")
-        types = c2.multiselect(_("Types"), sorted({r.type for r in table}), key="w:layer_types")
-        blocks = c3.multiselect(_("Blocks"), list(dict.fromkeys(r.block for r in table)), key="w:layer_blocks")
+        types = c2.multiselect(_("Types"), sorted({r.type for r in table}), key="w:layer_types",
+        placeholder=_("Choose options"))
+        blocks = c3.multiselect(_("Blocks"), list(dict.fromkeys(r.block for r in table)), key="w:layer_blocks",
+        placeholder=_("Choose options"))
         shown = filter_layers(table, search, types, blocks)
         names = [r.name for r in shown]
         trains = [roles[r.index]["stage2"] == "trains" for r in shown]

@@ -80,7 +80,8 @@ def compare(runs) -> None:
         st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in ids]
     c1, c2 = st.columns([3, 1])
     chosen = c1.multiselect(_("Runs"), ids, default=ids[:3] if "compare_runs" not in st.session_state else None,
-                            key="compare_runs")
+                            key="compare_runs",
+        placeholder=_("Choose options"))
     key = c2.selectbox(_("Curve"), list(CURVES), format_func=shown(CURVES), key="compare_curve")
     if chosen:
         series = {r.run_id: r.metrics() for r in with_metrics if r.run_id in chosen}
@@ -223,7 +224,8 @@ def housekeeping() -> None:
             st.caption(_("None in {datasets_dir}.").format(datasets_dir=text.code(home.datasets_dir())))
         else:
             labels = {d["path"]: f"{d['name']} · {text.format_bytes(d['bytes'])}" for d in sets}
-            chosen = st.multiselect(_("Datasets to delete"), list(labels), format_func=labels.get, key="del_sets")
+            chosen = st.multiselect(_("Datasets to delete"), list(labels), format_func=labels.get, key="del_sets",
+        placeholder=_("Choose options"))
             sure = st.checkbox(_("Yes, delete them"), key="sure_sets", disabled=not chosen)
             if st.button(_("Delete datasets"), icon=":material/delete:", disabled=not (chosen and sure)):
                 with ui.guard(_("Deleting the datasets")):

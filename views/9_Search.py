@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
-from studio.i18n import _
+from studio.i18n import _, ngettext
 from tlcore.backbones.layers import cut_options
 from tlcore.recipe.plan import layer_points
 from tlcore.search.record import list_searches, load_search, request_stop
@@ -29,19 +29,24 @@ def choose(bb) -> dict:
         _("Cut after (clean cut points)"), cuts_offered, key=f"search_cuts:{tag}",
         default=[points.cut_index],
         format_func=lambda i: f"{i} · {table[i].name}",
-        help=_("Each is a complete feature extractor: every path from input to output passes through it."))
+        help=_("Each is a complete feature extractor: every path from input to output passes through it."),
+        placeholder=_("Choose options"))
     unfreezes = c2.multiselect(
         _("Unfreeze from (stage 2)"), list(range(n)), key=f"search_unfreezes:{tag}", default=[points.unfreeze_index],
         format_func=lambda i: f"{i} · {table[i].name}",
-        help=_("In stage 2 this layer and every later one (up to the cut) trains."))
+        help=_("In stage 2 this layer and every later one (up to the cut) trains."),
+        placeholder=_("Choose options"))
     c1, c2, c3 = st.columns(3)
     lr = float(state.get("lr"))
     lrs = c1.multiselect(_("Learning rate (stage 1)"), sorted(set(LRS + [lr]), reverse=True), default=[lr],
-                         key="search_lr")
+                         key="search_lr",
+        placeholder=_("Choose options"))
     dropout = float(state.get("dropout"))
-    dropouts = c2.multiselect(_("Dropout"), sorted(set(DROPOUTS + [dropout])), default=[dropout], key="search_dropout")
+    dropouts = c2.multiselect(_("Dropout"), sorted(set(DROPOUTS + [dropout])), default=[dropout], key="search_dropout",
+        placeholder=_("Choose options"))
     batch = int(state.get("batch_size"))
-    batches = c3.multiselect(_("Batch size"), sorted(set(BATCHES + [batch])), default=[batch], key="search_batch")
+    batches = c3.multiselect(_("Batch size"), sorted(set(BATCHES + [batch])), default=[batch], key="search_batch",
+        placeholder=_("Choose options"))
     space = {"cut": [table[i].name for i in sorted(cuts)], "unfreeze_from": [table[i].name for i in sorted(unfreezes)],
              "lr": lrs, "dropout": dropouts, "batch_size": batches}
     return {k: v for k, v in space.items() if v}
@@ -69,7 +74,7 @@ def start(space: dict, ready: bool) -> None:
     if total > MAX_RUNS:
         st.error(_("{total} runs is too many for one search here; choose at most {max_runs} (points × seeds).").format(total=total, max_runs=MAX_RUNS),
                  icon=":material/error:")
-    label = f"Start {total} run{'s' if total != 1 else ''}" if total else _("Start the search")
+    label = ngettext("Start {total} run", "Start {total} runs", total).format(total=total) if total else _("Start the search")
     if st.button(label, type="primary", icon=":material/grid_view:", disabled=not (ready and total) or total > MAX_RUNS,
                  help=_("On Ray Tune: one run at a time on this machine, each waiting its turn in the machine's queue; "
                       "every run appears on the Runs page.")):
