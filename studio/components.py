@@ -15,7 +15,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from studio import access, caches, charts, state, text
+from studio import access, caches, charts, engine_words, state, text
 from studio.i18n import N_, _
 from tlcore.core.errors import TLCoreError
 
@@ -300,7 +300,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
         elif run_state == "stopped":
             st.info(_("Stopped on request; the model so far is saved."), icon=":material/stop_circle:")
         for warning in status.get("warnings") or []:  # the plan's notes, a loss stuck at chance
-            st.warning(warning, icon=":material/warning:")
+            st.warning(engine_words.say(warning), icon=":material/warning:")
         if metrics:
             boundary = charts.stage_boundary(metrics) or (
                 charts.planned_boundary(options) if run_state in LIVE_STATES else None)

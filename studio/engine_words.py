@@ -37,6 +37,29 @@ TEMPLATES = [
        "which stay frozen."),
     N_("The freeze patterns freeze every layer that would train."),
     N_("None of the layers between the unfreeze point and the cut has trainable weights."),
+    # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
+    N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "
+       "Likely cause: {cause}"),
+    N_("The loss stayed at chance level, ln({classes}) = {chance}, {when}: the model predicts no better than "
+       "guessing. Likely cause: {cause}"),
+    N_("at the end of the run ({epochs} epochs)"),
+    N_("for the first {epochs} epochs"),
+    N_("weights=none with a head-only stage: the head learns from the features of a random, frozen backbone, "
+       "which carry almost nothing. Train from scratch (head_epochs 0, unfreeze_from 0, train_bn) or give "
+       "pretrained weights."),
+    N_("random initial weights: from scratch a network often sits at chance for its first epochs; if it stays "
+       "there, it needs more epochs, more images, the scratch-small preset (a smaller network), or pretrained "
+       "weights."),
+    N_("random initial weights: from scratch a network often sits at chance for its first epochs; if it stays "
+       "there, it needs more epochs, more images, or pretrained weights."),
+    N_("the learning rate ({lr}) may be too high or too low for this setup (try `tlcore lr-find`), or the labels "
+       "do not match the images."),
+    # tlcore.evaluation.baselines: the baselines' names and the warning when one beats the model
+    N_("logistic regression on the backbone's pooled features"),
+    N_("SVM (RBF) on raw pixels, 16x16 colour + 32x32 grey"),
+    N_("A baseline beats the model: {name} scored {score} on the same {n} test images, above the model's "
+       "{accuracy} and its 95% interval [{low}, {high}]. The network adds nothing here: try other options (more "
+       "epochs, another learning rate or cut), or use the simpler model."),
     # tlcore.recipe.presets: descriptions
     N_("InceptionV3 at 150x150, features from `mixed7`, Flatten, Dense(1024, relu), Dropout(0.2), "
        "sigmoid/softmax output; everything from `mixed7` on unfrozen; Adam(1e-5), 3 epochs, with the "

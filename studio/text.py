@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from studio import engine_words
 from studio.i18n import N_, _, ngettext
 from tlcore.core.errors import TLCoreError
 
@@ -124,13 +125,13 @@ def baseline_rows(model_accuracy: float | None, model_interval, n: int | None, b
 def baseline_name(baseline: dict) -> str:
     """`Baseline: SVM (RBF) on raw pixels, …`, saying when the features came from the fine-tuned backbone."""
     if baseline.get("features") == "fine-tuned":
-        return _("Baseline: {name} (of the fine-tuned backbone)").format(name=baseline.get("name"))
-    return _("Baseline: {name}").format(name=baseline.get("name"))
+        return _("Baseline: {name} (of the fine-tuned backbone)").format(name=engine_words.say(baseline.get("name")))
+    return _("Baseline: {name}").format(name=engine_words.say(baseline.get("name")))
 
 
 def baselines_beat_words(names: Sequence[str]) -> str:
     """The Evaluate page's warning when baselines beat the model (`tlcore.evaluation.baselines.beats_model`)."""
-    which = _(" and ").join(names)
+    which = _(" and ").join(engine_words.say(name) for name in names)
     return ngettext("A simple baseline beats the model: {which} scored above the upper end of the model's 95% interval "
                     "on the same test images. The network adds nothing here yet: try other options (more epochs, "
                     "another learning rate or cut), or use the simpler model.",

@@ -258,3 +258,50 @@ def test_engine_sentences_the_pages_show_have_korean_templates(monkeypatch):
     said = engine_words.say(nested)  # the warning and the reason inside it, both in Korean
     assert i18n._("Stage 2 has no epochs, so nothing is unfrozen.") in said and english_sentences(said) == []
     assert engine_words.say("A sentence the engine added later.") == "A sentence the engine added later."
+
+
+@pytest.fixture(scope="module")
+def korean_run(tmp_path_factory):
+    """A completed two-stage run (MobileNetV2 at 32 px, random weights) in a home of its own."""
+    import signal
+
+    from datagen import write_split
+    from tlcore.recipe.config import TrainConfig
+    from tlcore.training.train import train
+
+    base = tmp_path_factory.mktemp("korean-run")
+    data = write_split(base / "data", counts=(4, 2, 2))
+    sigterm = signal.getsignal(signal.SIGTERM)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TLCORE_HOME", str(base / "home"))
+        result = train(TrainConfig(data=str(data), backbone="MobileNetV2", weights="none", input_size=32,
+                                   head_epochs=1, fine_tune_epochs=1, batch_size=4, augment="none",
+                                   early_stopping=0), runs_dir=str(base / "home" / "runs"))
+    signal.signal(signal.SIGTERM, sigterm)  # train() installs its own stop handler
+    assert result["state"] == "completed"
+    return base / "home", data, result["run_dir"]
+
+
+@pytest.mark.slow
+def test_pages_with_a_finished_run_in_korean(korean_run, monkeypatch):
+    """Evaluate, Predict, Runs and Train with a completed run selected: its results, panels and
+    tables in Korean too."""
+    from streamlit.testing.v1 import AppTest
+
+    home, data, run_dir = korean_run
+    monkeypatch.setenv("TLCORE_HOME", str(home))
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
+    at.query_params.update(lang="ko", data=str(data), run_dir=run_dir, backbone="MobileNetV2", input_size="32",
+                           weights="none")
+    at.run()
+    _settle(at)
+    found = {}
+    for page in ("views/5_Train.py", "views/6_Evaluate.py", "views/7_Predict.py", "views/8_Runs.py",
+                 "views/3_Layers.py", "views/4_Data.py"):
+        at.switch_page(page).run()
+        _settle(at)
+        english = [s[:90] for s in _shown(at) if english_sentences(s)]
+        if english:
+            found[page] = english
+    assert found == {}, "\n".join(f"{page}: {text!r}" for page, texts in found.items() for text in texts)
