@@ -15,6 +15,9 @@ password and sidebar) and answering a shared link such as ``/layers?backbone=...
 The selection survives a reload: on a fresh session the URL's query parameters are read
 back into it before the page runs (`studio.state.restore_from_url`), and after every run they
 are rewritten from it (`studio.state.write_url`), because Streamlit clears them on a page change.
+
+The language (English or Korean) is settled first, per session (`studio.i18n.choose`: ``?lang=ko|en``,
+the sidebar switch, the browser's Accept-Language); every word below goes through ``_()``.
 """
 from __future__ import annotations
 
