@@ -202,12 +202,12 @@ def as_code(run) -> None:
         st.caption(_("One standalone Keras script (keras, tensorflow, numpy, Pillow) that rebuilds this model "
                    "and trains it the same way: run it with `python train.py DATA`."))
         if st.toggle(_("Show the script"), key=f"code_{run.run_id}"):
-            with ui.guard(_("Writing the script")):
+            with ui.guard(_("Writing the script")), st.spinner(_("Writing the script…")):
                 st.code(_script(str(run.path), str(run.file("config.json").stat().st_mtime_ns)),
                         language="python", line_numbers=True)
 
 
-@st.cache_data(max_entries=8, show_spinner="Writing the script…")
+@st.cache_data(max_entries=8, show_spinner=False)  # the caller says it, in the session's language
 def _script(run_dir: str, stamp: str) -> str:
     from tlcore.ship.codegen import script_text
 
