@@ -312,6 +312,6 @@ def _training_switch(live) -> None:
         live.set_classifier(slot["classifier"])
         st.toast(_("The live view now uses the trained run {run_id}.").format(run_id=run.run_id), icon=":material/check_circle:")
     elif run_state not in ("completed",):
-        st.caption(_("Training run {run_id}: {run_state}.").format(run_id=run.run_id, run_state=run_state))
+        st.caption(_("Training run {run_id}: {run_state}.").format(run_id=run.run_id, run_state=text.state_word(run_state)))
     if slot.get("switched") == run_dir:
         st.caption(_("Classifying with the trained run {run_id}.").format(run_id=run.run_id))

@@ -305,3 +305,18 @@ def test_pages_with_a_finished_run_in_korean(korean_run, monkeypatch):
         if english:
             found[page] = english
     assert found == {}, "\n".join(f"{page}: {text!r}" for page, texts in found.items() for text in texts)
+
+
+def test_the_sign_in_page_in_korean(tlhome, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("TLSTUDIO_PASSWORD", "open sesame")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["lang"] = "ko"
+    at.run()
+    _settle(at)
+    assert at.text_input and at.text_input[0].label == "비밀번호", ([t.value for t in at.title], [m.value for m in at.markdown])
+    assert [s for s in _shown(at) if english_sentences(s)] == []
+    at.text_input[0].input("wrong")
+    at.button[0].click().run()
+    assert at.error and all(english_sentences(e.value) == [] for e in at.error)

@@ -56,7 +56,7 @@ def selection() -> None:
     with c3.container(border=True):
         st.markdown(_("**Run**"))
         run = ui.current_run()
-        st.markdown(f"{text.md(run.run_id)} · {run.state()}" if run else _("_none yet_"))
+        st.markdown(f"{text.md(run.run_id)} · {text.state_word(run.state())}" if run else _("_none yet_"))
         st.page_link("views/5_Train.py", label=_("Train"), icon=":material/play_arrow:")
 
 

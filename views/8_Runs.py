@@ -125,7 +125,7 @@ def actions(runs) -> None:
         st.markdown(_("**Resume**"))
         can_resume = run_state in ("interrupted", "stopped") and run.model_path() is not None
         st.caption(_("Continue an interrupted or stopped run from its last checkpoint.")
-                   if can_resume else _("Only interrupted or stopped runs resume (this one is {run_state}).").format(run_state=run_state))
+                   if can_resume else _("Only interrupted or stopped runs resume (this one is {run_state}).").format(run_state=text.state_word(run_state)))
         if st.button(_("Resume"), icon=":material/play_arrow:", disabled=not can_resume, key="resume"):
             with ui.guard(_("Resuming the run")):
                 from tlcore.training.jobs import resume_training
