@@ -196,7 +196,7 @@ def report(ds) -> None:
         st.caption(_("Samples of the first 20 of {classes} classes.").format(classes=len(ds.classes)))
     if ds.problems:
         with st.expander(_("{problems} file(s) skipped").format(problems=len(ds.problems)), icon=":material/block:"):
-            st.dataframe(ds.problems, hide_index=True, column_config={"file": "File", "reason": "Why"})
+            st.dataframe(ds.problems, hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
     else:
         st.caption(_("No files skipped."))
 

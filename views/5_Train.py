@@ -210,7 +210,8 @@ def queue() -> None:
         st.subheader(_("Queue"))
         st.dataframe([{"position": i + 1, "run": r.run_id, "backbone": r.summary()["backbone"],
                        "queued since": r.raw_status().get("started_at")} for i, r in enumerate(waiting)],
-                     hide_index=True, column_config={key: _(key) for key in ("position", "run", "backbone", "queued since")})
+                     hide_index=True, column_config={"position": _("position"), "run": _("run"), "backbone": _("backbone"),
+                                                    "queued since": _("queued since")})
 
 
 def main() -> None:

@@ -43,10 +43,10 @@ def scores(run, ev: dict) -> None:
         st.dataframe(
             [{"class": name, **values} for name, values in ev.get("per_class", {}).items()],
             hide_index=True,
-            column_config={**{k: st.column_config.ProgressColumn(k, min_value=0.0, max_value=1.0, format="%.2f",
+            column_config={**{k: st.column_config.ProgressColumn(label, min_value=0.0, max_value=1.0, format="%.2f",
                                                                  width="small")
-                              for k in ("precision", "recall", "f1")},
-                           "support": st.column_config.NumberColumn("images", width="small")})
+                              for k, label in (("precision", _("precision")), ("recall", _("recall")), ("f1", "f1"))},
+                           "class": _("class"), "support": st.column_config.NumberColumn(_("images"), width="small")})
     with right:
         st.markdown(_("**Confusion matrix**"))
         event = st.plotly_chart(charts.confusion_cells(ev["confusion_matrix"], ev["labels"]), key="confusion",

@@ -87,7 +87,9 @@ def with_video(run, k: int) -> None:
         st.dataframe([{"frame": r["image"].rsplit("=", 1)[1], "time": text.video_time(r["time"]),
                        "label": r["top"][0]["label"], "probability": r["top"][0]["probability"]} for r in results],
                      hide_index=True, height=240,
-                     column_config={"probability": st.column_config.ProgressColumn(min_value=0, max_value=1)})
+                     column_config={"frame": _("frame"), "time": _("time"), "label": _("label"),
+                                    "probability": st.column_config.ProgressColumn(_("probability"), min_value=0,
+                                                                                   max_value=1)})
 
 
 def _video_results(run, video, every: int, k: int) -> list[dict]:

@@ -40,8 +40,9 @@ def table(runs) -> None:
                      "test 95% interval": text.interval_words(s.get("test_accuracy_interval"), s.get("test_count"))
                      .removeprefix(_("95% interval ")), "started": s["started_at"]})
     st.dataframe([{**row, "state": text.state_word(row["state"])} for row in rows], hide_index=True, column_config={
-        **{key: _(key) for key in ("run", "label", "state", "backbone", "dataset", "epochs", "val 95% interval",
-                                   "test 95% interval", "started")},
+        "run": _("run"), "label": _("label"), "state": _("state"), "backbone": _("backbone"),
+        "dataset": _("dataset"), "epochs": _("epochs"), "val 95% interval": _("val 95% interval"),
+        "test 95% interval": _("test 95% interval"), "started": _("started"),
         "val accuracy": st.column_config.NumberColumn(_("val accuracy"), format="percent"),
         "test accuracy": st.column_config.NumberColumn(_("test accuracy"), format="percent"),
         "error": st.column_config.TextColumn(_("error"), width="medium", help=_("the first line of why the run failed or stopped"))})
