@@ -182,6 +182,7 @@ def quiet_home(tlhome, monkeypatch):
     return tlhome
 
 
+@pytest.mark.slow  # every page once, about a minute
 def test_every_page_in_korean_has_no_english_sentence(quiet_home):
     from streamlit.testing.v1 import AppTest
 
