@@ -250,7 +250,7 @@ def _check_input_size(text: str, values: dict, roots) -> int:
     try:
         size = int(text)
     except ValueError:
-        raise TLCoreError(f"input_size must be a whole number of pixels. Received: {text!r}") from None
+        raise TLCoreError(_("input_size must be a whole number of pixels. Received: {text!r}").format(text=text)) from None
     return check_input_size(values.get("backbone") or APP_DEFAULTS["backbone"], size)
 
 
@@ -258,7 +258,8 @@ def _check_preprocessing(text: str, values: dict, roots) -> str:
     from tlcore.backbones.source import PREPROCESSING_CHOICES
 
     if text not in PREPROCESSING_CHOICES:
-        raise TLCoreError(f"preprocessing must be one of {', '.join(PREPROCESSING_CHOICES)}. Received: {text!r}")
+        raise TLCoreError(_("preprocessing must be one of {choices}. Received: {text!r}").format(
+            choices=", ".join(PREPROCESSING_CHOICES), text=text))
     return text
 
 
@@ -268,8 +269,8 @@ def _check_weights(text: str, values: dict, roots) -> str:
     if text in ("imagenet", "none"):
         return text
     if not text.lower().endswith(WEIGHTS_SUFFIXES):
-        raise TLCoreError(f"weights must be imagenet, none or a weights file ({', '.join(WEIGHTS_SUFFIXES)}). "
-                          f"Received: {text!r}")
+        raise TLCoreError(_("weights must be imagenet, none or a weights file ({suffixes}). Received: {text!r}").format(
+            suffixes=", ".join(WEIGHTS_SUFFIXES), text=text))
     return _path(text, roots, "file")
 
 
@@ -278,8 +279,8 @@ def _check_backbone_file(text: str, values: dict, roots) -> str:
 
     path = _path(text, roots, "any")
     if Path(path).is_file() and (is_weights_only(path) or not path.lower().endswith(MODEL_SUFFIXES)):
-        raise TLCoreError(f"backbone_file must be a model file ({', '.join(MODEL_SUFFIXES)}) or a SavedModel "
-                          f"folder. Received: {text!r}")
+        raise TLCoreError(_("backbone_file must be a model file ({suffixes}) or a SavedModel folder. "
+                            "Received: {text!r}").format(suffixes=", ".join(MODEL_SUFFIXES), text=text))
     return path
 
 
@@ -294,7 +295,7 @@ def _check_layer(text: str, values: dict, roots) -> str:
 def _check_run_dir(text: str, values: dict, roots) -> str:
     path = _path(text, roots, "folder")
     if not (Path(path) / "status.json").is_file():
-        raise TLCoreError(f"run_dir is not a run folder (no status.json): {path}")
+        raise TLCoreError(_("run_dir is not a run folder (no status.json): {path}").format(path=path))
     return path
 
 

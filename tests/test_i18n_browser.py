@@ -35,6 +35,31 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def finished_run(server, tmp_path_factory):
+    """A completed run in a home of its own (MobileNetV2 at 32 px, random weights), served by a
+    second studio: its Evaluate, Predict and Runs pages in Korean."""
+    import subprocess
+    import sys
+
+    from datagen import write_split
+
+    base = tmp_path_factory.mktemp("i18n-run")
+    data = write_split(base / "data", counts=(4, 2, 2))
+    env = dict(os.environ, TLCORE_HOME=str(base / "home"), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TLSTUDIO_PASSWORD", None)
+    proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), "--backbone", "MobileNetV2",
+                           "--weights", "none", "--input-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1",
+                           "--batch-size", "4", "--augment", "none", "--early-stopping", "0", "--json"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    run_dir = json.loads(proc.stdout)["run_dir"]
+    with streamlit_server(base / "home", env) as url:
+        yield url, run_dir, data
+
+
+@pytest.fixture(scope="module")
 def browser(server):
     from playwright.sync_api import sync_playwright
 
@@ -84,6 +109,29 @@ def test_korean_pages_reload_and_switch_back(server, browser):
         settle(page)
         assert "Home" in _nav(page) and "lang=en" in page.url
         shot(page, "ko-12-switched-to-english")
+    finally:
+        context.close()
+
+
+def test_run_pages_in_korean(finished_run, browser):
+    from urllib.parse import urlencode
+
+    url, run_dir, data = finished_run
+    context, page = _open(browser)
+    try:
+        query = urlencode({"lang": "ko", "run_dir": run_dir, "data": str(data), "backbone": "MobileNetV2",
+                           "input_size": "32", "weights": "none"})
+        page.goto(f"{url}/evaluate?{query}")
+        page.get_by_role("heading", name="평가").first.wait_for()
+        page.get_by_text("혼동 행렬").first.wait_for()
+        settle(page)
+        shot(page, "ko-21-evaluate-run")
+        for title, name in (("예측", "ko-22-predict-run"), ("실행 기록", "ko-23-runs"), ("학습", "ko-24-train-run")):
+            page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+            page.get_by_role("heading", name=title).first.wait_for()
+            settle(page)
+            assert "lang=ko" in page.url
+            shot(page, name)
     finally:
         context.close()
 
