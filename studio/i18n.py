@@ -205,8 +205,9 @@ def switch() -> None:
     import streamlit as st
 
     st.session_state["lang_switch"] = current()
-    st.segmented_control(_("Language"), list(LANGUAGES), key="lang_switch", format_func=LANGUAGES.get,
-                         on_change=_switched, required=True, label_visibility="collapsed")
+    # a radio, not a segmented control: pages' button groups keep their places in the page's order
+    st.radio(_("Language"), list(LANGUAGES), key="lang_switch", format_func=LANGUAGES.get, on_change=_switched,
+             horizontal=True, label_visibility="collapsed")
 
 
 def pinned(fn: Callable[..., Any]) -> Callable[..., Any]:

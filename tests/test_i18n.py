@@ -220,7 +220,7 @@ def test_lang_en_is_english_as_before(quiet_home):
 
 def test_the_sidebar_switch_changes_the_language_and_the_url(quiet_home):
     at = open_page(None, timeout=180)
-    switch = at.sidebar.button_group[0]
+    switch = at.sidebar.radio[0]
     assert list(switch.options) and switch.value == "en"
     switch.set_value("ko").run()
     _settle(at)
@@ -228,7 +228,7 @@ def test_the_sidebar_switch_changes_the_language_and_the_url(quiet_home):
     at.switch_page("views/5_Train.py").run()
     _settle(at)
     assert at.title[0].value == "학습" and any(b.label == "학습률 찾기" for b in at.button)
-    at.sidebar.button_group[0].set_value("en").run()
+    at.sidebar.radio[0].set_value("en").run()
     _settle(at)
     assert at.title[0].value == "Train" and at.query_params["lang"] == "en"
 
