@@ -147,7 +147,7 @@ def render_sidebar() -> None:
     st.divider()
     info = caches.device_info_if_loaded()
     if info is None:
-        st.caption(":material/memory: Machine: shown once TensorFlow is loaded (Home).")
+        st.caption(":material/memory: " + _("Machine: shown once TensorFlow is loaded (Home)."))
     else:
         gpus = info.get("gpus") or []
         where = ", ".join(g["name"] for g in gpus) if gpus else _("CPU only")
