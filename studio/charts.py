@@ -133,7 +133,8 @@ def overlay_curves(series: Mapping[str, Sequence[Mapping]], key: str = "val_accu
             name=label, line=dict(color=PALETTE[i % len(PALETTE)])))
     right = max([m["epoch"] for metrics in series.values() for m in metrics] or [1])
     fig.update_xaxes(title=_("epoch"), range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
-    fig.update_yaxes(title=key.replace("_", " "),
+    fig.update_yaxes(title={"val_accuracy": _("val accuracy"), "val_loss": _("val loss"), "accuracy": _("accuracy"),
+                            "loss": _("loss")}.get(key, key.replace("_", " ")),
                      range=[0, 1.02] if key.endswith("accuracy") else None, rangemode="tozero")
     return _layout(fig, 340)
 
