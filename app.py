@@ -15,6 +15,9 @@ password and sidebar) and answering a shared link such as ``/layers?backbone=...
 The selection survives a reload: on a fresh session the URL's query parameters are read
 back into it before the page runs (`studio.state.restore_from_url`), and after every run they
 are rewritten from it (`studio.state.write_url`), because Streamlit clears them on a page change.
+
+The language (English or Korean) is settled first, per session (`studio.i18n.choose`: ``?lang=ko|en``,
+the sidebar switch, the browser's Accept-Language); every word below goes through ``_()``.
 """
 from __future__ import annotations
 
@@ -26,32 +29,36 @@ from studio import webrtc
 # that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
 webrtc.preload()
 
-from studio import access, caches, components as ui, state  # noqa: E402
+from studio import access, caches, components as ui, i18n, state  # noqa: E402
+from studio.i18n import _  # noqa: E402
 
-st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
+i18n.choose()  # the session's language (?lang=, the switch, the browser) before any word is shown
+st.set_page_config(page_title=_("TL Studio"), page_icon=":material/model_training:", layout="wide")
 
 PAGES = {
-    "Studio": [
-        st.Page("views/0_Quick_start.py", url_path="quick-start", title="Quick start", icon=":material/bolt:"),
-        st.Page("views/1_Home.py", url_path="home", title="Home", icon=":material/home:", default=True),
+    _("Studio"): [
+        st.Page("views/0_Quick_start.py", url_path="quick-start", title=_("Quick start"), icon=":material/bolt:"),
+        st.Page("views/1_Home.py", url_path="home", title=_("Home"), icon=":material/home:", default=True),
     ],
-    "Build": [
-        st.Page("views/2_Backbone.py", url_path="backbone", title="Backbone", icon=":material/account_tree:"),
-        st.Page("views/3_Layers.py", url_path="layers", title="Layers", icon=":material/layers:"),
-        st.Page("views/4_Data.py", url_path="data", title="Data", icon=":material/photo_library:"),
+    _("Build"): [
+        st.Page("views/2_Backbone.py", url_path="backbone", title=_("Backbone"), icon=":material/account_tree:"),
+        st.Page("views/3_Layers.py", url_path="layers", title=_("Layers"), icon=":material/layers:"),
+        st.Page("views/4_Data.py", url_path="data", title=_("Data"), icon=":material/photo_library:"),
     ],
-    "Train and use": [
-        st.Page("views/5_Train.py", url_path="train", title="Train", icon=":material/model_training:"),
-        st.Page("views/6_Evaluate.py", url_path="evaluate", title="Evaluate", icon=":material/fact_check:"),
-        st.Page("views/7_Predict.py", url_path="predict", title="Predict", icon=":material/image_search:"),
-        st.Page("views/8_Runs.py", url_path="runs", title="Runs", icon=":material/history:"),
-        st.Page("views/9_Search.py", url_path="search", title="Search", icon=":material/grid_view:"),
+    _("Train and use"): [
+        st.Page("views/5_Train.py", url_path="train", title=_("Train"), icon=":material/model_training:"),
+        st.Page("views/6_Evaluate.py", url_path="evaluate", title=_("Evaluate"), icon=":material/fact_check:"),
+        st.Page("views/7_Predict.py", url_path="predict", title=_("Predict"), icon=":material/image_search:"),
+        st.Page("views/8_Runs.py", url_path="runs", title=_("Runs"), icon=":material/history:"),
+        st.Page("views/9_Search.py", url_path="search", title=_("Search"), icon=":material/grid_view:"),
     ],
 }
 
+with st.sidebar:
+    i18n.switch()  # English / 한국어, kept in the URL (?lang=)
 access.guard_uploads_without_gate()  # served without server.py's gate: uploads before sign-in dropped
 if not ui.signed_in():  # a password is set, and this session has not signed in (or sat idle too long)
-    st.navigation([st.Page(ui.login_page, title="Sign in", icon=":material/lock:")]).run()
+    st.navigation([st.Page(ui.login_page, title=_("Sign in"), icon=":material/lock:")]).run()
 else:
     page = st.navigation(PAGES)
     state.restore_from_url()  # a fresh session (a reload, a bookmark, a shared link): the URL's selection
@@ -59,7 +66,7 @@ else:
     sidebar = st.sidebar.empty()
 
     def draw_sidebar() -> None:
-        with sidebar.container(), ui.guard("Drawing the sidebar"):
+        with sidebar.container(), ui.guard(_("Drawing the sidebar")):
             ui.render_sidebar()
 
     with st.sidebar:

@@ -5,6 +5,8 @@
 - `components`: guards, the sidebar, the password, run panels, prediction cards
 - `charts`: Plotly figures from plain values
 - `text`: the words, labels and number formats the pages show
+- `i18n`: the session's language (English, Korean) and ``_``/``N_``/``ngettext`` over the catalogs in
+  ``studio/locale``; `engine_words`: the engine's sentences the pages show, translated by template
 
 The engine (`tlcore`) never imports this package; this package imports the engine.
 """

@@ -12,7 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from studio import state
+from studio import state, text
+from studio.i18n import _
 from tlcore.core.errors import TLCoreError
 from tlcore.data.splits import SPLIT_METHOD
 from tlcore.recipe.config import DEFAULTS as CONFIG_DEFAULTS
@@ -136,7 +137,7 @@ def _plan(kind: str, key: tuple, options_json: str, num_classes: int) -> dict:
 
     if kind == "file":
         path, stamp, preprocessing = key
-        _, facts = backbone_file_source(path, stamp, preprocessing)
+        _source, facts = backbone_file_source(path, stamp, preprocessing)
     else:
         facts = catalog_facts(*key)
     config = TrainConfig.from_dict(json.loads(options_json))
@@ -209,7 +210,7 @@ def run_model(run_dir: str, model_path: str, mtime_ns: int):
 def load_run_model(run):
     path = run.model_path()
     if path is None:
-        raise TLCoreError(f"Run {run.run_id} has no model yet (state {run.state()}).")
+        raise TLCoreError(_("Run {run} has no model yet (state {state}).").format(run=run.run_id, state=text.state_word(run.state())))
     return run_model(str(run.path), str(path), path.stat().st_mtime_ns)
 
 

@@ -2,6 +2,7 @@
 and where on a chart's epoch axis the two training stages meet. The Layers page's chart is a
 Vega-Lite spec instead (`layer_params`: why, there)."""
 from __future__ import annotations
+from studio.i18n import N_, _
 
 from typing import Mapping, Sequence
 
@@ -25,8 +26,8 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     return fig
 
 
-ROLE_WORDS = {"trains": "trains in stage 2", "inference_bn": "BatchNorm, inference mode",
-              "frozen": "frozen", "cut": "cut away"}
+ROLE_WORDS = {"trains": N_("trains in stage 2"), "inference_bn": N_("BatchNorm, inference mode"),
+              "frozen": N_("frozen"), "cut": N_("cut away")}
 
 
 def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
@@ -45,7 +46,7 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
         unfreeze_index: first layer that trains in stage 2 (None: nothing unfreezes).
     """
     values = [{"index": r["index"], "params": int(r["params"]), "name": r["name"], "type": r["type"],
-               "block": r["block"], "role": ROLE_WORDS[role]}
+               "block": r["block"], "role": str(ROLE_WORDS[role])}
               for r, role in zip(rows, roles) if r["params"] > 0]  # a log axis has no 0
     bars = {
         "data": {"values": values},
@@ -53,24 +54,24 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
                       {"calculate": "datum.index + 0.45", "as": "end"}, {"calculate": "1", "as": "base"}],
         "mark": "bar",
         "encoding": {
-            "x": {"field": "start", "type": "quantitative", "title": "layer index",
+            "x": {"field": "start", "type": "quantitative", "title": _("layer index"),
                   "scale": {"domain": [-1, len(rows) + 1], "nice": False}},
             "x2": {"field": "end"},
-            "y": {"field": "params", "type": "quantitative", "title": "parameters (log scale)",
+            "y": {"field": "params", "type": "quantitative", "title": _("parameters (log scale)"),
                   "scale": {"type": "log", "domainMin": 1},
                   "axis": {"format": "~s", "values": [10 ** k for k in range(10)]}},
             "y2": {"field": "base"},  # bars rise from 1
             "color": {"field": "role", "type": "nominal", "legend": {"orient": "top", "title": None, "labelLimit": 0},
-                      "scale": {"domain": list(ROLE_WORDS.values()),
+                      "scale": {"domain": [str(w) for w in ROLE_WORDS.values()],
                                 "range": [TRAINS, BN_INFERENCE, FROZEN, CUT_AWAY]}},
             "tooltip": [{"field": "index", "title": "layer"}, {"field": "name"}, {"field": "type"},
                         {"field": "block"}, {"field": "params", "type": "quantitative", "format": ","}],
         },
     }
     layers = [bars]
-    marks = [(cut_index + 0.5, "cut", "#d62728", [1, 0])]
+    marks = [(cut_index + 0.5, _("cut"), "#d62728", [1, 0])]
     if unfreeze_index is not None:
-        marks.append((unfreeze_index - 0.5, "unfreeze from", TRAINS, [5, 3]))
+        marks.append((unfreeze_index - 0.5, _("unfreeze from"), TRAINS, [5, 3]))
     for x, label, colour, dash in marks:
         where = {"data": {"values": [{"x": x}]}, "encoding": {"x": {"field": "x", "type": "quantitative"}}}
         layers.append({**where, "mark": {"type": "rule", "color": colour, "strokeWidth": 2, "strokeDash": dash}})
@@ -97,11 +98,11 @@ def planned_boundary(options: Mapping) -> float | None:
 def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,
                     epochs_total: int | None = None) -> go.Figure:
     """Accuracy and loss per epoch, training and validation, with the stage boundary marked."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Accuracy", "Loss"), horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("Accuracy"), _("Loss")), horizontal_spacing=0.08)
     epochs = [m["epoch"] for m in metrics]
     for col, key in ((1, "accuracy"), (2, "loss")):
-        for prefix, colour, label, dash in (("", TRAIN, "training", "solid"),
-                                            ("val_", VAL, "validation", "dash")):
+        for prefix, colour, label, dash in (("", TRAIN, _("training"), "solid"),
+                                            ("val_", VAL, _("validation"), "dash")):
             ys = [m.get(prefix + key) for m in metrics]
             if all(y is None for y in ys):
                 continue
@@ -112,10 +113,10 @@ def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,
     if boundary is not None:
         for col in (1, 2):
             fig.add_vline(x=boundary, line_color="#7f7f7f", line_dash="dot", row=1, col=col)
-        fig.add_annotation(x=boundary, y=1.0, yref="y domain", xref="x", text="fine-tuning →",
+        fig.add_annotation(x=boundary, y=1.0, yref="y domain", xref="x", text=_("fine-tuning →"),
                            showarrow=False, xanchor="left", yanchor="top", font=dict(size=11))
     right = max([*epochs, epochs_total or 0, 1])
-    fig.update_xaxes(title="epoch", range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
+    fig.update_xaxes(title=_("epoch"), range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     _layout(fig, 380)
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="center", x=0.5),
@@ -131,8 +132,9 @@ def overlay_curves(series: Mapping[str, Sequence[Mapping]], key: str = "val_accu
             x=[m["epoch"] for m in metrics], y=[m.get(key) for m in metrics], mode="lines+markers",
             name=label, line=dict(color=PALETTE[i % len(PALETTE)])))
     right = max([m["epoch"] for metrics in series.values() for m in metrics] or [1])
-    fig.update_xaxes(title="epoch", range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
-    fig.update_yaxes(title=key.replace("_", " "),
+    fig.update_xaxes(title=_("epoch"), range=[0.5, right + 0.5], dtick=1 if right <= 20 else None)
+    fig.update_yaxes(title={"val_accuracy": _("val accuracy"), "val_loss": _("val loss"), "accuracy": _("accuracy"),
+                            "loss": _("loss")}.get(key, key.replace("_", " ")),
                      range=[0, 1.02] if key.endswith("accuracy") else None, rangemode="tozero")
     return _layout(fig, 340)
 
@@ -146,7 +148,7 @@ def class_counts(counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
             continue
         fig.add_trace(go.Bar(x=list(per_class), y=list(per_class.values()), name=split,
                              marker_color=colours.get(split)))
-    fig.update_yaxes(title="images")
+    fig.update_yaxes(title=_("images"))
     return _layout(fig, 300, barmode="group")
 
 
@@ -155,8 +157,8 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> 
     fig = go.Figure(go.Heatmap(
         z=matrix, x=list(labels), y=list(labels), colorscale="Blues", text=matrix,
         texttemplate="%{text}", hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
-    fig.update_xaxes(title="predicted", side="bottom")
-    fig.update_yaxes(title="true", autorange="reversed")
+    fig.update_xaxes(title=_("predicted"), side="bottom")
+    fig.update_yaxes(title=_("true"), autorange="reversed")
     side = max(300, 60 * len(labels) + 120)
     return _layout(fig, min(side, 700))
 
@@ -186,7 +188,7 @@ def reliability(bins: Sequence[Mapping], ece: float | None = None) -> go.Figure:
     acc = [b["accuracy"] if b.get("accuracy") is not None else 0.0 for b in bins]
     fig = go.Figure()
     fig.add_trace(go.Bar(
-        x=centres, y=acc, width=[width * 0.92] * len(bins), name="accuracy in the bin",
+        x=centres, y=acc, width=[width * 0.92] * len(bins), name=_("accuracy in the bin"),
         marker_color=TRAIN, marker_line_width=0,
         customdata=[[b.get("count", 0), b.get("confidence") or 0.0, i * width, (i + 1) * width]
                     for i, b in enumerate(bins)],
@@ -194,35 +196,35 @@ def reliability(bins: Sequence[Mapping], ece: float | None = None) -> go.Figure:
                       "<br>mean confidence %{customdata[1]:.1%}<br>%{customdata[0]} images<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=[b.get("confidence") for b in bins if b.get("count")],
-        y=[b.get("accuracy") for b in bins if b.get("count")], mode="markers", name="mean confidence",
+        y=[b.get("accuracy") for b in bins if b.get("count")], mode="markers", name=_("mean confidence"),
         marker=dict(color=VAL, size=9, symbol="diamond"), showlegend=True,
         hovertemplate="mean confidence %{x:.1%}<br>accuracy %{y:.1%}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=_("perfectly calibrated"),
                              line=dict(color="#7f7f7f", dash="dash"), hoverinfo="skip"))
     for x, b in zip(centres, bins):  # how many images each bin holds, in a row above the bars
         if b.get("count"):
             fig.add_annotation(x=x, y=1.07, text=f"n={b['count']}", showarrow=False, font=dict(size=10, color="#555"))
-    fig.update_xaxes(title="confidence (probability of the predicted class)", range=[0, 1], tickformat=".0%",
+    fig.update_xaxes(title=_("confidence (probability of the predicted class)"), range=[0, 1], tickformat=".0%",
                      dtick=width if n <= 10 else None)
-    fig.update_yaxes(title="accuracy", range=[0, 1.12], tickformat=".0%")
-    title = None if ece is None else dict(text=f"ECE {ece:.3f}", x=0.01, y=0.98, font=dict(size=13))
+    fig.update_yaxes(title=_("accuracy"), range=[0, 1.12], tickformat=".0%")
+    title = None if ece is None else dict(text=_("ECE {ece:.3f}").format(ece=ece), x=0.01, y=0.98, font=dict(size=13))
     return _layout(fig, 340, title=title, bargap=0)
 
 
 def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggested: float | None = None) -> go.Figure:
     """Smoothed loss against the learning rate (log scale), the suggestion marked."""
-    fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name="loss (smoothed)",
+    fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name=_("loss (smoothed)"),
                                line=dict(color=TRAIN),
                                hovertemplate="learning rate %{x:.2e}<br>loss %{y:.4f}<extra></extra>"))
     if suggested is not None and len(lrs):
         i = min(range(len(lrs)), key=lambda j: abs(lrs[j] - suggested))
-        fig.add_trace(go.Scatter(x=[suggested], y=[losses[i]], mode="markers+text", name="suggestion",
+        fig.add_trace(go.Scatter(x=[suggested], y=[losses[i]], mode="markers+text", name=_("suggestion"),
                                  marker=dict(color="#d62728", size=12), text=[f"  {suggested:.1e}"],
                                  textposition="bottom right",
                                  hovertemplate="suggested %{x:.2e}<extra></extra>"))
         fig.add_vline(x=suggested, line_color="#d62728", line_dash="dot")
-    fig.update_xaxes(type="log", title="learning rate (log scale)", exponentformat="power")
-    fig.update_yaxes(title="training loss")
+    fig.update_xaxes(type="log", title=_("learning rate (log scale)"), exponentformat="power")
+    fig.update_yaxes(title=_("training loss"))
     return _layout(fig, 320)
 
 
@@ -232,10 +234,10 @@ def sweep_heatmap(cuts: Sequence[str], unfreezes: Sequence[str], z: Sequence[Seq
     fig = go.Figure(go.Heatmap(
         z=[[None if v is None else float(v) for v in row] for row in z], x=list(unfreezes), y=list(cuts),
         colorscale="Viridis", zmin=0, zmax=1, text=text, texttemplate="%{text}",
-        colorbar=dict(title="val acc", tickformat=".0%"),
+        colorbar=dict(title=_("val acc"), tickformat=".0%"),
         hovertemplate="cut %{y}<br>unfreeze from %{x}<br>validation accuracy %{z:.1%}<extra></extra>"))
-    fig.update_xaxes(title="unfreeze from", type="category")
-    fig.update_yaxes(title="cut after", type="category", autorange="reversed")
+    fig.update_xaxes(title=_("unfreeze from"), type="category")
+    fig.update_yaxes(title=_("cut after"), type="category", autorange="reversed")
     return _layout(fig, min(700, max(260, 70 * len(cuts) + 140)))
 
 
@@ -246,7 +248,7 @@ def probe_accuracy(rows: Sequence[Mapping], current: int | None = None,
     xs = [r["index"] for r in rows]
     ys = [r["val_accuracy"] for r in rows]
     fig = go.Figure(go.Scatter(
-        x=xs, y=ys, mode="lines+markers", name="linear probe", line=dict(color=TRAIN),
+        x=xs, y=ys, mode="lines+markers", name=_("linear probe"), line=dict(color=TRAIN),
         customdata=[[r["cut"], r["feature_dim"]] for r in rows],
         hovertemplate="%{customdata[0]} (layer %{x})<br>validation accuracy %{y:.1%}<br>"
                       "%{customdata[1]} features<extra></extra>"))
@@ -254,14 +256,14 @@ def probe_accuracy(rows: Sequence[Mapping], current: int | None = None,
         row = next((r for r in rows if r["index"] == suggested), None)
         if row is not None:
             fig.add_trace(go.Scatter(x=[suggested], y=[row["val_accuracy"]], mode="markers+text",
-                                     name="suggested", marker=dict(color=TRAINS, size=14, symbol="star"),
+                                     name=_("suggested"), marker=dict(color=TRAINS, size=14, symbol="star"),
                                      text=[row["cut"].rsplit("/", 1)[-1]], textposition="bottom center",
                                      hoverinfo="skip"))
     if current is not None:
         fig.add_vline(x=current, line_color="#d62728", line_dash="dot",
-                      annotation_text="current cut", annotation_position="bottom left")
-    fig.update_xaxes(title="cut after layer (depth)")
-    fig.update_yaxes(title="validation accuracy", tickformat=".0%", rangemode="tozero")
+                      annotation_text=_("current cut"), annotation_position="bottom left")
+    fig.update_xaxes(title=_("cut after layer (depth)"))
+    fig.update_yaxes(title=_("validation accuracy"), tickformat=".0%", rangemode="tozero")
     return _layout(fig, 320)
 
 
@@ -292,7 +294,7 @@ def confusion_cells(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> g
     fig = confusion_matrix(matrix, labels)
     xs, ys, data = [], [], []
     for t, row in enumerate(matrix):
-        for p, _ in enumerate(row):
+        for p, _count in enumerate(row):
             xs.append(labels[p])
             ys.append(labels[t])
             data.append([t, p])
@@ -318,7 +320,7 @@ def search_points(points: Sequence[Mapping], metric: str = "val_accuracy") -> go
             dims.append(dict(label=name, values=[labels.index(str(v)) for v in values],
                              tickvals=list(range(len(labels))), ticktext=labels))
     score = [float(p[f"{metric}_mean"]) for p in scored]
-    dims.append(dict(label=metric.replace("_", " ") + " (mean)", values=score))
+    dims.append(dict(label=metric.replace("_", " ") + _(" (mean)"), values=score))
     fig = go.Figure(go.Parcoords(line=dict(color=score, colorscale="Viridis", showscale=bool(score)),
                                  dimensions=dims))
     return _layout(fig, 340)
@@ -334,5 +336,5 @@ def label_timeline(results: Sequence[Mapping], labels: Sequence[str]) -> go.Figu
                                        "cmax": 1, "showscale": True, "colorbar": {"title": "p"}},
                                hovertemplate="%{x:.2f} s · %{y}<extra></extra>"))
     fig.update_yaxes(categoryorder="array", categoryarray=list(labels), title=None)
-    fig.update_xaxes(title="seconds")
+    fig.update_xaxes(title=_("seconds"))
     return _layout(fig, max(220, 60 + 40 * len(labels)))

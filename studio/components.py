@@ -15,7 +15,8 @@ from typing import Iterator
 
 import streamlit as st
 
-from studio import access, caches, charts, state, text
+from studio import access, caches, charts, engine_words, state, text
+from studio.i18n import N_, _
 from tlcore.core.errors import TLCoreError
 
 LOG = logging.getLogger("tlstudio")
@@ -47,7 +48,7 @@ def page_guard() -> None:
         st.switch_page("app.py")
     except StreamlitAPIException:  # run as a script of its own (no app.py beside it)
         pass
-    st.info("Open TL Studio from its start page (streamlit run app.py).", icon=":material/home:")
+    st.info(_("Open TL Studio from its start page (streamlit run app.py)."), icon=":material/home:")
     st.stop()
 
 
@@ -61,8 +62,8 @@ def guard(what: str) -> Iterator[None]:
     except Exception as exc:  # a bug: still plain words on the page, details in the server log
         LOG.exception("%s failed", what)
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        st.error(f"{what} failed unexpectedly ({type(exc).__name__}{': ' + text.md(first) if first else ''}). "
-                 "Details are in the server's log.", icon=":material/error:")
+        st.error(_("{what} failed unexpectedly ({name}{value}). "
+                 "Details are in the server's log.").format(what=what, name=type(exc).__name__, value=': ' + text.md(first) if first else ''), icon=":material/error:")
 
 
 def header(title: str, caption: str) -> None:
@@ -114,17 +115,17 @@ def pick_run(label: str, runs: list, key: str, help: str | None = None):
     return runs[paths.index(chosen)]
 
 
-STATE_BADGES = {"queued": ("queued", "gray", ":material/hourglass_empty:"),
-                "running": ("running", "blue", ":material/directions_run:"),
-                "completed": ("completed", "green", ":material/check_circle:"),
-                "failed": ("failed", "red", ":material/error:"),
-                "stopped": ("stopped", "orange", ":material/stop_circle:"),
-                "interrupted": ("interrupted", "orange", ":material/warning:")}
+STATE_BADGES = {"queued": (N_("queued"), "gray", ":material/hourglass_empty:"),
+                "running": (N_("running"), "blue", ":material/directions_run:"),
+                "completed": (N_("completed"), "green", ":material/check_circle:"),
+                "failed": (N_("failed"), "red", ":material/error:"),
+                "stopped": (N_("stopped"), "orange", ":material/stop_circle:"),
+                "interrupted": (N_("interrupted"), "orange", ":material/warning:")}
 
 
 def state_badge(run_state: str) -> None:
     label, colour, icon = STATE_BADGES.get(run_state, (run_state, "gray", None))
-    st.badge(label, color=colour, icon=icon)
+    st.badge(str(label), color=colour, icon=icon)
 
 
 # --- sidebar and password ----------------------------------------------------------
@@ -137,19 +138,19 @@ def backbone_text() -> str:
 
 def render_sidebar() -> None:
     """The device summary and the current selection (backbone, dataset, run)."""
-    st.markdown("**Current selection**")
+    st.markdown(_("**Current selection**"))
     st.markdown(f":material/layers: {text.md(backbone_text())}")
     data = state.get("data")
-    st.markdown(f":material/photo_library: {text.md(Path(data).name) if data else '_no dataset yet_'}")
+    st.markdown(":material/photo_library: " + (text.md(Path(data).name) if data else _("_no dataset yet_")))
     run = current_run()
-    st.markdown(f":material/monitoring: {text.md(text.run_label(run)) if run else '_no run yet_'}")
+    st.markdown(":material/monitoring: " + (text.md(text.run_label(run)) if run else _("_no run yet_")))
     st.divider()
     info = caches.device_info_if_loaded()
     if info is None:
-        st.caption(":material/memory: Machine: shown once TensorFlow is loaded (Home).")
+        st.caption(":material/memory: " + _("Machine: shown once TensorFlow is loaded (Home)."))
     else:
         gpus = info.get("gpus") or []
-        where = ", ".join(g["name"] for g in gpus) if gpus else "CPU only"
+        where = ", ".join(g["name"] for g in gpus) if gpus else _("CPU only")
         st.caption(f":material/memory: TensorFlow {info['tensorflow']} · {where}")
 
 
@@ -195,8 +196,8 @@ def signed_in() -> bool:
     if st.session_state.pop("authenticated", False):  # was signed in: expired since
         access.free_uploads(sid)
         minutes = (access.idle_seconds() or 0) / 60
-        st.session_state["_signed_out_why"] = (f"Signed out after {minutes:g} minutes without activity. "
-                                               "Sign in again to continue.")
+        st.session_state["_signed_out_why"] = _(
+            "Signed out after {minutes:g} minutes without activity. Sign in again to continue.").format(minutes=minutes)
     return False
 
 
@@ -206,13 +207,13 @@ def sign_out() -> None:
     access.SESSIONS.sign_out(sid)
     access.free_uploads(sid)
     st.session_state.pop("authenticated", None)
-    st.session_state["_signed_out_why"] = "Signed out."
+    st.session_state["_signed_out_why"] = _("Signed out.")
 
 
 def sign_out_button() -> None:
     """The sidebar's Sign out button (only with a password set)."""
-    if required_password() and st.button("Sign out", icon=":material/logout:", key="sign_out",
-                                         help="Ends this session; uploads not yet imported are dropped."):
+    if required_password() and st.button(_("Sign out"), icon=":material/logout:", key="sign_out",
+                                         help=_("Ends this session; uploads not yet imported are dropped.")):
         sign_out()
         st.rerun()
 
@@ -220,20 +221,20 @@ def sign_out_button() -> None:
 def login_page() -> None:
     """The only page shown until the password is entered. Wrong passwords make the next try wait
     (`studio.access.THROTTLE`), per session and per client address."""
-    st.title("TL Studio")
-    st.caption("This studio is protected by a password.")
+    st.title(_("TL Studio"))
+    st.caption(_("This studio is protected by a password."))
     why = st.session_state.get("_signed_out_why")
     if why:
         st.info(why, icon=":material/logout:")
     with st.form("login"):
-        given = st.text_input("Password", type="password")
-        ok = st.form_submit_button("Sign in", type="primary")
+        given = st.text_input(_("Password"), type="password")
+        ok = st.form_submit_button(_("Sign in"), type="primary")
     if not ok:
         return
     keys = _throttle_keys()
     wait = access.THROTTLE.wait(keys)
     if wait > 0:
-        st.error(f"Too many wrong passwords. Try again in {text.format_seconds(max(1.0, wait))}.",
+        st.error(_("Too many wrong passwords. Try again in {value}.").format(value=text.format_seconds(max(1.0, wait))),
                  icon=":material/timer:")
         return
     if password_ok(given, required_password() or ""):
@@ -246,7 +247,7 @@ def login_page() -> None:
     else:
         wait = access.THROTTLE.failed(keys)
         LOG.warning("Wrong password (session %s, %s)", session_id(), keys[-1])
-        st.error(f"Wrong password. The next try is possible in {text.format_seconds(max(1.0, wait))}.",
+        st.error(_("Wrong password. The next try is possible in {value}.").format(value=text.format_seconds(max(1.0, wait))),
                  icon=":material/lock:")
 
 
@@ -262,7 +263,7 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
     from tlcore.core.runs import LIVE_STATES, Run
 
     run = Run(run_dir)
-    with guard("Reading the run"):
+    with guard(_("Reading the run")):
         status = run.status()
         run_state = status.get("state", "unknown")
         metrics = run.metrics()
@@ -274,15 +275,15 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
             state_badge(run_state)
             st.markdown(f"**{text.md(run.run_id)}**" + (f" · {text.md(text.display_name(options['name']))}" if options.get("name") else ""))
         if run_state in LIVE_STATES:
-            if c2.button("Stop", icon=":material/stop:", key="stop_run",
-                         help="Ends within one batch; the model so far is saved."):
+            if c2.button(_("Stop"), icon=":material/stop:", key="stop_run",
+                         help=_("Ends within one batch; the model so far is saved.")):
                 run.request_stop()
             if run.stop_requested():
-                st.caption("Stop requested: the run ends after the current batch and saves its model.")
+                st.caption(_("Stop requested: the run ends after the current batch and saves its model."))
         if run_state == "queued":
             position = status.get("queue_position")
-            st.info("Waiting for the machine: another training is running. This one starts when it ends"
-                    + (f" (number {position} in the queue)." if position else "."),
+            st.info(_("Waiting for the machine: another training is running. This one starts when it ends")
+                    + (_(" (number {position} in the queue).").format(position=position) if position else "."),
                     icon=":material/hourglass_empty:")
         elif run_state == "running":
             seen = st.session_state.get("_progress_seen")
@@ -290,23 +291,23 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
             st.session_state["_progress_seen"] = seen
             st.progress(progress["fraction"], text=progress["text"])
         elif run_state == "failed":
-            st.error(f"The training failed: {text.md(text.run_error_words(status) or 'no reason recorded', lines=True)}",
+            st.error(_("The training failed: {value}").format(value=text.md(text.run_error_words(status) or _('no reason recorded'), lines=True)),
                      icon=":material/error:")
-            st.caption(f"The training log is {text.code(home.home() / 'logs' / (run.run_id + '.log'))}.")
+            st.caption(_("The training log is {value}.").format(value=text.code(home.home() / 'logs' / (run.run_id + '.log'))))
         elif run_state == "interrupted":
-            st.warning("The training process is gone (the machine restarted, or it was killed). Resume it "
-                       "from its last checkpoint on the Runs page.", icon=":material/warning:")
+            st.warning(_("The training process is gone (the machine restarted, or it was killed). Resume it "
+                       "from its last checkpoint on the Runs page."), icon=":material/warning:")
         elif run_state == "stopped":
-            st.info("Stopped on request; the model so far is saved.", icon=":material/stop_circle:")
+            st.info(_("Stopped on request; the model so far is saved."), icon=":material/stop_circle:")
         for warning in status.get("warnings") or []:  # the plan's notes, a loss stuck at chance
-            st.warning(warning, icon=":material/warning:")
+            st.warning(engine_words.say(warning), icon=":material/warning:")
         if metrics:
             boundary = charts.stage_boundary(metrics) or (
                 charts.planned_boundary(options) if run_state in LIVE_STATES else None)
             st.plotly_chart(charts.training_curves(metrics, boundary, status.get("epochs_total")),
                             key=f"curves_{run.run_id}")
         elif run_state in LIVE_STATES:
-            st.caption("The charts appear when the first epoch ends.")
+            st.caption(_("The charts appear when the first epoch ends."))
         if run_state == "completed":
             run_results(run, metrics, links)
 
@@ -314,17 +315,17 @@ def run_panel(run_dir: str, was_live: bool, links: bool = True) -> None:
 def run_results(run, metrics: list[dict], links: bool = True) -> None:
     summary = run.summary()
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Best validation accuracy", text.format_percent(summary["val_accuracy"]), border=True,
-              help=text.INTERVAL_HELP)
+    c1.metric(_("Best validation accuracy"), text.format_percent(summary["val_accuracy"]), border=True,
+              help=str(text.INTERVAL_HELP))
     c1.caption(text.interval_words(summary.get("val_accuracy_interval"), summary.get("val_count")))
-    c2.metric("Test accuracy", text.format_percent(summary["test_accuracy"]), border=True, help=text.INTERVAL_HELP)
+    c2.metric(_("Test accuracy"), text.format_percent(summary["test_accuracy"]), border=True, help=str(text.INTERVAL_HELP))
     c2.caption(text.interval_words(summary.get("test_accuracy_interval"), summary.get("test_count")))
-    c3.metric("Epochs", len(metrics), border=True)
-    c4.metric("Time", text.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
+    c3.metric(_("Epochs"), len(metrics), border=True)
+    c4.metric(_("Time"), text.format_seconds(sum(m.get("seconds") or 0 for m in metrics)), border=True)
     if links:
-        l1, l2, _ = st.columns([1, 1, 3])
-        l1.page_link("views/6_Evaluate.py", label="Evaluate", icon=":material/fact_check:")
-        l2.page_link("views/7_Predict.py", label="Try it on images", icon=":material/image_search:")
+        l1, l2, _l3 = st.columns([1, 1, 3])
+        l1.page_link("views/6_Evaluate.py", label=_("Evaluate"), icon=":material/fact_check:")
+        l2.page_link("views/7_Predict.py", label=_("Try it on images"), icon=":material/image_search:")
 
 
 # --- predictions with Grad-CAM (Predict, Quick start) -------------------------------
@@ -371,7 +372,7 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
         left, right = st.columns([2 if cam is not None or cam_error else 1, 3], vertical_alignment="center")
         if error:
             left.markdown(f"**{text.md(name)}**")
-            right.error(f"Cannot read this image: {text.md(error)}", icon=":material/broken_image:")
+            right.error(_("Cannot read this image: {error}").format(error=text.md(error)), icon=":material/broken_image:")
             return
         with left:
             if cam is not None or cam_error:
@@ -381,7 +382,7 @@ def prediction_card(name: str, shown, top: list[dict] | None, key: str, error: s
                 if cam is not None and text.gradcam_note(cam):
                     b.caption(text.gradcam_note(cam))
                 elif cam is not None:
-                    b.image(cam["overlay"], width="stretch", caption=f"Grad-CAM · {cam['label']}")
+                    b.image(cam["overlay"], width="stretch", caption=_("Grad-CAM · {label}").format(label=cam["label"]))
                 else:
                     b.caption(cam_error)
             else:
@@ -402,8 +403,8 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
     from tlcore.data.images import ImageProblem, display_image
     from tlcore.ship.predict import top_labels
 
-    with guard("Classifying the images"):
-        with st.spinner("Loading the model…"):
+    with guard(_("Classifying the images")):
+        with st.spinner(_("Loading the model…")):
             model = caches.load_run_model(run)
         arrays, ok, problems = [], [], {}
         for f in files:
@@ -428,13 +429,14 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
             cam, cam_error = None, None
             if with_gradcam:
                 try:
-                    with st.spinner(f"Grad-CAM for {text.md(f.name)}…"):
+                    with st.spinner(_("Grad-CAM for {name}…").format(name=text.md(f.name))):
                         cam = gradcam(model, f, (*stamp, f.file_id, None))
                 except TLCoreError as exc:
                     cam_error = str(exc)
                 except Exception as exc:  # a bug: the prediction still shows
                     LOG.exception("Grad-CAM failed")
-                    cam_error = f"Grad-CAM failed unexpectedly ({type(exc).__name__}); see the server's log."
+                    cam_error = _("Grad-CAM failed unexpectedly ({error}); see the server's log.").format(
+                        error=type(exc).__name__)
             prediction_card(f.name, display_image(f), results[f.file_id], f.file_id, cam=cam,
                             cam_error=cam_error)
 
@@ -445,10 +447,10 @@ def demo_dataset_button(key: str, primary: bool = False) -> bool:
     """A button that makes the demo dataset if missing, selects it and reruns the page."""
     from tlcore.data.datasets import ensure_demo_dataset
 
-    if st.button("Use the demo dataset", key=key, type="primary" if primary else "secondary",
+    if st.button(_("Use the demo dataset"), key=key, type="primary" if primary else "secondary",
                  icon=":material/category:"):
-        with guard("Making the demo dataset"):
-            with st.spinner("Drawing the demo images…"):
+        with guard(_("Making the demo dataset")):
+            with st.spinner(_("Drawing the demo images…")):
                 result = ensure_demo_dataset(classes=4, per_class=150)
             state.put("data", result["path"])
             st.rerun()

@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from studio import components as ui, state, text, webrtc
+from studio.i18n import _
 from tlcore.core.errors import TLCoreError
 from tlcore.ship.smooth import SECONDS as SMOOTH_SECONDS
 
@@ -75,7 +76,7 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
     prototype has fewer than two classes). `after(live, recorder)` runs in the refreshing
     fragment (teach-by-showing's bursts). Returns whether the camera is streaming."""
     if not webrtc.available():
-        st.warning(f"No live video here: {webrtc.reason()} Take snapshots instead.", icon=":material/videocam_off:")
+        st.warning(_("No live video here: {reason} Take snapshots instead.").format(reason=webrtc.reason()), icon=":material/videocam_off:")
         snapshot_fallback(key, classifier, top_k, expanded=True)
         return False
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
@@ -86,15 +87,15 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
         _freeze_heap()  # the new model's objects too
     live.top_k = max(1, int(top_k))
     c1, c2, c3 = st.columns(3)
-    steady = c3.toggle("Steady label", value=True, key=f"{key}_steady",
-                       help="Averages the probabilities over the last fraction of a second, and changes the "
-                            "label only once another class has led for a moment: no flicker between close "
-                            "classes. Off: every frame's own label.")
+    steady = c3.toggle(_("Steady label"), value=True, key=f"{key}_steady",
+                       help=_("Averages the probabilities over the last fraction of a second, and changes the "
+                              "label only once another class has led for a moment: no flicker between close "
+                              "classes. Off: every frame's own label."))
     live.set_smoothing(SMOOTH_SECONDS if steady else None)
-    presenter = c1.toggle("Presenter layout", key=f"{key}_presenter",
-                          help="Only the video and a large label: for a room watching the screen.")
+    presenter = c1.toggle(_("Presenter layout"), key=f"{key}_presenter",
+                          help=_("Only the video and a large label: for a room watching the screen."))
     opts["cam"] = allow_cam and classifier is not None and classifier.model is not None and c2.toggle(
-        "Grad-CAM on the video", key=f"{key}_cam", help="Once a second, where the model looked, drawn over the video.")
+        _("Grad-CAM on the video"), key=f"{key}_cam", help=_("Once a second, where the model looked, drawn over the video."))
     live.cam_every = CAM_EVERY if opts["cam"] else None
     video, side = st.columns([3, 2] if presenter else [1, 1], vertical_alignment="top")
     with video:
@@ -102,7 +103,7 @@ def live_view(key: str, classifier, top_k: int = 3, allow_cam: bool = True, afte
             key=f"{key}_webrtc", mode=WebRtcMode.SENDRECV, rtc_configuration=webrtc.rtc_configuration(),
             media_stream_constraints={"video": {"width": {"ideal": 640}}, "audio": False},
             video_frame_callback=_callback(live, recorder, opts), async_processing=True,
-            translations=text.LIVE_MESSAGES)
+            translations={key: str(words) for key, words in text.LIVE_MESSAGES.items()})
     playing = bool(ctx.state.playing)
     if not playing:
         live.reset_smoothing()  # a new stream starts afresh
@@ -120,30 +121,30 @@ def _results(key: str, live, recorder, playing: bool, presenter: bool, after) ->
     line = text.live_line(result["top"] if result else None, live.fps())
     size = "3.4rem" if presenter else "1.6rem"
     with st.container(key=f"{key}_line"):
-        st.markdown(f"<div style='font-size:{size};font-weight:700;line-height:1.2'>{html.escape(line)}</div>",
+        st.markdown(_("<div style='font-size:{size};font-weight:700;line-height:1.2'>{line}</div>").format(size=size, line=html.escape(line)),
                     unsafe_allow_html=True)
     if live.error:
-        st.caption(f"The last frame could not be classified: {live.error}")
+        st.caption(_("The last frame could not be classified: {error}").format(error=live.error))
     if after is not None:
         after(live, recorder)
     if presenter:
         return
     if live.classifier is None:
-        st.caption("Nothing to classify with yet.")
+        st.caption(_("Nothing to classify with yet."))
     elif result is None:
-        st.caption("Press «Start the camera» on the left; the label appears here once frames arrive. Without "
+        st.caption(_("Press «Start the camera» on the left; the label appears here once frames arrive. Without "
                    "a camera, with the camera refused, or in a browser without WebRTC, the box on the left says "
-                   "why, and snapshots below still work." if not playing else "Waiting for the first frame…")
+                   "why, and snapshots below still work.") if not playing else _("Waiting for the first frame…"))
     else:
         for item in result["top"]:
             st.progress(float(item["probability"]), text=f"{text.md(item['label'])} · {item['probability']:.0%}")
         latency = result.get("latency_ms")
-        st.caption(f"Model: {text.md(result['model'])} · {result['classified']} frames classified, {result['dropped']} "
-                   f"skipped while busy" + (f" · {latency:.0f} ms from capture to label" if latency else ""))
+        st.caption(_("Model: {model} · {classified} frames classified, {dropped} "
+                   "skipped while busy").format(model=text.md(result['model']), classified=result['classified'], dropped=result['dropped']) + (_(" · {latency:.0f} ms from capture to label").format(latency=latency) if latency else ""))
         if result.get("cam") and result["cam"].get("error"):
-            st.caption(f"Grad-CAM: {result['cam']['error']}")
-        if st.button("Freeze frame", key=f"{key}_freeze", icon=":material/photo_camera:",
-                     help="Keep this frame and its prediction as a card below."):
+            st.caption(_("Grad-CAM: {error}").format(error=result['cam']['error']))
+        if st.button(_("Freeze frame"), key=f"{key}_freeze", icon=":material/photo_camera:",
+                     help=_("Keep this frame and its prediction as a card below.")):
             frozen = st.session_state.setdefault(f"_frozen_{key}", [])
             frozen.insert(0, {"frame": result["frame"], "top": result["top"], "model": result["model"]})
             del frozen[12:]
@@ -155,33 +156,33 @@ def _frozen_cards(key: str) -> None:
     if not frozen:
         return
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    c1.markdown("**Frozen frames**")
-    if c2.button("Clear", key=f"{key}_clear_frozen", icon=":material/delete:"):
+    c1.markdown(_("**Frozen frames**"))
+    if c2.button(_("Clear"), key=f"{key}_clear_frozen", icon=":material/delete:"):
         st.session_state[f"_frozen_{key}"] = []
         st.rerun()
     for i, item in enumerate(frozen):
-        ui.prediction_card(f"Frozen frame {len(frozen) - i} · {item['model']}", item["frame"], item["top"],
+        ui.prediction_card(_("Frozen frame {n} · {model}").format(n=len(frozen) - i, model=item["model"]), item["frame"], item["top"],
                            f"{key}_frozen_{len(frozen) - i}")
 
 
 def snapshot_fallback(key: str, classifier, top_k: int, expanded: bool = False) -> None:
     """st.camera_input: one photo per click, classified with the same classifier."""
-    with st.expander("No live video? Take a snapshot instead", expanded=expanded, icon=":material/photo_camera:"):
-        st.caption("Snapshots work wherever the browser allows the camera (localhost or HTTPS), without "
-                   "WebRTC. The camera, if refused or missing, is reported here by the browser.")
-        snap = st.camera_input("Snapshot", key=f"{key}_snapshot")
+    with st.expander(_("No live video? Take a snapshot instead"), expanded=expanded, icon=":material/photo_camera:"):
+        st.caption(_("Snapshots work wherever the browser allows the camera (localhost or HTTPS), without "
+                   "WebRTC. The camera, if refused or missing, is reported here by the browser."))
+        snap = st.camera_input(_("Snapshot"), key=f"{key}_snapshot")
         if snap is None or classifier is None:
             return
         from tlcore.data.images import ImageProblem, display_image
         from tlcore.ship.predict import top_labels
 
-        with ui.guard("Classifying the snapshot"):
+        with ui.guard(_("Classifying the snapshot")):
             try:
                 image = classifier.prepare(snap)
             except ImageProblem as exc:
-                raise TLCoreError(f"The snapshot is not a usable image: {exc}") from None
+                raise TLCoreError(_("The snapshot is not a usable image: {error}").format(error=exc)) from None
             probs = classifier.probabilities(image[None])[0]
-            ui.prediction_card("Snapshot", display_image(snap), top_labels(probs, classifier.labels, top_k),
+            ui.prediction_card(_("Snapshot"), display_image(snap), top_labels(probs, classifier.labels, top_k),
                                f"{key}_snap_card")
 
 
@@ -203,17 +204,17 @@ def teach_view() -> None:
 
     runs = [r for r in RunStore().runs() if r.model_path() is not None and r.state() == "completed"]
     choices = ["selection"] + [str(r.path) for r in runs]
-    names = {"selection": f"The Backbone page's choice ({ui.backbone_text()})",
-             **{str(r.path): f"The backbone of run {text.run_label(r)}" for r in runs}}
+    names = {"selection": _("The Backbone page's choice ({backbone})").format(backbone=ui.backbone_text()),
+             **{str(r.path): _("The backbone of run {run}").format(run=text.run_label(r)) for r in runs}}
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    source = c1.selectbox("Features from", choices, format_func=names.get, key="teach_source",
+    source = c1.selectbox(_("Features from"), choices, format_func=names.get, key="teach_source",
                           index=1 if runs else 0,
-                          help="The prototype compares frames by this backbone's features. A run trained on "
-                               "similar pictures tells new classes apart best.")
-    name = c2.text_input("Dataset name", value="taught", key="teach_dataset",
-                         help="Recorded frames are kept in datasets/<name>/<class>/ for a real training run.")
+                          help=_("The prototype compares frames by this backbone's features. A run trained on "
+                               "similar pictures tells new classes apart best."))
+    name = c2.text_input(_("Dataset name"), value="taught", key="teach_dataset",
+                         help=_("Recorded frames are kept in datasets/<name>/<class>/ for a real training run."))
     proto = None
-    with ui.guard("Preparing the backbone"):
+    with ui.guard(_("Preparing the backbone")):
         root = webcam_dataset(name)
         proto = _prototype(source)
     if proto is None:
@@ -224,22 +225,22 @@ def teach_view() -> None:
         slot.update(proto=proto, classifier=None)
         classifier = None
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    label = c1.text_input("Class to show", key="teach_class", placeholder="e.g. mug")
-    record = c2.button(f"Record {BURST_SECONDS:.0f} s", key="teach_record", icon=":material/fiber_manual_record:",
-                       type="primary", help=f"Keeps {BURST_RATE:.0f} frames a second for {BURST_SECONDS:.0f} s "
-                       "while you show the object from several sides.")
-    live, recorder, _ = _session("teach")
+    label = c1.text_input(_("Class to show"), key="teach_class", placeholder=_("e.g. mug"))
+    record = c2.button(_("Record {burst_seconds:.0f} s").format(burst_seconds=BURST_SECONDS), key="teach_record", icon=":material/fiber_manual_record:",
+                       type="primary", help=_("Keeps {burst_rate:.0f} frames a second for {burst_seconds:.0f} s "
+                       "while you show the object from several sides.").format(burst_rate=BURST_RATE, burst_seconds=BURST_SECONDS))
+    live, recorder, _frames = _session("teach")
     if record:
-        with ui.guard("Starting the burst"):
+        with ui.guard(_("Starting the burst")):
             add_class(root, check_name(label))
             recorder.start(check_name(label))
 
     def after(live, recorder) -> None:
         if recorder.recording:
-            st.info(f"Recording «{text.md(recorder.label)}»: {recorder.count()} frames…", icon=":material/fiber_manual_record:")
+            st.info(_("Recording «{label}»: {count} frames…").format(label=text.md(recorder.label), count=recorder.count()), icon=":material/fiber_manual_record:")
         elif recorder.finished:
             cls, frames = recorder.take()
-            with ui.guard("Learning the burst"):
+            with ui.guard(_("Learning the burst")):
                 for frame in frames:
                     from tlcore.data.datasets import save_snap
 
@@ -250,15 +251,15 @@ def teach_view() -> None:
                     slot["classifier"] = Classifier.of_prototype(proto)
                     live.set_classifier(slot["classifier"])
                     _freeze_heap()
-                slot["note"] = (f"{len(frames)} frames of «{cls}» learnt." if frames else
-                                "No frames arrived during the burst: start the camera first.")
+                slot["note"] = (_("{n} frames of «{name}» learnt.").format(n=len(frames), name=cls) if frames else
+                                _("No frames arrived during the burst: start the camera first."))
             st.rerun(scope="app")  # the whole page: the buttons that need two classes, the classifier
         note = slot.pop("note", None)
         if note:
             st.toast(note, icon=":material/school:")
         counts = proto.counts
-        st.caption("Learnt: " + (", ".join(f"{text.md(c)} ({n} frames)" for c, n in counts.items()) if counts else
-                                 "nothing yet. Name a class, press Record and show it to the camera."))
+        st.caption(_("Learnt: ") + (", ".join(f"{text.md(c)} ({n} frames)" for c, n in counts.items()) if counts else
+                                 _("nothing yet. Name a class, press Record and show it to the camera.")))
         _training_switch(live)
 
     live_view("teach", classifier, top_k=3, allow_cam=False, after=after)
@@ -271,7 +272,7 @@ def _prototype(source: str):
 
     cache = st.session_state.setdefault("_teach_protos", {})
     if source not in cache:
-        with st.spinner("Loading the backbone…"):
+        with st.spinner(_("Loading the backbone…")):
             cache.clear()
             cache[source] = Prototype.from_options(state.options_from_selection()) if source == "selection" \
                 else Prototype.from_run(source)
@@ -281,23 +282,23 @@ def _prototype(source: str):
 def _teach_actions(proto, root) -> None:
     slot = st.session_state.setdefault("_teach", {})
     c1, c2 = st.columns(2)
-    if c1.button("Save the prototype as a run", key="teach_save", icon=":material/save:", disabled=not proto.ready,
-                 help="A normal run (backbone + a Dense layer set from the class means): Predict, Evaluate and "
-                      "Export work on it."):
-        with ui.guard("Saving the prototype"):
+    if c1.button(_("Save the prototype as a run"), key="teach_save", icon=":material/save:", disabled=not proto.ready,
+                 help=_("A normal run (backbone + a Dense layer set from the class means): Predict, Evaluate and "
+                      "Export work on it.")):
+        with ui.guard(_("Saving the prototype")):
             run = proto.save_run(data=root)
             state.put("run_dir", str(run.path))
-            st.success(f"Saved as run {run.run_id}.", icon=":material/check_circle:")
-    if c2.button("Train a real run on these frames", key="teach_train", icon=":material/model_training:",
-                 disabled=not proto.ready, help="The Quick start's recommended recipe for this machine, on the "
-                 "recorded dataset; the live view switches to the trained run when it is done."):
-        with ui.guard("Starting the training"):
+            st.success(_("Saved as run {run_id}.").format(run_id=run.run_id), icon=":material/check_circle:")
+    if c2.button(_("Train a real run on these frames"), key="teach_train", icon=":material/model_training:",
+                 disabled=not proto.ready, help=_("The Quick start's recommended recipe for this machine, on the "
+                 "recorded dataset; the live view switches to the trained run when it is done.")):
+        with ui.guard(_("Starting the training")):
             from tlcore.training.jobs import start_training
 
             options = {**state.quick_start_options(), "data": str(root)}
             run = start_training(options)
             slot["training"] = str(run.path)
-            st.info(f"Training run {run.run_id} started.", icon=":material/model_training:")
+            st.info(_("Training run {run_id} started.").format(run_id=run.run_id), icon=":material/model_training:")
 
 
 def _training_switch(live) -> None:
@@ -318,8 +319,8 @@ def _training_switch(live) -> None:
         slot["classifier"] = Classifier.of_run(rm)
         slot["switched"] = run_dir
         live.set_classifier(slot["classifier"])
-        st.toast(f"The live view now uses the trained run {run.run_id}.", icon=":material/check_circle:")
+        st.toast(_("The live view now uses the trained run {run_id}.").format(run_id=run.run_id), icon=":material/check_circle:")
     elif run_state not in ("completed",):
-        st.caption(f"Training run {run.run_id}: {run_state}.")
+        st.caption(_("Training run {run_id}: {run_state}.").format(run_id=run.run_id, run_state=text.state_word(run_state)))
     if slot.get("switched") == run_dir:
-        st.caption(f"Classifying with the trained run {run.run_id}.")
+        st.caption(_("Classifying with the trained run {run_id}.").format(run_id=run.run_id))

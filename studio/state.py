@@ -16,6 +16,7 @@ import streamlit as st
 
 from tlcore.recipe.config import (DEFAULTS as CONFIG_DEFAULTS, OPTION_NAMES as CONFIG_OPTION_NAMES, SCRATCH_KEYS,
                                   choices_of)
+from studio.i18n import N_, _
 from tlcore.core.errors import TLCoreError
 from tlcore.recipe.presets import get_preset
 
@@ -26,9 +27,9 @@ OPTION_NAMES = CONFIG_OPTION_NAMES
 # The part of the selection kept in the URL, named as TrainConfig's fields (and the run's folder).
 URL_KEYS = ("data", "backbone", "backbone_file", "preprocessing", "input_size", "weights", "cut",
             "unfreeze_from", "run_dir")
-URL_WORDS = {"data": "dataset", "backbone": "backbone", "backbone_file": "model file",
-             "preprocessing": "preprocessing", "input_size": "input size", "weights": "weights file",
-             "cut": "cut", "unfreeze_from": "unfreeze point", "run_dir": "run"}
+URL_WORDS = {"data": N_("dataset"), "backbone": N_("backbone"), "backbone_file": N_("model file"),
+             "preprocessing": N_("preprocessing"), "input_size": N_("input size"), "weights": N_("weights file"),
+             "cut": N_("cut"), "unfreeze_from": N_("unfreeze point"), "run_dir": N_("run")}
 MAX_URL_VALUE = 4096
 _RESTORED = "_url_restored"
 
@@ -185,12 +186,14 @@ def selection_from_url(params: Mapping[str, Any], roots: Sequence[str | os.PathL
             continue
         try:
             if len(text) > MAX_URL_VALUE or any(ord(c) < 32 for c in text):
-                raise TLCoreError("not a usable value (too long, or control characters).")
+                raise TLCoreError(_("not a usable value (too long, or control characters)."))
             values[key] = _CHECKS[key](text, values, roots)
         except (TLCoreError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             shown = text if len(text) <= 80 else text[:77] + "…"
-            why = exc if isinstance(exc, TLCoreError) else f"it cannot be read on this server ({type(exc).__name__})."
-            notices.append(f"The link's {URL_WORDS[key]} `{shown}` is left out: {why}")
+            why = exc if isinstance(exc, TLCoreError) else _("it cannot be read on this server ({error}).").format(
+                error=type(exc).__name__)
+            notices.append(_("The link's {what} `{value}` is left out: {why}").format(what=URL_WORDS[key], value=shown,
+                                                                                     why=why))
     return values, notices
 
 
@@ -220,6 +223,10 @@ def restore_from_url() -> None:
 def write_url() -> None:
     """Rewrite the URL's query parameters from the selection (Streamlit clears them on a page change)."""
     wanted = url_params({key: st.session_state.get(key) for key in URL_KEYS})
+    from studio.i18n import SESSION_KEY, url_value
+
+    if url_value():  # a language chosen by a link or the switch (not the browser's) stays in the URL
+        wanted[SESSION_KEY] = url_value()
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 
@@ -243,7 +250,7 @@ def _check_input_size(text: str, values: dict, roots) -> int:
     try:
         size = int(text)
     except ValueError:
-        raise TLCoreError(f"input_size must be a whole number of pixels. Received: {text!r}") from None
+        raise TLCoreError(_("input_size must be a whole number of pixels. Received: {text!r}").format(text=text)) from None
     return check_input_size(values.get("backbone") or APP_DEFAULTS["backbone"], size)
 
 
@@ -251,7 +258,8 @@ def _check_preprocessing(text: str, values: dict, roots) -> str:
     from tlcore.backbones.source import PREPROCESSING_CHOICES
 
     if text not in PREPROCESSING_CHOICES:
-        raise TLCoreError(f"preprocessing must be one of {', '.join(PREPROCESSING_CHOICES)}. Received: {text!r}")
+        raise TLCoreError(_("preprocessing must be one of {choices}. Received: {text!r}").format(
+            choices=", ".join(PREPROCESSING_CHOICES), text=text))
     return text
 
 
@@ -261,8 +269,8 @@ def _check_weights(text: str, values: dict, roots) -> str:
     if text in ("imagenet", "none"):
         return text
     if not text.lower().endswith(WEIGHTS_SUFFIXES):
-        raise TLCoreError(f"weights must be imagenet, none or a weights file ({', '.join(WEIGHTS_SUFFIXES)}). "
-                          f"Received: {text!r}")
+        raise TLCoreError(_("weights must be imagenet, none or a weights file ({suffixes}). Received: {text!r}").format(
+            suffixes=", ".join(WEIGHTS_SUFFIXES), text=text))
     return _path(text, roots, "file")
 
 
@@ -271,8 +279,8 @@ def _check_backbone_file(text: str, values: dict, roots) -> str:
 
     path = _path(text, roots, "any")
     if Path(path).is_file() and (is_weights_only(path) or not path.lower().endswith(MODEL_SUFFIXES)):
-        raise TLCoreError(f"backbone_file must be a model file ({', '.join(MODEL_SUFFIXES)}) or a SavedModel "
-                          f"folder. Received: {text!r}")
+        raise TLCoreError(_("backbone_file must be a model file ({suffixes}) or a SavedModel folder. "
+                            "Received: {text!r}").format(suffixes=", ".join(MODEL_SUFFIXES), text=text))
     return path
 
 
@@ -287,7 +295,7 @@ def _check_layer(text: str, values: dict, roots) -> str:
 def _check_run_dir(text: str, values: dict, roots) -> str:
     path = _path(text, roots, "folder")
     if not (Path(path) / "status.json").is_file():
-        raise TLCoreError(f"run_dir is not a run folder (no status.json): {path}")
+        raise TLCoreError(_("run_dir is not a run folder (no status.json): {path}").format(path=path))
     return path
 
 

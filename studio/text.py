@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from studio import engine_words
+from studio.i18n import N_, _, ngettext
 from tlcore.core.errors import TLCoreError
 
-DEMO_TEXT = ("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
+DEMO_TEXT = N_("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
              "150 images each, split 70/15/15: made on this machine in a few seconds, no download.")
 
 
@@ -80,10 +82,10 @@ def format_seconds(seconds: float | None) -> str:
         return "—"
     s = int(round(max(0.0, float(seconds))))
     if s < 60:
-        return f"{s} s"
+        return _("{s} s").format(s=s)
     if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+        return _("{m} min {s:02d} s").format(m=s // 60, s=s % 60)
+    return _("{h} h {m:02d} min").format(h=s // 3600, m=(s % 3600) // 60)
 
 
 def format_percent(x: float | None) -> str:
@@ -94,7 +96,8 @@ def interval_words(interval: Sequence[float] | None, n: int | None) -> str:
     """`95% interval 65.5–92.7% · n = 18`: an accuracy's Wilson interval and its images, or "" without one."""
     if not interval:
         return ""
-    return f"95% interval {100 * interval[0]:.1f}–{100 * interval[1]:.1f}%" + (f" · n = {n}" if n else "")
+    return _("95% interval {low:.1f}–{high:.1f}%").format(low=100 * interval[0], high=100 * interval[1]) + (
+        f" · n = {n}" if n else "")
 
 
 def accuracy_words(accuracy: float | None, interval: Sequence[float] | None, n: int | None) -> str:
@@ -103,33 +106,38 @@ def accuracy_words(accuracy: float | None, interval: Sequence[float] | None, n: 
     return format_percent(accuracy) + (f" ({words})" if words and accuracy is not None else "")
 
 
-INTERVAL_HELP = ("The 95% Wilson interval: with this many images, the accuracy on new images like these "
+INTERVAL_HELP = N_("The 95% Wilson interval: with this many images, the accuracy on new images like these "
                  "lies in this range 19 times in 20. Fewer images make it wider.")
 
 
 def baseline_rows(model_accuracy: float | None, model_interval, n: int | None, baselines: Sequence[dict]) -> list[dict]:
     """The Evaluate page's table: the model, then each baseline, on the same test images."""
-    rows = [{"model": "This model", "test accuracy": format_percent(model_accuracy),
-             "95% interval": interval_words(model_interval, n).removeprefix("95% interval ") or "—"}]
+    model, accuracy, interval, prefix = _("model"), _("test accuracy"), _("95% interval"), _("95% interval ")
+    rows = [{model: _("This model"), accuracy: format_percent(model_accuracy),
+             interval: interval_words(model_interval, n).removeprefix(prefix) or "—"}]
     for b in baselines:
-        rows.append({"model": baseline_name(b), "test accuracy": format_percent(b.get("test_accuracy")),
-                     "95% interval": interval_words(b.get("test_accuracy_interval"), b.get("test_count"))
-                     .removeprefix("95% interval ") or "—"})
+        rows.append({model: baseline_name(b), accuracy: format_percent(b.get("test_accuracy")),
+                     interval: interval_words(b.get("test_accuracy_interval"), b.get("test_count"))
+                     .removeprefix(prefix) or "—"})
     return rows
 
 
 def baseline_name(baseline: dict) -> str:
     """`Baseline: SVM (RBF) on raw pixels, …`, saying when the features came from the fine-tuned backbone."""
-    tuned = " (of the fine-tuned backbone)" if baseline.get("features") == "fine-tuned" else ""
-    return f"Baseline: {baseline.get('name')}{tuned}"
+    if baseline.get("features") == "fine-tuned":
+        return _("Baseline: {name} (of the fine-tuned backbone)").format(name=engine_words.say(baseline.get("name")))
+    return _("Baseline: {name}").format(name=engine_words.say(baseline.get("name")))
 
 
 def baselines_beat_words(names: Sequence[str]) -> str:
     """The Evaluate page's warning when baselines beat the model (`tlcore.evaluation.baselines.beats_model`)."""
-    which = " and ".join(names)
-    return (f"{'A simple baseline beats' if len(names) == 1 else 'Simple baselines beat'} the model: {which} "
-            f"scored above the upper end of the model's 95% interval on the same test images. The network adds "
-            "nothing here yet: try other options (more epochs, another learning rate or cut), or use the simpler model.")
+    which = _(" and ").join(engine_words.say(name) for name in names)
+    return ngettext("A simple baseline beats the model: {which} scored above the upper end of the model's 95% interval "
+                    "on the same test images. The network adds nothing here yet: try other options (more epochs, "
+                    "another learning rate or cut), or use the simpler model.",
+                    "Simple baselines beat the model: {which} scored above the upper end of the model's 95% interval "
+                    "on the same test images. The network adds nothing here yet: try other options (more epochs, "
+                    "another learning rate or cut), or use the simpler model.", len(names)).format(which=which)
 
 
 def spread_words(group: dict, key: str) -> str:
@@ -153,17 +161,22 @@ def seed_group_words(group: dict) -> str:
 def mcnemar_words(result: dict, a: str, b: str) -> str:
     """What the exact McNemar test (`tlcore.evaluation.stats.compare_predictions`) says of runs a and b."""
     if not result.get("same_images"):
-        return (f"**{a}** and **{b}** were scored on different test images, so their accuracies cannot be "
-                "compared image by image. Evaluate both on the same dataset and split.")
+        return _("**{a}** and **{b}** were scored on different test images, so their accuracies cannot be "
+                 "compared image by image. Evaluate both on the same dataset and split.").format(a=a, b=b)
     p = result["p_value"]
-    counts = (f"{result['a_only']} image{'s' if result['a_only'] != 1 else ''} only {a} got right, "
-              f"{result['b_only']} only {b}; exact McNemar p = {p:.3g}, n = {result['n']}")
+    counts = ngettext("{a_only} image only {a} got right, {b_only} only {b}; exact McNemar p = {p:.3g}, n = {n}",
+                      "{a_only} images only {a} got right, {b_only} only {b}; exact McNemar p = {p:.3g}, n = {n}",
+                      result["a_only"]).format(a_only=result["a_only"], a=a, b_only=result["b_only"], b=b, p=p,
+                                               n=result["n"])
     if result["a_only"] + result["b_only"] == 0:
-        return f"**{a}** and **{b}** are right and wrong on exactly the same {result['n']} test images."
+        return _("**{a}** and **{b}** are right and wrong on exactly the same {n} test images.").format(
+            a=a, b=b, n=result["n"])
     if result["significant"]:
         better = a if result["a_only"] > result["b_only"] else b
-        return f"**{better}** is significantly more accurate on the same test images ({counts})."
-    return f"**{a}** and **{b}** do not differ significantly on the same test images ({counts})."
+        return _("**{better}** is significantly more accurate on the same test images ({counts}).").format(
+            better=better, counts=counts)
+    return _("**{a}** and **{b}** do not differ significantly on the same test images ({counts}).").format(
+        a=a, b=b, counts=counts)
 
 
 def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
@@ -183,15 +196,16 @@ def parse_dense(text: str | Sequence[int] | None) -> tuple[int, ...]:
         try:
             out.append(int(str(v)))
         except ValueError:
-            raise TLCoreError(f"Dense layer sizes must be whole numbers separated by commas, "
-                              f"such as 1024, 256. Received: {text!r}") from None
+            raise TLCoreError(_("Dense layer sizes must be whole numbers separated by commas, "
+                                "such as 1024, 256. Received: {text!r}").format(text=text)) from None
     return check_dense(out)
 
 
 def upload_limit(limit_bytes: int) -> str:
     """The Data page's note on how much one session may upload (`studio.access.upload_limit_bytes`)."""
-    return (f"Up to {format_bytes(limit_bytes)} in all per session (the server's `server.maxUploadSize`); "
-            "a larger dataset: copy it to the server and open it as a folder there.")
+    return _("Up to {size} in all per session (the server's `server.maxUploadSize`); "
+             "a larger dataset: copy it to the server and open it as a folder there.").format(
+        size=format_bytes(limit_bytes))
 
 
 # --- the catalog -------------------------------------------------------------------
@@ -230,11 +244,11 @@ def describe_backbone(backbone: str | None, input_size: int | None, weights: str
     from tlcore.backbones.catalog import CATALOG
 
     if backbone_file:
-        return f"{Path(str(backbone_file)).name} · your own model"
+        return _("{name} · your own model").format(name=Path(str(backbone_file)).name)
     size = input_size or (CATALOG[backbone].default_input_size if backbone in CATALOG else "?")
-    shown = {"imagenet": "ImageNet weights", "none": "no pretraining", None: "no pretraining"}.get(
-        weights, f"weights {Path(str(weights)).name}")
-    return f"{backbone} · {size} px · {shown}" + (f" · cut at {cut}" if cut else "")
+    shown = {"imagenet": _("ImageNet weights"), "none": _("no pretraining"), None: _("no pretraining")}.get(
+        weights) or _("weights {name}").format(name=Path(str(weights)).name)
+    return f"{backbone} · {size} px · {shown}" + (_(" · cut at {cut}").format(cut=cut) if cut else "")
 
 
 # --- runs --------------------------------------------------------------------------
@@ -243,7 +257,7 @@ def display_name(name: str | None) -> str:
     """A run's name for people: a sweep's tag ``sweep:ID:CUT:UNFREEZE`` reads as words."""
     parts = str(name or "").split(":")
     if len(parts) == 4 and parts[0] == "sweep":
-        return f"sweep {parts[1]}: cut {parts[2]}, unfreeze {parts[3]}"
+        return _("sweep {sweep}: cut {cut}, unfreeze {unfreeze}").format(sweep=parts[1], cut=parts[2], unfreeze=parts[3])
     return str(name or "")
 
 
@@ -251,7 +265,16 @@ def run_label(run) -> str:
     """A short human label of a `tlcore.core.runs.Run`: id, optional name, state."""
     summary = run.summary()
     name = f" ({display_name(summary['name'])})" if summary.get("name") else ""
-    return f"{run.run_id}{name} · {summary['state']}"
+    return f"{run.run_id}{name} · {state_word(summary['state'])}"
+
+
+STATE_WORDS = {"queued": N_("queued"), "running": N_("running"), "completed": N_("completed"), "failed": N_("failed"),
+               "stopped": N_("stopped"), "interrupted": N_("interrupted")}
+
+
+def state_word(run_state: str | None) -> str:
+    """A run's state (status.json's ``state``) as the page says it."""
+    return str(STATE_WORDS.get(run_state, run_state))
 
 
 def epoch_progress(status: dict, metrics: Sequence[dict], seen: dict | None = None,
@@ -272,21 +295,22 @@ def epoch_progress(status: dict, metrics: Sequence[dict], seen: dict | None = No
     epoch_left, run_left = numbers["epoch_seconds_left"], numbers["run_seconds_left"]
     parts = []
     if stage in (1, 2):
-        parts.append("Stage 1 · training the head" if stage == 1 else "Stage 2 · fine-tuning")
+        parts.append(_("Stage 1 · training the head") if stage == 1 else _("Stage 2 · fine-tuning"))
     elif stage == "evaluate":
-        parts.append("Scoring the test images")
+        parts.append(_("Scoring the test images"))
     if epoch and stage in (1, 2):
-        parts.append(f"epoch {epoch}/{epochs_total}" if epochs_total else f"epoch {epoch}")
+        parts.append(_("epoch {epoch}/{total}").format(epoch=epoch, total=epochs_total) if epochs_total
+                     else _("epoch {epoch}").format(epoch=epoch))
     if batches and stage in (1, 2):
-        parts.append(f"batch {batch}/{batches}")
+        parts.append(_("batch {batch}/{total}").format(batch=batch, total=batches))
     if epoch_left is not None and stage in (1, 2):
-        parts.append(f"about {format_seconds(epoch_left)} left in this epoch")
+        parts.append(_("about {time} left in this epoch").format(time=format_seconds(epoch_left)))
     stage_left = numbers.get("stage_seconds_left")
     if run_left is not None and stage in (1, 2) and epochs_total > epoch:
-        parts.append(f"{format_seconds(run_left)} for the run")
+        parts.append(_("{time} for the run").format(time=format_seconds(run_left)))
     elif stage_left is not None and stage == 1:
-        parts.append(f"{format_seconds(stage_left)} for stage 1, then stage 2 (timed once it starts)")
-    text = " · ".join(parts) or "Preparing: reading the images and building the model"
+        parts.append(_("{time} for stage 1, then stage 2 (timed once it starts)").format(time=format_seconds(stage_left)))
+    text = " · ".join(parts) or _("Preparing: reading the images and building the model")
     return {**numbers, "text": text}, seen
 
 
@@ -298,33 +322,33 @@ def gradcam_note(cam: dict) -> str | None:
         return None
     h, w = (cam.get("shape") or (0, 0))[:2]
     if h * w <= 1:
-        return (f"No Grad-CAM map: the features at this run's cut are {h} × {w}, so they hold no 'where'. "
-                "A larger input size or an earlier cut gives a map.")
-    return "No Grad-CAM map: no feature at the cut speaks for this label (the map is flat)."
+        return _("No Grad-CAM map: the features at this run's cut are {h} × {w}, so they hold no 'where'. "
+                 "A larger input size or an earlier cut gives a map.").format(h=h, w=w)
+    return _("No Grad-CAM map: no feature at the cut speaks for this label (the map is flat).")
 
 
 # What the pages call the engine's options, for its errors (the engine names the argument).
 OPTION_WORDS = {
-    "cut": "The cut", "unfreeze_from": "The unfreeze point", "unfreeze": "“Also train in stage 2”",
-    "freeze": "“Keep frozen in stage 2”", "input_size": "The input size", "weights": "The weights",
-    "head_epochs": "Head epochs", "fine_tune_epochs": "Fine-tuning epochs", "lr": "The learning rate",
-    "fine_tune_lr": "The fine-tuning learning rate", "batch_size": "The batch size", "dropout": "Dropout",
-    "dense": "Dense layer", "val_split": "The validation share", "test_split": "The test share",
-    "seed": "The seed", "early_stopping": "Early stopping patience", "rotation": "Rotation", "zoom": "Zoom",
-    "shift": "Shift", "shear": "Shear", "contrast": "Contrast", "flip": "Flip", "augment": "Augmentation",
-    "data": "The dataset", "backbone": "The backbone", "backbone_file": "The model file",
-    "optimizer": "The optimizer", "weight_decay": "Weight decay", "schedule": "The learning-rate schedule",
-    "warmup_epochs": "Warm-up epochs", "label_smoothing": "Label smoothing", "pooling": "Pooling",
-    "mixup": "MixUp alpha", "cutmix": "CutMix alpha", "train_bn": "“Train BatchNorm layers in stage 2”",
-    "class_weights": "Class weights", "feature_cache": "The feature cache", "mixed_precision": "Mixed precision",
-    "xla": "XLA compilation", "deterministic": "Determinism", "resize": "“Resize images by”", "name": "The run label",
-    "preset": "The preset", "preprocessing": "Preprocessing",
+    "cut": N_("The cut"), "unfreeze_from": N_("The unfreeze point"), "unfreeze": N_("“Also train in stage 2”"),
+    "freeze": N_("“Keep frozen in stage 2”"), "input_size": N_("The input size"), "weights": N_("The weights"),
+    "head_epochs": N_("Head epochs"), "fine_tune_epochs": N_("Fine-tuning epochs"), "lr": N_("The learning rate"),
+    "fine_tune_lr": N_("The fine-tuning learning rate"), "batch_size": N_("The batch size"), "dropout": N_("Dropout"),
+    "dense": N_("Dense layer"), "val_split": N_("The validation share"), "test_split": N_("The test share"),
+    "seed": N_("The seed"), "early_stopping": N_("Early stopping patience"), "rotation": N_("Rotation"), "zoom": N_("Zoom"),
+    "shift": N_("Shift"), "shear": N_("Shear"), "contrast": N_("Contrast"), "flip": N_("Flip"), "augment": N_("Augmentation"),
+    "data": N_("The dataset"), "backbone": N_("The backbone"), "backbone_file": N_("The model file"),
+    "optimizer": N_("The optimizer"), "weight_decay": N_("Weight decay"), "schedule": N_("The learning-rate schedule"),
+    "warmup_epochs": N_("Warm-up epochs"), "label_smoothing": N_("Label smoothing"), "pooling": N_("Pooling"),
+    "mixup": N_("MixUp alpha"), "cutmix": N_("CutMix alpha"), "train_bn": N_("“Train BatchNorm layers in stage 2”"),
+    "class_weights": N_("Class weights"), "feature_cache": N_("The feature cache"), "mixed_precision": N_("Mixed precision"),
+    "xla": N_("XLA compilation"), "deterministic": N_("Determinism"), "resize": N_("“Resize images by”"), "name": N_("The run label"),
+    "preset": N_("The preset"), "preprocessing": N_("Preprocessing"),
 }
 
 
 def option_word(option: str) -> str:
     """What the pages call an engine option (its widget's label)."""
-    return OPTION_WORDS.get(option, option.replace("_", " ").capitalize())
+    return str(OPTION_WORDS.get(option, option.replace("_", " ").capitalize()))
 
 
 def error_words(exc: Exception) -> str:
@@ -356,14 +380,16 @@ def run_error_words(status: dict) -> str | None:
 def export_check(report: dict) -> str:
     """What an export's check found, in a sentence (or why there was none)."""
     if report.get("format") == "code":
-        return "A Python script: nothing to check against the model; run it with `python SCRIPT DATA`."
+        return _("A Python script: nothing to check against the model; run it with `python SCRIPT DATA`.")
     if report.get("top1_agreement") is None:
-        return "Not checked: " + " ".join(report.get("warnings") or ["no images to check on."])
+        return _("Not checked: ") + " ".join(report.get("warnings") or [_("no images to check on.")])
     where = report.get("checked_on") or {}
-    source = f"the {where['split']} split" if "split" in where else f"the images of {where.get('folder')}"
-    return (f"Checked on {where.get('images', report.get('images_checked'))} images of {source}: the copy agrees "
-            f"with the original on {report['top1_agreement']:.0%} of top-1 labels (largest probability "
-            f"difference {report['max_probability_difference']:.2g})." + quantized_check(report))
+    source = (_("the {split} split").format(split=where["split"]) if "split" in where
+              else _("the images of {folder}").format(folder=where.get("folder")))
+    return _("Checked on {images} images of {source}: the copy agrees with the original on {agreement:.0%} of "
+             "top-1 labels (largest probability difference {difference:.2g}).").format(
+        images=where.get("images", report.get("images_checked")), source=source,
+        agreement=report["top1_agreement"], difference=report["max_probability_difference"]) + quantized_check(report)
 
 
 def quantized_check(report: dict) -> str:
@@ -372,29 +398,32 @@ def quantized_check(report: dict) -> str:
     scores, mixed = tflite.get("int8") or {}, tflite.get("int8_mixed")
     out = ""
     if scores.get("n"):
-        out += (f" The quantized model on {scores['n']} images of the {scores['split']} split: accuracy "
-                f"{scores['test_accuracy']:.0%} (float: {scores['float_test_accuracy']:.0%}), the same top-1 "
-                f"label as the float model on {scores['agreement']:.0%}.")
+        out += _(" The quantized model on {n} images of the {split} split: accuracy {accuracy:.0%} (float: "
+                 "{float_accuracy:.0%}), the same top-1 label as the float model on {agreement:.0%}.").format(
+            n=scores["n"], split=scores["split"], accuracy=scores["test_accuracy"],
+            float_accuracy=scores["float_test_accuracy"], agreement=scores["agreement"])
     if mixed and mixed.get("mixed"):
-        out += (f" Full integer agreed with it on {mixed['full_integer_agreement']:.0%}, under the "
-                f"{mixed['threshold']:.0%} needed; kept in float: {', '.join(mixed['float_layers'])}.")
+        out += _(" Full integer agreed with it on {agreement:.0%}, under the {threshold:.0%} needed; kept in float: "
+                 "{layers}.").format(agreement=mixed["full_integer_agreement"], threshold=mixed["threshold"],
+                                     layers=", ".join(mixed["float_layers"]))
     elif mixed:
-        out += (f" Full integer agreed with it on {mixed['full_integer_agreement']:.0%} "
-                f"({mixed['threshold']:.0%} needed): no layer kept in float.")
+        out += _(" Full integer agreed with it on {agreement:.0%} ({threshold:.0%} needed): no layer kept in "
+                 "float.").format(agreement=mixed["full_integer_agreement"], threshold=mixed["threshold"])
     return out
 
 
 # --- the live view ---------------------------------------------------------------------
 
 LIVE_MESSAGES = {  # streamlit-webrtc's own messages inside its frame, in the studio's words
-    "start": "Start the camera",
-    "stop": "Stop",
-    "select_device": "Camera",
-    "media_api_not_available": "This browser cannot stream the camera here (no WebRTC or camera access: "
-                               "browsers allow it on localhost or over HTTPS). Use a snapshot below.",
-    "device_ask_permission": "Allow this page to use the camera (the browser asks above).",
-    "device_not_available": "No camera found. Plug one in, or use a snapshot below.",
-    "device_access_denied": "The camera was refused. Allow it in the browser's site settings, or use a snapshot below.",
+    "start": N_("Start the camera"),
+    "stop": N_("Stop"),
+    "select_device": N_("Camera"),
+    "media_api_not_available": N_("This browser cannot stream the camera here (no WebRTC or camera access: "
+                                  "browsers allow it on localhost or over HTTPS). Use a snapshot below."),
+    "device_ask_permission": N_("Allow this page to use the camera (the browser asks above)."),
+    "device_not_available": N_("No camera found. Plug one in, or use a snapshot below."),
+    "device_access_denied": N_("The camera was refused. Allow it in the browser's site settings, or use a snapshot "
+                               "below."),
 }
 
 
@@ -413,8 +442,8 @@ def video_time(seconds: float) -> str:
 
 # --- test-time augmentation ----------------------------------------------------------
 
-TTA_LABELS = {"none": "None", "flip": "Flip (2 views)", "flip+crops": "Flip + centre crop (4 views)"}
-TTA_HELP = ("Test-time augmentation: classify each image as it is and in mirror image (Flip), and also "
+TTA_LABELS = {"none": N_("None"), "flip": N_("Flip (2 views)"), "flip+crops": N_("Flip + centre crop (4 views)")}
+TTA_HELP = N_("Test-time augmentation: classify each image as it is and in mirror image (Flip), and also "
             "its centre crop both ways (Flip + centre crop), then average the probabilities. Costs that "
             "many forward passes per image; the model itself is not changed (exports are the same).")
 
@@ -423,5 +452,6 @@ def tta_cost(tta: dict | None, count: int | None) -> str:
     """'Flip (2 views): 0.84 s for 46 images (18 ms per image)' from an evaluation's `tta`."""
     if not tta:
         return ""
-    per = f" ({1000 * tta['seconds'] / count:.0f} ms per image)" if count else ""
-    return f"Test-time augmentation {TTA_LABELS.get(tta['mode'], tta['mode'])}: {tta['seconds']:.2f} s for {count} images{per}."
+    per = _(" ({ms:.0f} ms per image)").format(ms=1000 * tta["seconds"] / count) if count else ""
+    return _("Test-time augmentation {mode}: {seconds:.2f} s for {count} images{per}.").format(
+        mode=TTA_LABELS.get(tta["mode"], tta["mode"]), seconds=tta["seconds"], count=count, per=per)

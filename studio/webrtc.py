@@ -19,6 +19,8 @@ import logging
 import os
 import sys
 
+from studio.i18n import N_
+
 LOG = logging.getLogger(__name__)
 _STATE: dict = {"loaded": None, "reason": ""}
 
@@ -32,10 +34,10 @@ def preload() -> bool:
     if _STATE["loaded"] is not None:
         return _STATE["loaded"]
     if os.environ.get("TLSTUDIO_LIVE", "").strip() == "0":
-        return _fail("The live view is switched off on this server (TLSTUDIO_LIVE=0).")
+        return _fail(N_("The live view is switched off on this server (TLSTUDIO_LIVE=0)."))
     if "aiortc" not in sys.modules and "tensorflow" in sys.modules:
-        return _fail("The live view cannot start in this process: TensorFlow was loaded before the "
-                     "video library (aiortc), and loading it now would crash the server. Restart the studio.")
+        return _fail(N_("The live view cannot start in this process: TensorFlow was loaded before the "
+                        "video library (aiortc), and loading it now would crash the server. Restart the studio."))
     try:
         import streamlit_webrtc  # noqa: F401  (imports aiortc, av)
     except Exception as exc:  # not installed, or a broken install
@@ -52,7 +54,7 @@ def available() -> bool:
 
 def reason() -> str:
     """Why the live view is not available (empty when it is)."""
-    return _STATE["reason"]
+    return str(_STATE["reason"])  # a lazy message: in the language of the session that asks
 
 
 def _fail(why: str) -> bool:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import charts, components as ui, state, text
+from studio import charts, components as ui, engine_words, state, text
+from studio.i18n import _, pinned
 from tlcore.recipe.presets import list_presets
 from tlcore.recipe.config import TrainConfig
 from tlcore.training.jobs import queued_runs
@@ -21,22 +22,22 @@ def plan() -> bool:
     with st.container(border=True):
         c1, c2, c3 = st.columns(3)
         if o["backbone_file"]:
-            c1.markdown(f"**Backbone**  \nyour own model {text.code(Path(str(o['backbone_file'])).name)}  \n"
-                        f"preprocessing: {o['preprocessing'] or 'auto'}")
+            c1.markdown(_("**Backbone**  \nyour own model {name}  \n"
+                        "preprocessing: {value}").format(name=text.code(Path(str(o['backbone_file'])).name), value=o['preprocessing'] or 'auto'))
         else:
-            c1.markdown(f"**Backbone**  \n{o['backbone']} · {o['input_size'] or 'default'} px  \n"
-                        f"weights: {o['weights'] if o['weights'] in ('imagenet', 'none') else text.md(Path(str(o['weights'])).name)}")
-        c2.markdown(f"**Model**  \ncut: {text.md(o['cut'] or ('its old head removed' if o['backbone_file'] else 'last layer'))}"
-                    f" · unfreeze from: {text.md(o['unfreeze_from'] or 'last third')}  \nhead: {o['pooling']} pooling"
-                    + (f", dense {', '.join(map(str, o['dense']))}" if o["dense"] else "")
-                    + f", dropout {o['dropout']}" + (" · BatchNorm trains" if o["train_bn"] else ""))
+            c1.markdown(_("**Backbone**  \n{backbone} · {value} px  \n"
+                        "weights: {value2}").format(backbone=o['backbone'], value=o['input_size'] or 'default', value2=o['weights'] if o['weights'] in ('imagenet', 'none') else text.md(Path(str(o['weights'])).name)))
+        c2.markdown(_("**Model**  \ncut: {value}"
+                    " · unfreeze from: {value2}  \nhead: {pooling} pooling").format(value=text.md(o['cut'] or (_('its old head removed') if o['backbone_file'] else _('last layer'))), value2=text.md(o['unfreeze_from'] or _('last third')), pooling=o['pooling'])
+                    + (_(", dense {str}").format(str=', '.join(map(str, o['dense']))) if o["dense"] else "")
+                    + _(", dropout {dropout}").format(dropout=o['dropout']) + (_(" · BatchNorm trains") if o["train_bn"] else ""))
         mixing = " · ".join(f"{k} {o[k]:g}" for k in ("mixup", "cutmix") if o.get(k))
-        c3.markdown(f"**Data**  \n{text.md(Path(data).name) if data else '—'}  \naugmentation: {o['augment']}"
+        c3.markdown(_("**Data**  \n{value}  \naugmentation: {augment}").format(value=text.md(Path(data).name) if data else '—', augment=o['augment'])
                     + (f" · {mixing}" if mixing else "")
-                    + f" · splits {o['val_split']:.0%}/{o['test_split']:.0%} · seed {o['seed']}")
+                    + _(" · splits {val_split:.0%}/{test_split:.0%} · seed {seed}").format(val_split=o['val_split'], test_split=o['test_split'], seed=o['seed']))
     if not data:
-        st.info("Choose a dataset first.", icon=":material/photo_library:")
-        st.page_link("views/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
+        st.info(_("Choose a dataset first."), icon=":material/photo_library:")
+        st.page_link("views/4_Data.py", label=_("Go to Data"), icon=":material/arrow_forward:")
         return False
     return True
 
@@ -57,74 +58,74 @@ def preset() -> None:
     if st.session_state.get(key) not in (NO_PRESET, *PRESETS):
         st.session_state[key] = state.get("preset") if state.get("preset") in PRESETS else NO_PRESET
     name = st.selectbox(
-        "Start from a classic recipe", [NO_PRESET, *PRESETS], on_change=_apply_preset, key=key,
-        format_func=lambda n: "None: my own settings" if n == NO_PRESET else n,
-        help="Puts a recipe of the course material into the form (and on the Backbone, Layers and Data "
-             "pages). Change anything afterwards: your edits win.")
+        _("Start from a classic recipe"), [NO_PRESET, *PRESETS], on_change=_apply_preset, key=key,
+        format_func=pinned(lambda n: _("None: my own settings") if n == NO_PRESET else n),
+        help=_("Puts a recipe of the course material into the form (and on the Backbone, Layers and Data "
+             "pages). Change anything afterwards: your edits win."))
     if name != NO_PRESET:
         p = PRESETS[name]
-        st.caption(p.description)
+        st.caption(engine_words.say(p.description))
         shown = ", ".join(f"{k} {v}" for k, v in state.preset_form_options(name, state.options_from_selection()).items()
                           if v is not None)
-        st.caption(f"It set: {shown}. The run records the preset's name.")
+        st.caption(_("It set: {shown}. The run records the preset's name.").format(shown=shown))
 
 
 def hyperparameters() -> None:
-    st.subheader("Hyperparameters")
+    st.subheader(_("Hyperparameters"))
     preset()
     c1, c2, c3, c4 = st.columns(4)
-    head = c1.number_input("Stage 1 epochs (head only)", 0, 1000, step=1, key=state.bound("head_epochs"))
-    fine = c2.number_input("Stage 2 epochs (fine-tuning)", 0, 1000, step=1, key=state.bound("fine_tune_epochs"))
-    batch = c3.number_input("Batch size", 1, 4096, step=1, key=state.bound("batch_size"))
-    patience = c4.number_input("Early stopping patience", 0, 1000, step=1, key=state.bound("early_stopping"),
-                               help="Stop when the validation loss has not improved for this many "
-                                    "epochs, and keep the best weights. 0 turns it off.")
+    head = c1.number_input(_("Stage 1 epochs (head only)"), 0, 1000, step=1, key=state.bound("head_epochs"))
+    fine = c2.number_input(_("Stage 2 epochs (fine-tuning)"), 0, 1000, step=1, key=state.bound("fine_tune_epochs"))
+    batch = c3.number_input(_("Batch size"), 1, 4096, step=1, key=state.bound("batch_size"))
+    patience = c4.number_input(_("Early stopping patience"), 0, 1000, step=1, key=state.bound("early_stopping"),
+                               help=_("Stop when the validation loss has not improved for this many "
+                                    "epochs, and keep the best weights. 0 turns it off."))
     c1, c2, c3, c4 = st.columns(4)
     optimizers = state.choices("optimizer")
-    optimizer = c1.selectbox("Optimizer", optimizers, key=state.bound("optimizer", valid=lambda v: v in optimizers),
-                             format_func={"adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
-                                          "sgd": "SGD (momentum 0.9)"}.get)
-    lr = c2.number_input("Learning rate, stage 1", min_value=1e-7, max_value=1.0, step=1e-4, format="%.1e",
+    optimizer = c1.selectbox(_("Optimizer"), optimizers, key=state.bound("optimizer", valid=lambda v: v in optimizers),
+                             format_func={"adam": _("Adam"), "adamw": _("AdamW"), "rmsprop": _("RMSprop"),
+                                          "sgd": _("SGD (momentum 0.9)")}.get)
+    lr = c2.number_input(_("Learning rate, stage 1"), min_value=1e-7, max_value=1.0, step=1e-4, format="%.1e",
                          key=state.bound("lr", coerce=float))
-    auto = c3.toggle("Stage 2 at a tenth of it", key=state.bound("fine_tune_lr_auto", state.get("fine_tune_lr") is None),
-                     help="The usual recipe: fine-tune with a learning rate one tenth of stage 1's.")
+    auto = c3.toggle(_("Stage 2 at a tenth of it"), key=state.bound("fine_tune_lr_auto", state.get("fine_tune_lr") is None),
+                     help=_("The usual recipe: fine-tune with a learning rate one tenth of stage 1's."))
     stage2_lr = TrainConfig(lr=float(lr)).stage2_lr  # the engine's rule for stage 2's rate
     if auto:
-        c4.metric("Learning rate, stage 2", f"{stage2_lr:.1e}")
+        c4.metric(_("Learning rate, stage 2"), f"{stage2_lr:.1e}")
         fine_lr = None
     else:
-        fine_lr = c4.number_input("Learning rate, stage 2", min_value=1e-8, max_value=1.0, step=1e-5,
+        fine_lr = c4.number_input(_("Learning rate, stage 2"), min_value=1e-8, max_value=1.0, step=1e-5,
                                   format="%.1e", key=state.bound("fine_tune_lr", stage2_lr, coerce=float))
     c1, c2, c3, c4 = st.columns(4)
     schedules = state.choices("schedule")
-    schedule = c1.selectbox("Learning-rate schedule", schedules, key=state.bound("schedule",
-                            valid=lambda v: v in schedules), format_func={"constant": "Constant", "cosine": "Cosine decay",
-                                                                   "onecycle": "One cycle"}.get,
-                            help="Over each stage. Cosine decay (Keras CosineDecay) falls to 0 after the warm-up; "
-                                 "one cycle warms up over 3 tenths of the stage from lr/25, then decays.")
-    warmup = c2.number_input("Warm-up epochs", 0, 100, step=1, key=state.bound("warmup_epochs"),
-                             disabled=schedule != "cosine", help="With cosine decay: linear warm-up from 0 "
-                             "at the start of each stage.")
-    smoothing = c3.number_input("Label smoothing", 0.0, 0.5, step=0.05, key=state.bound("label_smoothing", coerce=float),
-                                help="0 = off; 0.1 is usual. Softens the targets so the model is less sure.")
-    decay = c4.number_input("Weight decay", 0.0, 0.5, step=1e-4, format="%.5f",
+    schedule = c1.selectbox(_("Learning-rate schedule"), schedules, key=state.bound("schedule",
+                            valid=lambda v: v in schedules), format_func={"constant": _("Constant"), "cosine": _("Cosine decay"),
+                                                                   "onecycle": _("One cycle")}.get,
+                            help=_("Over each stage. Cosine decay (Keras CosineDecay) falls to 0 after the warm-up; "
+                                 "one cycle warms up over 3 tenths of the stage from lr/25, then decays."))
+    warmup = c2.number_input(_("Warm-up epochs"), 0, 100, step=1, key=state.bound("warmup_epochs"),
+                             disabled=schedule != "cosine", help=_("With cosine decay: linear warm-up from 0 "
+                             "at the start of each stage."))
+    smoothing = c3.number_input(_("Label smoothing"), 0.0, 0.5, step=0.05, key=state.bound("label_smoothing", coerce=float),
+                                help=_("0 = off; 0.1 is usual. Softens the targets so the model is less sure."))
+    decay = c4.number_input(_("Weight decay"), 0.0, 0.5, step=1e-4, format="%.5f",
                             key=state.bound("weight_decay", coerce=lambda v: float(v or 0.0)),
-                            help="Decoupled weight decay; 0 = none (AdamW then uses its own 0.004).")
-    with st.expander("More options", icon=":material/tune:"):
+                            help=_("Decoupled weight decay; 0 = none (AdamW then uses its own 0.004)."))
+    with st.expander(_("More options"), icon=":material/tune:"):
         c1, c2, c3, c4 = st.columns(4)
-        mixup = c1.number_input("MixUp alpha", 0.0, 10.0, step=0.1, key=state.bound("mixup", coerce=float),
-                                help="Keras MixUp: blends pairs of training images and their labels. 0 = off, "
-                                     "0.2 is usual. Needs the images every epoch: no feature cache in stage 1.")
-        cutmix = c2.number_input("CutMix alpha", 0.0, 10.0, step=0.1, key=state.bound("cutmix", coerce=float),
-                                 help="Keras CutMix: pastes a patch of another image, labels mixed by area. "
-                                      "0 = off, 1.0 is usual. With MixUp too, batches alternate.")
+        mixup = c1.number_input(_("MixUp alpha"), 0.0, 10.0, step=0.1, key=state.bound("mixup", coerce=float),
+                                help=_("Keras MixUp: blends pairs of training images and their labels. 0 = off, "
+                                     "0.2 is usual. Needs the images every epoch: no feature cache in stage 1."))
+        cutmix = c2.number_input(_("CutMix alpha"), 0.0, 10.0, step=0.1, key=state.bound("cutmix", coerce=float),
+                                 help=_("Keras CutMix: pastes a patch of another image, labels mixed by area. "
+                                      "0 = off, 1.0 is usual. With MixUp too, batches alternate."))
         c1, c2, c3, c4 = st.columns(4)
-        weights = c1.selectbox("Class weights", state.choices("class_weights"), key=state.bound("class_weights"),
-                               help="auto: balance imbalanced classes")
-        mp = c2.selectbox("Mixed precision", state.choices("mixed_precision"), key=state.bound("mixed_precision"),
-                          help="auto: on for GPUs that support float16 well")
-        xla = c3.toggle("XLA compilation", key=state.bound("xla"))
-        name = c4.text_input("Run label", key=state.bound("name", coerce=lambda v: v or ""), placeholder="optional")
+        weights = c1.selectbox(_("Class weights"), state.choices("class_weights"), key=state.bound("class_weights"),
+                               help=_("auto: balance imbalanced classes"))
+        mp = c2.selectbox(_("Mixed precision"), state.choices("mixed_precision"), key=state.bound("mixed_precision"),
+                          help=_("auto: on for GPUs that support float16 well"))
+        xla = c3.toggle(_("XLA compilation"), key=state.bound("xla"))
+        name = c4.text_input(_("Run label"), key=state.bound("name", coerce=lambda v: v or ""), placeholder="optional")
     for key, value in (("head_epochs", int(head)), ("fine_tune_epochs", int(fine)), ("batch_size", int(batch)),
                        ("early_stopping", int(patience)), ("optimizer", optimizer), ("lr", float(lr)),
                        ("fine_tune_lr", None if fine_lr is None else float(fine_lr)),
@@ -144,26 +145,26 @@ def _use_rate(stage: int, lr: float) -> None:
 
 def lr_finder(ready: bool) -> None:
     result = st.session_state.get("_lr_find")
-    with st.expander("Find a learning rate", icon=":material/search:", expanded=result is not None):
-        st.caption("A range test (as fastai's lr_find): a few hundred training images, one batch per step, "
+    with st.expander(_("Find a learning rate"), icon=":material/search:", expanded=result is not None):
+        st.caption(_("A range test (as fastai's lr_find): a few hundred training images, one batch per step, "
                    "the learning rate rising from 1e-7 to 1; the suggestion is where the loss falls fastest. "
-                   "Takes a few seconds to a minute.")
+                   "Takes a few seconds to a minute."))
         c1, c2 = st.columns([2, 3], vertical_alignment="bottom")
-        stage = c1.segmented_control("For", [1, 2], default=1, key="lr_stage", required=True,
-                                     format_func={1: "Stage 1 (head)", 2: "Stage 2 (fine-tuning)"}.get)
-        if c2.button("Find learning rate", icon=":material/search:", disabled=not ready):
-            with ui.guard("Finding a learning rate"):
+        stage = c1.segmented_control(_("For"), [1, 2], default=1, key="lr_stage", required=True,
+                                     format_func={1: _("Stage 1 (head)"), 2: _("Stage 2 (fine-tuning)")}.get)
+        if c2.button(_("Find learning rate"), icon=":material/search:", disabled=not ready):
+            with ui.guard(_("Finding a learning rate")):
                 from tlcore.training.lrfind import lr_find
                 from tlcore.recipe.config import TrainConfig
 
-                with st.spinner("Training on a few batches at rising learning rates…"):
+                with st.spinner(_("Training on a few batches at rising learning rates…")):
                     result = lr_find(TrainConfig.from_dict(state.options_from_selection()), stage=int(stage or 1))
                 st.session_state["_lr_find"] = result
         if result:
             st.plotly_chart(charts.lr_finder(result["lrs"], result["losses"], result["suggested_lr"]),
                             key="lr_chart")
-            which = "stage 1" if result["stage"] == 1 else "stage 2"
-            st.button(f"Use this rate: {result['suggested_lr']:.1e} for {which}", icon=":material/check:",
+            which = _("stage 1") if result["stage"] == 1 else _("stage 2")
+            st.button(_("Use this rate: {suggested_lr:.1e} for {which}").format(suggested_lr=result['suggested_lr'], which=which), icon=":material/check:",
                       on_click=_use_rate, args=(result["stage"], result["suggested_lr"]), key="use_lr")
 
 
@@ -171,23 +172,23 @@ def start() -> None:
     o = state.options_from_selection()
     live = [r for r in RunStore().runs() if r.state() in LIVE_STATES]
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
-    main = c1.button("Start training" if not live else "Start (waits in the queue)", type="primary",
+    main = c1.button(_("Start training") if not live else _("Start (waits in the queue)"), type="primary",
                      icon=":material/play_arrow:")
-    why_not = ("Your own model keeps its own weights, so there is no from-scratch twin to train."
+    why_not = (_("Your own model keeps its own weights, so there is no from-scratch twin to train.")
                if o["backbone_file"] else
-               "The weights are None already: this run trains from scratch." if o["weights"] in (None, "none")
+               _("The weights are None already: this run trains from scratch.") if o["weights"] in (None, "none")
                else None)
-    compare = c2.button("Also train from scratch (compare)", icon=":material/compare_arrows:",
+    compare = c2.button(_("Also train from scratch (compare)"), icon=":material/compare_arrows:",
                         disabled=why_not is not None,
-                        help=why_not or "Starts this run and, right after it in the queue, the same model from "
+                        help=why_not or _("Starts this run and, right after it in the queue, the same model from "
                                         "random weights (everything trains from the first epoch, as many epochs). "
-                                        "The Runs page then overlays both curves.")
+                                        "The Runs page then overlays both curves."))
     if main or compare:
-        with ui.guard("Starting the training"):
+        with ui.guard(_("Starting the training")):
             from tlcore.training.jobs import start_training
             from tlcore.training.sweep import from_scratch
 
-            with st.spinner("Starting a training process…"):
+            with st.spinner(_("Starting a training process…")):
                 run = start_training(o)
                 state.put("run_dir", str(run.path))
                 if compare:
@@ -196,8 +197,8 @@ def start() -> None:
             st.rerun()
     pair = st.session_state.get("_compare_pair")
     if pair:
-        st.caption(f"Pretrained {pair[0]} and from scratch {pair[1]}: both queue, one after the other.")
-        st.page_link("views/8_Runs.py", label="Compare their curves on Runs", icon=":material/stacked_line_chart:")
+        st.caption(_("Pretrained {pair} and from scratch {pair2}: both queue, one after the other.").format(pair=pair[0], pair2=pair[1]))
+        st.page_link("views/8_Runs.py", label=_("Compare their curves on Runs"), icon=":material/stacked_line_chart:")
 
 
 live_run = st.fragment(run_every=2)(ui.run_panel)
@@ -206,14 +207,15 @@ live_run = st.fragment(run_every=2)(ui.run_panel)
 def queue() -> None:
     waiting = queued_runs()
     if waiting:
-        st.subheader("Queue")
+        st.subheader(_("Queue"))
         st.dataframe([{"position": i + 1, "run": r.run_id, "backbone": r.summary()["backbone"],
                        "queued since": r.raw_status().get("started_at")} for i, r in enumerate(waiting)],
-                     hide_index=True)
+                     hide_index=True, column_config={"position": _("position"), "run": _("run"), "backbone": _("backbone"),
+                                                    "queued since": _("queued since")})
 
 
 def main() -> None:
-    ui.header("Train", "Stage 1 trains the head on the frozen backbone; stage 2 fine-tunes from the unfreeze point.")
+    ui.header(_("Train"), _("Stage 1 trains the head on the frozen backbone; stage 2 fine-tunes from the unfreeze point."))
     ready = plan()
     hyperparameters()
     lr_finder(ready)
@@ -221,14 +223,14 @@ def main() -> None:
         start()
     run = ui.current_run()
     if run is not None:
-        st.subheader("Run")
+        st.subheader(_("Run"))
         if run.state() in LIVE_STATES:
             live_run(str(run.path), True)
         else:
             ui.run_panel(str(run.path), False)
     queue()
-    st.caption("Training runs in a process of its own: closing or reloading this page does not stop it, "
-               "and coming back shows it again.")
+    st.caption(_("Training runs in a process of its own: closing or reloading this page does not stop it, "
+               "and coming back shows it again."))
 
 
 ui.page_guard()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from studio import caches, charts, components as ui, state, text
+from studio.i18n import _, ngettext
 from tlcore.backbones.layers import cut_options
 from tlcore.recipe.plan import layer_points
 from tlcore.search.record import list_searches, load_search, request_stop
@@ -25,22 +26,27 @@ def choose(bb) -> dict:
     points = layer_points(table, state.get("cut"), state.get("unfreeze_from"), bb.default_cut, bb.kind == "file")
     c1, c2 = st.columns(2, gap="large")
     cuts = c1.multiselect(
-        "Cut after (clean cut points)", cuts_offered, key=f"search_cuts:{tag}",
+        _("Cut after (clean cut points)"), cuts_offered, key=f"search_cuts:{tag}",
         default=[points.cut_index],
         format_func=lambda i: f"{i} · {table[i].name}",
-        help="Each is a complete feature extractor: every path from input to output passes through it.")
+        help=_("Each is a complete feature extractor: every path from input to output passes through it."),
+        placeholder=_("Choose options"))
     unfreezes = c2.multiselect(
-        "Unfreeze from (stage 2)", list(range(n)), key=f"search_unfreezes:{tag}", default=[points.unfreeze_index],
+        _("Unfreeze from (stage 2)"), list(range(n)), key=f"search_unfreezes:{tag}", default=[points.unfreeze_index],
         format_func=lambda i: f"{i} · {table[i].name}",
-        help="In stage 2 this layer and every later one (up to the cut) trains.")
+        help=_("In stage 2 this layer and every later one (up to the cut) trains."),
+        placeholder=_("Choose options"))
     c1, c2, c3 = st.columns(3)
     lr = float(state.get("lr"))
-    lrs = c1.multiselect("Learning rate (stage 1)", sorted(set(LRS + [lr]), reverse=True), default=[lr],
-                         key="search_lr")
+    lrs = c1.multiselect(_("Learning rate (stage 1)"), sorted(set(LRS + [lr]), reverse=True), default=[lr],
+                         key="search_lr",
+        placeholder=_("Choose options"))
     dropout = float(state.get("dropout"))
-    dropouts = c2.multiselect("Dropout", sorted(set(DROPOUTS + [dropout])), default=[dropout], key="search_dropout")
+    dropouts = c2.multiselect(_("Dropout"), sorted(set(DROPOUTS + [dropout])), default=[dropout], key="search_dropout",
+        placeholder=_("Choose options"))
     batch = int(state.get("batch_size"))
-    batches = c3.multiselect("Batch size", sorted(set(BATCHES + [batch])), default=[batch], key="search_batch")
+    batches = c3.multiselect(_("Batch size"), sorted(set(BATCHES + [batch])), default=[batch], key="search_batch",
+        placeholder=_("Choose options"))
     space = {"cut": [table[i].name for i in sorted(cuts)], "unfreeze_from": [table[i].name for i in sorted(unfreezes)],
              "lr": lrs, "dropout": dropouts, "batch_size": batches}
     return {k: v for k, v in space.items() if v}
@@ -48,34 +54,35 @@ def choose(bb) -> dict:
 
 def start(space: dict, ready: bool) -> None:
     c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
-    head = c1.number_input("Stage 1 epochs per run", 0, 1000, step=1, key="search_head",
+    head = c1.number_input(_("Stage 1 epochs per run"), 0, 1000, step=1, key="search_head",
                            value=int(state.get("head_epochs")))
-    fine = c2.number_input("Stage 2 epochs per run", 1, 1000, step=1, key="search_fine",
+    fine = c2.number_input(_("Stage 2 epochs per run"), 1, 1000, step=1, key="search_fine",
                            value=max(1, int(state.get("fine_tune_epochs"))))
-    seeds = c3.number_input("Seeds per point", 1, 10, step=1, key="search_seeds", value=1,
-                            help="Train every point this many times (seeds seed, seed + 1, …): the tables show "
-                                 "the mean and the spread. Differences smaller than the spread are noise.")
-    mode = c4.radio("Points", ["every combination", "random"], key="search_mode", horizontal=True)
+    seeds = c3.number_input(_("Seeds per point"), 1, 10, step=1, key="search_seeds", value=1,
+                            help=_("Train every point this many times (seeds seed, seed + 1, …): the tables show "
+                                 "the mean and the spread. Differences smaller than the spread are noise."))
+    mode = c4.radio(_("Points"), ["every combination", "random"], key="search_mode", horizontal=True,
+                    format_func={"every combination": _("every combination"), "random": _("random")}.get)
     combos = 1
     for values in space.values():
         combos *= len(values)
     grid = mode == "every combination"
-    trials = combos if grid else st.number_input("Random points", 1, MAX_RUNS, value=min(8, combos), key="search_trials")
-    asha = st.checkbox("Stop weak runs early (ASHA)", key="search_asha",
-                       help="Ray Tune's ASHA compares runs epoch by epoch and stops those clearly behind.")
+    trials = combos if grid else st.number_input(_("Random points"), 1, MAX_RUNS, value=min(8, combos), key="search_trials")
+    asha = st.checkbox(_("Stop weak runs early (ASHA)"), key="search_asha",
+                       help=_("Ray Tune's ASHA compares runs epoch by epoch and stops those clearly behind."))
     total = int(trials) * int(seeds)
     if total > MAX_RUNS:
-        st.error(f"{total} runs is too many for one search here; choose at most {MAX_RUNS} (points × seeds).",
+        st.error(_("{total} runs is too many for one search here; choose at most {max_runs} (points × seeds).").format(total=total, max_runs=MAX_RUNS),
                  icon=":material/error:")
-    label = f"Start {total} run{'s' if total != 1 else ''}" if total else "Start the search"
+    label = ngettext("Start {total} run", "Start {total} runs", total).format(total=total) if total else _("Start the search")
     if st.button(label, type="primary", icon=":material/grid_view:", disabled=not (ready and total) or total > MAX_RUNS,
-                 help="On Ray Tune: one run at a time on this machine, each waiting its turn in the machine's queue; "
-                      "every run appears on the Runs page."):
-        with ui.guard("Starting the search"):
+                 help=_("On Ray Tune: one run at a time on this machine, each waiting its turn in the machine's queue; "
+                      "every run appears on the Runs page.")):
+        with ui.guard(_("Starting the search")):
             from tlcore.search.tune import start_search
 
             base = dict(state.options_from_selection(), head_epochs=int(head), fine_tune_epochs=int(fine))
-            with st.spinner("Starting the search…"):
+            with st.spinner(_("Starting the search…")):
                 folder = start_search(base, space, grid=grid, trials=int(trials), seeds=int(seeds),
                                       scheduler="asha" if asha else "none")
             st.session_state["search_dir"] = folder
@@ -90,8 +97,8 @@ def results(ref: str, order: tuple[list[str], list[str]], was_live: bool) -> Non
     trials = record["trials"]
     done = sum(t["state"] == "completed" for t in trials)
     planned = len(record["points"]) * len(record.get("seeds") or [1])
-    st.caption(f"Search **{record['search_id']}** ({record['state']}): {len(trials)} of {planned} runs started, "
-               f"{done} completed" + (" (this refreshes by itself)." if live else "."))
+    st.caption(_("Search **{search_id}** ({state}): {trials} of {planned} runs started, "
+               "{done} completed").format(search_id=record['search_id'], state=record['state'], trials=len(trials), planned=planned, done=done) + (_(" (this refreshes by itself).") if live else "."))
     points = record["points_summary"]
     varying = {k for k, v in record["space"].items() if not isinstance(v, list) or len(v) > 1}
     if varying <= {"cut", "unfreeze_from"} and record.get("grid"):
@@ -102,7 +109,7 @@ def results(ref: str, order: tuple[list[str], list[str]], was_live: bool) -> Non
         st.plotly_chart(charts.search_points(points), key="search_points")
     percent = st.column_config.NumberColumn(format="percent")
     if any(p["runs"] > 1 for p in points):
-        st.markdown("**Per point, over its seeds**")
+        st.markdown(_("**Per point, over its seeds**"))
         st.dataframe([{**p["options"], "runs": p["runs"], "mean": p["val_accuracy_mean"],
                        "spread (std)": p["val_accuracy_std"], "test mean": p.get("test_accuracy_mean"),
                        "test spread (std)": p.get("test_accuracy_std")} for p in points], hide_index=True,
@@ -122,49 +129,49 @@ def best_run(record: dict) -> None:
         return
     words = ", ".join(f"{k} {v}" for k, v in best["options"].items())
     c1, c2 = st.columns([2, 3], vertical_alignment="center")
-    if c1.button(f"Open the best run ({best['val_accuracy']:.1%})", icon=":material/trophy:", key="open_best",
-                 help=f"The best point ({words}): make its best run the current run."):
+    if c1.button(_("Open the best run ({val_accuracy:.1%})").format(val_accuracy=best['val_accuracy']), icon=":material/trophy:", key="open_best",
+                 help=_("The best point ({words}): make its best run the current run.").format(words=words)):
         state.put("run_dir", best["run_dir"])
         for key in ("w:evaluate_run", "w:predict_run", "w:runs_run"):  # those pickers start from it
             st.session_state.pop(key, None)
         st.rerun()
     if state.get("run_dir") == best["run_dir"]:
-        c2.success(f"The current run is {text.md(best['run_dir'].rsplit('/', 1)[-1])} ({words}).", icon=":material/check_circle:")
+        c2.success(_("The current run is {value} ({words}).").format(value=text.md(best['run_dir'].rsplit('/', 1)[-1]), words=words), icon=":material/check_circle:")
         l1, l2, l3 = st.columns(3)
-        l1.page_link("views/5_Train.py", label="Its curves", icon=":material/monitoring:")
-        l2.page_link("views/6_Evaluate.py", label="Evaluate it", icon=":material/fact_check:")
-        l3.page_link("views/7_Predict.py", label="Try it on images", icon=":material/image_search:")
+        l1.page_link("views/5_Train.py", label=_("Its curves"), icon=":material/monitoring:")
+        l2.page_link("views/6_Evaluate.py", label=_("Evaluate it"), icon=":material/fact_check:")
+        l3.page_link("views/7_Predict.py", label=_("Try it on images"), icon=":material/image_search:")
 
 
 def main() -> None:
-    ui.header("Search", "Train many runs over cut points, unfreeze points and other options, and see which "
-                        "transfers best.")
+    ui.header(_("Search"), _("Train many runs over cut points, unfreeze points and other options, and see which "
+                        "transfers best."))
     bb = None
-    with ui.guard("Building the backbone"):
-        with st.spinner(f"Building {text.md(ui.backbone_text())}…"):
+    with ui.guard(_("Building the backbone")):
+        with st.spinner(_("Building {backbone_text}…").format(backbone_text=text.md(ui.backbone_text()))):
             bb = caches.chosen_backbone()
     ready = bool(state.get("data"))
     if bb is not None:
-        st.caption(f"Backbone **{text.md(ui.backbone_text())}** and the other settings of the Backbone, Layers, Data and "
-                   "Train pages; what you pick here changes from run to run.")
+        st.caption(_("Backbone **{backbone_text}** and the other settings of the Backbone, Layers, Data and "
+                   "Train pages; what you pick here changes from run to run.").format(backbone_text=text.md(ui.backbone_text())))
         if not ready:
-            st.info("Choose a dataset first.", icon=":material/photo_library:")
-            st.page_link("views/4_Data.py", label="Go to Data", icon=":material/arrow_forward:")
+            st.info(_("Choose a dataset first."), icon=":material/photo_library:")
+            st.page_link("views/4_Data.py", label=_("Go to Data"), icon=":material/arrow_forward:")
         start(choose(bb), ready)
     searches = list_searches()
     if not searches:
-        st.caption("No searches yet.")
+        st.caption(_("No searches yet."))
         return
-    st.subheader("Results")
+    st.subheader(_("Results"))
     folders = [s["search_dir"] for s in searches]
     current = st.session_state.get("search_dir")
-    folder = st.selectbox("Search", folders, index=folders.index(current) if current in folders else 0,
+    folder = st.selectbox(_("Search"), folders, index=folders.index(current) if current in folders else 0,
                           format_func=lambda f: f.rsplit("/", 1)[-1], key="search_pick")
     order = ([r.name for r in bb.table], [r.name for r in bb.table]) if bb is not None else ([], [])
     record = load_search(folder)
     if record["state"] == "running":
-        if st.button("Stop the search", icon=":material/stop_circle:", key="search_stop",
-                     help="Every run still training stops (and keeps its model); no new run starts."):
+        if st.button(_("Stop the search"), icon=":material/stop_circle:", key="search_stop",
+                     help=_("Every run still training stops (and keeps its model); no new run starts.")):
             request_stop(folder)
         live_results(folder, order, True)
     else:

@@ -1,0 +1,110 @@
+"""The engine's own sentences that pages show as they are (a preset's description, the plan's reasons
+and warnings), as templates the catalog translates.
+
+The engine speaks English and in arguments (`tlcore` never imports the studio); `say` finds the
+template that produced a sentence and returns it in the session's language, its values (layer names,
+numbers, a nested reason) kept. A sentence no template fits is returned unchanged: new engine words
+show in English until a template is added here (extract, update, translate: docs/OPERATIONS.md).
+Option errors are worded by `studio.text.error_words`.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+from studio.i18n import N_, _
+
+TEMPLATES = [
+    # tlcore.recipe.plan: reasons and warnings
+    N_("Stage 1 trains the head only; the backbone stays frozen."),
+    N_("Stage 2 has no epochs, so nothing is unfrozen."),
+    N_("No backbone weight trains in stage 2: {reason} Only the head learns."),
+    N_("The freeze/unfreeze patterns change nothing: no stage trains the backbone (fine_tune_epochs is 0)."),
+    N_("The backbone holds a SavedModel layer (TFSMLayer), which stays frozen in every stage."),
+    N_("weights=none with {epochs} head epochs: stage 1 trains the head on the features of a randomly "
+       "initialised, frozen backbone, which carry little. Train from scratch instead (head_epochs 0, "
+       "unfreeze_from 0, train_bn)."),
+    N_("Training from scratch (weights=none): no head-only stage; every layer, BatchNorm included, trains for "
+       "all {epochs} epochs."),
+    N_("Training from scratch (weights=none): no head-only stage; every layer trains for all {epochs} epochs."),
+    N_("The {option} pattern {pattern} matches only layers after the cut; it changes nothing."),
+    N_("The unfreeze point (layer {start}, {start_name}) lies past the cut (layer {cut}, {cut_name}): every "
+       "layer it would unfreeze has been cut away."),
+    N_("The only layer with weights there is a SavedModel layer (TFSMLayer), which stays frozen."),
+    N_("The layers from {first} to {last} hold no weights (the cut layer itself, like InceptionV3's mixed7, is "
+       "a concatenation)."),
+    N_("The only layers with weights between the unfreeze point and the cut are BatchNormalization layers, "
+       "which stay frozen."),
+    N_("The freeze patterns freeze every layer that would train."),
+    N_("None of the layers between the unfreeze point and the cut has trainable weights."),
+    # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
+    N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "
+       "Likely cause: {cause}"),
+    N_("The loss stayed at chance level, ln({classes}) = {chance}, {when}: the model predicts no better than "
+       "guessing. Likely cause: {cause}"),
+    N_("at the end of the run ({epochs} epochs)"),
+    N_("for the first {epochs} epochs"),
+    N_("weights=none with a head-only stage: the head learns from the features of a random, frozen backbone, "
+       "which carry almost nothing. Train from scratch (head_epochs 0, unfreeze_from 0, train_bn) or give "
+       "pretrained weights."),
+    N_("random initial weights: from scratch a network often sits at chance for its first epochs; if it stays "
+       "there, it needs more epochs, more images, the scratch-small preset (a smaller network), or pretrained "
+       "weights."),
+    N_("random initial weights: from scratch a network often sits at chance for its first epochs; if it stays "
+       "there, it needs more epochs, more images, or pretrained weights."),
+    N_("the learning rate ({lr}) may be too high or too low for this setup (try `tlcore lr-find`), or the labels "
+       "do not match the images."),
+    # tlcore.evaluation.baselines: the baselines' names and the warning when one beats the model
+    N_("logistic regression on the backbone's pooled features"),
+    N_("SVM (RBF) on raw pixels, 16x16 colour + 32x32 grey"),
+    N_("A baseline beats the model: {name} scored {score} on the same {n} test images, above the model's "
+       "{accuracy} and its 95% interval [{low}, {high}]. The network adds nothing here: try other options (more "
+       "epochs, another learning rate or cut), or use the simpler model."),
+    # tlcore.recipe.presets: descriptions
+    N_("InceptionV3 at 150x150, features from `mixed7`, Flatten, Dense(1024, relu), Dropout(0.2), "
+       "sigmoid/softmax output; everything from `mixed7` on unfrozen; Adam(1e-5), 3 epochs, with the "
+       "notebook's augmentation. As written the layers it unfreezes lie at or past the cut and "
+       "`mixed7` has no weights, so no backbone weight trains: only the head learns. Give the "
+       "weights file the course used with --weights PATH (or imagenet when online)."),
+    N_("VGG19 at 224 with ImageNet weights, include_top=False, all frozen, Flatten, one output "
+       "unit (sigmoid) or softmax, RMSprop (Keras' default rate 1e-3), the tutorial's augmentation "
+       "(rotation 40, shifts 0.2, shear 0.2, zoom 0.2, horizontal flip) on train only; 20 epochs. "
+       "Compare with --weights none for the course's with/without pretraining curves."),
+    N_("ResNet50, Flatten, Dense(1024, relu), softmax output; train the head (Adam 1e-3, 5 epochs), "
+       "then unfreeze `layers[165:]` of the backbone and recompile with Adam(1e-5) for 5 epochs."),
+    N_("Two stages: stage 1 trains only the head on the frozen backbone for 10 epochs; stage 2 "
+       "unfreezes every layer except BatchNormalization (kept frozen, in inference mode) at a "
+       "tenth of stage 1's learning rate for 10 more epochs. Works with any --backbone "
+       "(MobileNetV2 unless given)."),
+    N_("Today's recipe from Keras' own parts, on the two-stage plan: AdamW (weight decay 1e-4), "
+       "cosine decay after one warm-up epoch in each stage, label smoothing 0.1, RandAugment and "
+       "MixUp (alpha 0.2). RandAugment and MixUp need the images every epoch, so stage 1 runs "
+       "without the feature cache and takes longer. Works with any --backbone (MobileNetV2 "
+       "unless given)."),
+    N_("Without pretrained weights: a small network trained from scratch. MobileNetV2 up to the "
+       "expansion of block 6 (66 k weights, 8x8x192 features) at 64 px, every layer and "
+       "BatchNorm training from the first epoch (no head-only stage), Adam 1e-3, batch 16, "
+       "flips and any rotation, 45 epochs. Learns the demo shapes (`tlcore demo-data`) to about "
+       "0.9 test accuracy in 2-3 minutes on a 2-core CPU; the whole MobileNetV2 learns much more "
+       "slowly from scratch. Not a substitute for transfer learning on photos."),
+]
+
+
+@functools.cache
+def _patterns() -> list[tuple[re.Pattern, str]]:
+    out = []
+    for template in TEMPLATES:
+        parts = re.split(r"\{(\w+)\}", template.message)
+        regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
+        out.append((re.compile(regex, re.DOTALL), template.message))
+    return out
+
+
+def say(sentence: object) -> str:
+    """An engine sentence in the running session's language (unchanged when no template fits)."""
+    text = str(sentence)
+    for pattern, template in _patterns():
+        match = pattern.fullmatch(text)
+        if match:
+            return _(template).format(**{k: say(v) for k, v in match.groupdict().items()})
+    return text

@@ -1,0 +1,147 @@
+"""The served studio in Korean, in headless Chromium: ``?lang=ko`` on every page (screenshots in
+artifacts/screenshots/ko-*.png), a reload keeps the language, the sidebar switches back to English,
+and a browser that asks for Korean (Accept-Language) gets it without a parameter.
+
+Skipped only when the `chromium` browser is not installed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+import pytest
+
+from apphelp import streamlit_server
+from test_browser import ARGS, SHOTS, settle, shot
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium")
+KOREAN_PAGES = ["빠른 시작", "백본", "레이어", "데이터", "학습", "평가", "예측", "실행 기록", "탐색"]
+ENGLISH_LINKS = ["Quick start", "Home", "Backbone", "Layers", "Data", "Train", "Evaluate", "Predict", "Runs", "Search"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("the chromium browser is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    home = tmp_path_factory.mktemp("i18n-home")
+    env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TLSTUDIO_PASSWORD", None)
+    with streamlit_server(home, env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def finished_run(server, tmp_path_factory):
+    """A completed run in a home of its own (MobileNetV2 at 32 px, random weights), served by a
+    second studio: its Evaluate, Predict and Runs pages in Korean."""
+    import subprocess
+    import sys
+
+    from datagen import write_split
+
+    base = tmp_path_factory.mktemp("i18n-run")
+    data = write_split(base / "data", counts=(4, 2, 2))
+    env = dict(os.environ, TLCORE_HOME=str(base / "home"), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TLSTUDIO_PASSWORD", None)
+    proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), "--backbone", "MobileNetV2",
+                           "--weights", "none", "--input-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1",
+                           "--batch-size", "4", "--augment", "none", "--early-stopping", "0", "--json"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    run_dir = json.loads(proc.stdout)["run_dir"]
+    with streamlit_server(base / "home", env) as url:
+        yield url, run_dir, data
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, locale: str = "en-US"):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale=locale)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    return context, page
+
+
+def _nav(page) -> str:
+    return page.get_by_test_id("stSidebarNav").inner_text()
+
+
+def test_korean_pages_reload_and_switch_back(server, browser):
+    context, page = _open(browser)
+    try:
+        page.goto(f"{server}/?lang=ko")
+        page.get_by_role("heading", name="TL 스튜디오").first.wait_for()
+        page.get_by_text("이 컴퓨터").first.wait_for()  # Home's machine section (TensorFlow loaded)
+        settle(page)
+        nav = _nav(page)
+        assert all(word in nav for word in ["홈", *KOREAN_PAGES]), nav
+        assert not any(re.search(rf"\b{link}\b", nav) for link in ENGLISH_LINKS), nav
+        shot(page, "ko-01-home")
+        for i, title in enumerate(KOREAN_PAGES, start=2):
+            page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+            page.get_by_role("heading", name=title).first.wait_for()
+            settle(page)
+            assert "lang=ko" in page.url, page.url
+            shot(page, f"ko-{i:02d}-{i}")
+
+        page.reload()  # a reload (a fresh session) keeps the language: it is in the URL
+        page.get_by_role("heading", name=KOREAN_PAGES[-1]).first.wait_for()
+        settle(page)
+        assert "홈" in _nav(page)
+
+        page.get_by_test_id("stSidebar").get_by_text("English", exact=True).click()
+        page.get_by_role("heading", name="Search").first.wait_for()
+        settle(page)
+        assert "Home" in _nav(page) and "lang=en" in page.url
+        shot(page, "ko-12-switched-to-english")
+    finally:
+        context.close()
+
+
+def test_run_pages_in_korean(finished_run, browser):
+    from urllib.parse import urlencode
+
+    url, run_dir, data = finished_run
+    context, page = _open(browser)
+    try:
+        query = urlencode({"lang": "ko", "run_dir": run_dir, "data": str(data), "backbone": "MobileNetV2",
+                           "input_size": "32", "weights": "none"})
+        page.goto(f"{url}/evaluate?{query}")
+        page.get_by_role("heading", name="평가").first.wait_for()
+        page.get_by_text("혼동 행렬").first.wait_for()
+        settle(page)
+        shot(page, "ko-21-evaluate-run")
+        for title, name in (("예측", "ko-22-predict-run"), ("실행 기록", "ko-23-runs"), ("학습", "ko-24-train-run")):
+            page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+            page.get_by_role("heading", name=title).first.wait_for()
+            settle(page)
+            assert "lang=ko" in page.url
+            shot(page, name)
+    finally:
+        context.close()
+
+
+def test_a_browser_asking_for_korean_gets_korean(server, browser):
+    context, page = _open(browser, locale="ko-KR")
+    try:
+        page.goto(server)
+        page.get_by_role("heading", name="TL 스튜디오").first.wait_for()
+        settle(page)
+        assert "홈" in _nav(page) and "lang=" not in page.url  # the browser's wish is not written into links
+    finally:
+        context.close()
