@@ -146,16 +146,18 @@ def spread_words(group: dict, key: str) -> str:
     mean = group.get(f"{key}_mean")
     if mean is None:
         return "—"
-    return (f"{format_percent(mean)} ± {100 * group[f'{key}_std']:.1f} points (min {format_percent(group[f'{key}_min'])}, "
-            f"max {format_percent(group[f'{key}_max'])})")
+    return _("{mean} ± {std:.1f} points (min {low}, max {high})").format(
+        mean=format_percent(mean), std=100 * group[f"{key}_std"], low=format_percent(group[f"{key}_min"]),
+        high=format_percent(group[f"{key}_max"]))
 
 
 def seed_group_words(group: dict) -> str:
     """The Runs page's line for a group trained with `--seeds N`."""
     seeds = [s for s in group.get("seeds") or [] if s is not None]
-    which = f"seeds {min(seeds)}–{max(seeds)}" if len(seeds) > 1 else f"seed {seeds[0]}" if seeds else "seeds"
-    return (f"**{group['n']} runs, {which}** · test accuracy {spread_words(group, 'test_accuracy')} · "
-            f"validation accuracy {spread_words(group, 'val_accuracy')}")
+    which = (_("seeds {first}–{last}").format(first=min(seeds), last=max(seeds)) if len(seeds) > 1
+             else _("seed {seed}").format(seed=seeds[0]) if seeds else _("seeds"))
+    return _("**{n} runs, {which}** · test accuracy {test} · validation accuracy {val}").format(
+        n=group["n"], which=which, test=spread_words(group, "test_accuracy"), val=spread_words(group, "val_accuracy"))
 
 
 def mcnemar_words(result: dict, a: str, b: str) -> str:

@@ -71,18 +71,21 @@ def groups(runs) -> None:
     found = seed_groups(runs)
     if not found:
         return
-    st.subheader("Over seeds")
-    st.caption("Runs trained with the same options and different seeds: how much the result owes to the seed.")
+    st.subheader(_("Over seeds"))
+    st.caption(_("Runs trained with the same options and different seeds: how much the result owes to the seed."))
     for group in found:
         with st.container(border=True):
             st.markdown(text.seed_group_words(group))
-            runs_line = ", ".join(f"{text.md(r['run_id'])} (seed {r['seed']}: {text.format_percent(r['test_accuracy'])})"
-                                  for r in group["runs"])
+            runs_line = ", ".join(_("{run} (seed {seed}: {accuracy})").format(
+                run=text.md(r["run_id"]), seed=r["seed"], accuracy=text.format_percent(r["test_accuracy"]))
+                for r in group["runs"])
             ens = group.get("ensemble")
-            st.caption(f"Group {text.md(group['group'])}: {runs_line}" + (
-                f". Their ensemble {text.md(ens['run_id'])}: test accuracy "
-                f"{text.accuracy_words(ens['test_accuracy'], ens.get('test_accuracy_interval'), ens.get('test_count'))}"
-                if ens else ""))
+            line = _("Group {group}: {runs}").format(group=text.md(group["group"]), runs=runs_line)
+            if ens:
+                line += _(". Their ensemble {run}: test accuracy {accuracy}").format(
+                    run=text.md(ens["run_id"]), accuracy=text.accuracy_words(
+                        ens["test_accuracy"], ens.get("test_accuracy_interval"), ens.get("test_count")))
+            st.caption(line)
 
 
 def compare(runs) -> None:
