@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait for the machine: one training at a time, first in first out")
     p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
                    help="then train the same model from random weights, to compare (JSON gains twin)")
+    p.add_argument("--stage1-dir", dest="stage1_dir", help=argparse.SUPPRESS)  # a search's shared stage 1
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")

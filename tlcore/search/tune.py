@@ -59,8 +59,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file: str,
-              report=None) -> dict:
+              report=None, stage1_dir: str | None = None) -> dict:
     """Train one point in a `tlcore train` process; `report(metrics)` after every epoch.
+    With `stage1_dir`, the trial shares stage 1 there with trials of the same stage-1 options
+    (`training.stage1`).
 
     A trial whose run is already there (a search resumed after a stop or a kill) continues it
     from its checkpoint (`tlcore train --resume`), or starts it again where it has none.
@@ -73,7 +75,8 @@ def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file:
     cfg = pending / f"{run_id}.json"
     write_json(cfg, {"options": options})
     args = [sys.executable, "-m", "tlcore", "train", "--config", str(cfg), "--run-id", run_id,
-            "--runs-dir", str(root), "--json"] + (["--queue"] if queue else [])
+            "--runs-dir", str(root), "--json"] + (["--queue"] if queue else []) + \
+        (["--stage1-dir", str(stage1_dir)] if stage1_dir else [])
     earlier = Run(root / run_id)
     if earlier.path.exists():
         if earlier.state() == "completed":
@@ -137,7 +140,8 @@ def _trainable(config: dict, plan: dict) -> None:
     options = dict(plan["base"], **plan["points"][index], seed=seed,
                    name=f"search:{plan['id']}:{index}:{seed}")
     run_id = f"{plan['id']}-p{index}-s{seed}"
-    run_trial(options, run_id, plan["runs_dir"], plan["queue"], plan["stop_file"], report=tune.report)
+    run_trial(options, run_id, plan["runs_dir"], plan["queue"], plan["stop_file"], report=tune.report,
+              stage1_dir=plan.get("stage1_dir"))
 
 
 # --- the search ------------------------------------------------------------------------
@@ -203,8 +207,11 @@ def checked_points(base: dict, space, trials: int, grid: bool):
 def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: int = 1,
                metric: str = "val_accuracy", scheduler: str = "none", address: str | None = None,
                max_concurrent: int | None = None, runs_dir: str | None = None,
-               search_id: str | None = None) -> dict:
-    """Run a search to its end and return search.json's summary (see the module doc)."""
+               search_id: str | None = None, reuse: bool = True) -> dict:
+    """Run a search to its end and return search.json's summary (see the module doc).
+
+    `reuse` (default): trials with the same stage-1 options train stage 1 once (in the search
+    folder's stage1/, see `training.stage1`); False trains every trial's stage 1 (benchmarks)."""
     if metric not in METRICS:
         raise OptionError("metric", f"must be one of {', '.join(METRICS)}. Received: {metric!r}")
     if scheduler not in SCHEDULERS:
@@ -224,7 +231,8 @@ def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: in
               "space": space, "grid": bool(grid), "seeds": seed_list, "metric": metric,
               "scheduler": scheduler, "address": address,
               "base": {k: v for k, v in resolved.items() if k not in space}, "points": chosen,
-              "runs_dir": str(store.root), "pid": os.getpid(), "trials": [], "best": None}
+              "runs_dir": str(store.root), "pid": os.getpid(), "reuse_stage1": bool(reuse),
+              "trials": [], "best": None}
     write_json(folder / "search.json", record)
     return _run(record, store, max_concurrent, data=str(resolved.get("data") or ""))
 
@@ -263,7 +271,8 @@ def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
     finished = {(t["point"], t["seed"]) for t in summarize(record, store)["trials"] if t["state"] in FINAL_STATES}
     plan = {"id": record["search_id"], "base": record["base"], "points": record["points"],
             "pairs": [pair for pair in _pairs(record) if pair not in finished],
-            "runs_dir": str(store.root), "queue": record.get("address") is None, "stop_file": str(folder / "stop")}
+            "runs_dir": str(store.root), "queue": record.get("address") is None, "stop_file": str(folder / "stop"),
+            "stage1_dir": str(folder / "stage1") if record.get("reuse_stage1", True) else None}
     done = threading.Event()
     threading.Thread(target=_recorder, args=(folder, record, store, done), daemon=True).start()
     previous = {}
