@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="asha stops weak trials early")
     p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
     p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
-                   help="trials at once (default: 1 here, one per GPU on a cluster)")
+                   help="trials at once (default: from cores and free memory: 1 here, where a trial uses "
+                        "every core; one per GPU on a cluster; search.json's concurrency says why)")
     p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
     p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)

@@ -12,6 +12,13 @@ when SIGTERM or SIGINT ends the search (state `interrupted`); `resume_search` (`
 --resume SEARCH_DIR`) runs the trials that have no completed or failed run yet, continuing an
 unfinished run from its checkpoint, so a finished search holds exactly points x seeds trials.
 
+Trials share stage 1: a trial whose stage-1 options (`TrainConfig.stage1_options`) match an
+earlier trial's loads the stage 1 that trial saved in the search folder's stage1/ instead of
+training it again (`training.stage1`; the result is the same as trained alone), unless the
+search was started with `reuse=False`. How many trials run at once, when not given, follows
+from the cores and the free memory (`capacity`); search.json's `concurrency` says what was
+chosen and why.
+
 Ray is imported here only, never by training or the app. Without an address, Ray starts on
 this machine with its cores, one trial at a time, each trial waiting its turn in the machine
 queue like any training. With an address, it joins that cluster and places one trial per GPU
@@ -33,6 +40,7 @@ from ..core import home
 from ..core.errors import OptionError, TLCoreError, UsageError
 from ..core.jsonio import read_json, write_json
 from ..core.runs import Run, RunStore, process_alive
+from . import capacity
 from .space import load_space, points  # noqa: F401
 from .record import (FINAL_STATES, _pairs, _recorder, _write_record, new_search_id,  # noqa: F401
                      searches_dir, summarize)
@@ -273,6 +281,11 @@ def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
             "pairs": [pair for pair in _pairs(record) if pair not in finished],
             "runs_dir": str(store.root), "queue": record.get("address") is None, "stop_file": str(folder / "stop"),
             "stage1_dir": str(folder / "stage1") if record.get("reuse_stage1", True) else None}
+    options = dict(record["base"], **(record["points"][0] if record["points"] else {}))
+    plan["concurrency"] = capacity.local(max_concurrent, options) if record.get("address") is None else \
+        {"max_concurrent": max_concurrent, "chosen_by": "max_concurrent" if max_concurrent else "default",
+         "reason": "decided once the cluster is joined"}
+    record["concurrency"] = plan["concurrency"]  # the same dict: the cluster's choice is filled in by `_tune`
     done = threading.Event()
     threading.Thread(target=_recorder, args=(folder, record, store, done), daemon=True).start()
     previous = {}
@@ -284,7 +297,7 @@ def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
     try:
         if plan["pairs"]:
             _tune(plan, record["seeds"], record["metric"], record["scheduler"], record.get("address"),
-                  max_concurrent, folder, data=data)
+                  plan["concurrency"]["max_concurrent"], folder, data=data)
     except BaseException as exc:
         done.set()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -338,6 +351,9 @@ def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: P
     try:
         _check_shared_storage([data, plan["runs_dir"]])
         gpus = int(ray.cluster_resources().get("GPU", 0))
+        if address and "concurrency" in plan:  # one trial per GPU (else CPU), within the cluster's memory
+            plan["concurrency"].update(capacity.cluster(max_concurrent, plan["base"], ray.cluster_resources()))
+            max_concurrent = plan["concurrency"]["max_concurrent"]
         if address:
             resources = {"cpu": 1, "gpu": 1} if gpus else {"cpu": 1}
         else:  # this machine: one trial at a time, with every core
