@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait for the machine: one training at a time, first in first out")
     p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
                    help="then train the same model from random weights, to compare (JSON gains twin)")
-    p.add_argument("--stage1-dir", dest="stage1_dir", help=argparse.SUPPRESS)  # a search's shared stage 1
+    p.add_argument("--stage1-dir", dest="stage1_dir", metavar="FOLDER",
+                   help="share stage 1 in FOLDER with runs of the same stage-1 options (a search's trials "
+                        "use its stage1/): the first trains and saves it, the others load it")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
