@@ -56,7 +56,7 @@ def _cmd_scan(a):
 
 _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
-            "scheduler", "address", "max_concurrent", "search_id", "ensemble"}
+            "scheduler", "address", "max_concurrent", "search_id", "ensemble", "stage1_dir"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -117,7 +117,8 @@ def _train(a):
         from ..training.twin import train_with_twin
 
         return train_with_twin(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
-    return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce)
+    return train(config, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue, announce=announce,
+                 stage1_dir=getattr(a, "stage1_dir", None))
 
 
 def _cmd_plan(a):

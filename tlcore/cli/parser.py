@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train N runs, seeds seed, seed+1, ... (one group); JSON gains seeds: mean and spread")
     p.add_argument("--ensemble", type=int, default=0, metavar="K",
                    help="with --seeds N: average the K runs best on validation into one model, a run of its own")
+    p.add_argument("--stage1-dir", dest="stage1_dir", metavar="FOLDER",
+                   help="share stage 1 in FOLDER with runs of the same stage-1 options (a search's trials "
+                        "use its stage1/): the first trains and saves it, the others load it")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
@@ -208,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="asha stops weak trials early")
     p.add_argument("--address", help="an existing Ray cluster (default: this machine)")
     p.add_argument("--max-concurrent", dest="max_concurrent", type=int,
-                   help="trials at once (default: 1 here, one per GPU on a cluster)")
+                   help="trials at once (default: from cores and free memory: 1 here, where a trial uses "
+                        "every core; one per GPU on a cluster; search.json's concurrency says why)")
     p.add_argument("--config", dest="config_file", help="the fixed options from a run's config.json")
     p.add_argument("--search-id", dest="search_id", help="the search's folder name (default: time and a suffix)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)

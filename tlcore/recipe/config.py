@@ -38,6 +38,10 @@ STAGE_OPTIONS = ("head_epochs", "fine_tune_epochs", "unfreeze_from")
 # The options `scratch_options` plans differently for random weights.
 SCRATCH_KEYS = ("head_epochs", "fine_tune_epochs", "unfreeze_from", "train_bn", "early_stopping", "fine_tune_lr")
 SCRATCH_EPOCHS = 15  # the default plan's 10 head + 5 fine-tuning epochs, all trained from scratch
+# The options stage 1 (the head on the frozen backbone) never reads: what stage 2 unfreezes, how
+# long and how fast it trains, and the run's label. Every other option counts as a stage-1 option
+# (`TrainConfig.stage1_options`), so a new option is on the safe side until it is listed here.
+STAGE2_ONLY = ("fine_tune_epochs", "fine_tune_lr", "unfreeze_from", "unfreeze", "freeze", "train_bn", "name")
 
 
 def _opt(default: Any, help: str, *, type: Any = None, choices: tuple | None = None,
@@ -149,6 +153,12 @@ class TrainConfig:
     @property
     def epochs_total(self) -> int:
         return int(self.head_epochs) + int(self.fine_tune_epochs)
+
+    def stage1_options(self) -> dict:
+        """The options that decide stage 1's result (all but `STAGE2_ONLY`): two configs with the
+        same stage-1 options (resolved, on the same data) train the same stage 1, which a search
+        then trains once (`training.stage1`)."""
+        return {k: v for k, v in self.to_dict().items() if k not in STAGE2_ONLY}
 
     # --- checks -----------------------------------------------------------------------
 

@@ -12,6 +12,13 @@ when SIGTERM or SIGINT ends the search (state `interrupted`); `resume_search` (`
 --resume SEARCH_DIR`) runs the trials that have no completed or failed run yet, continuing an
 unfinished run from its checkpoint, so a finished search holds exactly points x seeds trials.
 
+Trials share stage 1: a trial whose stage-1 options (`TrainConfig.stage1_options`) match an
+earlier trial's loads the stage 1 that trial saved in the search folder's stage1/ instead of
+training it again (`training.stage1`; the result is the same as trained alone), unless the
+search was started with `reuse=False`. How many trials run at once, when not given, follows
+from the cores and the free memory (`capacity`); search.json's `concurrency` says what was
+chosen and why.
+
 Ray is imported here only, never by training or the app. Without an address, Ray starts on
 this machine with its cores, one trial at a time, each trial waiting its turn in the machine
 queue like any training. With an address, it joins that cluster and places one trial per GPU
@@ -33,6 +40,7 @@ from ..core import home
 from ..core.errors import OptionError, TLCoreError, UsageError
 from ..core.jsonio import read_json, write_json
 from ..core.runs import Run, RunStore, process_alive
+from . import capacity
 from .space import load_space, points  # noqa: F401
 from .record import (FINAL_STATES, _pairs, _recorder, _write_record, new_search_id,  # noqa: F401
                      searches_dir, summarize)
@@ -59,8 +67,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file: str,
-              report=None) -> dict:
+              report=None, stage1_dir: str | None = None) -> dict:
     """Train one point in a `tlcore train` process; `report(metrics)` after every epoch.
+    With `stage1_dir`, the trial shares stage 1 there with trials of the same stage-1 options
+    (`training.stage1`).
 
     A trial whose run is already there (a search resumed after a stop or a kill) continues it
     from its checkpoint (`tlcore train --resume`), or starts it again where it has none.
@@ -73,7 +83,8 @@ def run_trial(options: dict, run_id: str, runs_dir: str, queue: bool, stop_file:
     cfg = pending / f"{run_id}.json"
     write_json(cfg, {"options": options})
     args = [sys.executable, "-m", "tlcore", "train", "--config", str(cfg), "--run-id", run_id,
-            "--runs-dir", str(root), "--json"] + (["--queue"] if queue else [])
+            "--runs-dir", str(root), "--json"] + (["--queue"] if queue else []) + \
+        (["--stage1-dir", str(stage1_dir)] if stage1_dir else [])
     earlier = Run(root / run_id)
     if earlier.path.exists():
         if earlier.state() == "completed":
@@ -137,7 +148,8 @@ def _trainable(config: dict, plan: dict) -> None:
     options = dict(plan["base"], **plan["points"][index], seed=seed,
                    name=f"search:{plan['id']}:{index}:{seed}")
     run_id = f"{plan['id']}-p{index}-s{seed}"
-    run_trial(options, run_id, plan["runs_dir"], plan["queue"], plan["stop_file"], report=tune.report)
+    run_trial(options, run_id, plan["runs_dir"], plan["queue"], plan["stop_file"], report=tune.report,
+              stage1_dir=plan.get("stage1_dir"))
 
 
 # --- the search ------------------------------------------------------------------------
@@ -203,8 +215,11 @@ def checked_points(base: dict, space, trials: int, grid: bool):
 def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: int = 1,
                metric: str = "val_accuracy", scheduler: str = "none", address: str | None = None,
                max_concurrent: int | None = None, runs_dir: str | None = None,
-               search_id: str | None = None) -> dict:
-    """Run a search to its end and return search.json's summary (see the module doc)."""
+               search_id: str | None = None, reuse: bool = True) -> dict:
+    """Run a search to its end and return search.json's summary (see the module doc).
+
+    `reuse` (default): trials with the same stage-1 options train stage 1 once (in the search
+    folder's stage1/, see `training.stage1`); False trains every trial's stage 1 (benchmarks)."""
     if metric not in METRICS:
         raise OptionError("metric", f"must be one of {', '.join(METRICS)}. Received: {metric!r}")
     if scheduler not in SCHEDULERS:
@@ -224,7 +239,8 @@ def run_search(base: dict, space, trials: int = 8, grid: bool = False, seeds: in
               "space": space, "grid": bool(grid), "seeds": seed_list, "metric": metric,
               "scheduler": scheduler, "address": address,
               "base": {k: v for k, v in resolved.items() if k not in space}, "points": chosen,
-              "runs_dir": str(store.root), "pid": os.getpid(), "trials": [], "best": None}
+              "runs_dir": str(store.root), "pid": os.getpid(), "reuse_stage1": bool(reuse),
+              "trials": [], "best": None}
     write_json(folder / "search.json", record)
     return _run(record, store, max_concurrent, data=str(resolved.get("data") or ""))
 
@@ -263,7 +279,13 @@ def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
     finished = {(t["point"], t["seed"]) for t in summarize(record, store)["trials"] if t["state"] in FINAL_STATES}
     plan = {"id": record["search_id"], "base": record["base"], "points": record["points"],
             "pairs": [pair for pair in _pairs(record) if pair not in finished],
-            "runs_dir": str(store.root), "queue": record.get("address") is None, "stop_file": str(folder / "stop")}
+            "runs_dir": str(store.root), "queue": record.get("address") is None, "stop_file": str(folder / "stop"),
+            "stage1_dir": str(folder / "stage1") if record.get("reuse_stage1", True) else None}
+    options = dict(record["base"], **(record["points"][0] if record["points"] else {}))
+    plan["concurrency"] = capacity.local(max_concurrent, options) if record.get("address") is None else \
+        {"max_concurrent": max_concurrent, "chosen_by": "max_concurrent" if max_concurrent else "default",
+         "reason": "decided once the cluster is joined"}
+    record["concurrency"] = plan["concurrency"]  # the same dict: the cluster's choice is filled in by `_tune`
     done = threading.Event()
     threading.Thread(target=_recorder, args=(folder, record, store, done), daemon=True).start()
     previous = {}
@@ -275,7 +297,7 @@ def _run(record: dict, store: RunStore, max_concurrent, data: str) -> dict:
     try:
         if plan["pairs"]:
             _tune(plan, record["seeds"], record["metric"], record["scheduler"], record.get("address"),
-                  max_concurrent, folder, data=data)
+                  plan["concurrency"]["max_concurrent"], folder, data=data)
     except BaseException as exc:
         done.set()
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
@@ -329,6 +351,9 @@ def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: P
     try:
         _check_shared_storage([data, plan["runs_dir"]])
         gpus = int(ray.cluster_resources().get("GPU", 0))
+        if address and "concurrency" in plan:  # one trial per GPU (else CPU), within the cluster's memory
+            plan["concurrency"].update(capacity.cluster(max_concurrent, plan["base"], ray.cluster_resources()))
+            max_concurrent = plan["concurrency"]["max_concurrent"]
         if address:
             resources = {"cpu": 1, "gpu": 1} if gpus else {"cpu": 1}
         else:  # this machine: one trial at a time, with every core

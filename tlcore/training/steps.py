@@ -15,13 +15,16 @@ from pathlib import Path
 from ..core.errors import TLCoreError
 from ..core.runs import Run, now_iso
 from ..recipe.config import TrainConfig
+from . import stage1
 from .jobs import StopRequested
 from .train import Checkpointer, _callbacks, chance_warning, save_atomic, streaming_warning, versions
 
 
-def train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds) -> dict:
+def train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: bool, ds,
+                 stage1_dir: str | None = None) -> dict:
     """Build, train stage by stage, record: the run's work once its folder exists and the
-    machine is free."""
+    machine is free. With `stage1_dir`, stage 1 is shared there with runs of the same stage-1
+    options (`stage1.Stage1Store`)."""
     import keras
 
     from . import device
@@ -31,6 +34,8 @@ def train_in_run(config: TrainConfig, run: Run, stop: StopRequested, resuming: b
     if dev["strategy_name"] == "MultiWorkerMirroredStrategy":
         stop.strategy = dev["strategy"]
     job = _build(_portable_backbone(config, run), run, stop, resuming, ds, dev)
+    if stage1_dir and stage1.applies(job.config, resuming, job.multi_worker):
+        job.stage1 = stage1.Stage1Store(stage1_dir, job.config, ds, job.source)
     state = _fit_stages(job)
     return _record(job, state)
 
@@ -60,6 +65,7 @@ class _Job:
     warnings: list = dataclasses.field(default_factory=list)
     from_features: object = None  # scores from cached features, while the backbone stays as stage 1 left it
     held: dict | None = None  # the baselines' pooled stage-1 features (`baselines.held_features`)
+    stage1: object = None  # stage1.Stage1Store: stage 1 shared with other runs
 
     @property
     def n_classes(self) -> int:
@@ -128,7 +134,7 @@ def _record_start(job: _Job) -> None:
 def _data(job: _Job) -> None:
     """The decoded train and validation images and their tf.data pipelines."""
     from . import device
-    from ..data.augment import augmentation_layers, augmentation_options
+    from ..data.augment import augmentation_options
     from ..data.pipeline import class_weights, make_dataset, split_arrays
     from ..recipe import optimizer as recipe
 
@@ -145,14 +151,28 @@ def _data(job: _Job) -> None:
     job.train, job.val = (x_train, y_train), (x_val, y_val)
     job.aug_opts = augmentation_options(config.augment, **config.augment_overrides())
     job.one_hot = recipe.one_hot(config, n_classes)
-    job.train_ds = make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True,
-                                augment=augmentation_layers(job.aug_opts, config.seed), seed=config.seed,
-                                one_hot=job.one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
+    _train_dataset(job)
     job.val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=job.one_hot) \
         if len(x_val) else None
     if job.multi_worker:
-        job.train_ds, job.val_ds = device.shard_by_data(job.train_ds), device.shard_by_data(job.val_ds)
+        job.val_ds = device.shard_by_data(job.val_ds)
     job.class_weights = class_weights(y_train, n_classes, config.class_weights)
+
+
+def _train_dataset(job: _Job) -> None:
+    """The training images' pipeline (shuffled, augmented), made anew for each stage that reads
+    images, so stage 2 starts the same whether or not stage 1 read them (or ran at all)."""
+    from . import device
+    from ..data.augment import augmentation_layers
+    from ..data.pipeline import make_dataset
+    from ..recipe import optimizer as recipe
+
+    config, (x_train, y_train) = job.config, job.train
+    job.train_ds = make_dataset(x_train, y_train, job.n_classes, config.batch_size, shuffle=True,
+                                augment=augmentation_layers(job.aug_opts, config.seed), seed=config.seed,
+                                one_hot=job.one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
+    if job.multi_worker:
+        job.train_ds = device.shard_by_data(job.train_ds)
 
 
 def _model(job: _Job) -> None:
@@ -193,12 +213,45 @@ def _fit_stages(job: _Job) -> str:
             continue
         if stage == 2 and epochs_done <= first:
             _hold_features(job)  # the frozen backbone's, before stage 2 changes it
-        _fit_stage(job, stage, n_epochs, lr, first, epochs_done)
+        if stage == 1 and job.stage1 is not None:
+            _shared_stage1(job, n_epochs, lr, first, epochs_done)
+        else:
+            _fit_stage(job, stage, n_epochs, lr, first, epochs_done)
         epochs_done = max((m["epoch"] for m in run.metrics()), default=epochs_done)
         if job.stop:
             return "stopped"
         first = last
     return "completed"
+
+
+def _shared_stage1(job: _Job, n_epochs: int, lr: float, first: int, epochs_done: int) -> None:
+    """Stage 1 from the shared store when a run with the same stage-1 options saved it, else
+    trained here and saved for the next; one run at a time per key."""
+    from ..recipe.plan import apply_stage
+    from ..recipe.surgery import parameter_counts
+
+    store, run = job.stage1, job.run
+    with store.turn(job.stop):
+        if job.stop:
+            return
+        info = store.load_into(job)
+        if info is None:
+            before = list(job.warnings)
+            _fit_stage(job, 1, n_epochs, lr, first, epochs_done)
+            if not job.stop:
+                store.save(job, [w for w in job.warnings if w not in before])
+            return
+    apply_stage(job.model, job.plan, 1)
+    run.write_status(stage=1, parameters=parameter_counts(job.model))
+    records = info.get("metrics") or []
+    for i, record in enumerate(records):
+        run.append_metric(record)
+        job.warn(chance_warning(records[:i + 1], job.n_classes, job.config))
+    for text in info.get("warnings") or []:
+        job.warn(text)
+    changes = {"feature_cache": info["feature_cache"]} if info.get("feature_cache") else {}
+    run.write_status(stage=1, epoch=max((m["epoch"] for m in records), default=0), epochs_total=job.config.epochs_total,
+                     stage1_shared={"key": store.key, "trained_by": info.get("trained_by")}, **changes)
 
 
 def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epochs_done: int) -> None:
@@ -212,6 +265,11 @@ def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epoc
 
     config, run, model, checkpoint = job.config, job.run, job.model, job.checkpoint
     x_train, _ = job.train
+    if stage == 2:  # seeded from the seed: the same start after stage 1 trained here or shared
+        import keras
+
+        keras.utils.set_random_seed(config.seed)
+        _train_dataset(job)
     apply_stage(model, job.plan, stage)
     run.write_status(stage=stage, parameters=parameter_counts(model))
     fit_model, fit_train, fit_val = model, job.train_ds, job.val_ds

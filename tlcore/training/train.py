@@ -158,9 +158,12 @@ def versions() -> dict:
 
 def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None = None,
           resume: str | None = None, queue: bool = False,
-          announce: Callable[[Path], None] | None = None) -> dict:
+          announce: Callable[[Path], None] | None = None, stage1_dir: str | None = None) -> dict:
     """Train one run; returns {run_dir, state, epochs, val_accuracy, test_accuracy, seconds, warnings,
     val_accuracy_interval, test_accuracy_interval, val_count, test_count, baselines}.
+
+    `stage1_dir` (a search's trials): share stage 1 there with runs of the same stage-1 options
+    (`stage1.Stage1Store`; the result is the same as without).
 
     Raises:
         TLCoreError: bad options or data, found before the run folder is made where possible;
@@ -239,7 +242,7 @@ def train(config: TrainConfig, runs_dir: str | None = None, run_id: str | None =
             run.write_status(state="running")
             from .steps import train_in_run
 
-            result = train_in_run(config, run, stop, bool(resume), ds)
+            result = train_in_run(config, run, stop, bool(resume), ds, stage1_dir)
     except StoppedWhileQueued:
         run.write_status(state="stopped", ended_at=now_iso())
         result = {"state": "stopped", "epochs": 0, "val_accuracy": None, "test_accuracy": None,
