@@ -56,7 +56,7 @@ TEMPLATES = [
        "do not match the images."),
     # tlcore.evaluation.baselines: the baselines' names and the warning when one beats the model
     N_("logistic regression on the backbone's pooled features"),
-    N_("kernel ridge (RBF, least-squares SVM) on raw pixels, 16x16 colour + 32x32 grey"),
+    N_("SVM (RBF) on raw pixels, 16x16 colour + 32x32 grey"),
     N_("A baseline beats the model: {name} scored {score} on the same {n} test images, above the model's "
        "{accuracy} and its 95% interval [{low}, {high}]. The network adds nothing here: try other options (more "
        "epochs, another learning rate or cut), or use the simpler model."),

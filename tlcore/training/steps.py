@@ -204,6 +204,10 @@ def _fit_stages(job: _Job) -> str:
     """Step 2: each stage with epochs left (a resumed run skips what it finished); "completed",
     or "stopped" when asked to stop."""
     config, run = job.config, job.run
+    if job.ds.files.get("test") or job.ds.files.get("validation"):
+        from ..evaluation.baselines import warm_up
+
+        warm_up()  # scikit-learn loads while the epochs run, for the baselines at the end
     epochs_done = max((m["epoch"] for m in run.metrics()), default=0) if job.resuming else 0
     first = 0
     for stage, n_epochs, lr in ((1, config.head_epochs, config.lr), (2, config.fine_tune_epochs, config.stage2_lr)):
