@@ -31,6 +31,8 @@ webrtc.preload()
 
 from studio import access, audience, caches, components as ui, state  # noqa: E402
 
+caches.keep_models_warm()  # no keras clear_session after each run: shared models keep their kernels
+
 st.set_page_config(page_title="TL Studio", page_icon=":material/model_training:", layout="wide")
 
 PAGES = {
