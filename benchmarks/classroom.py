@@ -32,8 +32,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (220, 40, 40), "green": (40, 200, 60), "blue": (40, 60, 220)}
+# every page is in the foreground on its own phone: no throttling of background pages' timers
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
+        "--disable-sync", "--disable-dev-shm-usage", "--disable-background-timer-throttling",
+        "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows",
+        "--disable-features=IntensiveWakeUpThrottling,CalculateNativeWinOcclusion"]
 LABEL_TIMEOUT = 30.0
 
 
@@ -89,6 +92,22 @@ def rss_bytes(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+def cpu_seconds(pid: int, skip: int | None = None) -> float:
+    """CPU time (user + system) of the process `pid` and its descendants, without `skip`'s tree."""
+    ticks = 0
+    tree = [pid, *_children(pid)]
+    skipped = {skip, *_children(skip)} if skip else set()
+    for p in tree:
+        if p in skipped:
+            continue
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -200,9 +219,12 @@ async def drive(link: str, n: int, seconds: float, every: float, pid: int) -> di
         while out["ready"] < n and not all(t.done() for t in tasks):
             await asyncio.sleep(0.5)
         start.set()
+        cpu0 = (cpu_seconds(pid), cpu_seconds(os.getpid(), skip=pid))
         peak = rss_bytes(pid)
-        while not all(t.done() for t in tasks):
+        cpu1 = cpu0
+        while not all(t.done() for t in tasks):  # sampled while the pages live (a closed one takes its CPU time along)
             peak = max(peak, rss_bytes(pid))
+            cpu1 = max(cpu1[0], cpu_seconds(pid)), max(cpu1[1], cpu_seconds(os.getpid(), skip=pid))
             await asyncio.sleep(0.5)
         await browser.close()
     lat = np.array(out["latencies"]) if out["latencies"] else np.zeros(0)
@@ -211,7 +233,9 @@ async def drive(link: str, n: int, seconds: float, every: float, pid: int) -> di
             "labels": len(lat), "latency_s": {**pct, "max": round(float(lat.max()), 3) if len(lat) else None},
             "errors": len(out["errors"]), "error_samples": out["errors"][:5], "wrong_labels": out["wrong"],
             "rss_one_session_mb": round(rss_one / 2**20), "rss_peak_mb": round(peak / 2**20),
-            "rss_growth_mb": round((peak - rss_one) / 2**20), "one_session_errors": one["errors"][:3]}
+            "rss_growth_mb": round((peak - rss_one) / 2**20), "one_session_errors": one["errors"][:3],
+            "cpu_s": {"server": round(cpu1[0] - cpu0[0], 1), "browsers": round(cpu1[1] - cpu0[1], 1)},
+            "load_average": os.getloadavg()}
 
 
 def main(argv=None) -> int:
