@@ -139,7 +139,7 @@ def classify(shared, image) -> dict:
 
 
 def show_result(shared, image, result: dict) -> None:
-    """The label (large), the top classes as bars, the photo, and Grad-CAM on tap."""
+    """The label (large) and the top classes as bars; on tap, the photo with Grad-CAM."""
     from tlcore.data.images import display_image
 
     with st.container(key="audience_result", border=True):
@@ -153,8 +153,7 @@ def show_result(shared, image, result: dict) -> None:
             st.progress(min(1.0, max(0.0, float(item["probability"]))),
                         text=f"{text.md(item['label'])} · {item['probability']:.0%}")
         cam_key = (shared.key, image.file_id)
-        if st.session_state.get(_CAM) != cam_key:
-            st.image(display_image(image), width="stretch")
+        if st.session_state.get(_CAM) != cam_key:  # the photo is drawn on tap only: each drop stays light
             if st.button("Where did it look?", key="audience_gradcam", icon=":material/visibility:",
                          help="Grad-CAM: where the features that decided the label lie."):
                 st.session_state[_CAM] = cam_key
@@ -164,11 +163,12 @@ def show_result(shared, image, result: dict) -> None:
             with st.spinner("Looking where it looked…"):
                 cam = ui.gradcam(shared.model, image, (*ui.model_stamp(shared.model), image.file_id, None))
             note = text.gradcam_note(cam)
+            photo, heat = st.columns(2)
+            photo.image(display_image(image), width="stretch")
             if note:
-                st.image(display_image(image), width="stretch")
-                st.caption(note)
+                heat.caption(note)
             else:
-                st.image(cam["overlay"], width="stretch", caption=f"Grad-CAM · {text.md(cam['label'])}")
+                heat.image(cam["overlay"], width="stretch", caption=f"Grad-CAM · {text.md(cam['label'])}")
 
 
 def live_classifier(shared):
