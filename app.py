@@ -12,6 +12,9 @@ entry file as its older multipage app, serving each file directly (skipping this
 password and sidebar) and answering a shared link such as ``/layers?backbone=...`` with a
 "Page not found" dialog. A page run on its own still refuses (`studio.components.page_guard`).
 
+A session opened by an audience link (``/audience?t=TOKEN``, made on the Predict page) sees only
+that run's audience page (views/audience.py, not in the sidebar): `studio.audience.route`.
+
 The selection survives a reload: on a fresh session the URL's query parameters are read
 back into it before the page runs (`studio.state.restore_from_url`), and after every run they
 are rewritten from it (`studio.state.write_url`), because Streamlit clears them on a page change.
@@ -29,8 +32,10 @@ from studio import webrtc
 # that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
 webrtc.preload()
 
-from studio import access, caches, components as ui, i18n, state  # noqa: E402
+from studio import access, audience, caches, components as ui, i18n, state  # noqa: E402
 from studio.i18n import _  # noqa: E402
+
+caches.keep_models_warm()  # no keras clear_session after each run: shared models keep their kernels
 
 i18n.choose()  # the session's language (?lang=, the switch, the browser) before any word is shown
 st.set_page_config(page_title=_("TL Studio"), page_icon=":material/model_training:", layout="wide")
@@ -54,12 +59,16 @@ PAGES = {
     ],
 }
 
-with st.sidebar:
-    i18n.switch()  # English / 한국어, kept in the URL (?lang=)
 access.guard_uploads_without_gate()  # served without server.py's gate: uploads before sign-in dropped
-if not ui.signed_in():  # a password is set, and this session has not signed in (or sat idle too long)
+if audience.route(PAGES):  # opened by an audience link: that run's page only, no password, no sidebar
+    caches.settle_heap()
+elif not ui.signed_in():  # a password is set, and this session has not signed in (or sat idle too long)
+    with st.sidebar:
+        i18n.switch()  # English / 한국어, kept in the URL (?lang=)
     st.navigation([st.Page(ui.login_page, title=_("Sign in"), icon=":material/lock:")]).run()
 else:
+    with st.sidebar:
+        i18n.switch()  # English / 한국어, kept in the URL (?lang=)
     page = st.navigation(PAGES)
     state.restore_from_url()  # a fresh session (a reload, a bookmark, a shared link): the URL's selection
     ui.reattach()

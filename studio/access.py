@@ -6,7 +6,9 @@ or not, and keeps what arrives in memory until the session ends. `UploadGate` is
 middleware (installed by ``server.py``, the served entry, through ``st.App``) that answers such a
 PUT before Streamlit takes its body (a small body is read and dropped, a large one left unread):
 403 for a session that has not signed in (when a password is set), 413 when the session would hold more than the upload limit (``server.maxUploadSize``, which is the
-largest dataset one session may upload: a zip, or a folder's files together).
+largest dataset one session may upload: a zip, or a folder's files together). A session opened by an
+audience link (`AUDIENCE`, `studio.audience`) may upload without signing in, up to
+`AUDIENCE_UPLOAD_MB` in all, while its link is not revoked.
 
 The signed-in sessions live here, in one process-wide table (the page script signs a session in
 and out; the gate, on the server's event loop, reads it). A session is signed out after
@@ -33,6 +35,7 @@ MAX_DELAY = 300.0       # the delay doubles with each failure, up to this
 FORGET_AFTER = 3600.0   # failures older than this (seconds) are forgotten
 UPLOAD_PATH = re.compile(r"/_stcore/upload_file/(?P<session>[^/]+)/[^/]+/?$")
 DRAIN_LIMIT = 1 << 20   # a refused upload up to this size is read (and dropped) so the client sees the answer
+AUDIENCE_UPLOAD_MB = 15  # what an audience session may hold in uploads (a phone photo or two)
 
 _now: Callable[[], float] = time.monotonic  # tests replace it to move time on
 
@@ -109,6 +112,89 @@ class Sessions:
 
 
 SESSIONS = Sessions()
+
+
+# --- audience sessions --------------------------------------------------------------
+
+class AudienceSessions:
+    """Sessions opened by an audience link: session id -> the link's id. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def open(self, session_id: str, link_id: str) -> None:
+        with self._lock:
+            self._links[session_id] = link_id
+
+    def close(self, session_id: str) -> None:
+        with self._lock:
+            self._links.pop(session_id, None)
+
+    def link(self, session_id: str) -> str | None:
+        with self._lock:
+            return self._links.get(session_id)
+
+    def drop_link(self, link_id: str) -> list[str]:
+        """Forget the sessions of a revoked link; their ids."""
+        with self._lock:
+            gone = [s for s, link in self._links.items() if link == link_id]
+            for s in gone:
+                del self._links[s]
+        return gone
+
+    def prune(self, alive) -> None:
+        """Forget sessions not in `alive` (the sessions still connected)."""
+        alive = set(alive)
+        with self._lock:
+            for s in [s for s in self._links if s not in alive]:
+                del self._links[s]
+
+    def sessions(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._links)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._links.clear()
+
+
+AUDIENCE = AudienceSessions()
+_LINK_STORES: dict = {}
+
+
+def audience_links():
+    """The audience links of the current home folder (`tlcore.core.links.AudienceLinks`, one per home)."""
+    from tlcore.core import home
+    from tlcore.core.links import AudienceLinks
+
+    root = str(home.home() / "audience")
+    store = _LINK_STORES.get(root)
+    if store is None:
+        store = _LINK_STORES[root] = AudienceLinks(root)
+    return store
+
+
+def audience_link_of(session_id: str) -> str | None:
+    """The id of the (not revoked) audience link `session_id` was opened with, or None."""
+    link_id = AUDIENCE.link(session_id)
+    if link_id is not None and not audience_links().is_active(link_id):
+        AUDIENCE.close(session_id)
+        return None
+    return link_id
+
+
+def active_session_ids() -> set[str] | None:
+    """The ids of the sessions connected to this server now (None without a runtime)."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return None
+    try:
+        manager = runtime.get_instance()._session_mgr
+        return {info.session.id for info in manager.list_active_sessions()}
+    except Exception:  # Streamlit's internals moved: nothing is pruned
+        return None
 
 
 # --- the sign-in throttle -----------------------------------------------------------
@@ -194,10 +280,15 @@ def free_uploads(session_id: str) -> None:
 
 def upload_refusal(session_id: str, length: int | None) -> tuple[int, str] | None:
     """Why an upload of `length` bytes for `session_id` is refused, as (HTTP status, reason); None if not."""
-    if required_password() and not SESSIONS.active(session_id):
+    signed_in = SESSIONS.active(session_id)
+    audience = not signed_in and audience_link_of(session_id) is not None
+    if required_password() and not signed_in and not audience:
         return 403, "Sign in to the studio before uploading files."
     limit = upload_limit_bytes()
     held = session_upload_bytes(session_id)
+    if audience and held + max(0, length or 0) > min(limit, AUDIENCE_UPLOAD_MB * 1024 * 1024):
+        return 413, (f"The audience page takes images of up to {AUDIENCE_UPLOAD_MB} MB; this one (with "
+                     f"{held} bytes held already) is larger. Send a smaller photo.")
     if held + max(0, length or 0) > limit:
         return 413, (f"This session already holds {held} bytes of uploads; with this file it would pass "
                      f"the limit of {limit} bytes (server.maxUploadSize).")
@@ -279,7 +370,7 @@ def guard_uploads_without_gate() -> None:
     add_file = manager.add_file
 
     def add_file_if_signed_in(session_id, file, *args, **kwargs):
-        if not SESSIONS.active(session_id):
+        if not SESSIONS.active(session_id) and audience_link_of(session_id) is None:
             LOG.warning("Upload dropped: session %s has not signed in", session_id)
             return None
         return add_file(session_id, file, *args, **kwargs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from studio import caches, charts, components as ui, live, state, text
+from studio import audience, caches, charts, components as ui, live, state, text
 from studio.i18n import N_, _, shown
 from tlcore.core.errors import TLCoreError
 from tlcore.ship.imagenet import imagenet_weights
@@ -42,6 +42,7 @@ def with_run() -> None:
     with c1:
         run = ui.pick_run(_("Model of run"), runs, "predict_run")
     state.put("run_dir", str(run.path))
+    audience.link_panel(run)
     labels = run.labels()
     k = c2.slider(_("Top k"), 1, max(1, min(10, len(labels))), min(5, max(1, len(labels))), key=f"top_k_{len(labels)}") \
         if len(labels) > 1 else 1

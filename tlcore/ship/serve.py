@@ -12,8 +12,9 @@ Imported only by the `serve` command: FastAPI and uvicorn load nowhere else.
 Errors are JSON {"error": "..."}: 401 without the bearer token (when one is set), 413 for a body,
 an image or a request's pixels over the limits, 415 for a file that is not an image, 422 for a
 malformed request, 429 after too many wrong tokens from one client.
-Images that arrive together are classified together: a batcher collects what is waiting (up to
-`MAX_BATCH` images, at most `WAIT_SECONDS` after the first) into one call of the model.
+Images that arrive together are classified together: a batcher (`batching.Batcher`, which the studio's
+audience page shares) collects what is waiting (up to `MAX_BATCH` images, at most `WAIT_SECONDS` after
+the first) into one call of the model.
 
 What a client can cost the server is bounded (docs/SECURITY.md):
 - the whole body (`max_body_mb`, default 64 MB) is counted as it streams, with a Content-Length or
@@ -50,6 +51,7 @@ from starlette.exceptions import HTTPException
 from ..core.errors import OptionError, TLCoreError
 from ..data.images import MAX_PIXELS, ImageProblem, image_size, load_image
 from ..data.outputs import predict_probabilities
+from .batching import Batcher
 from .limits import (DECODE_WORKERS, REQUEST_PIXELS, SERVER_PIXELS, BodyTooLarge, DecodePool, PixelBudget, TokenGuard, resolve_token)
 from .predict import load_model, top_labels
 
@@ -88,53 +90,6 @@ class Classifier:
         """One image (bytes or a seekable binary file) as the model's input; ImageProblem if it is none."""
         return load_image(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source,
                           self.input_size, self.resize)
-
-
-class Batcher:
-    """Classifies the images of requests that arrive together in one call, in one worker thread."""
-
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]):
-        self.fn = fn
-        self.queue: asyncio.Queue | None = None
-        self.loop = None
-        self.worker = None  # the task answering the queue (kept so it is not garbage-collected)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlcore-serve")
-        self.batches: list[int] = []  # sizes of the calls made (the tests read them)
-
-    async def submit(self, images: np.ndarray) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        if self.queue is None or self.loop is not loop:  # one queue and worker per event loop
-            self.queue, self.loop = asyncio.Queue(), loop
-            self.worker = loop.create_task(self._work(self.queue))
-        future = loop.create_future()
-        await self.queue.put((images, future))
-        return await future
-
-    async def _work(self, queue: asyncio.Queue) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            items = [await queue.get()]
-            count = len(items[0][0])
-            deadline = loop.time() + WAIT_SECONDS
-            while count < MAX_BATCH:
-                try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time()))
-                except asyncio.TimeoutError:
-                    break
-                items.append(item)
-                count += len(item[0])
-            try:
-                probs = await loop.run_in_executor(self.pool, self.fn, np.concatenate([i for i, _ in items]))
-                self.batches.append(len(probs))
-                start = 0
-                for images, future in items:
-                    if not future.done():
-                        future.set_result(probs[start:start + len(images)])
-                    start += len(images)
-            except Exception as exc:  # one failing call fails its requests, not the server
-                for _, future in items:
-                    if not future.done():
-                        future.set_exception(exc)
 
 
 def _error(status: int, text: str, headers: dict | None = None) -> JSONResponse:
@@ -209,7 +164,7 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
                           f"Received: {request_pixels}")
     limit = int(float(max_image_mb) * 1024 * 1024)
     max_body = int(float(max_body_mb) * 1024 * 1024)
-    batcher = Batcher(classifier.probabilities)
+    batcher = Batcher(classifier.probabilities, MAX_BATCH, WAIT_SECONDS, name="tlcore-serve")
     budget = PixelBudget(server_pixels)
     pool = DecodePool(executor=decoder)
     headers = ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="tlcore-headers")
@@ -218,6 +173,7 @@ def create_app(classifier: Classifier, token: str | None = None, max_image_mb: f
     async def lifespan(app):
         yield
         pool.shutdown()
+        batcher.close()
         headers.shutdown(wait=False)
 
     app = FastAPI(title=f"TL Studio model {classifier.name}", lifespan=lifespan,
