@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from studio import access, components as ui, text
+from studio.i18n import _
 from tlcore.core.errors import TLCoreError
 from tlcore.ship.batching import SharedModels
 
@@ -60,12 +61,12 @@ def route(pages: dict) -> bool:
         access.AUDIENCE.close(sid)
         MODELS.release(sid)
         st.session_state.pop(_LINK, None)
-        st.navigation([st.Page(_invalid, title="Audience link", url_path=URL_PATH, icon=":material/link_off:")],
+        st.navigation([st.Page(_invalid, title=_("Audience link"), url_path=URL_PATH, icon=":material/link_off:")],
                       position="hidden").run()
         return True
     access.AUDIENCE.open(sid, link.id)
     st.session_state[_LINK] = link
-    here = st.Page(PAGE, url_path=URL_PATH, title="Audience", icon=":material/groups:")
+    here = st.Page(PAGE, url_path=URL_PATH, title=_("Audience"), icon=":material/groups:")
     page = st.navigation({"": [here], **pages}, position="hidden")
     if page is here:
         with ui.routed():
@@ -84,16 +85,17 @@ def _prune() -> None:
 
 
 def _refused() -> None:
-    st.title("Not available")
-    st.error("This link opens one model's audience page only, not the rest of the studio.",
+    st.title(_("Not available"))
+    st.error(_("This link opens one model's audience page only, not the rest of the studio."),
              icon=":material/block:")
-    st.markdown(f"[Back to the audience page]({URL_PATH}?{PARAM}={st.session_state.get(_TOKEN, '')})")
+    st.markdown("[{back}]({path}?{param}={token})".format(back=_("Back to the audience page"), path=URL_PATH, param=PARAM,
+                                                          token=st.session_state.get(_TOKEN, "")))
 
 
 def _invalid() -> None:
-    st.title("TL Studio")
-    st.error("This audience link is not valid (any more): it was revoked, or its run was deleted. Ask the "
-             "presenter for a new one.", icon=":material/link_off:")
+    st.title(_("TL Studio"))
+    st.error(_("This audience link is not valid (any more): it was revoked, or its run was deleted. Ask the "
+               "presenter for a new one."), icon=":material/link_off:")
 
 
 # --- the audience page (views/audience.py) -------------------------------------------------
@@ -144,23 +146,23 @@ def show_result(shared, image, result: dict) -> None:
 
     with st.container(key="audience_result", border=True):
         if result["error"]:
-            st.error(f"Cannot read this image: {text.md(result['error'])}", icon=":material/broken_image:")
+            st.error(_("Cannot read this image: {error}").format(error=text.md(result["error"])), icon=":material/broken_image:")
             return
         best = result["top"][0]
         st.markdown(f"## {text.md(best['label'])}")
-        st.caption(f"{text.md(result['name'])} · {best['probability']:.0%} sure")
+        st.caption(_("{name} · {probability:.0%} sure").format(name=text.md(result["name"]), probability=best["probability"]))
         for item in result["top"]:
             st.progress(min(1.0, max(0.0, float(item["probability"]))),
                         text=f"{text.md(item['label'])} · {item['probability']:.0%}")
         cam_key = (shared.key, image.file_id)
         if st.session_state.get(_CAM) != cam_key:  # the photo is drawn on tap only: each drop stays light
-            if st.button("Where did it look?", key="audience_gradcam", icon=":material/visibility:",
-                         help="Grad-CAM: where the features that decided the label lie."):
+            if st.button(_("Where did it look?"), key="audience_gradcam", icon=":material/visibility:",
+                         help=_("Grad-CAM: where the features that decided the label lie.")):
                 st.session_state[_CAM] = cam_key
                 st.rerun()
             return
         with ui.guard("Grad-CAM"):
-            with st.spinner("Looking where it looked…"):
+            with st.spinner(_("Looking where it looked…")):
                 cam = ui.gradcam(shared.model, image, (*ui.model_stamp(shared.model), image.file_id, None))
             note = text.gradcam_note(cam)
             photo, heat = st.columns(2)
@@ -226,39 +228,39 @@ def link_panel(run) -> None:
 
     store = access.audience_links()
     made = st.session_state.setdefault("_audience_made", {})
-    with st.expander("Audience link: this model on the room's phones", icon=":material/qr_code_2:"):
+    with st.expander(_("Audience link: this model on the room's phones"), icon=":material/qr_code_2:"):
         if run.state() != "completed":
-            st.caption("Audience links are made from a completed run.")
+            st.caption(_("Audience links are made from a completed run."))
             return
-        st.caption("A read-only page for this run only: people drop or snap a photo (or point their camera) and see "
-                   "the label. It opens no other page of the studio, even without the password. Phones give "
-                   "the camera only over HTTPS (docs/OPERATIONS.md).")
+        st.caption(_("A read-only page for this run only: people drop or snap a photo (or point their camera) and "
+                     "see the label. It opens no other page of the studio, even without the password. Phones give "
+                     "the camera only over HTTPS (docs/OPERATIONS.md)."))
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        note = c1.text_input("Note (optional)", key="audience_note", max_chars=MAX_NOTE,
-                             placeholder="Room 101, Monday")
-        if c2.button("Make an audience link", key="audience_make", icon=":material/add_link:"):
-            with ui.guard("Making the audience link"):
+        note = c1.text_input(_("Note (optional)"), key="audience_note", max_chars=MAX_NOTE,
+                             placeholder=_("Room 101, Monday"))
+        if c2.button(_("Make an audience link"), key="audience_make", icon=":material/add_link:"):
+            with ui.guard(_("Making the audience link")):
                 link, token = store.create(run.path, note)
                 made[link.id] = token
         links = store.active(run.path)
         if not links:
-            st.caption("No active link to this run.")
+            st.caption(_("No active link to this run."))
         for link in links:
             with st.container(border=True):
                 a, b = st.columns([4, 1], vertical_alignment="center")
                 token = made.get(link.id)
                 with a:
-                    st.markdown(f"**Link {text.md(link.id)}** · made {text.md(link.created_at)}"
+                    st.markdown(_("**Link {id}** · made {when}").format(id=text.md(link.id), when=text.md(link.created_at))
                                 + (f" · {text.md(link.note)}" if link.note else ""))
                     if token:
                         url = link_url(token)
                         st.code(url, language=None)
-                        st.image(qr_png(url), width=180, caption="Scan to open")
+                        st.image(qr_png(url), width=180, caption=_("Scan to open"))
                     else:
-                        st.caption("Its address is shown only in the session that made it (the studio keeps only a "
-                                   "hash of the token). Make a new link to show one again.")
-                if b.button("Revoke", key=f"audience_revoke_{link.id}", icon=":material/link_off:",
-                            help="The link stops working at once, also for people who have it open."):
+                        st.caption(_("Its address is shown only in the session that made it (the studio keeps only "
+                                     "a hash of the token). Make a new link to show one again."))
+                if b.button(_("Revoke"), key=f"audience_revoke_{link.id}", icon=":material/link_off:",
+                            help=_("The link stops working at once, also for people who have it open.")):
                     store.revoke(link.id)
                     access.AUDIENCE.drop_link(link.id)
                     made.pop(link.id, None)
