@@ -144,14 +144,24 @@ def _data(job: _Job) -> None:
     job.train, job.val = (x_train, y_train), (x_val, y_val)
     job.aug_opts = augmentation_options(config.augment, **config.augment_overrides())
     job.one_hot = recipe.one_hot(config, n_classes)
-    job.train_ds = make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True,
-                                augment=augmentation_layers(job.aug_opts, config.seed), seed=config.seed,
-                                one_hot=job.one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
-    job.val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=job.one_hot) \
-        if len(x_val) else None
-    if job.multi_worker:
-        job.train_ds, job.val_ds = device.shard_by_data(job.train_ds), device.shard_by_data(job.val_ds)
+    mix = recipe.mixer(config.mixup, config.cutmix, config.seed)
+    augment = augmentation_layers(job.aug_opts, config.seed)
+
+    def train_ds(shard=None):
+        return make_dataset(x_train, y_train, n_classes, config.batch_size, shuffle=True, augment=augment,
+                            seed=config.seed, one_hot=job.one_hot, mix=mix, shard=shard)
+
+    def val_ds(shard=None):
+        return make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=job.one_hot, shard=shard)
+
     job.class_weights = class_weights(y_train, n_classes, config.class_weights)
+    if job.multi_worker:  # each worker reads its own rows of each batch (device.per_worker)
+        strategy = job.dev["strategy"]
+        job.train_ds = device.per_worker(strategy, train_ds, job.class_weights)
+        job.val_ds = device.per_worker(strategy, val_ds) if len(x_val) else None
+        job.class_weights = None  # in the training batches themselves
+    else:
+        job.train_ds, job.val_ds = train_ds(), val_ds() if len(x_val) else None
 
 
 def _model(job: _Job) -> None:
