@@ -248,6 +248,30 @@ class DecodedRows(Rows):
         return (DecodedRows, (self.paths, self.image_size, self.resize, self.threads))
 
 
+class Subset(Rows):
+    """Rows `keep` of another `Rows` (or ndarray), read from it on demand: a sample of a split
+    that is never gathered into one array."""
+
+    def __init__(self, source, keep):
+        self.source, self.keep = source, np.asarray(keep, dtype=np.int64).reshape(-1)
+        self.shape, self.dtype = (len(self.keep), *source.shape[1:]), np.dtype(source.dtype)
+        self.streamed = bool(getattr(source, "streamed", False))
+
+    def read(self, indexes) -> np.ndarray:
+        return read_rows(self.source, self.keep[np.asarray(indexes, dtype=np.int64).reshape(-1)])
+
+
+def chunks(source, max_bytes: int | None = None):
+    """`source` (an ndarray or `Rows`) in consecutive blocks of rows of at most `max_bytes`
+    (default CHUNK_BYTES; at least one row each): a pass over a split that holds one block."""
+    n = len(source)
+    row = max(1, int(np.prod(source.shape[1:], dtype=np.int64)) * np.dtype(source.dtype).itemsize)
+    step = max(1, int(CHUNK_BYTES if max_bytes is None else max_bytes) // row)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        yield source[start:stop] if isinstance(source, np.ndarray) else read_rows(source, np.arange(start, stop))
+
+
 def read_rows(source, indexes) -> np.ndarray:
     """Rows `indexes` of an ndarray or a `Rows`."""
     if isinstance(source, Rows):

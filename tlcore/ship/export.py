@@ -107,7 +107,7 @@ def representative_images(rm: RunModel, data=None, limit: int = REPRESENTATIVE_L
         return None
     ds.files["train"] = _spread(ds.files.get("train", []), limit)
     images, _, _, _ = split_arrays(ds, "train", rm.input_size, rm.resize)
-    return calibration_set(images.astype(np.float32)) if len(images) else None
+    return calibration_set(images) if len(images) else None
 
 
 def decision_images(rm: RunModel, images: np.ndarray | None, data=None, limit: int = CHECK_LIMIT) -> np.ndarray | None:
