@@ -186,3 +186,17 @@ def test_a_training_over_the_cache_cap_streams_says_so_and_scores_every_split(tl
     assert {12, 6} <= set(reads)  # train and validation (and test, 6 too) read through the decoder
     assert reads.count(12) >= 2 * 3  # 3 train batches in each of 2 epochs: decoded every epoch
     assert not list((tlhome / "cache").rglob("*.npy"))  # nothing stored over the cap
+
+
+def test_a_subset_and_chunks_read_only_what_they_are_asked(tmp_path, monkeypatch):
+    rows, full = _rows(tmp_path, n=10, shape=(2, 3, 3), chunks=(10,))
+    sub = mapped.Subset(rows, [7, 2, 5])
+    assert sub.shape == (3, 2, 3, 3) and sub.dtype == full.dtype
+    np.testing.assert_array_equal(sub[1:], full[[2, 5]])
+    asked = []
+    real = mapped.DiskRows.read
+    monkeypatch.setattr(mapped.DiskRows, "read", lambda self, i: asked.append(len(i)) or real(self, i))
+    monkeypatch.setattr(mapped, "CHUNK_BYTES", 18 * 4)  # four rows of 18 bytes
+    np.testing.assert_array_equal(np.concatenate(list(mapped.chunks(rows))), full)
+    assert asked == [4, 4, 2]
+    assert [len(c) for c in mapped.chunks(full, 18 * 3)] == [3, 3, 3, 1]  # an array: views of it
