@@ -84,13 +84,48 @@ def test_index_pipeline_keeps_the_order_of_a_full_shuffle(tmp_path):
     assert a != b and sorted(sum(a, [])) == list(range(23))
 
 
-def test_index_pipeline_shards_by_index(tmp_path):
-    rows, full = _rows(tmp_path, n=10, shape=(1,), chunks=(10,))
-    seen = []
-    for worker in range(2):
-        ds = mapped.index_dataset(rows, np.arange(10), 3, shard=(2, worker))
-        seen.append(sorted(int(v) for _, y in ds.as_numpy_iterator() for v in y))
-    assert seen == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+class _Recording(mapped.DiskRows):
+    """DiskRows that remember every index they were asked for."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.asked = []
+
+    def read(self, indexes):
+        self.asked.extend(int(i) for i in np.asarray(indexes).reshape(-1))
+        return super().read(indexes)
+
+
+@pytest.mark.parametrize("n,batch,workers", [(10, 4, 2), (23, 6, 3), (19, 8, 2), (12, 4, 4)])
+def test_index_pipeline_shards_by_index(tmp_path, n, batch, workers):
+    """Each worker reads only its rows: disjoint, together the split, the same number of batches,
+    each batch its share of the global one (at most one row apart between workers)."""
+    _rows(tmp_path, n=n, shape=(1,), chunks=(n,))
+    read, batches = [], []
+    for worker in range(workers):
+        rows = _Recording(tmp_path / "rows.npy")
+        ds = mapped.index_dataset(rows, np.arange(n), batch, shuffle=True, seed=3, shard=(workers, worker))
+        got = list(ds.as_numpy_iterator())
+        for x, y in got:
+            np.testing.assert_array_equal(x[:, 0], np.load(tmp_path / "rows.npy")[y][:, 0])
+        read.append(rows.asked)
+        batches.append([len(y) for _, y in got])
+    flat = sum(read, [])
+    assert sorted(flat) == list(range(n))  # disjoint and covering
+    assert len({len(b) for b in batches}) == 1  # a collective step waits for every worker
+    for step in zip(*batches):
+        assert max(step) - min(step) <= 1 and sum(step) <= batch
+
+
+def test_a_last_batch_shorter_than_the_workers_lends_its_rows(tmp_path):
+    _rows(tmp_path, n=9, shape=(1,), chunks=(9,))
+    sizes = []
+    for worker in range(4):
+        ds = mapped.index_dataset(mapped.DiskRows(tmp_path / "rows.npy"), np.arange(9), 4, shard=(4, worker))
+        sizes.append([len(y) for _, y in ds.as_numpy_iterator()])
+    assert sizes == [[1, 1, 1]] * 4  # 9 = 4 + 4 + 1: the last row is lent to all; no worker has an empty batch
+    with pytest.raises(ValueError, match="shard"):
+        mapped.index_dataset(mapped.DiskRows(tmp_path / "rows.npy"), np.arange(9), 4, shard=(2, 2))
 
 
 def test_decoding_holds_a_chunk_and_gives_the_same_rows(tlhome, make_dataset, monkeypatch):
@@ -151,3 +186,17 @@ def test_a_training_over_the_cache_cap_streams_says_so_and_scores_every_split(tl
     assert {12, 6} <= set(reads)  # train and validation (and test, 6 too) read through the decoder
     assert reads.count(12) >= 2 * 3  # 3 train batches in each of 2 epochs: decoded every epoch
     assert not list((tlhome / "cache").rglob("*.npy"))  # nothing stored over the cap
+
+
+def test_a_subset_and_chunks_read_only_what_they_are_asked(tmp_path, monkeypatch):
+    rows, full = _rows(tmp_path, n=10, shape=(2, 3, 3), chunks=(10,))
+    sub = mapped.Subset(rows, [7, 2, 5])
+    assert sub.shape == (3, 2, 3, 3) and sub.dtype == full.dtype
+    np.testing.assert_array_equal(sub[1:], full[[2, 5]])
+    asked = []
+    real = mapped.DiskRows.read
+    monkeypatch.setattr(mapped.DiskRows, "read", lambda self, i: asked.append(len(i)) or real(self, i))
+    monkeypatch.setattr(mapped, "CHUNK_BYTES", 18 * 4)  # four rows of 18 bytes
+    np.testing.assert_array_equal(np.concatenate(list(mapped.chunks(rows))), full)
+    assert asked == [4, 4, 2]
+    assert [len(c) for c in mapped.chunks(full, 18 * 3)] == [3, 3, 3, 1]  # an array: views of it

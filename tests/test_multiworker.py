@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from datagen import write_split
@@ -126,3 +127,58 @@ def test_a_stop_on_the_chief_ends_every_worker_and_a_dead_worker_fails_the_chief
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "failed" and status["error"].startswith("The cluster failed: worker 1")
     procs[1].communicate()
+
+
+_READER = r'''
+import json, sys
+import numpy as np
+from tlcore.data import mapped
+from tlcore.data.pipeline import make_dataset
+from tlcore.training import device
+
+class Recording(mapped.DiskRows):
+    asked = []
+
+    def read(self, indexes):
+        Recording.asked.extend(int(i) for i in np.asarray(indexes).reshape(-1))
+        return super().read(indexes)
+
+dev = device.setup("off")
+rows, labels = Recording(sys.argv[1]), np.arange(int(sys.argv[2])) % 2
+ds = device.per_worker(dev["strategy"], lambda shard: make_dataset(rows, labels, 2, 8, shuffle=True, seed=5,
+                                                                 shard=shard), class_weight={0: 1.0, 1: 3.0})
+steps, pairs = 0, []
+for batch in ds:
+    steps += 1
+    x, y, w = (dev["strategy"].experimental_local_results(v)[0] for v in batch)
+    pairs += [(float(a), float(b)) for a, b in zip(y.numpy().ravel(), w.numpy().ravel())]
+print(json.dumps({"read": Recording.asked, "steps": steps, "pairs": pairs, "workers": dev["replicas"]}))
+'''
+
+
+def test_each_worker_reads_only_its_rows_of_the_shared_file(tmp_path):
+    """Two workers over one cache file: each reads a disjoint set of row indexes, together the
+    whole split, in the same number of steps; class weights ride along in the batches."""
+    from tlcore.data.mapped import NpyWriter
+
+    n = 37
+    writer = NpyWriter(tmp_path / "rows.npy")
+    writer.append(np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1).repeat(3, axis=-1))
+    writer.close()
+    script = tmp_path / "reader.py"
+    script.write_text(_READER)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "rows.npy"), str(n)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(tmp_path / "home", TF_CONFIG=json.dumps(
+                                  {"cluster": cluster, "task": {"type": "worker", "index": i}})))
+             for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    got = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert [g["workers"] for g in got] == [2, 2]
+    reads = [g["read"] for g in got]
+    assert set(reads[0]).isdisjoint(reads[1]) and sorted(reads[0] + reads[1]) == list(range(n))
+    assert 0 < len(reads[0]) < n and got[0]["steps"] == got[1]["steps"] == -(-n // 8)
+    assert all(w == (3.0 if y == 1 else 1.0) for g in got for y, w in g["pairs"])

@@ -248,6 +248,30 @@ class DecodedRows(Rows):
         return (DecodedRows, (self.paths, self.image_size, self.resize, self.threads))
 
 
+class Subset(Rows):
+    """Rows `keep` of another `Rows` (or ndarray), read from it on demand: a sample of a split
+    that is never gathered into one array."""
+
+    def __init__(self, source, keep):
+        self.source, self.keep = source, np.asarray(keep, dtype=np.int64).reshape(-1)
+        self.shape, self.dtype = (len(self.keep), *source.shape[1:]), np.dtype(source.dtype)
+        self.streamed = bool(getattr(source, "streamed", False))
+
+    def read(self, indexes) -> np.ndarray:
+        return read_rows(self.source, self.keep[np.asarray(indexes, dtype=np.int64).reshape(-1)])
+
+
+def chunks(source, max_bytes: int | None = None):
+    """`source` (an ndarray or `Rows`) in consecutive blocks of rows of at most `max_bytes`
+    (default CHUNK_BYTES; at least one row each): a pass over a split that holds one block."""
+    n = len(source)
+    row = max(1, int(np.prod(source.shape[1:], dtype=np.int64)) * np.dtype(source.dtype).itemsize)
+    step = max(1, int(CHUNK_BYTES if max_bytes is None else max_bytes) // row)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        yield source[start:stop] if isinstance(source, np.ndarray) else read_rows(source, np.arange(start, stop))
+
+
 def read_rows(source, indexes) -> np.ndarray:
     """Rows `indexes` of an ndarray or a `Rows`."""
     if isinstance(source, Rows):
@@ -261,8 +285,13 @@ def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = 
 
     Shuffling permutes the indexes once per epoch (seeded: the order `Dataset.shuffle` with a
     full buffer gives for the same seed), never the rows themselves; batches are read in
-    parallel and in order. `shard` (workers, index) keeps every workers-th index of the
-    permutation for one worker, before any row is read. With `copies` > 1, `source` holds
+    parallel and in order. `shard` (workers, index) is one worker's share of every batch:
+    `batch_size` is then the global batch (all workers together), and this worker reads rows
+    index, index + workers, ... of each batch of the permutation (every worker draws the same
+    permutation from the seed), so the workers' indexes are disjoint, cover the split, and every
+    worker has the same number of batches (a collective step waits for all of them). Only a last
+    batch with fewer rows than workers lends one of its rows to each worker that has none. With
+    `copies` > 1, `source` holds
     `copies` versions of each of its n = len / copies items (copy c of item i at row c * n + i)
     and each epoch reads one version of every item, drawn at random (seeded).
     """
@@ -275,11 +304,11 @@ def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = 
     ds = tf.data.Dataset.range(n)
     if shuffle:
         ds = ds.shuffle(max(n, 1), seed=seed, reshuffle_each_iteration=True)
-    if shard:
-        ds = ds.shard(*shard)
     if copies > 1:  # a sequential map: the draws follow the order, not the threads' timing
         ds = ds.map(lambda i: i + n * tf.random.uniform([], 0, copies, dtype=tf.int64, seed=seed))
     ds = ds.batch(batch_size)
+    if shard:
+        ds = ds.map(_worker_share(*shard))
 
     def load(i):
         x = tf.numpy_function(lambda j: read_rows(source, j), [i], dtype, stateful=False)
@@ -287,6 +316,23 @@ def index_dataset(source, targets: np.ndarray, batch_size: int, shuffle: bool = 
         return x, tf.gather(y, i % n if copies > 1 else i)
 
     return ds.map(load, num_parallel_calls=_threads(), deterministic=True)
+
+
+def _worker_share(workers: int, index: int):
+    """The function of a batch of indexes giving worker `index`'s rows of it (see index_dataset)."""
+    import tensorflow as tf
+
+    workers, index = int(workers), int(index)
+    if workers < 1 or not 0 <= index < workers:
+        raise ValueError(f"shard must be (workers, index) with 0 <= index < workers. Received: {(workers, index)}")
+
+    def share(batch):
+        k = tf.shape(batch, out_type=tf.int64)[0]
+        mine = tf.range(index, k, workers, dtype=tf.int64)
+        lent = tf.reshape(index % tf.maximum(k, 1), [1])  # a batch shorter than the workers
+        return tf.gather(batch, tf.cond(k > index, lambda: mine, lambda: lent))
+
+    return share
 
 
 def _threads() -> int:

@@ -451,7 +451,8 @@ def make_dataset(images, labels: np.ndarray, num_classes: int, batch_size: int,
     """A tf.data pipeline over decoded images (an array, or `mapped.Rows` such as a split's cache
     file): a seeded per-epoch permutation of indexes, batches read by index in parallel, augment
     and `mix` (a function of a batch's images and targets, MixUp/CutMix; train only), prefetch.
-    `shard` (workers, index): one worker's share of the indexes."""
+    `shard` (workers, index): one worker's share of each batch of `batch_size` (the global
+    batch), read from its own rows only (`mapped.index_dataset`)."""
     import tensorflow as tf
 
     from .mapped import PREFETCH_BATCHES

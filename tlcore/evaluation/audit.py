@@ -22,12 +22,12 @@ MAX_FOLDS = 5
 MAX_DUPLICATES = 500
 
 
-def pooled(feats: np.ndarray) -> np.ndarray:
-    """[n, ...] backbone outputs as [n, d]: spatial maps averaged, anything else flattened."""
-    feats = np.asarray(feats, dtype=np.float32)
-    if feats.ndim == 4:
-        return feats.mean(axis=(1, 2))
-    return feats.reshape(len(feats), -1)
+def pooled(feats) -> np.ndarray:
+    """[n, ...] backbone outputs (an array or cache rows) as [n, d]: spatial maps averaged,
+    anything else flattened, a chunk at a time (`recipe.features.pooled`)."""
+    from ..recipe.features import pooled as pool
+
+    return pool(feats)
 
 
 def out_of_fold_probabilities(x: np.ndarray, y: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
@@ -97,9 +97,11 @@ def thumbnails(images: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     light crops barely move them, so they find copies the backbone's features blur."""
     import tensorflow as tf
 
+    from ..data.mapped import chunks
+
     out = []
-    for start in range(0, len(images), 256):
-        t = tf.image.resize(np.asarray(images[start:start + 256], dtype=np.float32), (side, side),
+    for block in chunks(images):  # an array or `mapped.Rows`, a chunk at a time
+        t = tf.image.resize(np.asarray(block, dtype=np.float32), (side, side),
                             antialias=True).numpy().reshape(-1, side * side * 3)
         out.append(t - t.mean(axis=1, keepdims=True))
     return np.concatenate(out) if out else np.zeros((0, side * side * 3), np.float32)
@@ -213,8 +215,8 @@ def dataset_features(config, ds=None) -> dict:
         if not ds.files.get(split):
             continue
         images, labels, paths, bad = split_arrays(ds, split, source.input_size, config.resize)
-        feats = features.cached(features.cache_key(split=split, copies=1, augment={}, **key),
-                                lambda: features.compute(extractor, images, config.batch_size))[0]
+        feats = features.first_copy(features.cached(features.cache_key(split=split, copies=1, augment={}, **key),
+                                                    into=features.computed(extractor, images, config.batch_size)))
         xs.append(pooled(feats))
         ts.append(thumbnails(images))
         ys.append(labels)

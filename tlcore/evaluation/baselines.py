@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.mapped import Subset, chunks
 from .stats import accuracy_interval
 
 MAX_TRAIN = 2000
@@ -80,15 +81,15 @@ def stratified_sample(labels: np.ndarray, limit: int = MAX_TRAIN, seed: int = 0)
     return np.sort(np.concatenate(keep))
 
 
-def pixel_vectors(images: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Images uint8 [n, h, w, 3] -> [n, 16*16*3 + 32*32] float32: area-averaged colour at 16x16
-    and grey at 32x32, values 0-1."""
+def pixel_vectors(images) -> np.ndarray:
+    """Images uint8 [n, h, w, 3] (an array or `mapped.Rows`, read a chunk at a time) ->
+    [n, 16*16*3 + 32*32] float32: area-averaged colour at 16x16 and grey at 32x32, values 0-1."""
     import tensorflow as tf
 
     small, grey_size = PIXEL_SIZES
     out = []
-    for start in range(0, len(images), batch):
-        x = tf.constant(np.asarray(images[start:start + batch], dtype=np.float32) / 255.0)
+    for block in chunks(images):
+        x = tf.constant(np.asarray(block, dtype=np.float32) / 255.0)
         colour = tf.image.resize(x, (small, small), method="area")
         grey = tf.image.resize(tf.image.rgb_to_grayscale(x), (grey_size, grey_size), method="area")
         out.append(np.concatenate([colour.numpy().reshape(len(x), -1), grey.numpy().reshape(len(x), -1)], axis=1))
@@ -98,8 +99,9 @@ def pixel_vectors(images: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def pooled(features) -> np.ndarray:
-    """Backbone features [n, ...spatial, c] averaged over space -> [n, c]."""
-    from ..recipe.features import pool
+    """Backbone features [n, ...spatial, c] (an array or cache rows) averaged over space -> [n, c],
+    a chunk at a time (`recipe.features.pooled`)."""
+    from ..recipe.features import pooled as pool
 
     return pool(features)
 
@@ -205,7 +207,8 @@ class RunBaselines:
     def __call__(self, split: str, images: np.ndarray, labels: np.ndarray) -> list[dict]:
         held = self.held if self.held is not None and len(self.held["test"]) == len(labels) else None
         keep = held["keep"] if held is not None else stratified_sample(self.y_train, self.max_train, self.seed)
-        x_train = self.x_train[keep] if len(keep) < len(self.y_train) else self.x_train
+        # a sample read from the decoded rows as it is used, never gathered into one array
+        x_train = Subset(self.x_train, keep) if len(keep) < len(self.y_train) else self.x_train
         y_train = np.asarray(self.y_train)[keep]
         train = {"pixels": pixel_vectors(x_train)}
         test = {"pixels": pixel_vectors(images)}
@@ -224,6 +227,6 @@ class RunBaselines:
 
         try:
             extractor = feature_extractor(self.model)
-            return pooled(compute(extractor, x_train)[0]), pooled(compute(extractor, images)[0])
+            return compute(extractor, x_train, pool=True)[0], compute(extractor, images, pool=True)[0]
         except (ValueError, KeyError):  # a model without the backbone/head layout (a saved model's)
             return None

@@ -138,9 +138,10 @@ def probe(config, cuts: list | None = None, max_images: int = 2000) -> list[dict
     arrays = {}
     for split in ("train", "validation"):
         images, labels, _, _ = split_arrays(ds, split, source.input_size, config.resize)
-        feats = features.cached(features.cache_key(split=split, **key),
-                                lambda: features.compute(model, images, config.batch_size))[0]
-        arrays[split] = (feats, labels)
+        # pooled vectors, written batch by batch as computed; the linear models read them whole
+        feats = features.first_copy(features.cached(features.cache_key(split=split, **key),
+                                                    into=features.computed(model, images, config.batch_size)))
+        arrays[split] = (np.asarray(feats), labels)
     (f_train, y_train), (f_val, y_val) = arrays["train"], arrays["validation"]
     if len(y_val) == 0 or len(y_train) == 0:
         raise TLCoreError("No readable images in the train or validation split; see `tlcore scan`.")

@@ -44,12 +44,14 @@ def stage1_key(source, config, ds, model) -> dict:
 
 
 def compute(extractor, images, batch_size: int = 32, augment: list | None = None,
-            copies: int = 1, seed: int = 0, out=None) -> np.ndarray | None:
+            copies: int = 1, seed: int = 0, out=None, pool: bool = False) -> np.ndarray | None:
     """Backbone features [copies, n, ...] (copies=1 without augmentation), one trace per extractor
     for all batches and calls (train, validation and test share it). `images` is an array or
     `mapped.Rows` (read batch by batch). With `out` (a `mapped.NpyWriter`), every batch is
     appended to it as it is computed (copy after copy) and None is returned: nothing but a batch
-    is held in memory."""
+    is held in memory. With `pool`, each batch's features are averaged over space at once
+    (`pooled`), [copies, n, channels]: what a linear model of a whole split needs, without ever
+    holding that split's feature maps."""
     import tensorflow as tf
 
     forward = _forward(extractor)
@@ -67,16 +69,38 @@ def compute(extractor, images, batch_size: int = 32, augment: list | None = None
                 for layer in augment:
                     x = layer(x, training=True)
                 x = tf.clip_by_value(x, 0.0, 255.0)
+            y = forward(x).numpy()
+            if pool:
+                y = _pool(y)
             if out is not None:
-                out.append(forward(x).numpy())
+                out.append(y)
             else:
-                parts.append(forward(x).numpy())
+                parts.append(y)
         if out is None:
-            stacked.append(np.concatenate(parts, axis=0) if parts else
-                           np.zeros((0, *extractor.output_shape[1:]), np.float32))
+            empty = (0, extractor.output_shape[-1]) if pool else (0, *extractor.output_shape[1:])
+            stacked.append(np.concatenate(parts, axis=0) if parts else np.zeros(empty, np.float32))
     if out is not None:
         return None
     return np.stack(stacked, axis=0)
+
+
+def pooled(features) -> np.ndarray:
+    """Features [n, ...] (an array or `mapped.Rows` such as a cache file) as [n, d]: feature maps
+    averaged over space, anything else flattened; read one chunk at a time."""
+    from ..data.mapped import chunks
+
+    parts = [_pool(block) for block in chunks(features)]
+    if parts:
+        return np.concatenate(parts, axis=0)
+    shape = tuple(features.shape[1:])
+    return np.zeros((0, shape[-1] if len(shape) > 1 else int(np.prod(shape))), np.float32)
+
+
+def _pool(block) -> np.ndarray:
+    block = np.asarray(block, dtype=np.float32)
+    if block.ndim > 2:
+        block = block.mean(axis=tuple(range(1, block.ndim - 1)))
+    return block.reshape(len(block), -1)
 
 
 _FORWARD: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
@@ -267,18 +291,6 @@ def lookup(key: str):
     return rows
 
 
-def pool(features, chunk: int = 512) -> np.ndarray:
-    """Features [n, ...spatial, c] (an array or `mapped.Rows`) averaged over space -> [n, c]
-    float32, read chunk by chunk."""
-    parts = []
-    for start in range(0, len(features), chunk):
-        block = np.asarray(features[start:start + chunk], dtype=np.float32)
-        if block.ndim > 2:
-            block = block.mean(axis=tuple(range(1, block.ndim - 1)))
-        parts.append(block.reshape(len(block), -1))
-    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 0), np.float32)
-
-
 def pooled_split(extractor, key: dict, split: str, images, batch_size: int = 32, keep=None) -> np.ndarray:
     """The stage-1 features of a split's images, pooled [n, c] (rows `keep` only, when given):
     read from the stage-1 cache entry of the whole split (`key` is `stage1_key`'s), else computed
@@ -292,9 +304,9 @@ def pooled_split(extractor, key: dict, split: str, images, batch_size: int = 32,
         rows = cached(name, into=computed(extractor, images, batch_size))
     if rows is not None:
         rows = first_copy(rows)
-        return pool(rows if keep is None else rows[np.asarray(keep)])
+        return pooled(rows if keep is None else rows[np.asarray(keep)])
     part = images.read(keep) if hasattr(images, "read") else np.asarray(images)[np.asarray(keep)]
-    return pool(compute(extractor, part, batch_size)[0])
+    return pooled(compute(extractor, part, batch_size)[0])
 
 
 def clear_cache() -> int:

@@ -107,7 +107,7 @@ def representative_images(rm: RunModel, data=None, limit: int = REPRESENTATIVE_L
         return None
     ds.files["train"] = _spread(ds.files.get("train", []), limit)
     images, _, _, _ = split_arrays(ds, "train", rm.input_size, rm.resize)
-    return calibration_set(images.astype(np.float32)) if len(images) else None
+    return calibration_set(images) if len(images) else None
 
 
 def decision_images(rm: RunModel, images: np.ndarray | None, data=None, limit: int = CHECK_LIMIT) -> np.ndarray | None:
@@ -133,6 +133,7 @@ def quantized_accuracy(rm: RunModel, run_fn, limit: int = 1000) -> dict:
     """{split, n, test_accuracy, float_test_accuracy, agreement} of a quantized copy (`run_fn`)
     against the float model on the run's test split (validation where there is none); n 0 and
     None figures, with `why`, when the run's dataset is not there."""
+    from ..data.mapped import chunks
     from ..data.pipeline import split_arrays
 
     empty = {"split": None, "n": 0, "test_accuracy": None, "float_test_accuracy": None, "agreement": None}
@@ -151,9 +152,12 @@ def quantized_accuracy(rm: RunModel, run_fn, limit: int = 1000) -> dict:
             continue
         index = {name: i for i, name in enumerate(rm.labels)}
         truth = np.array([index.get(ds.classes[int(k)], -1) for k in labels])
-        images = images.astype(np.float32)
-        float_top = rm.probabilities(images).argmax(1)
-        quant_top = np.asarray(run_fn(images)).argmax(1)
+        float_top, quant_top = [], []
+        for block in chunks(images):  # a chunk at a time as float32, never the split at once
+            x = block.astype(np.float32)
+            float_top.append(rm.probabilities(x).argmax(1))
+            quant_top.append(np.asarray(run_fn(x)).argmax(1))
+        float_top, quant_top = np.concatenate(float_top), np.concatenate(quant_top)
         return {"split": split, "n": int(len(images)), "test_accuracy": float((quant_top == truth).mean()),
                 "float_test_accuracy": float((float_top == truth).mean()),
                 "agreement": float((quant_top == float_top).mean())}

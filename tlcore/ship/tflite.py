@@ -46,40 +46,33 @@ def check_options(quantize: str, io: str) -> None:
                                 f"Received: io={io!r} with quantize={quantize!r}")
 
 
-def calibration_set(images: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Calibration images: every one of `images` and augmented copies of them.
+def calibration_set(images, seed: int = 0):
+    """Calibration images: every one of `images` and augmented copies of them, float32 RGB 0-255.
 
     Copies are flipped left-right (half of them) and cropped to 70-100% of each side and stretched
     back: the framing a model meets after training, not only its training images. Colours are left
     as they are: brightness and contrast jitter widened the calibrated ranges and cost agreement
     with the float model on real photos (docs/PERFORMANCE.md). The set holds at least
     `CALIBRATION_MIN` images (at most `CALIBRATION_MAX`, never fewer than the originals); the same
-    images and seed give the same set.
+    images and seed give the same set. `images` is an array or `mapped.Rows` (a split's cache
+    file); the set is `mapped.Rows` too, each image read (and its copy made) when it is used.
     """
-    import numpy as np
-    from PIL import Image
+    from .calibration import CalibrationRows
 
-    originals = np.asarray(images, dtype=np.float32)
-    n = len(originals)
-    if not n:
-        return originals
-    total = max(n, min(CALIBRATION_MAX, max(CALIBRATION_MIN, 2 * n)))
-    rng = np.random.default_rng(seed)
-    h, w = originals.shape[1:3]
-    copies = []
-    for k in range(total - n):
-        img = originals[k % n]
-        if rng.random() < 0.5:
-            img = img[:, ::-1]
-        ch, cw = max(1, int(round(h * rng.uniform(0.7, 1.0)))), max(1, int(round(w * rng.uniform(0.7, 1.0))))
-        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        crop = np.clip(img[top:top + ch, left:left + cw], 0, 255).astype(np.uint8)
-        copies.append(np.asarray(Image.fromarray(crop).resize((w, h), Image.BILINEAR), dtype=np.float32))
-    return np.concatenate([originals, np.stack(copies)]) if copies else originals
+    return CalibrationRows(images, seed, CALIBRATION_MIN, CALIBRATION_MAX)
+
+
+def _float_batches(images, batch_size: int = 32):
+    """`images` (an array or `mapped.Rows`) as float32 batches, read one batch at a time."""
+    import numpy as np
+
+    from ..data.mapped import read_rows
+
+    for start in range(0, len(images), batch_size):
+        yield read_rows(images, np.arange(start, min(start + batch_size, len(images)))).astype(np.float32)
 
 
 def _converter(model, quantize: str, io: str, representative: np.ndarray | None):
-    import numpy as np
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -92,15 +85,15 @@ def _converter(model, quantize: str, io: str, representative: np.ndarray | None)
             raise OptionError("quantize", f"Full-integer quantization ({{option}} {quantize}) needs representative "
                               "images: the run's training images are not there. Pass {option:data} FOLDER with "
                               "images like the ones the model will see.")
-        samples = np.array(representative, dtype=np.float32)
-        # The input's range is calibrated like any activation's: pin it to the 0-255 a user feeds
-        # (one pixel each way), or images without pure black or white would narrow it and clip.
-        samples[0, 0, 0] = 0.0
-        samples[0, -1, -1] = 255.0
-
-        def gen():
-            for img in samples:
-                yield [img[None]]
+        def gen():  # read a batch at a time, never the whole set
+            first = True
+            for batch in _float_batches(representative):
+                if first:  # The input's range is calibrated like any activation's: pin it to the
+                    # 0-255 a user feeds (one pixel each way), or images without pure black or
+                    # white would narrow it and clip.
+                    batch[0, 0, 0], batch[0, -1, -1], first = 0.0, 255.0, False
+                for img in batch:
+                    yield [img[None]]
 
         converter.representative_dataset = gen
         # Per-channel weights wherever the converter allows (convolutions are per channel by
@@ -148,7 +141,6 @@ def convert_report(model, quantize: str = "none", io: str = "float32", represent
     Raises:
         TLCoreError: full-integer without representative images; a failed conversion.
     """
-    import numpy as np
     check_options(quantize, io)
     converter = _converter(model, quantize, io, representative)
     if quantize == "int8-mixed":  # the full-integer model first, integer kernels only
@@ -159,7 +151,7 @@ def convert_report(model, quantize: str = "none", io: str = "float32", represent
         raise _failed(quantize, exc) from None
     if quantize != "int8-mixed":
         return full, None
-    images = np.asarray(representative if check is None or not len(check) else check, dtype=np.float32)
+    images = representative if check is None or not len(check) else check
     reference = _top1(_keras_outputs(model, images))
     agreement = float((_top1(run(full, images)) == reference).mean())
     info = {"threshold": MIXED_AGREEMENT, "n": int(len(images)), "full_integer_agreement": agreement,
@@ -185,7 +177,7 @@ def convert_report(model, quantize: str = "none", io: str = "float32", represent
 
 def _keras_outputs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
     import numpy as np
-    outs = [np.asarray(model(images[i:i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
+    outs = [np.asarray(model(x, training=False)) for x in _float_batches(images, batch_size)]
     return np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)
 
 
@@ -199,8 +191,11 @@ def _debugger(model, representative: np.ndarray, denylisted=None):
     import numpy as np
     import tensorflow as tf
 
-    samples = np.asarray(representative, dtype=np.float32)
-    debug = samples[np.linspace(0, len(samples) - 1, min(DEBUG_SAMPLES, len(samples))).round().astype(int)]
+    from ..data.mapped import read_rows
+
+    n = len(representative)
+    debug = read_rows(representative, np.linspace(0, n - 1, min(DEBUG_SAMPLES, n)).round().astype(int)
+                      ).astype(np.float32)
 
     def gen():
         for img in debug:
@@ -295,7 +290,7 @@ def run(path, images: np.ndarray) -> np.ndarray:
     in_q, out_q = _quant(inp), _quant(out)
     results = []
     resized = False
-    for img in np.asarray(images, dtype=np.float32):
+    for img in (img for batch in _float_batches(images) for img in batch):
         if not resized and list(inp["shape"][1:]) != list(img.shape):
             interp.resize_tensor_input(inp["index"], [1, *img.shape])
         if not resized:

@@ -123,16 +123,29 @@ def any_worker(strategy, flag: bool) -> bool:
     return bool(fn(tf.constant(1.0 if flag else 0.0)).numpy() > 0)
 
 
-def shard_by_data(dataset):
-    """A dataset from memory, split between workers batch by batch (each worker reads every
-    image; auto-sharding by files cannot apply to arrays, so the policy is set explicitly)."""
+def per_worker(strategy, make, class_weight: dict | None = None):
+    """A dataset each worker builds for itself: `make(shard)` with shard = (workers, this
+    worker's index), which reads only this worker's rows (`data.mapped.index_dataset`), each
+    batch already this worker's share of the global one. Nothing is sharded or rebatched after
+    it (tf.distribute's auto-sharding would have every worker read every image and keep a part).
+    `class_weight` ({class: weight}) becomes a third element, sample weights, since Keras cannot
+    map a distributed dataset itself."""
     import tensorflow as tf
 
-    if dataset is None:
-        return None
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
+    def build(context):
+        ds = make((context.num_input_pipelines, context.input_pipeline_id))
+        if class_weight:
+            table = tf.constant([class_weight.get(i, 1.0) for i in range(max(class_weight) + 1)], tf.float32)
+
+            def weigh(x, t):
+                cls = tf.argmax(t, axis=-1) if t.shape.rank == 2 and t.shape[-1] > 1 else \
+                    tf.reshape(tf.cast(t, tf.int64), [-1])
+                return x, t, tf.gather(table, cls)
+
+            ds = ds.map(weigh)
+        return ds
+
+    return strategy.distribute_datasets_from_function(build)
 
 
 def worker_failure(exc: BaseException) -> str | None:

@@ -2,6 +2,9 @@
 batch by batch, record the smoothed loss, stop when it explodes, suggest the steepest fall."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from ..core.errors import OptionError, TLCoreError
@@ -41,7 +44,7 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     from ..data.outputs import loss_name, targets
     from ..recipe.plan import apply_stage, make_plan
     from ..backbones.source import load_source
-    from ..recipe.optimizer import make_optimizer
+    from ..data.mapped import DiskRows, NpyWriter
 
     if stage not in (1, 2):
         raise OptionError("stage", f"must be 1 or 2. Received: {stage}")
@@ -65,12 +68,24 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
     model = build_model(config, source, n_classes)
     head = model.get_layer("head")
     apply_stage(model, make_plan(config, n_classes, source), stage)
-    if stage == 1:
-        data, net = features.compute(feature_extractor(model), x, config.batch_size)[0], head
-    else:
-        data, net = x.astype(np.float32), model
-    loss = loss_name(n_classes)
-    target = targets(y, n_classes)
+    with tempfile.TemporaryDirectory(prefix="tlcore-lrfind-") as tmp:
+        if stage == 1:  # the sample's features go to a file as they are computed, read back by batch
+            writer = NpyWriter(Path(tmp) / "features.npy")
+            features.compute(feature_extractor(model), x, config.batch_size, out=writer)
+            writer.close()
+            data, net = DiskRows(writer.path), head
+        else:  # the decoded images themselves, read by batch
+            data, net = x, model
+        return _range_test(net, data, targets(y, n_classes), loss_name(n_classes), config, stage,
+                           min_lr, max_lr, steps)
+
+
+def _range_test(net, data, target, loss, config, stage: int, min_lr: float, max_lr: float, steps: int) -> dict:
+    """The test itself: `steps` batches of `data` (an array or `mapped.Rows`, read batch by batch)
+    at exponentially rising rates."""
+    from ..data.mapped import read_rows
+    from ..recipe.optimizer import make_optimizer
+
     opt = make_optimizer(config.optimizer, min_lr)
     net.compile(optimizer=opt, loss=loss)
     rng = np.random.default_rng(config.seed)
@@ -80,7 +95,7 @@ def lr_find(config, stage: int = 1, min_lr: float = 1e-7, max_lr: float = 1.0, s
         lr = min_lr * factor ** i
         opt.learning_rate.assign(lr)
         idx = rng.choice(len(data), min(config.batch_size, len(data)), replace=False)
-        value = net.train_on_batch(data[idx], target[idx])
+        value = net.train_on_batch(read_rows(data, idx).astype(np.float32), target[idx])
         value = float(value[0] if isinstance(value, (list, tuple)) else value)
         if not np.isfinite(value):
             break

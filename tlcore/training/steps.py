@@ -151,12 +151,18 @@ def _data(job: _Job) -> None:
     job.train, job.val = (x_train, y_train), (x_val, y_val)
     job.aug_opts = augmentation_options(config.augment, **config.augment_overrides())
     job.one_hot = recipe.one_hot(config, n_classes)
-    _train_dataset(job)
-    job.val_ds = make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=job.one_hot) \
-        if len(x_val) else None
-    if job.multi_worker:
-        job.val_ds = device.shard_by_data(job.val_ds)
     job.class_weights = class_weights(y_train, n_classes, config.class_weights)
+
+    def val_ds(shard=None):
+        return make_dataset(x_val, y_val, n_classes, config.batch_size, one_hot=job.one_hot, shard=shard)
+
+    if not len(x_val):
+        job.val_ds = None
+    elif job.multi_worker:  # each worker reads its own rows of each batch (device.per_worker)
+        job.val_ds = device.per_worker(job.dev["strategy"], val_ds)
+    else:
+        job.val_ds = val_ds()
+    _train_dataset(job)
 
 
 def _train_dataset(job: _Job) -> None:
@@ -168,11 +174,17 @@ def _train_dataset(job: _Job) -> None:
     from ..recipe import optimizer as recipe
 
     config, (x_train, y_train) = job.config, job.train
-    job.train_ds = make_dataset(x_train, y_train, job.n_classes, config.batch_size, shuffle=True,
-                                augment=augmentation_layers(job.aug_opts, config.seed), seed=config.seed,
-                                one_hot=job.one_hot, mix=recipe.mixer(config.mixup, config.cutmix, config.seed))
-    if job.multi_worker:
-        job.train_ds = device.shard_by_data(job.train_ds)
+    augment = augmentation_layers(job.aug_opts, config.seed)
+    mix = recipe.mixer(config.mixup, config.cutmix, config.seed)
+
+    def train_ds(shard=None):
+        return make_dataset(x_train, y_train, job.n_classes, config.batch_size, shuffle=True, augment=augment,
+                            seed=config.seed, one_hot=job.one_hot, mix=mix, shard=shard)
+
+    if job.multi_worker:  # each worker reads its own rows of each batch; class weights ride in the batches
+        job.train_ds = device.per_worker(job.dev["strategy"], train_ds, job.class_weights)
+    else:
+        job.train_ds = train_ds()
 
 
 def _model(job: _Job) -> None:
@@ -299,7 +311,8 @@ def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epoc
 
     fit_model.fit(fit_train, validation_data=fit_val, epochs=first + n_epochs,
                   initial_epoch=max(first, epochs_done),
-                  class_weight=job.class_weights, verbose=1 if stderr_is_tty() else 2, shuffle=False,
+                  class_weight=None if job.multi_worker else job.class_weights,  # per_worker: in the batches
+                  verbose=1 if stderr_is_tty() else 2, shuffle=False,
                   callbacks=_callbacks(run, job.stop, stage, config.epochs_total, job.best, config.early_stopping,
                                        checkpoint, on_epoch))
     checkpoint.hold = False
