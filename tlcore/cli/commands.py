@@ -56,7 +56,7 @@ def _cmd_scan(a):
 
 _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
-            "scheduler", "address", "max_concurrent", "search_id"}
+            "scheduler", "address", "max_concurrent", "search_id", "auto", "budget"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -96,6 +96,17 @@ def _train(a):
     def announce(path):
         print(f"run_dir: {path}", file=sys.stderr, flush=True)
 
+    if a.auto or a.budget is not None:
+        if not a.auto:
+            raise UsageError("tlcore train: --budget goes with --auto")
+        if a.resume or a.twin:
+            raise UsageError("tlcore train: --auto starts new runs; it does not go with --resume or "
+                             "--twin-from-scratch")
+        from ..search.auto import auto_train, process_started
+
+        given = {k: v for k, v in vars(a).items() if k not in _CONTROL}
+        return auto_train(given, a.budget, a.config_file, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue,
+                          announce=announce, started=process_started())
     if a.resume:
         if a.twin:
             raise UsageError("tlcore train: --twin-from-scratch starts new runs; it does not go with --resume")

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wait for the machine: one training at a time, first in first out")
     p.add_argument("--twin-from-scratch", dest="twin", action="store_true",
                    help="then train the same model from random weights, to compare (JSON gains twin)")
+    p.add_argument("--auto", action="store_true",
+                   help="choose every option not given here inside --budget: probe, learning-rate finder, "
+                        "successive-halving search, k-fold when validation is small (JSON gains auto)")
+    p.add_argument("--budget", help="with --auto: seconds, or with m/h, e.g. 90, 10m, 1h (default 10m)")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
