@@ -192,3 +192,33 @@ def autoplan_keys():
     from tlcore.search.auto import AUTO_KEYS
 
     return AUTO_KEYS
+
+
+# --- the Train page -----------------------------------------------------------------------------
+
+def test_train_page_auto_hides_the_options_it_chooses_and_shows_its_choice(tmp_path, monkeypatch):
+    import apphelp
+    from tlcore.core.jsonio import write_json
+
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    data = write_split(tmp_path / "home" / "data", counts=(4, 2, 2))
+    folder = tmp_path / "home" / "auto" / "a1"
+    folder.mkdir(parents=True)
+    write_json(folder / "auto.json", {
+        "auto_id": "a1", "state": "completed", "phase": "done", "budget_s": 120.0, "used_s": 118.0,
+        "pid": os.getpid(), "chosen": {"lr": 0.003, "augment": "strong"}, "reason": "point 1 of 3 had the best",
+        "trials": [{"run_dir": str(tmp_path / "r1"), "options": {"lr": 0.003}, "val_accuracy": 0.75, "fold": None}]})
+    at = apphelp.open_page("views/5_Train.py", data=str(data), backbone="MobileNetV2", input_size=32, weights="none")
+    assert any(n.label.startswith("Stage 1 epochs") for n in at.number_input)
+    at.segmented_control(key="w:train_mode").set_value("Auto").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(n.label.startswith("Stage 1 epochs") for n in at.number_input)  # auto chooses those
+    assert at.slider(key="w:auto_budget").value == 10
+    at.session_state["_auto_dir"] = str(folder)
+    at.run()
+    frames = [df.value for df in at.dataframe]
+    assert any("augment" in list(f["option"]) for f in frames if "option" in f.columns)
+    assert any(list(f["validation accuracy"]) == [0.75] for f in frames if "validation accuracy" in f.columns)
+    assert "point 1 of 3 had the best" in "\n".join(c.value for c in at.caption)

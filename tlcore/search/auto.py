@@ -128,7 +128,7 @@ def _costs(config, sizes: list[int]) -> autoplan.Costs:
         t0 = time.perf_counter()
         source.backbone.predict(x, verbose=0)
         ms[int(source.input_size)] = autoplan.quantize(1000 * (time.perf_counter() - t0) / 32)
-    return autoplan.Costs(ms, autoplan.quantize(2 * _process_seconds()))
+    return autoplan.Costs(ms, autoplan.quantize(1.5 * _process_seconds()))
 
 
 def _sizes(kind: str, config, fixed: set) -> list[int]:
@@ -177,7 +177,9 @@ def _unfreeze_choices(config, n_classes: int) -> list[str]:
 
     plan = make_plan(config.replace(fine_tune_epochs=max(config.fine_tune_epochs, 1)), n_classes)
     cut, u = int(plan.cut_index), plan.unfreeze_index
-    if u is None or u >= cut:
+    if u is None or u >= cut:  # a shallow cut (the probe's): two thirds of what is left
+        u = (2 * cut) // 3
+    if cut < 3:
         return []
     picks = [u, (u + cut) // 2, max(1, u - (cut - u))]
     names = []
@@ -315,9 +317,17 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     n_train, n_val = len(ds.files.get("train", [])), len(ds.files.get("validation", []))
     if n_train < 2:
         raise TLCoreError("Auto mode needs training images of at least 2 classes; see `tlcore scan`.")
-    k = autoplan.fold_count(n_train + n_val, n_val)
     sizes = _sizes(kind, config, fixed)
     costs = _costs(config, sizes)
+    k = autoplan.fold_count(n_train + n_val, n_val)
+    n_all = n_train + n_val
+    fold_train, fold_val = (n_all - n_all // k, n_all // k) if k else (n_train, n_val)
+    if len(sizes) > 1:  # sizes whose full training would take over a quarter of the budget are left out
+        affordable = [s for s in sizes if costs.trial_s(s, fold_train, fold_val, config.head_epochs,
+                                                        config.fine_tune_epochs, True) <= budget_s / 4]
+        sizes = affordable or sizes[:1]
+    if "input_size" not in fixed and config.backbone:  # the probe, the range test and a plan without
+        config = config.replace(input_size=sizes[0])   # a search use the cheapest size
     if kind == "transfer" and "cut" not in fixed and n_val:
         cut = _probe_cut(config, notes)
         if cut:
@@ -330,18 +340,19 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
             notes.append(f"learning rate {lr:g} (the default: the range test failed: {exc})")
     if kind == "transfer":
         unfreeze = _unfreeze_choices(config, len(ds.classes)) if "unfreeze_from" not in fixed else []
+        if unfreeze:
+            config = config.replace(unfreeze_from=unfreeze[0])
         space = autoplan.transfer_space(fixed, lr, sizes, unfreeze,
                                         augments=not ({"flip", "rotation", "zoom"} & fixed))
     else:
         cuts = list(autoplan.SCRATCH_CUTS) if config.backbone == "MobileNetV2" else []
         space = autoplan.scratch_space(fixed, lr, sizes, cuts)
-    n_all = n_train + n_val
-    fold_train, fold_val = (n_all - n_all // k, n_all // k) if k else (n_train, n_val)
     base = config.replace(lr=lr).to_dict()
     if kind == "scratch" and "fine_tune_lr" not in fixed:  # from scratch, every epoch runs at stage 2's rate
         base["fine_tune_lr"] = lr
     plan = autoplan.make_plan(kind, base, space, costs, budget_s, config.seed, fold_train, fold_val, k,
                               augment_default=config.augment != "none")
+    k = plan.k  # the plan may hold fewer folds (or none) than the data asked for
     record.update(phase="searching", plan=plan.to_dict(), costs={"ms_per_image": costs.ms_per_image,
                                                                  "fixed_s": costs.fixed_s})
     write_json(folder / "auto.json", record)

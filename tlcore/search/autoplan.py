@@ -183,7 +183,8 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
     reserved first; Ray's start and, with folds, the finalists' cross-validation come next; the
     rest holds as many trials as successive halving's expected cost allows (each trial to the
     first rung, half of them to the second, ...), at least MIN_TRIALS, at most MAX_TRIALS. When
-    even MIN_TRIALS do not fit, the epochs shrink first.
+    MIN_TRIALS and the cross-validation do not fit, the folds go down to 3, then to none (the
+    validation split alone chooses), then the epochs shrink.
     """
     head = int(base.get("head_epochs", 0))
     fine = int(base.get("fine_tune_epochs", 0))
@@ -200,19 +201,21 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
         epochs = sum(max(1, n // 2 ** i) * (r - (rungs(e)[i - 1] if i else 0)) for i, r in enumerate(rungs(e)))
         return n * costs.fixed_s + per_epoch * epochs
 
-    def fits(h, f, n):
+    def fits(h, f, n, k):
         final = full(h, f) * (1 + RESERVE_MARGIN) - costs.fixed_s / 2  # no new process for the final run
         cv = FINALISTS * (k - 1) * full(h, f) if k else 0.0
         return budget_s - final - RAY_SECONDS - cv - costs.fixed_s >= halving(h, f, n)  # fixed_s: probe, lr-find
 
-    while (head + fine) > 2 and not fits(head, fine, MIN_TRIALS):
+    # fewer folds first (down to 3, then none: validation alone), then fewer epochs
+    k = next((kk for kk in sorted({k, min(k, 3)}, reverse=True) if kk and fits(head, fine, MIN_TRIALS, kk)), 0)
+    while (head + fine) > 2 and not fits(head, fine, MIN_TRIALS, k):
         head, fine = (max(head * 2 // 3, 1 if head else 0), max(fine * 2 // 3, 1 if fine else 0))
         if head + fine <= 2:
             break
     n = MIN_TRIALS
-    while n < MAX_TRIALS and fits(head, fine, n + 1):
+    while n < MAX_TRIALS and fits(head, fine, n + 1, k):
         n += 1
-    if not fits(head, fine, n):
+    if not fits(head, fine, n, k):
         n = 0  # no room for a search: the final run alone, on the measured choices
     points = draw_points(space, n, seed) if n and space else []
     final = full(head, fine)
