@@ -222,3 +222,14 @@ def test_train_page_auto_hides_the_options_it_chooses_and_shows_its_choice(tmp_p
     assert any("augment" in list(f["option"]) for f in frames if "option" in f.columns)
     assert any(list(f["validation accuracy"]) == [0.75] for f in frames if "validation accuracy" in f.columns)
     assert "point 1 of 3 had the best" in "\n".join(c.value for c in at.caption)
+
+
+def test_tlcore_stop_on_an_auto_folder_asks_it_to_stop(tmp_path, capfd):
+    from tlcore.cli.commands import main
+    from tlcore.core.jsonio import write_json
+
+    folder = tmp_path / "auto" / "a1"
+    folder.mkdir(parents=True)
+    write_json(folder / "auto.json", {"auto_id": "a1", "state": "running", "pid": os.getpid()})
+    assert main(["stop", str(folder), "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["stop_requested"] is True and (folder / "stop").exists()

@@ -177,6 +177,11 @@ def _cmd_stop(a):
 
     from ..run import Run
 
+    if (Path(a.run_dir) / "auto.json").exists():  # an auto mode's folder: its search and its final run
+        from ..search.auto import stop_auto
+
+        stop_auto(a.run_dir)
+        return {"auto_dir": a.run_dir, "stop_requested": True}
     if (Path(a.run_dir) / "search.json").exists():
         from ..search.record import request_stop
 

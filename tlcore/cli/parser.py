@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
     p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
     _add_config_options(p)
-    p = cmd("stop", "ask a running training (or a search's folder: all its trials) to stop")
+    p = cmd("stop", "ask a running training (or a search's or an auto mode's folder: all its trials) to stop")
     p.add_argument("run_dir", help=RUN + " (or a search's folder)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("evaluate", "score a run on its test split (or validation)")
