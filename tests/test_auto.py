@@ -233,3 +233,40 @@ def test_tlcore_stop_on_an_auto_folder_asks_it_to_stop(tmp_path, capfd):
     write_json(folder / "auto.json", {"auto_id": "a1", "state": "running", "pid": os.getpid()})
     assert main(["stop", str(folder), "--json"]) == 0
     assert json.loads(capfd.readouterr().out)["stop_requested"] is True and (folder / "stop").exists()
+
+
+def test_cross_validation_picks_the_best_mean_over_the_folds(tmp_path, monkeypatch):
+    """Fold 0 (the search) prefers point 0; the other folds prefer point 1 enough to win on the mean."""
+    import time
+
+    from tlcore.core.jsonio import append_jsonl, write_json
+    from tlcore.search import auto, tune
+
+    accuracy = {(0, 1): 0.5, (0, 2): 0.5, (1, 1): 0.9, (1, 2): 0.9}
+
+    def fake_trial(options, run_id, runs_dir, queue, stop_file, report=None):
+        point, fold = int(run_id.split("-p")[1].split("-f")[0]), int(run_id.rsplit("-f", 1)[1])
+        run = Path(runs_dir) / run_id
+        run.mkdir(parents=True)
+        write_json(run / "config.json", {"options": options})
+        write_json(run / "status.json", {"state": "completed"})
+        append_jsonl(run / "metrics.jsonl", {"epoch": 1, "val_accuracy": accuracy[point, fold], "val_loss": 0.1})
+        return {"state": "completed"}
+
+    monkeypatch.setattr(tune, "run_trial", fake_trial)
+    plan = autoplan.AutoPlan("transfer", {"lr": 0.001}, {}, [{"lr": 1}, {"lr": 2}], 1, 1, 3, 2)
+    scored = [(-0.8, 0.1, 0, {"options": {"lr": 1}}, 2), (-0.7, 0.1, 1, {"options": {"lr": 2}}, 2)]
+    folder = tmp_path / "auto"
+    folder.mkdir()
+    watcher = auto._Watcher(folder / "stop")
+    trials = []
+    try:
+        winner, note = auto._cross_validate(scored, plan, ["f0", "f1", "f2"], None, str(tmp_path / "runs"), False,
+                                            watcher, {"auto_id": "a", "auto_dir": str(folder)}, trials,
+                                            time.time() + 600)
+    finally:
+        watcher.done.set()
+    assert winner[2] == 1 and "3-fold" in note  # means: point 0 (0.8+0.5+0.5)/3 = 0.6, point 1 0.833
+    assert sorted((t["point"], t["fold"]) for t in trials) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    names = [json.loads(Path(t["run_dir"], "config.json").read_text())["options"]["name"] for t in trials]
+    assert all(n.startswith("auto:a:") for n in names)
