@@ -260,8 +260,9 @@ def auto_panel(folder: str) -> None:
                    + (f", {plan_['folds']}-fold cross-validation of the best {plan_['finalists']}" if plan_.get("folds") else ""))
     if record.get("chosen") is not None:
         auto_choice(record)
-    if record.get("run_dir"):
+    if record.get("run_dir") and state.get("run_dir") != record["run_dir"]:  # the final run: follow it below
         state.put("run_dir", record["run_dir"])
+        st.rerun()
 
 
 def auto_choice(auto: dict) -> None:
