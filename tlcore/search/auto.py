@@ -19,8 +19,6 @@ so the whole command ends within the budget plus the final run's saving and scor
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +28,7 @@ from ..core.errors import OptionError, TLCoreError
 from ..core.jsonio import read_json, write_json
 from ..core.runs import Run, RunStore
 from . import autoplan
+from .automeasure import _costs, _family, _find_lr, _probe_cut, _sizes, _unfreeze_choices
 from .record import new_search_id
 
 AUTO_KEYS = ("budget_s", "used_s", "trials", "chosen", "reason")
@@ -47,147 +46,6 @@ def process_started() -> float:
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return time.time()
-
-
-# --- the family and its measured costs ---------------------------------------------------
-
-def _family(options: dict, fixed: set) -> tuple[str, dict]:
-    """transfer or scratch, and the options to start from: a pretrained backbone (given, or
-    MobileNetV2 with ImageNet weights when they are on this machine) is transferred; weights none,
-    or no weights to be had, trains small networks from scratch (scratch-small's options under the
-    given ones)."""
-    from ..recipe.presets import get_preset
-
-    out = dict(options)
-    if not out.get("backbone") and not out.get("backbone_file"):
-        out["backbone"] = "MobileNetV2"
-    weights = out.get("weights", "imagenet")
-    if out.get("backbone_file") or (weights not in ("none", None) and weights != "imagenet"):
-        return "transfer", out
-    if weights == "imagenet":
-        from ..backbones.assets import check_imagenet_weights
-
-        try:
-            check_imagenet_weights(out["backbone"], out.get("input_size"))
-            return "transfer", out
-        except TLCoreError:
-            if "weights" in fixed:
-                raise
-    scratch = dict(get_preset("scratch-small").options)
-    if "backbone" in fixed and out["backbone"] != scratch["backbone"]:
-        scratch.pop("cut", None)
-    scratch.update({k: out[k] for k in fixed if k in out})
-    scratch.update({k: out[k] for k in ("data", "seed", "val_split", "test_split", "name") if k in out})
-    scratch["weights"] = "none"
-    return "scratch", scratch
-
-
-def _process_seconds() -> float:
-    """Seconds a new `tlcore train` process needs before it trains (Python, TensorFlow, Keras,
-    tlcore's training): measured once per machine and cached in the home's auto-costs.json."""
-    from ..backbones.latency import machine_key
-
-    path = home.home() / "auto-costs.json"
-    data = read_json(path, default={}) or {}
-    key = machine_key()
-    if isinstance(data.get(key), dict) and data[key].get("process_s"):
-        return float(data[key]["process_s"])
-    t0 = time.perf_counter()
-    if "keras" not in sys.modules:  # this process pays the same imports now: time them here
-        import importlib
-
-        importlib.import_module("keras")
-        importlib.import_module("tlcore.training.steps")
-    else:
-        subprocess.run([sys.executable, "-c", "import keras, tlcore.training.steps"], check=False,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    seconds = round(time.perf_counter() - t0, 2)
-    data = read_json(path, default={}) or {}
-    data[key] = {"process_s": seconds, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    write_json(path, data)
-    return seconds
-
-
-def _costs(config, sizes: list[int]) -> autoplan.Costs:
-    """ms per image of the backbone at each size (the latency cache; a model file is timed here)."""
-    ms = {}
-    if config.backbone:
-        from ..backbones.latency import measure
-
-        for size in sizes:
-            ms[int(size)] = float(measure([config.backbone], int(size))[0]["ms_batch32"])
-    else:
-        import numpy as np
-
-        from ..backbones.source import load_source
-
-        source = load_source(config)
-        x = np.zeros((32, source.input_size, source.input_size, 3), "float32")
-        source.backbone.predict(x, verbose=0)
-        t0 = time.perf_counter()
-        source.backbone.predict(x, verbose=0)
-        ms[int(source.input_size)] = autoplan.quantize(1000 * (time.perf_counter() - t0) / 32)
-    return autoplan.Costs(ms, autoplan.quantize(1.5 * _process_seconds()))
-
-
-def _sizes(kind: str, config, fixed: set) -> list[int]:
-    from ..backbones.build import check_input_size
-
-    if "input_size" in fixed or not config.backbone:
-        return [int(config.resolved().input_size or 0)] if config.backbone else []
-    default = check_input_size(config.backbone, None)
-    out = []
-    for size in (autoplan.SCRATCH_SIZES if kind == "scratch" else autoplan.TRANSFER_SIZES):
-        if size > default:
-            continue
-        try:
-            out.append(check_input_size(config.backbone, size))
-        except TLCoreError:
-            continue
-    return out or [default]
-
-
-# --- the measured choices before the search ---------------------------------------------
-
-def _probe_cut(config, notes: list) -> str | None:
-    from ..evaluation.probe import probe, suggest
-
-    results = probe(config)
-    best = suggest(results)
-    if best is None:
-        return None
-    notes.append(f"cut {best['cut']}: the shallowest block end whose linear probe comes within 0.01 of the "
-                 f"best ({best['val_accuracy']:.3f} validation accuracy, {len(results)} cuts probed)")
-    return best["cut"]
-
-
-def _find_lr(config, stage: int, notes: list) -> float:
-    from ..training.lrfind import lr_find
-
-    found = float(lr_find(config, stage=stage, steps=60, max_images=256)["suggested_lr"])
-    lr = autoplan._round(min(max(found, 1e-5), 0.03))
-    notes.append(f"learning rate around {lr:.2g}: the range test's steepest fall (stage {stage})")
-    return lr
-
-
-def _unfreeze_choices(config, n_classes: int) -> list[str]:
-    """Three unfreeze points from the plan: the default one, half as deep, twice as deep."""
-    from ..recipe.plan import make_plan
-
-    plan = make_plan(config.replace(fine_tune_epochs=max(config.fine_tune_epochs, 1)), n_classes)
-    cut, u = int(plan.cut_index), plan.unfreeze_index
-    if u is None or u >= cut:  # a shallow cut (the probe's): two thirds of what is left
-        u = (2 * cut) // 3
-    if cut < 3:
-        return []
-    picks = [u, (u + cut) // 2, max(1, u - (cut - u))]
-    names = []
-    for i in picks:
-        name = plan.layers[i].name
-        if name not in names:
-            names.append(name)
-    return names
 
 
 # --- folds -----------------------------------------------------------------------------
@@ -328,12 +186,18 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         sizes = affordable or sizes[:1]
     if "input_size" not in fixed and config.backbone:  # the probe, the range test and a plan without
         config = config.replace(input_size=sizes[0])   # a search use the cheapest size
-    if kind == "transfer" and "cut" not in fixed and n_val:
+    def late(share: float, what: str) -> bool:  # the measurements took their share: go on without it
+        if time.time() - t0 <= share * budget_s:
+            return False
+        notes.append(f"no {what}: {time.time() - t0:.0f} s of the budget were gone before it")
+        return True
+
+    if kind == "transfer" and "cut" not in fixed and n_val and not late(0.25, "probe"):
         cut = _probe_cut(config, notes)
         if cut:
             config = config.replace(cut=cut)
     lr = config.lr
-    if "lr" not in fixed:
+    if "lr" not in fixed and not late(0.35, "learning-rate range test"):
         try:
             lr = _find_lr(config, 1 if kind == "transfer" else 2, notes)
         except TLCoreError as exc:
@@ -358,7 +222,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     write_json(folder / "auto.json", record)
     final_s = plan.estimate_s["final"] * (1 + autoplan.RESERVE_MARGIN)
     search_end = t0 + budget_s - final_s - plan.estimate_s["cross_validation"]
-    trials, chosen_point, chosen_epoch, why = [], {}, 0, ""
+    trials, chosen_point, why = [], {}, ""
     if plan.points and not watcher.stopped():
         fold_dirs = _write_folds(ds, k, config.seed, folder / "folds") if k else []
         data = fold_dirs[0] if k else config.data
@@ -391,16 +255,10 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
                 best, cv_note = _cross_validate(scored, plan, fold_dirs, config, runs_dir, queue, watcher,
                                                 record, trials, t0 + budget_s - final_s)
                 notes.append(cv_note)
-            chosen_point, chosen_epoch = dict(best[3]["options"]), best[4]
+            chosen_point = dict(best[3]["options"])
             why = (f"point {best[2]} of {len(plan.points)} had the best validation accuracy "
                    f"({-best[0]:.3f}) of {len(scored)} trials scored")
     final = dict(plan.base, **chosen_point)
-    if chosen_epoch and chosen_point:  # the epoch where the chosen trial peaked, when it ran them all
-        total = plan.head_epochs + plan.fine_tune_epochs
-        if chosen_epoch < total:
-            final["head_epochs"] = min(plan.head_epochs, chosen_epoch)
-            final["fine_tune_epochs"] = max(0, chosen_epoch - plan.head_epochs)
-            notes.append(f"{chosen_epoch} epochs: where the chosen trial's validation accuracy peaked")
     final.update(data=config.data, val_split=config.val_split, test_split=config.test_split,
                  name=config.name or f"auto:{record['auto_id']}")
     left = t0 + budget_s - time.time()  # load made the steps before slower than measured: fewer epochs
