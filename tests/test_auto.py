@@ -149,7 +149,7 @@ def test_a_plain_train_runs_without_importing_ray(tmp_path):
 
 # --- a real auto run ----------------------------------------------------------------------------
 
-BUDGET = 150
+BUDGET = 180
 
 
 @pytest.mark.slow

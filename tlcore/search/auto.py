@@ -32,6 +32,7 @@ from .automeasure import _costs, _family, _find_lr, _probe_cut, _sizes, _unfreez
 from .record import new_search_id
 
 AUTO_KEYS = ("budget_s", "used_s", "trials", "chosen", "reason")
+FINAL_STOP = 0.95  # the final run is asked to stop here: its saving, scoring and baselines follow
 
 
 def autos_dir() -> Path:
@@ -261,7 +262,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     final = dict(plan.base, **chosen_point)
     final.update(data=config.data, val_split=config.val_split, test_split=config.test_split,
                  name=config.name or f"auto:{record['auto_id']}")
-    left = t0 + budget_s - time.time()  # load made the steps before slower than measured: fewer epochs
+    left = t0 + FINAL_STOP * budget_s - time.time()  # load made the steps before slower: fewer epochs
     epochs = int(final["head_epochs"]) + int(final["fine_tune_epochs"])
     if left < plan.estimate_s["final"] and epochs > 1 and "head_epochs" not in fixed and "fine_tune_epochs" not in fixed:
         share = max(left, 0.0) / max(plan.estimate_s["final"], 1e-9)
@@ -284,7 +285,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     from ..training.train import train
 
     def on_run(path):
-        watcher.at(t0 + budget_s, Path(path) / "stop")
+        watcher.at(t0 + FINAL_STOP * budget_s, Path(path) / "stop")
         record["run_dir"] = str(path)
         write_json(folder / "auto.json", record)
         if announce:
