@@ -270,3 +270,17 @@ def test_cross_validation_picks_the_best_mean_over_the_folds(tmp_path, monkeypat
     assert sorted((t["point"], t["fold"]) for t in trials) == [(0, 1), (0, 2), (1, 1), (1, 2)]
     names = [json.loads(Path(t["run_dir"], "config.json").read_text())["options"]["name"] for t in trials]
     assert all(n.startswith("auto:a:") for n in names)
+
+
+def test_the_python_api_takes_auto_and_budget_the_same_way(tmp_path):
+    import tlcore
+    from tlcore.core.errors import TLCoreError
+
+    data = write_split(tmp_path / "data", counts=(4, 2, 2))
+    with pytest.raises(OptionError, match="auto=True"):
+        tlcore.train(data, budget="10m", backbone="MobileNetV2")
+    with pytest.raises(OptionError) as info:  # the same check as --budget, before any work
+        tlcore.train(data, auto=True, budget="soon", backbone="MobileNetV2")
+    assert info.value.option == "budget"
+    with pytest.raises(TLCoreError):
+        tlcore.train(data, auto=True, background=True)
