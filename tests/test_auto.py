@@ -284,3 +284,9 @@ def test_the_python_api_takes_auto_and_budget_the_same_way(tmp_path):
     assert info.value.option == "budget"
     with pytest.raises(TLCoreError):
         tlcore.train(data, auto=True, background=True)
+
+
+def test_without_room_for_a_search_the_final_run_keeps_the_epochs_its_share_holds():
+    costs = autoplan.Costs({96: 1.0}, fixed_s=20.0)
+    plan = autoplan.make_plan("transfer", BASE, {"lr": [0.001, 0.003]}, costs, 100, 0, 400, 100, 0)
+    assert plan.points == [] and (plan.head_epochs, plan.fine_tune_epochs) == (10, 5)  # 10+5 fit in 100 s

@@ -216,7 +216,14 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
     while n < MAX_TRIALS and fits(head, fine, n + 1, k):
         n += 1
     if not fits(head, fine, n, k):
-        n = 0  # no room for a search: the final run alone, on the measured choices
+        # no room for a search: the final run alone, on the measured choices, with as many of the
+        # given epochs as its share of the budget holds (not the epochs shrunk for the trials)
+        n, k = 0, 0
+        head, fine = int(base.get("head_epochs", 0)), int(base.get("fine_tune_epochs", 0))
+        while head + fine > 1 and full(head, fine) * (1 + RESERVE_MARGIN) + costs.fixed_s > budget_s:
+            head, fine = (max(head * 2 // 3, 1 if head else 0), max(fine * 2 // 3, 1 if fine else 0))
+            if head + fine <= 2:
+                break
     points = draw_points(space, n, seed) if n and space else []
     final = full(head, fine)
     estimate = {"search": round(halving(head, fine, len(points)) + RAY_SECONDS, 1) if points else 0.0,
