@@ -240,15 +240,18 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         if watcher.stopped():
             raise KeyboardInterrupt("stopped")
         record["search_dir"] = summary["search_dir"]
-        scored = []
+        scored, partial = [], []
         for t in summary["trials"]:
             cut = Run(t["run_dir"]).stop_requested()  # the budget's cut, not ASHA's early stop
             acc, loss, epoch = _score(t["run_dir"])
             trials.append({"run_dir": t["run_dir"], "options": t["options"], "val_accuracy": acc,
                            "state": t["state"], "point": t["point"], "fold": 0 if k else None,
                            "cut_by_budget": cut, "epochs": t.get("epochs")})
-            if acc is not None and not cut:
-                scored.append((-acc, loss if loss is not None else 0.0, t["point"], t, epoch))
+            if acc is not None:
+                (partial if cut else scored).append((-acc, loss if loss is not None else 0.0, t["point"], t, epoch))
+        if not scored and partial:  # every scored trial was cut: their epochs so far are all there is
+            scored = partial
+            notes.append("every scored trial was cut by the budget: chosen on the epochs they finished")
         scored.sort(key=lambda s: s[:3])
         if scored:
             best = scored[0]
@@ -292,6 +295,16 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
             announce(path)
 
     result = train(final_config, runs_dir=runs_dir, run_id=run_id, queue=queue, announce=on_run)
+    if result.get("state") == "stopped" and result.get("epochs") and not watcher.stopped():
+        # stopped by the budget, not by the user: scored as `tlcore evaluate` does (no baselines)
+        from ..evaluation.evaluate import evaluate_run
+
+        ev = evaluate_run(result["run_dir"])
+        if ev.get("split") == "test":
+            result.update(test_accuracy=ev.get("accuracy"), test_accuracy_interval=ev.get("accuracy_interval"),
+                          test_count=ev.get("count"))
+        notes.append("the final run was stopped by the budget and scored on its best epoch so far")
+        reason = "; ".join([reason, notes[-1]])
     auto = {"budget_s": budget_s, "used_s": round(time.time() - t0, 1),
             "trials": [{k: t[k] for k in ("run_dir", "options", "val_accuracy", "fold", "cut_by_budget")}
                        for t in trials],
