@@ -15,6 +15,9 @@ as given, whose config.json repeats it. Every trial is a normal run named after 
 Time: a watcher stops the search's trials when the search's share of the budget is spent (the
 final training's estimate stays reserved) and asks the final run to stop at the budget's end,
 so the whole command ends within the budget plus the final run's saving and scoring.
+
+Not here yet: choosing an ensemble of the best runs (issue 22's `--ensemble K` is another branch's);
+its hook is `scored` in `_auto`, the scored trials best first.
 """
 from __future__ import annotations
 
