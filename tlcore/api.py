@@ -102,7 +102,8 @@ def plan(backbone: str | None = None, backbone_file: PathLike | None = None, cla
 
 def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run_id: str | None = None,
           config: PathLike | None = None, queue: bool = False, background: bool = False,
-          progress: bool = True, seeds: int = 1, ensemble: int = 0, **options: Any) -> Run:
+          progress: bool = True, seeds: int = 1, ensemble: int = 0, auto: bool = False,
+          budget: float | str | None = None, **options: Any) -> Run:
     """Train a classifier: the head on the frozen backbone, then fine-tuning (`tlcore train`).
 
     Blocks until the run ends, showing a progress bar per stage (and, in a notebook, a live chart
@@ -124,6 +125,11 @@ def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run
             `run.result["seeds"]` then holds their mean and spread, and the Run is the first one.
         ensemble: with `seeds`, average the `ensemble` runs best on validation into one model
             (`tlcore train --ensemble K`); the Run is that ensemble run.
+        auto: choose every option not given here inside `budget` (`tlcore train --auto`): the
+            probe's cut, the learning-rate finder, a successive-halving search, k-fold choice on a
+            small validation split; the result is the final run, whose `run.result["auto"]`
+            holds `budget_s`, `used_s`, `trials`, `chosen` and `reason` (docs/RECIPES.md).
+        budget: with `auto`: seconds, or text with m/h ("10m"); default 10 minutes.
         **options: any training option by `TrainConfig`'s field name: `backbone`, `weights`
             (imagenet, none or a weights file), `input_size`, `head_epochs`, `fine_tune_epochs`,
             `unfreeze_from`, `lr`, `seed`, `preset`, ... (`tlcore train --help` lists them all).
@@ -145,6 +151,21 @@ def train(data: PathLike | None = None, *, runs_dir: PathLike | None = None, run
     from .recipe.config import TrainConfig, options_from
 
     given = _given(options, data=None if data is None else str(data))
+    if auto or budget is not None:
+        if not auto or background or seeds != 1 or ensemble:
+            raise OptionError("auto", "budget goes with auto=True, and auto mode blocks (no background=True) "
+                                      "and trains its own runs (no seeds or ensemble).")
+        import time
+
+        from .search.auto import auto_train
+
+        started = time.time()
+        result = auto_train(given, budget, None if config is None else str(config),
+                            runs_dir=None if runs_dir is None else str(runs_dir), run_id=run_id, queue=queue,
+                            started=started)
+        run = Run(result["run_dir"])
+        run.result = result
+        return run
     resolved = TrainConfig.from_dict(options_from(given, None if config is None else str(config)))
     if seeds != 1 or ensemble:
         from .training.seeds import check_seeds, train_seeds

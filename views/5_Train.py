@@ -203,6 +203,81 @@ def start() -> None:
 
 live_run = st.fragment(run_every=2)(ui.run_panel)
 
+# What auto mode takes from the other pages as fixed; everything else it chooses (tlcore.search.auto).
+AUTO_GIVEN = ("data", "backbone", "backbone_file", "weights", "preprocessing", "input_size", "cut", "batch_size",
+              "seed", "val_split", "test_split", "resize", "class_weights", "mixed_precision", "name")
+
+
+def auto_mode(ready: bool) -> None:
+    """The Auto choice: a budget, Start, and what auto chose and why."""
+    st.subheader("Auto mode")
+    st.caption("Give a time budget; the studio chooses the rest, measured on this machine: the cut from linear "
+               "probes, the learning rate from a range test, then a search that stops weak trials early over "
+               "the unfreeze point, learning rates, epochs, augmentation and input size (small networks from "
+               "scratch when there are no pretrained weights). The backbone, weights, input size, cut and "
+               "batch size you chose on the other pages stay as they are. The best choice on validation "
+               "(cross-validated when the validation split is small) trains one normal run.")
+    minutes = st.slider("Budget (minutes)", 1, 60, key="w:auto_budget", value=10,
+                        help="The whole auto mode, final training included, ends within this time (plus at "
+                             "most a tenth).")
+    folder = st.session_state.get("_auto_dir")
+    record = None
+    if folder:
+        from tlcore.search.auto import load_auto
+
+        record = load_auto(folder)
+    running = bool(record) and record.get("state") == "running"
+    if st.button("Start auto mode", type="primary", icon=":material/auto_awesome:", disabled=not ready or running):
+        with ui.guard("Starting auto mode"):
+            from tlcore.search.auto import start_auto
+
+            o = state.options_from_selection()
+            given = {k: o[k] for k in AUTO_GIVEN if o.get(k) not in (None, "")}
+            with st.spinner("Starting auto mode…"):
+                st.session_state["_auto_dir"] = start_auto(given, minutes * 60)
+            st.rerun()
+    if folder:
+        auto_panel(folder)
+
+
+@st.fragment(run_every=2)
+def auto_panel(folder: str) -> None:
+    from tlcore.search.auto import load_auto, stop_auto
+
+    record = load_auto(folder)
+    state_now = record.get("state")
+    phases = {"measuring": "measuring this machine and the data (probe, learning-rate range test)",
+              "searching": "searching", "final": "training the chosen options", "done": "done"}
+    used = record.get("used_s")
+    st.markdown(f"**Auto mode**: {state_now} · {phases.get(record.get('phase'), record.get('phase') or '')}"
+                f" · budget {record.get('budget_s', 0) / 60:.0f} min" + (f" · used {used:.0f} s" if used else ""))
+    if state_now == "running" and st.button("Stop auto mode", icon=":material/stop:", key="auto_stop"):
+        stop_auto(folder)
+    if record.get("error") and state_now != "completed":
+        st.error(f"Auto mode ended: {text.md(record['error'])}")
+    plan_ = record.get("plan") or {}
+    if plan_ and state_now == "running" and record.get("phase") == "searching":
+        st.caption(f"{plan_.get('trials', 0)} trials planned, up to {plan_.get('epochs_per_trial')} epochs each"
+                   + (f", {plan_['folds']}-fold cross-validation of the best {plan_['finalists']}" if plan_.get("folds") else ""))
+    if record.get("chosen") is not None:
+        auto_choice(record)
+    if record.get("run_dir") and state.get("run_dir") != record["run_dir"]:  # the final run: follow it below
+        state.put("run_dir", record["run_dir"])
+        st.rerun()
+
+
+def auto_choice(auto: dict) -> None:
+    """What auto chose and why, with its trials (from auto.json or the run's status.json)."""
+    st.markdown("**What auto chose**")
+    st.dataframe([{"option": k, "value": str(v)} for k, v in (auto.get("chosen") or {}).items()], hide_index=True)
+    st.caption(f"Why: {text.md(auto.get('reason') or '')}")
+    trials = auto.get("trials") or []
+    if trials:
+        st.dataframe([{"run": Path(t["run_dir"]).name, "fold": t.get("fold"),
+                       "validation accuracy": t.get("val_accuracy"),
+                       "options": ", ".join(f"{k} {v}" for k, v in (t.get("options") or {}).items()),
+                       "cut by the budget": bool(t.get("cut_by_budget"))} for t in trials], hide_index=True)
+
 
 def queue() -> None:
     waiting = queued_runs()
@@ -217,10 +292,15 @@ def queue() -> None:
 def main() -> None:
     ui.header(_("Train"), _("Stage 1 trains the head on the frozen backbone; stage 2 fine-tunes from the unfreeze point."))
     ready = plan()
-    hyperparameters()
-    lr_finder(ready)
-    if ready:
-        start()
+    mode = st.segmented_control("Options", ["Manual", "Auto"], default="Manual", key="w:train_mode", required=True,
+                                help="Auto: give a time budget and the studio chooses the training options.")
+    if mode == "Auto":
+        auto_mode(ready)
+    else:
+        hyperparameters()
+        lr_finder(ready)
+        if ready:
+            start()
     run = ui.current_run()
     if run is not None:
         st.subheader(_("Run"))
@@ -228,6 +308,8 @@ def main() -> None:
             live_run(str(run.path), True)
         else:
             ui.run_panel(str(run.path), False)
+            if mode != "Auto" and run.raw_status().get("auto"):
+                auto_choice(run.raw_status()["auto"])
     queue()
     st.caption(_("Training runs in a process of its own: closing or reloading this page does not stop it, "
                "and coming back shows it again."))

@@ -56,7 +56,7 @@ def _cmd_scan(a):
 
 _CONTROL = {"command", "json", "verbose", "runs_dir", "run_id", "resume", "config_file", "queue", "twin", "classes",
             "stage", "min_lr", "max_lr", "steps", "cuts", "space", "trials", "grid", "seeds", "metric",
-            "scheduler", "address", "max_concurrent", "search_id", "ensemble", "stage1_dir"}
+            "scheduler", "address", "max_concurrent", "search_id", "ensemble", "stage1_dir", "auto", "budget"}
 
 
 def train_options(a: argparse.Namespace) -> dict:
@@ -96,6 +96,17 @@ def _train(a):
     def announce(path):
         print(f"run_dir: {path}", file=sys.stderr, flush=True)
 
+    if a.auto or a.budget is not None:
+        if not a.auto:
+            raise UsageError("tlcore train: --budget goes with --auto")
+        if a.resume or a.twin or a.seeds != 1 or a.ensemble:
+            raise UsageError("tlcore train: --auto starts new runs; it does not go with --resume, "
+                             "--twin-from-scratch, --seeds or --ensemble")
+        from ..search.auto import auto_train, process_started
+
+        given = {k: v for k, v in vars(a).items() if k not in _CONTROL}
+        return auto_train(given, a.budget, a.config_file, runs_dir=a.runs_dir, run_id=a.run_id, queue=a.queue,
+                          announce=announce, started=process_started())
     if a.resume:
         if a.twin or a.seeds != 1 or a.ensemble:
             raise UsageError("tlcore train: --twin-from-scratch, --seeds and --ensemble start new runs; they do "
@@ -179,6 +190,11 @@ def _cmd_stop(a):
 
     from ..run import Run
 
+    if (Path(a.run_dir) / "auto.json").exists():  # an auto mode's folder: its search and its final run
+        from ..search.auto import stop_auto
+
+        stop_auto(a.run_dir)
+        return {"auto_dir": a.run_dir, "stop_requested": True}
     if (Path(a.run_dir) / "search.json").exists():
         from ..search.record import request_stop
 

@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage1-dir", dest="stage1_dir", metavar="FOLDER",
                    help="share stage 1 in FOLDER with runs of the same stage-1 options (a search's trials "
                         "use its stage1/): the first trains and saves it, the others load it")
+    p.add_argument("--auto", action="store_true",
+                   help="choose every option not given here inside --budget: probe, learning-rate finder, "
+                        "successive-halving search, k-fold when validation is small (JSON gains auto)")
+    p.add_argument("--budget", help="with --auto: seconds, or with m/h, e.g. 90, 10m, 1h (default 10m)")
     p = cmd("plan", "what trains in each stage, layer by layer, with parameter counts; trains nothing")
     _add_config_options(p, data=False)
     p.add_argument("--classes", type=int, default=2, help="classes of the dataset (default 2)")
@@ -158,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cuts", nargs="+", metavar="LAYER", help="layers to probe (default: block ends)")
     p = cmd("audit", "data health on backbone features: map, label issues, near-duplicates, outliers")
     _add_config_options(p)
-    p = cmd("stop", "ask a running training (or a search's folder: all its trials) to stop")
+    p = cmd("stop", "ask a running training (or a search's or an auto mode's folder: all its trials) to stop")
     p.add_argument("run_dir", help=RUN + " (or a search's folder)")
     p.add_argument("--runs-dir", dest="runs_dir", help=RUNS_DIR)
     p = cmd("evaluate", "score a run on its test split (or validation)")

@@ -1,0 +1,292 @@
+"""`tlcore train --auto`: the budget, the folds, the plan (no TensorFlow), and one real auto run (slow)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from datagen import write_split
+from tlcore.core.errors import OptionError
+from tlcore.search import autoplan
+
+COSTS = autoplan.Costs({48: 0.5, 64: 1.0, 96: 2.0, 128: 4.0}, fixed_s=8.0)
+SPACE = {"lr": [0.0003, 0.001, 0.003], "fine_tune_lr": [1e-4, 3e-5, 1e-5], "augment": ["none", "light", "strong"],
+         "input_size": [48, 64, 96, 128]}
+BASE = {"backbone": "MobileNetV2", "input_size": 96, "head_epochs": 10, "fine_tune_epochs": 5, "seed": 0}
+
+
+# --- the budget, the folds, the plan --------------------------------------------------------
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("10m", 600), ("1.5h", 5400), (45, 45), ("120s", 120),
+                                           (None, autoplan.DEFAULT_BUDGET)])
+def test_budget_reads_seconds_minutes_and_hours(text, seconds):
+    assert autoplan.parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "10 minutes", "-5", "5", "0m"])
+def test_a_bad_budget_is_named_with_examples(text):
+    with pytest.raises(OptionError) as info:
+        autoplan.parse_budget(text)
+    assert info.value.option == "budget" and repr(text) in str(info.value)
+
+
+def test_folds_only_when_validation_is_small_and_more_of_them_for_less_data():
+    assert autoplan.fold_count(1000, 150) == 0
+    small = [autoplan.fold_count(n, 12) for n in (40, 200, 400)]
+    assert all(3 <= k <= 5 for k in small) and small == sorted(small, reverse=True)
+
+
+def test_folds_are_stratified_disjoint_and_follow_the_seed():
+    files = [(f"c{c}_{i}.png", c) for c in range(3) for i in range(10)]
+    parts = autoplan.folds(files, 5, seed=1)
+    assert sorted(f for p in parts for f in p) == sorted(files)
+    assert all({label for _, label in p} == {0, 1, 2} for p in parts)  # every class in every fold
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert autoplan.folds(files, 5, seed=1) == parts and autoplan.folds(files, 5, seed=2) != parts
+
+
+def test_the_plan_is_a_function_of_seed_budget_and_costs():
+    plan = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 900, 0, 400, 100, 0)
+    again = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 900, 0, 400, 100, 0)
+    assert plan.to_dict() == again.to_dict() and plan.points
+    other = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 900, 7, 400, 100, 0)
+    assert other.points != plan.points
+    # exactly the points the search draws from the same space, trials and seed (tune.run_search)
+    from tlcore.search.space import points
+
+    assert plan.points == points(SPACE, len(plan.points), grid=False, seed=0)
+    for point in plan.points:
+        assert all(point[k] in SPACE[k] for k in SPACE)
+
+
+def test_a_larger_budget_buys_more_trials_and_a_small_one_fewer_epochs():
+    sizes = [len(autoplan.make_plan("transfer", BASE, SPACE, COSTS, b, 0, 400, 100, 0).points)
+             for b in (300, 900, 3600)]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+    tight = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 120, 0, 400, 100, 0)
+    roomy = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 3600, 0, 400, 100, 0)
+    assert tight.head_epochs + tight.fine_tune_epochs < roomy.head_epochs + roomy.fine_tune_epochs
+    assert roomy.to_dict()["rungs"][-1] == roomy.head_epochs + roomy.fine_tune_epochs
+
+
+def test_no_room_for_a_search_leaves_the_measured_choices_alone():
+    plan = autoplan.make_plan("transfer", BASE, SPACE, autoplan.Costs({96: 50.0, 48: 50.0, 64: 50.0, 128: 50.0}, 60.0),
+                              60, 0, 400, 100, 0)
+    assert plan.points == [] and plan.k == 0
+
+
+def test_k_fold_cross_validation_is_planned_for_a_small_validation_split():
+    k = autoplan.fold_count(42, 12)
+    plan = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 1800, 0, 34, 8, k)
+    assert plan.k == k >= 3 and plan.to_dict()["finalists"] == autoplan.FINALISTS
+    assert plan.estimate_s["cross_validation"] > 0
+
+
+def test_given_options_stay_out_of_the_space():
+    space = autoplan.transfer_space({"lr", "input_size", "augment"}, 1e-3, [96, 128], ["block_13_expand"])
+    assert set(space) == {"fine_tune_lr", "unfreeze_from"}
+    scratch = autoplan.scratch_space(set(), 1e-3, [48, 64], ["a", "b"])
+    assert {"fine_tune_lr", "input_size", "cut"} <= set(scratch) and "lr" not in scratch
+
+
+def test_fold_datasets_hold_train_and_validation_once_each(tmp_path):
+    from tlcore.data.pipeline import scan
+    from tlcore.search.auto import _write_folds
+
+    data = write_split(tmp_path / "data", counts=(6, 3, 2))
+    ds = scan(str(data))
+    roots = _write_folds(ds, 3, 0, tmp_path / "folds")
+    def ids(paths):  # the same file (linked, or copied with its bytes) whatever its name
+        return sorted((p.parent.name, p.read_bytes()) for p in paths)
+
+    everything = ids(p for split in ("train", "validation") for p in (tmp_path / "data" / split).glob("*/*.png"))
+    for root in roots:
+        train, val = (ids(Path(root, split).glob("*/*.png")) for split in ("train", "validation"))
+        assert not set(train) & set(val)
+        assert sorted(train + val) == everything
+    assert sorted(v for r in roots for v in ids(Path(r, "validation").glob("*/*.png"))) == everything
+
+
+# --- the command line ---------------------------------------------------------------------
+
+def test_budget_without_auto_and_auto_with_resume_are_usage_errors(tmp_path, capfd):
+    from tlcore.cli.commands import main
+
+    assert main(["train", str(tmp_path), "--budget", "10m", "--json"]) == 2
+    assert "--budget goes with --auto" in json.loads(capfd.readouterr().out)["error"]
+    assert main(["train", "--auto", "--resume", str(tmp_path), "--json"]) == 2
+
+
+def test_a_bad_budget_is_answered_before_any_work(tmp_path, capfd):
+    from tlcore.cli.commands import main
+
+    data = write_split(tmp_path / "data", counts=(4, 2, 2))
+    assert main(["train", str(data), "--auto", "--budget", "soon", "--json"]) == 1
+    error = json.loads(capfd.readouterr().out)["error"]
+    assert "--budget" in error and "10m" in error
+
+
+def test_auto_and_a_plain_train_command_line_import_no_ray():
+    code = ("import sys; import tlcore.cli.commands as c, tlcore.search.auto, tlcore.search.autoplan, tlcore.api; "
+            "c.build_parser(); assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
+
+
+@pytest.mark.slow
+def test_a_plain_train_runs_without_importing_ray(tmp_path):
+    data = write_split(tmp_path / "data", counts=(4, 2, 2))
+    code = ("import sys; from tlcore.cli.commands import main; "
+            f"code = main(['train', {str(data)!r}, '--backbone', 'MobileNetV2', '--weights', 'none', "
+            "'--input-size', '32', '--head-epochs', '0', '--fine-tune-epochs', '1', '--augment', 'none', '--json']); "
+            "assert code == 0, code; assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, TLCORE_HOME=str(tmp_path / "home")),
+                   stdout=subprocess.DEVNULL)
+
+
+# --- a real auto run ----------------------------------------------------------------------------
+
+BUDGET = 180
+
+
+@pytest.mark.slow
+def test_auto_keeps_given_options_stays_in_budget_and_reports_its_choice(tmp_path):
+    from tlcore.backbones.build import build_backbone
+
+    data = write_split(tmp_path / "data", counts=(10, 4, 4))
+    weights = tmp_path / "mobilenet_v2_48_notop.weights.h5"
+    build_backbone("MobileNetV2", 48, weights=None).save_weights(weights)
+    env = dict(os.environ, TLCORE_HOME=str(tmp_path / "home"), TF_CPP_MIN_LOG_LEVEL="2")
+    given = ["--backbone", "MobileNetV2", "--weights", str(weights), "--input-size", "48", "--batch-size", "8"]
+    proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), "--auto", "--budget", f"{BUDGET}s",
+                           *given, "--seed", "3", "--json"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    auto = out["auto"]
+    assert set(autoplan_keys()) <= set(auto)
+    assert auto["budget_s"] == BUDGET and 0 < auto["used_s"] <= 1.1 * BUDGET, auto
+    assert out["state"] in ("completed", "stopped") and Path(out["run_dir"]).is_dir()
+    options = json.loads(Path(out["run_dir"], "config.json").read_text())["options"]
+    assert options["input_size"] == 48 and options["batch_size"] == 8 and options["seed"] == 3
+    assert options["weights"] == str(weights) and options["backbone"] == "MobileNetV2"
+    assert not {"input_size", "batch_size", "weights", "backbone", "seed"} & set(auto["chosen"])
+    assert all(options[k] == v for k, v in auto["chosen"].items())  # the run trained what auto chose
+    assert auto["reason"] and isinstance(auto["trials"], list)
+    for trial in auto["trials"]:  # every trial a normal run, named after its search
+        assert {"run_dir", "options", "val_accuracy"} <= set(trial)
+        name = json.loads(Path(trial["run_dir"], "config.json").read_text())["options"]["name"]
+        assert name.startswith(("search:", "auto:")), name
+    status = json.loads(Path(out["run_dir"], "status.json").read_text())
+    assert status["auto"]["chosen"] == auto["chosen"] and status["auto"]["budget_s"] == BUDGET
+    # the final run repeats from its config.json (the chosen options, no search)
+    from tlcore.recipe.config import TrainConfig, options_from
+
+    repeated = TrainConfig.from_dict(options_from({}, Path(out["run_dir"], "config.json")))
+    assert repeated.to_dict() == TrainConfig.from_dict(options).to_dict()
+
+
+def autoplan_keys():
+    from tlcore.search.auto import AUTO_KEYS
+
+    return AUTO_KEYS
+
+
+# --- the Train page -----------------------------------------------------------------------------
+
+def test_train_page_auto_hides_the_options_it_chooses_and_shows_its_choice(tmp_path, monkeypatch):
+    import apphelp
+    from tlcore.core.jsonio import write_json
+
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    monkeypatch.delenv("TLCORE_DATA_ROOTS", raising=False)
+    data = write_split(tmp_path / "home" / "data", counts=(4, 2, 2))
+    folder = tmp_path / "home" / "auto" / "a1"
+    folder.mkdir(parents=True)
+    write_json(folder / "auto.json", {
+        "auto_id": "a1", "state": "completed", "phase": "done", "budget_s": 120.0, "used_s": 118.0,
+        "pid": os.getpid(), "chosen": {"lr": 0.003, "augment": "strong"}, "reason": "point 1 of 3 had the best",
+        "trials": [{"run_dir": str(tmp_path / "r1"), "options": {"lr": 0.003}, "val_accuracy": 0.75, "fold": None}]})
+    at = apphelp.open_page("views/5_Train.py", data=str(data), backbone="MobileNetV2", input_size=32, weights="none")
+    assert any(n.label.startswith("Stage 1 epochs") for n in at.number_input)
+    at.segmented_control(key="w:train_mode").set_value("Auto").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not any(n.label.startswith("Stage 1 epochs") for n in at.number_input)  # auto chooses those
+    assert at.slider(key="w:auto_budget").value == 10
+    at.session_state["_auto_dir"] = str(folder)
+    at.run()
+    frames = [df.value for df in at.dataframe]
+    assert any("augment" in list(f["option"]) for f in frames if "option" in f.columns)
+    assert any(list(f["validation accuracy"]) == [0.75] for f in frames if "validation accuracy" in f.columns)
+    assert "point 1 of 3 had the best" in "\n".join(c.value for c in at.caption)
+
+
+def test_tlcore_stop_on_an_auto_folder_asks_it_to_stop(tmp_path, capfd):
+    from tlcore.cli.commands import main
+    from tlcore.core.jsonio import write_json
+
+    folder = tmp_path / "auto" / "a1"
+    folder.mkdir(parents=True)
+    write_json(folder / "auto.json", {"auto_id": "a1", "state": "running", "pid": os.getpid()})
+    assert main(["stop", str(folder), "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["stop_requested"] is True and (folder / "stop").exists()
+
+
+def test_cross_validation_picks_the_best_mean_over_the_folds(tmp_path, monkeypatch):
+    """Fold 0 (the search) prefers point 0; the other folds prefer point 1 enough to win on the mean."""
+    import time
+
+    from tlcore.core.jsonio import append_jsonl, write_json
+    from tlcore.search import auto, tune
+
+    accuracy = {(0, 1): 0.5, (0, 2): 0.5, (1, 1): 0.9, (1, 2): 0.9}
+
+    def fake_trial(options, run_id, runs_dir, queue, stop_file, report=None):
+        point, fold = int(run_id.split("-p")[1].split("-f")[0]), int(run_id.rsplit("-f", 1)[1])
+        run = Path(runs_dir) / run_id
+        run.mkdir(parents=True)
+        write_json(run / "config.json", {"options": options})
+        write_json(run / "status.json", {"state": "completed"})
+        append_jsonl(run / "metrics.jsonl", {"epoch": 1, "val_accuracy": accuracy[point, fold], "val_loss": 0.1})
+        return {"state": "completed"}
+
+    monkeypatch.setattr(tune, "run_trial", fake_trial)
+    plan = autoplan.AutoPlan("transfer", {"lr": 0.001}, {}, [{"lr": 1}, {"lr": 2}], 1, 1, 3, 2)
+    scored = [(-0.8, 0.1, 0, {"options": {"lr": 1}}, 2), (-0.7, 0.1, 1, {"options": {"lr": 2}}, 2)]
+    folder = tmp_path / "auto"
+    folder.mkdir()
+    watcher = auto._Watcher(folder / "stop")
+    trials = []
+    try:
+        winner, note = auto._cross_validate(scored, plan, ["f0", "f1", "f2"], None, str(tmp_path / "runs"), False,
+                                            watcher, {"auto_id": "a", "auto_dir": str(folder)}, trials,
+                                            time.time() + 600)
+    finally:
+        watcher.done.set()
+    assert winner[2] == 1 and "3-fold" in note  # means: point 0 (0.8+0.5+0.5)/3 = 0.6, point 1 0.833
+    assert sorted((t["point"], t["fold"]) for t in trials) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    names = [json.loads(Path(t["run_dir"], "config.json").read_text())["options"]["name"] for t in trials]
+    assert all(n.startswith("auto:a:") for n in names)
+
+
+def test_the_python_api_takes_auto_and_budget_the_same_way(tmp_path):
+    import tlcore
+    from tlcore.core.errors import TLCoreError
+
+    data = write_split(tmp_path / "data", counts=(4, 2, 2))
+    with pytest.raises(OptionError, match="auto=True"):
+        tlcore.train(data, budget="10m", backbone="MobileNetV2")
+    with pytest.raises(OptionError) as info:  # the same check as --budget, before any work
+        tlcore.train(data, auto=True, budget="soon", backbone="MobileNetV2")
+    assert info.value.option == "budget"
+    with pytest.raises(TLCoreError):
+        tlcore.train(data, auto=True, background=True)
+
+
+def test_without_room_for_a_search_the_final_run_keeps_the_epochs_its_share_holds():
+    costs = autoplan.Costs({96: 1.0}, fixed_s=20.0)
+    plan = autoplan.make_plan("transfer", BASE, {"lr": [0.001, 0.003]}, costs, 100, 0, 400, 100, 0)
+    assert plan.points == [] and (plan.head_epochs, plan.fine_tune_epochs) == (10, 5)  # 10+5 fit in 100 s

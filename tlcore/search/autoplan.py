@@ -1,0 +1,233 @@
+"""Auto mode's plan, in plain Python (no TensorFlow, no Ray): the budget, the folds, the space of
+choices, the cost model and the trial plan that `auto.auto_train` follows.
+
+The plan is a pure function of the seed, the options the user gave, the dataset's size, the
+budget and the costs measured on this machine (`costs`: ms per image of the backbone at each
+candidate size, cached per machine like `tlcore backbones --measure`, and the start-up of a
+training process, measured once per machine and cached too). So the same seed on the same
+machine gives the same plan even under load; load only makes the budget cut trials at the
+end of the plan (docs/RECIPES.md says what is guaranteed).
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+
+from ..core.errors import OptionError
+
+DEFAULT_BUDGET = 600.0  # seconds: `--budget 10m`
+MIN_BUDGET = 30.0
+SMALL_VALIDATION = 100  # fewer validation images than this: k-fold cross-validation chooses
+FINALISTS = 2  # points of the search cross-validated on the other folds
+RESERVE_MARGIN = 0.10  # the final training's share of the budget is its estimate plus this much
+RAY_SECONDS = 12.0  # Ray's start and shutdown around the search (measured here: 6-12 s)
+TRANSFER_SIZES = (96, 128, 160, 224)
+SCRATCH_SIZES = (48, 64, 96)
+SCRATCH_CUTS = ("block_6_expand_relu", "block_10_expand_relu")  # MobileNetV2's, as scratch-small
+MAX_TRIALS = 24
+MIN_TRIALS = 2
+
+
+def parse_budget(value) -> float:
+    """Seconds from `value`: a number of seconds, or text with an s, m or h suffix ("90", "10m", "1.5h").
+
+    Raises:
+        OptionError: (budget) not a duration, or under MIN_BUDGET seconds.
+    """
+    if value is None:
+        return DEFAULT_BUDGET
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(value).lower())
+        if not match:
+            raise OptionError("budget", "must be seconds, or a number with m (minutes) or h (hours), e.g. 600, "
+                                        f"10m, 1.5h. Received: {value!r}")
+        seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if not math.isfinite(seconds) or seconds < MIN_BUDGET:
+        raise OptionError("budget", f"must be at least {MIN_BUDGET:g} seconds. Received: {value!r}")
+    return seconds
+
+
+def fold_count(n_images: int, n_validation: int) -> int:
+    """k of the cross-validation that chooses (0: the validation split chooses alone): 3 to 5 folds
+    when the validation split holds fewer than SMALL_VALIDATION images, more folds for fewer images
+    (each fold's validation then still holds about a fifth to a third of them)."""
+    if n_validation >= SMALL_VALIDATION or n_images < 6:
+        return 0
+    return 5 if n_images < 150 else 4 if n_images < 300 else 3
+
+
+def folds(files: list[tuple[str, int]], k: int, seed: int) -> list[list[tuple[str, int]]]:
+    """`files` (path, label) in k stratified folds: each class shuffled with `seed`, dealt in turn."""
+    rng = random.Random(seed)
+    out: list[list[tuple[str, int]]] = [[] for _ in range(k)]
+    start = 0
+    for label in sorted({label for _, label in files}):
+        mine = sorted(f for f in files if f[1] == label)
+        rng.shuffle(mine)
+        for i, item in enumerate(mine):
+            out[(start + i) % k].append(item)
+        start += len(mine)  # the next class starts where this one left off: folds stay even
+    return out
+
+
+def quantize(seconds: float) -> float:
+    """A cost rounded up to the next power of 2^(1/2): small differences of load between two
+    measurements do not change the plan."""
+    if seconds <= 0:
+        return 0.0
+    return float(2 ** (math.ceil(2 * math.log2(seconds)) / 2))
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the plan knows of this machine: ms per image of the backbone's forward pass at each
+    input size, and seconds of a training process's fixed part (start, build, evaluation)."""
+    ms_per_image: dict
+    fixed_s: float
+
+    def epoch_s(self, size: int, n_train: int, n_val: int, stage: int, augment: bool) -> float:
+        ms = self.ms_per_image[int(size)]
+        if stage == 1 and not augment:  # the feature cache: the head alone on stored features
+            return 0.0
+        train = 3.0 if stage == 2 else 1.0  # forward and backward through the unfrozen part
+        return (train * n_train + n_val) * ms / 1000.0
+
+    def trial_s(self, size: int, n_train: int, n_val: int, head: int, fine: int, augment: bool) -> float:
+        ms = self.ms_per_image[int(size)]
+        once = 2 * (n_train + n_val) * ms / 1000.0  # features or first pass, evaluation
+        return quantize(self.fixed_s + once + head * self.epoch_s(size, n_train, n_val, 1, augment)
+                        + fine * self.epoch_s(size, n_train, n_val, 2, augment))
+
+
+@dataclass
+class AutoPlan:
+    """What auto mode will do, fixed at the start (`make_plan`)."""
+    kind: str  # transfer or scratch
+    base: dict  # the options every trial shares (the given ones among them)
+    space: dict  # option -> choices the search draws from
+    points: list  # the trials, in order
+    head_epochs: int
+    fine_tune_epochs: int
+    k: int  # folds (0: validation alone)
+    finalists: int
+    estimate_s: dict = field(default_factory=dict)  # search, cross-validation, final
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "space": self.space, "points": self.points,
+                "trials": len(self.points), "epochs_per_trial": self.head_epochs + self.fine_tune_epochs,
+                "rungs": rungs(self.head_epochs + self.fine_tune_epochs), "folds": self.k,
+                "finalists": self.finalists if self.k else 0, "estimate_s": self.estimate_s}
+
+
+def rungs(epochs: int) -> list[int]:
+    """The epochs at which successive halving (ASHA, grace 1, factor 2) compares trials."""
+    out, r = [], 1
+    while r < epochs:
+        out.append(r)
+        r *= 2
+    return out + [epochs]
+
+
+def transfer_space(given: set, lr: float, sizes: list[int], unfreeze: list[str], augments: bool = True) -> dict:
+    """The choices of a transfer search, around the measured head rate `lr`; given options stay out."""
+    space = {}
+    if "lr" not in given:
+        space["lr"] = [_round(lr / 3), _round(lr), _round(lr * 3)]
+    if "fine_tune_lr" not in given:
+        base = lr if "lr" not in given else None
+        space["fine_tune_lr"] = [_round((base or lr) / d) for d in (10, 30, 100)]
+    if "unfreeze_from" not in given and unfreeze:
+        space["unfreeze_from"] = list(unfreeze)
+    if "augment" not in given and augments:
+        space["augment"] = ["none", "light", "strong"]
+    if "input_size" not in given and len(sizes) > 1:
+        space["input_size"] = list(sizes)
+    return space
+
+
+def scratch_space(given: set, lr: float, sizes: list[int], cuts: list[str]) -> dict:
+    """The choices of a from-scratch search (small networks: scratch-small's family)."""
+    space = {}
+    if "lr" not in given and "fine_tune_lr" not in given:  # from scratch, stage 2's rate is the one
+        space["fine_tune_lr"] = [_round(lr / 3), _round(lr), _round(min(lr * 3, 0.05))]
+    if "input_size" not in given and len(sizes) > 1:
+        space["input_size"] = list(sizes)
+    if "cut" not in given and len(cuts) > 1:
+        space["cut"] = list(cuts)
+    if "augment" not in given and "flip" not in given:
+        space["flip"] = ["both", "horizontal", "none"]
+    return space
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.2g}")
+
+
+def draw_points(space: dict, n: int, seed: int) -> list[dict]:
+    """The n points of `space` that the search runs: `space.points` with the same seed, exactly
+    the draw `tune.run_search` makes from the same space, trials and seed."""
+    from .space import points
+
+    return points(space, n, grid=False, seed=seed) if space else []
+
+
+def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float, seed: int,
+              n_train: int, n_val: int, k: int, augment_default: bool = True) -> AutoPlan:
+    """The trial plan: how many points, epochs per trial, folds; from the budget and `costs` only.
+
+    The final training's estimate (the most expensive size at the full epochs, plus a margin) is
+    reserved first; Ray's start and, with folds, the finalists' cross-validation come next; the
+    rest holds as many trials as successive halving's expected cost allows (each trial to the
+    first rung, half of them to the second, ...), at least MIN_TRIALS, at most MAX_TRIALS. When
+    MIN_TRIALS and the cross-validation do not fit, the folds go down to 3, then to none (the
+    validation split alone chooses), then the epochs shrink.
+    """
+    head = int(base.get("head_epochs", 0))
+    fine = int(base.get("fine_tune_epochs", 0))
+    sizes = space.get("input_size") or [int(base["input_size"])]
+    big = max(sizes)
+    augment = augment_default
+
+    def full(h, f):
+        return costs.trial_s(big, n_train, n_val, h, f, augment)
+
+    def halving(h, f, n):  # expected cost of n trials under successive halving
+        e = h + f
+        per_epoch = (full(h, f) - costs.fixed_s) / max(e, 1)
+        epochs = sum(max(1, n // 2 ** i) * (r - (rungs(e)[i - 1] if i else 0)) for i, r in enumerate(rungs(e)))
+        return n * costs.fixed_s + per_epoch * epochs
+
+    def fits(h, f, n, k):
+        final = full(h, f) * (1 + RESERVE_MARGIN) - costs.fixed_s / 2  # no new process for the final run
+        cv = FINALISTS * (k - 1) * full(h, f) if k else 0.0
+        return budget_s - final - RAY_SECONDS - cv - costs.fixed_s >= halving(h, f, n)  # fixed_s: probe, lr-find
+
+    # fewer folds first (down to 3, then none: validation alone), then fewer epochs
+    k = next((kk for kk in sorted({k, min(k, 3)}, reverse=True) if kk and fits(head, fine, MIN_TRIALS, kk)), 0)
+    while (head + fine) > 2 and not fits(head, fine, MIN_TRIALS, k):
+        head, fine = (max(head * 2 // 3, 1 if head else 0), max(fine * 2 // 3, 1 if fine else 0))
+        if head + fine <= 2:
+            break
+    n = MIN_TRIALS
+    while n < MAX_TRIALS and fits(head, fine, n + 1, k):
+        n += 1
+    if not fits(head, fine, n, k):
+        # no room for a search: the final run alone, on the measured choices, with as many of the
+        # given epochs as its share of the budget holds (not the epochs shrunk for the trials)
+        n, k = 0, 0
+        head, fine = int(base.get("head_epochs", 0)), int(base.get("fine_tune_epochs", 0))
+        while head + fine > 1 and full(head, fine) * (1 + RESERVE_MARGIN) + costs.fixed_s > budget_s:
+            head, fine = (max(head * 2 // 3, 1 if head else 0), max(fine * 2 // 3, 1 if fine else 0))
+            if head + fine <= 2:
+                break
+    points = draw_points(space, n, seed) if n and space else []
+    final = full(head, fine)
+    estimate = {"search": round(halving(head, fine, len(points)) + RAY_SECONDS, 1) if points else 0.0,
+                "cross_validation": round(FINALISTS * (k - 1) * final, 1) if (k and points) else 0.0,
+                "final": round(final, 1)}
+    return AutoPlan(kind, dict(base, head_epochs=head, fine_tune_epochs=fine), space, points, head, fine,
+                    k if points else 0, FINALISTS, estimate)
