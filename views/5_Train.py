@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from studio import charts, components as ui, engine_words, state, text
-from studio.i18n import _, pinned
+from studio.i18n import N_, _, pinned, shown
 from tlcore.recipe.presets import list_presets
 from tlcore.recipe.config import TrainConfig
 from tlcore.training.jobs import queued_runs
@@ -204,22 +204,23 @@ def start() -> None:
 live_run = st.fragment(run_every=2)(ui.run_panel)
 
 # What auto mode takes from the other pages as fixed; everything else it chooses (tlcore.search.auto).
+TRAIN_MODES = {"Manual": N_("Manual"), "Auto": N_("Auto")}
 AUTO_GIVEN = ("data", "backbone", "backbone_file", "weights", "preprocessing", "input_size", "cut", "batch_size",
               "seed", "val_split", "test_split", "resize", "class_weights", "mixed_precision", "name")
 
 
 def auto_mode(ready: bool) -> None:
     """The Auto choice: a budget, Start, and what auto chose and why."""
-    st.subheader("Auto mode")
-    st.caption("Give a time budget; the studio chooses the rest, measured on this machine: the cut from linear "
+    st.subheader(_("Auto mode"))
+    st.caption(_("Give a time budget; the studio chooses the rest, measured on this machine: the cut from linear "
                "probes, the learning rate from a range test, then a search that stops weak trials early over "
                "the unfreeze point, learning rates, epochs, augmentation and input size (small networks from "
                "scratch when there are no pretrained weights). The backbone, weights, input size, cut and "
                "batch size you chose on the other pages stay as they are. The best choice on validation "
-               "(cross-validated when the validation split is small) trains one normal run.")
-    minutes = st.slider("Budget (minutes)", 1, 60, key="w:auto_budget", value=10,
-                        help="The whole auto mode, final training included, ends within this time (plus at "
-                             "most a tenth).")
+               "(cross-validated when the validation split is small) trains one normal run."))
+    minutes = st.slider(_("Budget (minutes)"), 1, 60, key="w:auto_budget", value=10,
+                        help=_("The whole auto mode, final training included, ends within this time (plus at "
+                               "most a tenth)."))
     folder = st.session_state.get("_auto_dir")
     record = None
     if folder:
@@ -227,13 +228,13 @@ def auto_mode(ready: bool) -> None:
 
         record = load_auto(folder)
     running = bool(record) and record.get("state") == "running"
-    if st.button("Start auto mode", type="primary", icon=":material/auto_awesome:", disabled=not ready or running):
-        with ui.guard("Starting auto mode"):
+    if st.button(_("Start auto mode"), type="primary", icon=":material/auto_awesome:", disabled=not ready or running):
+        with ui.guard(_("Starting auto mode")):
             from tlcore.search.auto import start_auto
 
             o = state.options_from_selection()
             given = {k: o[k] for k in AUTO_GIVEN if o.get(k) not in (None, "")}
-            with st.spinner("Starting auto mode…"):
+            with st.spinner(_("Starting auto mode…")):
                 st.session_state["_auto_dir"] = start_auto(given, minutes * 60)
             st.rerun()
     if folder:
@@ -246,19 +247,23 @@ def auto_panel(folder: str) -> None:
 
     record = load_auto(folder)
     state_now = record.get("state")
-    phases = {"measuring": "measuring this machine and the data (probe, learning-rate range test)",
-              "searching": "searching", "final": "training the chosen options", "done": "done"}
+    phases = {"measuring": _("measuring this machine and the data (probe, learning-rate range test)"),
+              "searching": _("searching"), "final": _("training the chosen options"), "done": _("done")}
+    states = {"running": _("running"), "completed": _("completed"), "stopped": _("stopped"), "failed": _("failed")}
     used = record.get("used_s")
-    st.markdown(f"**Auto mode**: {state_now} · {phases.get(record.get('phase'), record.get('phase') or '')}"
-                f" · budget {record.get('budget_s', 0) / 60:.0f} min" + (f" · used {used:.0f} s" if used else ""))
-    if state_now == "running" and st.button("Stop auto mode", icon=":material/stop:", key="auto_stop"):
+    st.markdown(_("**Auto mode**: {state} · {phase} · budget {minutes:.0f} min").format(
+        state=states.get(state_now, state_now), phase=phases.get(record.get("phase"), record.get("phase") or ""),
+        minutes=record.get("budget_s", 0) / 60) + (_(" · used {seconds:.0f} s").format(seconds=used) if used else ""))
+    if state_now == "running" and st.button(_("Stop auto mode"), icon=":material/stop:", key="auto_stop"):
         stop_auto(folder)
     if record.get("error") and state_now != "completed":
-        st.error(f"Auto mode ended: {text.md(record['error'])}")
+        st.error(_("Auto mode ended: {error}").format(error=text.md(record["error"])))
     plan_ = record.get("plan") or {}
     if plan_ and state_now == "running" and record.get("phase") == "searching":
-        st.caption(f"{plan_.get('trials', 0)} trials planned, up to {plan_.get('epochs_per_trial')} epochs each"
-                   + (f", {plan_['folds']}-fold cross-validation of the best {plan_['finalists']}" if plan_.get("folds") else ""))
+        st.caption(_("{trials} trials planned, up to {epochs} epochs each").format(
+            trials=plan_.get("trials", 0), epochs=plan_.get("epochs_per_trial"))
+            + (_(", {folds}-fold cross-validation of the best {finalists}").format(
+                folds=plan_["folds"], finalists=plan_["finalists"]) if plan_.get("folds") else ""))
     if record.get("chosen") is not None:
         auto_choice(record)
     if record.get("run_dir") and state.get("run_dir") != record["run_dir"]:  # the final run: follow it below
@@ -268,15 +273,18 @@ def auto_panel(folder: str) -> None:
 
 def auto_choice(auto: dict) -> None:
     """What auto chose and why, with its trials (from auto.json or the run's status.json)."""
-    st.markdown("**What auto chose**")
-    st.dataframe([{"option": k, "value": str(v)} for k, v in (auto.get("chosen") or {}).items()], hide_index=True)
-    st.caption(f"Why: {text.md(auto.get('reason') or '')}")
+    st.markdown(_("**What auto chose**"))
+    st.dataframe([{"option": k, "value": str(v)} for k, v in (auto.get("chosen") or {}).items()], hide_index=True,
+                 column_config={"option": _("option"), "value": _("value")})
+    st.caption(_("Why: {reason}").format(reason=text.md(engine_words.say(auto.get("reason") or ""))))
     trials = auto.get("trials") or []
     if trials:
         st.dataframe([{"run": Path(t["run_dir"]).name, "fold": t.get("fold"),
                        "validation accuracy": t.get("val_accuracy"),
                        "options": ", ".join(f"{k} {v}" for k, v in (t.get("options") or {}).items()),
-                       "cut by the budget": bool(t.get("cut_by_budget"))} for t in trials], hide_index=True)
+                       "cut by the budget": bool(t.get("cut_by_budget"))} for t in trials], hide_index=True,
+                     column_config={"run": _("run"), "fold": _("fold"), "validation accuracy": _("validation accuracy"),
+                                    "options": _("options"), "cut by the budget": _("cut by the budget")})
 
 
 def queue() -> None:
@@ -292,8 +300,9 @@ def queue() -> None:
 def main() -> None:
     ui.header(_("Train"), _("Stage 1 trains the head on the frozen backbone; stage 2 fine-tunes from the unfreeze point."))
     ready = plan()
-    mode = st.segmented_control("Options", ["Manual", "Auto"], default="Manual", key="w:train_mode", required=True,
-                                help="Auto: give a time budget and the studio chooses the training options.")
+    mode = st.segmented_control(_("Options"), ["Manual", "Auto"], default="Manual", key="w:train_mode", required=True,
+                                format_func=shown(TRAIN_MODES),
+                                help=_("Auto: give a time budget and the studio chooses the training options."))
     if mode == "Auto":
         auto_mode(ready)
     else:
