@@ -1,7 +1,7 @@
 """Memory and speed as the dataset grows: peak RSS of a training, and the input pipeline beside Keras'.
 
     python -m benchmarks.scale N [N ...] [--size 224] [--backbone MobileNetV3Small] [--batch-size 32]
-        [--compare PROJECT_ROOT] [--keep DIR] [--json]
+        [--compare PROJECT_ROOT] [--keep DIR] [--json] [--train-only]
     python -m benchmarks.scale N --cached-ab
 
 For each N it writes N synthetic JPEG images (256x256, two classes, 90% train/ and 10%
@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", type=Path, help="another project root whose tlcore trains the same files")
     p.add_argument("--keep", type=Path, help="make the images here and keep them (reused if there)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--train-only", dest="train_only", action="store_true",
+                   help="only the training's peak RSS and time (no input-pipeline comparison): 100,000 images")
     p.add_argument("--cached-ab", dest="cached_ab", action="store_true",
                    help="only: cached head epochs at small scale, the old pipeline against this one "
                         "(N is the number of images)")
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             if a.compare:
                 _log(f"{n}: tlcore train with {a.compare} ...")
                 row["train_compare"] = train_peak(data, work, a, a.compare.expanduser().resolve())
-            for mode in ("tlcore", "keras"):
+            for mode in () if a.train_only else ("tlcore", "keras"):
                 _log(f"{n}: {mode} pipeline ...")
                 row[mode] = pipeline(mode, data, work, a)
             rows.append(row)
@@ -250,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'images':>7} | train peak RSS | train s | {'compare peak RSS' if a.compare else ''} | "
           "tlcore first / cached img/s, peak | keras first / cached img/s, peak")
     for r in rows:
+        if a.train_only:
+            print(f"{r['images']:>7} | {mb(r['train']['peak_rss']):>14} | {r['train']['seconds']:>7}")
+            continue
         cmp = f"{mb(r['train_compare']['peak_rss'])} ({r['train_compare']['seconds']} s)" if "train_compare" in r else ""
         print(f"{r['images']:>7} | {mb(r['train']['peak_rss']):>14} | {r['train']['seconds']:>7} | {cmp} | "
               f"{r['tlcore']['first_ips']} / {r['tlcore']['cached_ips']}, {mb(r['tlcore']['peak_rss'])} | "
