@@ -365,7 +365,7 @@ def start_auto(options: dict, budget, runs_dir: str | None = None) -> str:
     """Start `tlcore train --auto` in its own process (as the app starts trainings); returns the
     auto folder (TLCORE_HOME/auto/ID) once its auto.json exists, whose `run_dir` appears when the
     final training starts and whose `stop` file stops it all."""
-    from ..training.jobs import _spawn
+    from ..training.jobs import _spawn, spawn_error
 
     budget_s = autoplan.parse_budget(budget)
     before = set(p.name for p in autos_dir().glob("*")) if autos_dir().exists() else set()
@@ -386,10 +386,7 @@ def start_auto(options: dict, budget, runs_dir: str | None = None) -> str:
         if mine:
             return str(mine[0])
         if proc.poll() is not None:
-            log = home.home() / "logs" / f"auto-{tag}.log"
-            lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("error:")] \
-                if log.exists() else []
-            raise TLCoreError("Auto mode did not start: " + (lines[-1][7:] if lines else "see its log."))
+            raise TLCoreError("Auto mode did not start: " + spawn_error(f"auto-{tag}"))
         time.sleep(0.2)
     raise TLCoreError("Auto mode did not start within two minutes; see its log under TLCORE_HOME/logs.")
 

@@ -412,7 +412,7 @@ def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, se
                  metric: str = "val_accuracy", scheduler: str = "none", runs_dir: str | None = None) -> str:
     """Start `tlcore search` in its own process (as the app starts trainings); returns the
     search's folder once its search.json exists. Options and space are checked here first."""
-    from ..training.jobs import _spawn
+    from ..training.jobs import _spawn, spawn_error
 
     space = checked_points(base, space, trials, grid)[0]
     search_id = new_search_id()
@@ -433,10 +433,7 @@ def start_search(base: dict, space: dict, grid: bool = True, trials: int = 8, se
             if (folder / "search.json").exists():
                 return str(folder)
             if proc.poll() is not None:
-                log = home.home() / "logs" / f"search-{search_id}.log"
-                lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("error:")] \
-                    if log.exists() else []
-                raise TLCoreError("The search did not start: " + (lines[-1][7:] if lines else "see its log."))
+                raise TLCoreError("The search did not start: " + spawn_error(f"search-{search_id}"))
             time.sleep(0.2)
     finally:
         if (folder / "search.json").exists() or proc.poll() is not None:

@@ -42,6 +42,15 @@ def _spawn(args: list[str], log_name: str) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
+def spawn_error(log_name: str) -> str:
+    """The last `error:` line a process started by `_spawn` wrote to its log, without the prefix;
+    "see its log." when there is none."""
+    log = home.home() / "logs" / f"{log_name}.log"
+    lines = [l for l in log.read_text(errors="replace").splitlines() if l.startswith("error:")] \
+        if log.exists() else []
+    return lines[-1][7:] if lines else "see its log."
+
+
 def _wait_for_run(run: Run, proc: subprocess.Popen, timeout: float = 60.0) -> Run:
     """The run once it exists and, if it waits for the machine, holds its place in the queue
     (so that runs started one after the other start in that order)."""
