@@ -126,10 +126,11 @@ def test_the_installed_package_ships_its_data_files(tmp_path):
 
 
 def test_keras_starts_without_sklearn_and_pandas_which_the_audit_still_imports():
-    # Keras loads both at start when installed (about 1.8 s here); tlcore never uses that support.
+    # Keras loads them at start when installed (about 1.8 s here); tlcore never uses that support.
     code = ("import sys, tlcore, keras\n"
             "assert 'sklearn' not in sys.modules and 'pandas' not in sys.modules, 'loaded with keras'\n"
+            "assert 'IPython' not in sys.modules, 'IPython loaded with keras'\n"
             "from sklearn.linear_model import LogisticRegression\n"
-            "import pandas\n"
+            "import pandas, IPython\n"
             "assert keras.ops.convert_to_numpy(keras.ops.ones(2)).sum() == 2\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))

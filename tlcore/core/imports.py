@@ -1,4 +1,4 @@
-"""What Keras does not load when tlcore imports it: its optional scikit-learn and pandas support.
+"""What Keras does not load when tlcore imports it: its optional scikit-learn, pandas and IPython support.
 
 Keras imports scikit-learn (for `keras.wrappers.SKLearnClassifier`) and pandas (to accept
 DataFrames in `fit`) at start whenever they are installed; here they are, for the data audit
@@ -7,13 +7,17 @@ tlcore never uses. While a Keras module's own top-level code runs, `import sklea
 `import pandas` therefore find nothing, and Keras takes the path it takes when they are not
 installed. Everything else imports them as usual: the audit's `from sklearn ... import` works,
 before or after Keras, and Keras itself still works with both once they are loaded elsewhere.
+
+IPython likewise (installed with Jupyter): Keras' model file editor imports it at start to show
+itself in notebooks, about 0.15 s. In a notebook IPython is loaded before Keras, so Keras finds it
+there and nothing changes.
 """
 from __future__ import annotations
 
 import importlib.abc
 import sys
 
-SKIPPED = ("sklearn", "pandas")
+SKIPPED = ("sklearn", "pandas", "IPython")
 
 
 class _KerasOptionalImports(importlib.abc.MetaPathFinder):

@@ -83,6 +83,8 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
                patience: int, checkpoint: Checkpointer, on_epoch: Callable[[dict], None] | None = None):
     import keras
 
+    from .tblog import EpochLog
+
     class RunRecorder(keras.callbacks.Callback):
         """Writes status and metrics to the run store; saves the best checkpoint; honours stops."""
 
@@ -93,6 +95,10 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
 
         def on_train_begin(self, logs=None):
             self.batches_total = self.params.get("steps")
+            self.tb = EpochLog(run.file("tb"))  # TensorBoard's scalars, as Keras' callback writes them
+
+        def on_train_end(self, logs=None):
+            self.tb.close()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.time()
@@ -126,6 +132,7 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
             if stop and self.batches_total and self.batches_done < self.batches_total:
                 return  # a partial epoch after a stop request is not a finished epoch
             run.append_metric(record)
+            self.tb.write(epoch, record)
             if on_epoch:
                 on_epoch(record)
             score = record.get("val_loss")
@@ -137,8 +144,6 @@ def _callbacks(run: Run, stop: StopRequested, stage: int, epochs_total: int, bes
     if patience:
         cbs.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
                                                  restore_best_weights=True, start_from_epoch=0))
-    cbs.append(keras.callbacks.TensorBoard(log_dir=str(run.file("tb")), write_graph=False,
-                                           profile_batch=0))
     return cbs
 
 
