@@ -137,7 +137,7 @@ def cmd_check() -> int:
 
 # --- the engine's error sentences ----------------------------------------------------------
 
-ERRORS = ("OptionError", "TLCoreError", "UsageError")
+ERRORS = ("OptionError", "TLCoreError", "UsageError", "ImageProblem")  # ImageProblem: why an image cannot be read
 HOLE = "\0"  # where a value goes in an error's shape
 ENGINE_ONLY = ("tlcore/cli/",)  # the command line's own errors: never shown by the studio
 
@@ -185,7 +185,8 @@ def _shape(node: ast.expr | None, assigned: dict) -> list | None:
 
 
 def engine_errors(root: Path = ROOT) -> list[dict]:
-    """Every error message the engine (`tlcore`, not its command line) raises, from its source.
+    """Every error message the engine (`tlcore`, not its command line) raises, and every reason it
+    gives for a file it skips (``{"file": ..., "reason": ...}``), from its source.
 
     Returns ``[{"where": "tlcore/x.py:12", "shape": text with HOLE for each value, "draft": text with
     {placeholders}}]``; an OptionError's message as its `template` (``{option}`` first unless marked).
@@ -207,13 +208,22 @@ def engine_errors(root: Path = ROOT) -> list[dict]:
                                         for t in n.targets if isinstance(t, ast.Name)
                                         and isinstance(n.value, (ast.JoinedStr, ast.Constant))}}
             for call in ast.walk(scope):
-                if not isinstance(call, ast.Call) or id(call) in seen:
+                if id(call) in seen:
                     continue
-                func = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", None)
-                if func not in ERRORS or not call.args:
-                    continue
+                if isinstance(call, ast.Dict):  # a dataset problem, {"file": ..., "reason": ...}
+                    keys = {k.value: v for k, v in zip(call.keys, call.values) if isinstance(k, ast.Constant)}
+                    reason = [keys["reason"]] if "file" in keys and "reason" in keys else []
+                    if not reason or isinstance(reason[0], ast.Name) and reason[0].id not in assigned:
+                        continue  # a reason made elsewhere (an ImageProblem's message) is found where it is made
+                    func, message = "reason", reason[0]
+                else:
+                    if not isinstance(call, ast.Call):
+                        continue
+                    func = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", None)
+                    if func not in ERRORS or not call.args:
+                        continue
+                    message = call.args[1] if func == "OptionError" and len(call.args) > 1 else call.args[0]
                 seen.add(id(call))
-                message = call.args[1] if func == "OptionError" and len(call.args) > 1 else call.args[0]
                 parts = _shape(message, assigned)
                 entry = {"where": f"{where}:{call.lineno}", "shape": None, "draft": None}
                 if parts is not None:

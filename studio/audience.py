@@ -133,7 +133,7 @@ def classify(shared, image) -> dict:
             image.seek(0)
             x = shared.model.load(image)
         except ImageProblem as exc:
-            results[key] = {"name": image.name, "top": None, "error": str(exc)}
+            results[key] = {"name": image.name, "top": None, "error": text.error_words(exc)}
         else:
             probs = shared.probabilities(x[None])[0]
             results[key] = {"name": image.name, "top": top_labels(probs, shared.model.labels, TOP_K), "error": None}

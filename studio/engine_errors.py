@@ -334,6 +334,35 @@ TEMPLATES = [
     # tlcore/training/twin.py
     N_('{option} needs a catalog backbone: a backbone file ({option:backbone_file}) keeps its own weights, so there is no from-scratch twin to train.'),
     N_('{option}: the weights are none already, so this run trains from scratch itself. Give {option:weights} imagenet or a weights file.'),
+    # tlcore/data/images.py: why an image cannot be read (ImageProblem)
+    N_("empty file"),
+    N_("not an image (Pillow cannot identify it)"),
+    N_("image too large: above the limit of {limit} pixels"),
+    N_("cannot open: {reason}"),
+    N_("cannot decode: not enough memory for this image"),
+    N_("cannot decode: {reason}"),
+    N_("an image array must be uint8 [height, width] or [height, width, 3 or 4]. Received: dtype {dtype}, shape {shape}"),
+    N_("cannot decode: floating-point pixels that are not finite numbers"),
+    N_("image too large: {width}x{height} pixels is above the limit of {limit}"),
+    N_("image has no pixels ({width}x{height})"),
+    N_("image too large: {reason}"),
+    N_("image too large: metadata decompresses beyond Pillow's limit"),
+    N_("cannot open: not enough memory for this image"),
+    N_("truncated image file"),
+    # tlcore/ship/limits.py
+    N_("cannot decode: the decoding process stopped (out of memory?)"),
+    # tlcore.data.pipeline and importer: why a file of a dataset was skipped (a problem's reason)
+    N_("path leads outside the folder, refused"),
+    N_("path leads outside the folder, skipped"),
+    N_("another file or folder has the same name, skipped"),
+    N_("symbolic link, skipped"),
+    N_("special file (device, pipe or socket), skipped"),
+    N_("archive inside the folder, not expanded"),
+    N_("archive inside the dataset, not expanded"),
+    N_("file outside any class folder, skipped"),
+    N_("folder is not train, validation or test, skipped"),
+    N_("class not in train/, skipped"),
+    N_("not an image file (extension {extension})"),
 ]
 
 # Pieces the engine puts into the sentences above (a hint, a unit, a kind of thing); `say` words them too.

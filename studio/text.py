@@ -382,6 +382,12 @@ def error_words(exc: Exception | str) -> str:
     return particles(re.sub("\0(\\w+)\0", word, marked))
 
 
+def problem_rows(problems: Sequence[dict]) -> list[dict]:
+    """A dataset's skipped files (``[{file, reason}]`` of a scan or an import) with each reason in the
+    session's language."""
+    return [{**p, "reason": error_words(p["reason"])} if p.get("reason") else p for p in problems]
+
+
 def run_error_words(status: dict) -> str | None:
     """A failed run's reason (status.json) as the page says it: an option's error relabelled."""
     if status.get("error_option") and status.get("error_template"):

@@ -35,7 +35,7 @@ def show_import(result: dict) -> None:
                icon=":material/check_circle:")
     if result.get("problems"):
         with st.expander(_("{problems} file(s) not imported").format(problems=len(result['problems']))):
-            st.dataframe(result["problems"], hide_index=True)
+            st.dataframe(text.problem_rows(result["problems"]), hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
 
 
 def upload_folder() -> None:
@@ -196,7 +196,7 @@ def report(ds) -> None:
         st.caption(_("Samples of the first 20 of {classes} classes.").format(classes=len(ds.classes)))
     if ds.problems:
         with st.expander(_("{problems} file(s) skipped").format(problems=len(ds.problems)), icon=":material/block:"):
-            st.dataframe(ds.problems, hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
+            st.dataframe(text.problem_rows(ds.problems), hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
     else:
         st.caption(_("No files skipped."))
 

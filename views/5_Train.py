@@ -257,7 +257,7 @@ def auto_panel(folder: str) -> None:
     if state_now == "running" and st.button(_("Stop auto mode"), icon=":material/stop:", key="auto_stop"):
         stop_auto(folder)
     if record.get("error") and state_now != "completed":
-        st.error(_("Auto mode ended: {error}").format(error=text.md(record["error"])))
+        st.error(_("Auto mode ended: {error}").format(error=text.md(text.error_words(record["error"]))))
     plan_ = record.get("plan") or {}
     if plan_ and state_now == "running" and record.get("phase") == "searching":
         st.caption(_("{trials} trials planned, up to {epochs} epochs each").format(
