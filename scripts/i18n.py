@@ -242,6 +242,41 @@ def engine_errors(root: Path = ROOT) -> list[dict]:
     return found
 
 
+AUTO_SOURCES = ("tlcore/search/auto.py", "tlcore/search/automeasure.py")
+
+
+def auto_phrases(root: Path = ROOT, sources=AUTO_SOURCES) -> list[dict]:
+    """The phrases auto mode joins into its ``reason`` (``notes.append(...)``, ``why = ...``, ``note = ...``
+    and the text in ``reason = "; ".join(...)``), as `engine_errors` gives them (a trailing value, such
+    as the "; point 2: 0.850" parts, left out: those are phrases of their own)."""
+    found = []
+    for source in sources:
+        path = root / source
+        if not path.exists():
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        texts = []
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "notes" and node.args):
+                texts.append((node.lineno, node.args[0]))
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in ("why", "note")
+                                                      for t in node.targets):
+                texts.append((node.lineno, node.value))
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "reason" for t in node.targets):
+                texts += [(node.lineno, c) for c in ast.walk(node.value)
+                          if isinstance(c, ast.Constant) and isinstance(c.value, str) and len(c.value) > 3]
+        for lineno, node in texts:
+            for part in ([node.body, node.orelse] if isinstance(node, ast.IfExp) else [node]):
+                parts = _shape(part, {})
+                if not parts:
+                    continue
+                shape = "".join(p if isinstance(p, str) else HOLE for p in parts).rstrip(HOLE)
+                if shape.strip():
+                    found.append({"where": f"{source}:{lineno}", "shape": shape})
+    return found
+
+
 def error_shape(template: str) -> str:
     """A studio template's shape: each ``{name}`` a HOLE (``{option}`` and ``{option:NAME}`` stay),
     ``{{`` and ``}}`` single braces."""

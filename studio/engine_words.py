@@ -38,6 +38,23 @@ TEMPLATES = [
        "which stay frozen."),
     N_("The freeze patterns freeze every layer that would train."),
     N_("None of the layers between the unfreeze point and the cut has trainable weights."),
+    # tlcore.search.auto and automeasure: auto mode's reason, its phrases joined by "; " (`reason`)
+    N_("point {point} of {points} had the best validation accuracy ({accuracy}) of {trials} trials scored"),
+    N_("no room in the budget for a search: the measured choices alone"),
+    N_("no trial was scored: the measured choices alone"),
+    N_("no {what}: {seconds} s of the budget were gone before it"),
+    N_("no probe: {seconds} s of the budget were gone before it"),
+    N_("no learning-rate range test: {seconds} s of the budget were gone before it"),
+    N_("cut {cut}: the shallowest block end whose linear probe comes within 0.01 of the best ({accuracy} validation "
+       "accuracy, {cuts} cuts probed)"),
+    N_("learning rate around {lr}: the range test's steepest fall (stage {stage})"),
+    N_("learning rate {lr} (the default: the range test failed: {error})"),
+    N_("every scored trial was cut by the budget: chosen on the epochs they finished"),
+    N_("{folds}-fold cross-validation on train+validation (fewer than {images} validation images): point {point} "
+       "averaged {accuracy} over {done} folds"),
+    N_("point {point}: {accuracy}"),
+    N_("{epochs} of {planned} epochs in the final run: {seconds} s of the budget were left for it"),
+    N_("the final run was stopped by the budget and scored on its best epoch so far"),
     # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
     N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "
        "Likely cause: {cause}"),
@@ -130,3 +147,9 @@ def say(sentence: object) -> str:
         if match:
             return particles(fill(_(template), {k: say(v) for k, v in match.groupdict().items()}))
     return text
+
+
+def reason(text: object, separator: str = "; ") -> str:
+    """A sentence the engine joined from phrases (auto mode's ``reason``: "point 3 of 8 had …; learning
+    rate around 0.001: …"), each phrase in the session's language."""
+    return separator.join(say(phrase) for phrase in str(text or "").split(separator))

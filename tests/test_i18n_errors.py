@@ -160,3 +160,28 @@ def test_korean_particles_fit_the_word_before_them():
     assert particles("배치 크기은(는) 학습률은(는) “레이어”을(를) 폴더(으)로 파일(으)로") == "배치 크기는 학습률은 “레이어”를 폴더로 파일로"
     assert particles("run-1은(는) 3이(가)") == "run-1은(는) 3이(가)"  # not Hangul: both forms stay
     assert particles("The cut is fine (or not).") == "The cut is fine (or not)."
+
+
+def test_every_phrase_of_auto_modes_reason_has_a_korean_template():
+    from studio import engine_words, i18n
+
+    tool = _tool()
+    found = tool.auto_phrases()
+    assert len(found) >= 8  # the scan saw auto mode's phrases at all
+    korean = i18n.translations("ko")
+    templates = {tool.error_shape(t.message): t.message for t in engine_words.TEMPLATES}
+    missing = [f"{p['where']}: {p['shape']!r}" for p in found if p["shape"] not in templates
+               or english_sentences(korean.gettext(templates[p["shape"]]))]
+    assert missing == []
+
+
+def test_auto_modes_reason_in_korean(korean):
+    from studio import engine_words
+
+    reason = ("point 2 of 6 had the best validation accuracy (0.850) of 6 trials scored; learning rate around 0.001: "
+              "the range test's steepest fall (stage 1); 3-fold cross-validation on train+validation (fewer than "
+              "200 validation images): point 2 averaged 0.833 over 3 folds; point 5: 0.800; no probe: 95 s of the "
+              "budget were gone before it")
+    said = engine_words.reason(reason)
+    assert said.count("; ") == reason.count("; ") and english_sentences(said) == [], said
+    assert "0.850" in said and "0.001" in said and "지점 5: 0.800" in said

@@ -276,7 +276,7 @@ def auto_choice(auto: dict) -> None:
     st.markdown(_("**What auto chose**"))
     st.dataframe([{"option": k, "value": str(v)} for k, v in (auto.get("chosen") or {}).items()], hide_index=True,
                  column_config={"option": _("option"), "value": _("value")})
-    st.caption(_("Why: {reason}").format(reason=text.md(engine_words.say(auto.get("reason") or ""))))
+    st.caption(_("Why: {reason}").format(reason=text.md(engine_words.reason(auto.get("reason")))))
     trials = auto.get("trials") or []
     if trials:
         st.dataframe([{"run": Path(t["run_dir"]).name, "fold": t.get("fold"),
