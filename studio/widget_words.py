@@ -1,7 +1,8 @@
 """Streamlit's own widget texts in the session's language.
 
-Streamlit draws some words itself, in English, with no option to change them (1.67: no locale setting,
-no text parameter on `st.file_uploader` or `st.camera_input`; streamlit/streamlit#13500 asks for one):
+Streamlit draws some words itself, in English, with no option to change them (1.67: no locale
+setting, no text parameter on `st.file_uploader` or `st.camera_input`; streamlit/streamlit#13500
+asks for one):
 the file uploader's button ("Upload", "Upload directories"), its limit ("1GB per file"), its drag
 overlay ("Drag and drop files here"), the camera's buttons ("Take Photo", "Clear photo") and its
 permission note, a toast's "view more", and the status widget's "Stop". In a Korean session a style sheet hides each of those
@@ -44,17 +45,18 @@ def style_sheet(max_upload_mb: int) -> str:
         return ""
     drop = '[data-testid="stFileUploaderDropzone"]'
     camera = '[data-testid="stCameraInput"]'
+    overlay = "{drop} > div:not([data-testid]):not(:has([data-testid])) > span"
     rules = [
         _replace(f'{drop} button [data-testid="stMarkdownContainer"] p', _("Upload")),
         _replace(f'{drop}:has(input[webkitdirectory]) button [data-testid="stMarkdownContainer"] p',
                  _("Upload directories")),
         _replace(f'{drop} [data-testid="stFileUploaderDropzoneInstructions"] span',
                  _("{size} per file").format(size=upload_limit_text(max_upload_mb))),
-        _replace(f'{drop} > div:not([data-testid]) span', _("Drag and drop files here"), size="1rem"),
-        _replace(f'{drop}:has(input:not([multiple])) > div:not([data-testid]) span', _("Drag and drop a file here"),
+        # the overlay while a file is dragged over (a div of one span; the chips of dropped files hold testids)
+        _replace(overlay.format(drop=drop), _("Drag and drop files here"), size="1rem"),
+        _replace(overlay.format(drop=f"{drop}:has(input:not([multiple]))"), _("Drag and drop a file here"), size="1rem"),
+        _replace(overlay.format(drop=f"{drop}:has(input[webkitdirectory])"), _("Drag and drop directories here"),
                  size="1rem"),
-        _replace(f'{drop}:has(input[webkitdirectory]) > div:not([data-testid]) span',
-                 _("Drag and drop directories here"), size="1rem"),
         # the camera: one button, "Take Photo", then (with an icon) "Clear photo"
         _replace(f'{camera} button[data-testid="stCameraInputButton"]', _("Take Photo"), size="1rem"),
         _replace(f'{camera} button[data-testid="stCameraInputButton"]:has([data-testid="stIconMaterial"])',
