@@ -45,6 +45,7 @@ def style_sheet(max_upload_mb: int) -> str:
         return ""
     drop = '[data-testid="stFileUploaderDropzone"]'
     camera = '[data-testid="stCameraInput"]'
+    ask = f'{camera} *:has(> a[target="_blank"])'
     overlay = "{drop} > div:not([data-testid]):not(:has([data-testid])) > span"
     rules = [
         _replace(f'{drop} button [data-testid="stMarkdownContainer"] p', _("Upload")),
@@ -57,16 +58,15 @@ def style_sheet(max_upload_mb: int) -> str:
         _replace(overlay.format(drop=f"{drop}:has(input:not([multiple]))"), _("Drag and drop a file here"), size="1rem"),
         _replace(overlay.format(drop=f"{drop}:has(input[webkitdirectory])"), _("Drag and drop directories here"),
                  size="1rem"),
-        # the camera: one button, "Take Photo", then (with an icon) "Clear photo"
-        _replace(f'{camera} button[data-testid="stCameraInputButton"]', _("Take Photo"), size="1rem"),
-        _replace(f'{camera} button[data-testid="stCameraInputButton"]:has([data-testid="stIconMaterial"])',
-                 _("Clear photo"), size="1rem"),
-        f'{camera} button[data-testid="stCameraInputButton"] [data-testid="stIconMaterial"]'
-        '{font-size:1.25rem !important;margin-right:0.25rem;}',
-        _replace(f'{camera} [data-testid="stCameraInputWebcamComponent"] > div > div > span:not([data-testid])',
-                 _("This app would like to use your camera."), size="1rem"),
-        _replace(f'{camera} [data-testid="stCameraInputWebcamComponent"] a', _("Learn how to allow access."),
-                 size="1rem"),
+        # the camera: one button, "Take Photo" (its own text), then "Clear photo" (a span: an icon and the text)
+        _replace(f'{camera} button[data-testid="stCameraInputButton"]:not(:has(svg))', _("Take Photo"), size="1rem"),
+        _replace(f'{camera} button[data-testid="stCameraInputButton"] > span:has(svg)', _("Clear photo"), size="1rem"),
+        f'{camera} button[data-testid="stCameraInputButton"] > span:has(svg)'
+        '{display:inline-flex !important;align-items:center;gap:0.35rem;}',
+        # the camera's note while the browser has not given it (a sentence, then a link)
+        f'{ask}{{font-size:0 !important;}}{ask}::before{{content:{_content(_("This app would like to use your camera.") + " ")};'
+        'font-size:1rem;}',
+        _replace(f'{ask} > a', _("Learn how to allow access."), size="1rem"),
         # a toast's "view more" / "view less" (one button; the page cannot tell which it shows)
         _replace('[data-testid="stToastViewButton"]', _("more / less")),
         # the status widget in the top bar while a page runs
