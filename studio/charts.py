@@ -3,6 +3,7 @@ and where on a chart's epoch axis the two training stages meet. The Layers page'
 Vega-Lite spec instead (`layer_params`: why, there)."""
 from __future__ import annotations
 from studio.i18n import N_, _
+from studio.text import SPLIT_WORDS
 
 from typing import Mapping, Sequence
 
@@ -26,7 +27,6 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     return fig
 
 
-SPLIT_WORDS = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}  # a split's name on a chart
 ROLE_WORDS = {"trains": N_("trains in stage 2"), "inference_bn": N_("BatchNorm, inference mode"),
               "frozen": N_("frozen"), "cut": N_("cut away")}
 

@@ -270,6 +270,9 @@ def run_label(run) -> str:
     return f"{run.run_id}{name} · {state_word(summary['state'])}"
 
 
+SPLIT_WORDS = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}  # a split's name as shown
+
+
 STATE_WORDS = {"queued": N_("queued"), "running": N_("running"), "completed": N_("completed"), "failed": N_("failed"),
                "stopped": N_("stopped"), "interrupted": N_("interrupted")}
 

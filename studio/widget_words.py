@@ -46,6 +46,7 @@ def style_sheet(max_upload_mb: int) -> str:
     drop = '[data-testid="stFileUploaderDropzone"]'
     camera = '[data-testid="stCameraInput"]'
     ask = f'{camera} *:has(> a[target="_blank"])'
+    asking = _("This app would like to use your camera.")
     overlay = "{drop} > div:not([data-testid]):not(:has([data-testid])) > span"
     rules = [
         _replace(f'{drop} button [data-testid="stMarkdownContainer"] p', _("Upload")),
@@ -64,8 +65,7 @@ def style_sheet(max_upload_mb: int) -> str:
         f'{camera} button[data-testid="stCameraInputButton"] > span:has(svg)'
         '{display:inline-flex !important;align-items:center;gap:0.35rem;}',
         # the camera's note while the browser has not given it (a sentence, then a link)
-        f'{ask}{{font-size:0 !important;}}{ask}::before{{content:{_content(_("This app would like to use your camera.") + " ")};'
-        'font-size:1rem;}',
+        f'{ask}{{font-size:0 !important;}}{ask}::before{{content:{_content(asking + " ")};font-size:1rem;}}',
         _replace(f'{ask} > a', _("Learn how to allow access."), size="1rem"),
         # a toast's "view more" / "view less" (one button; the page cannot tell which it shows)
         _replace('[data-testid="stToastViewButton"]', _("more / less")),

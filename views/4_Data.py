@@ -22,6 +22,10 @@ AUG_FIELDS = {  # name: (label, min, max, step, help)
     "shear": (N_("Shear"), 0.0, 0.5, 0.05, N_("random shear by up to this fraction")),
     "contrast": (N_("Contrast"), 0.0, 0.5, 0.05, N_("random contrast change by up to this fraction")),
 }
+# the augmentation in effect, as its options and values read (English: the names themselves)
+IN_EFFECT = {"flip": N_("flip"), "rotation": N_("rotation"), "zoom": N_("zoom"), "shift": N_("shift"),
+             "shear": N_("shear"), "contrast": N_("contrast"), "horizontal": N_("horizontal"),
+             "vertical": N_("vertical"), "both": N_("both")}
 PRESET_HELP = {"none": N_("no augmentation"), "light": N_("flips, small rotations and zoom"),
                "strong": N_("the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast"),
                "randaugment": N_("Keras RandAugment: two random operations per image (colour, geometry); "
@@ -251,7 +255,8 @@ def augmentation(ds) -> None:
                                        key=state.bound(name, default, lambda v: isinstance(v, float), float))
             state.put(name, None if value == default else float(value))
     options = augmentation_options(preset, **{k: state.get(k) for k in ("flip", *AUG_FIELDS)})
-    st.caption(_("In effect: ") + (", ".join(f"{k} {v}" for k, v in options.items()) or _("nothing")))
+    st.caption(_("In effect: ") + (", ".join(f"{IN_EFFECT.get(k, k)} {IN_EFFECT.get(v, v) if isinstance(v, str) else v}"
+                                            for k, v in options.items()) or _("nothing")))
     if ds is None or not options:
         return
     samples = [paths[0] for paths in sample_files(ds, per_class=1).values() if paths][:2]
