@@ -89,7 +89,8 @@ def apply() -> None:
 
 def plotly_words() -> dict[str, str]:
     """Plotly's toolbar tooltips (its buttons' ``data-title``) in the running session's language."""
-    return {"Download plot as a png": _("Download plot as a png"), "Download plot": _("Download plot"),
+    return {"Download plot as a PNG": _("Download plot as a PNG"), "Download plot": _("Download plot"),
+            "Fullscreen": _("Fullscreen"),
             "Zoom": _("Zoom"), "Pan": _("Pan"), "Box Select": _("Box Select"), "Lasso Select": _("Lasso Select"),
             "Zoom in": _("Zoom in"), "Zoom out": _("Zoom out"), "Autoscale": _("Autoscale"),
             "Reset axes": _("Reset axes"), "Toggle Spike Lines": _("Toggle Spike Lines"),
