@@ -184,9 +184,23 @@ def _shape(node: ast.expr | None, assigned: dict) -> list | None:
     return None
 
 
+WARNING_SOURCES = ("tlcore/data/",)  # a dataset's warnings (`Dataset.warnings`), shown by the Data page
+
+
+def _is_warning(node: ast.AST, where: str) -> bool:
+    """``warnings.append(TEXT)`` / ``ds.warnings.append(TEXT)`` in a module whose warnings the studio shows."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append"
+            and node.args and where.startswith(WARNING_SOURCES)):
+        return False
+    target = node.func.value
+    return (isinstance(target, ast.Name) and target.id == "warnings") or \
+        (isinstance(target, ast.Attribute) and target.attr == "warnings")
+
+
 def engine_errors(root: Path = ROOT) -> list[dict]:
-    """Every error message the engine (`tlcore`, not its command line) raises, and every reason it
-    gives for a file it skips (``{"file": ..., "reason": ...}``), from its source.
+    """Every error message the engine (`tlcore`, not its command line) raises, every reason it gives
+    for a file it skips (``{"file": ..., "reason": ...}``) and every warning about a dataset, from its
+    source.
 
     Returns ``[{"where": "tlcore/x.py:12", "shape": text with HOLE for each value, "draft": text with
     {placeholders}}]``; an OptionError's message as its `template` (``{option}`` first unless marked).
@@ -216,6 +230,8 @@ def engine_errors(root: Path = ROOT) -> list[dict]:
                     if not reason or isinstance(reason[0], ast.Name) and reason[0].id not in assigned:
                         continue  # a reason made elsewhere (an ImageProblem's message) is found where it is made
                     func, message = "reason", reason[0]
+                elif _is_warning(call, where):
+                    func, message = "warning", call.args[0]
                 else:
                     if not isinstance(call, ast.Call):
                         continue

@@ -363,6 +363,15 @@ TEMPLATES = [
     N_("folder is not train, validation or test, skipped"),
     N_("class not in train/, skipped"),
     N_("not an image file (extension {extension})"),
+    # tlcore.data.pipeline: warnings about a dataset (`Dataset.warnings`, the Data page shows them)
+    N_("No validation/ folder: 20% of train/ is held out for validation."),
+    N_("Class {name} has no usable images."),
+    N_("Class {name} has only {count} training images; aim for at least {least}."),
+    N_("Class {name} has no validation images."),
+    N_("Classes are imbalanced (largest {largest} vs smallest {smallest} training images); class weights "
+       "(--class-weights auto) compensate."),
+    N_("{leaks} image(s) appear in more than one split (identical files): validation and test scores will look "
+       "better than they are."),
 ]
 
 # Pieces the engine puts into the sentences above (a hint, a unit, a kind of thing); `say` words them too.

@@ -22,6 +22,7 @@ AUG_FIELDS = {  # name: (label, min, max, step, help)
     "shear": (N_("Shear"), 0.0, 0.5, 0.05, N_("random shear by up to this fraction")),
     "contrast": (N_("Contrast"), 0.0, 0.5, 0.05, N_("random contrast change by up to this fraction")),
 }
+SPLIT_IMAGES = {"train": N_("Train images"), "validation": N_("Validation images"), "test": N_("Test images")}
 # the augmentation in effect, as its options and values read (English: the names themselves)
 IN_EFFECT = {"flip": N_("flip"), "rotation": N_("rotation"), "zoom": N_("zoom"), "shift": N_("shift"),
              "shear": N_("shear"), "contrast": N_("contrast"), "horizontal": N_("horizontal"),
@@ -180,11 +181,11 @@ def report(ds) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(_("Classes"), len(ds.classes), border=True)
     for col, split in zip((c2, c3, c4), ("train", "validation", "test")):
-        col.metric(_("{capitalize} images").format(capitalize=split.capitalize()), sum(counts[split].values()), border=True)
+        col.metric(str(SPLIT_IMAGES.get(split, split)), sum(counts[split].values()), border=True)
     st.caption(_("{root} · layout: ").format(root=text.code(ds.root))
                + (_("split folders (train/validation/test)") if ds.layout == "split" else _("one folder per class, split here")))
     if ds.warnings:
-        st.warning("\n".join(f"- {text.md(w)}" for w in ds.warnings), icon=":material/warning:")
+        st.warning("\n".join(f"- {text.md(text.error_words(w))}" for w in ds.warnings), icon=":material/warning:")
     st.plotly_chart(charts.class_counts(counts), key="class_counts")
     st.markdown(_("**Samples**"))
     samples = sample_files(ds, per_class=8)
