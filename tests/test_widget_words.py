@@ -40,3 +40,18 @@ def test_the_limit_reads_as_streamlit_writes_it(megabytes, text):
     from studio.widget_words import upload_limit_text
 
     assert upload_limit_text(megabytes) == text
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_the_app_puts_the_style_sheet_in_korean_sessions_only(tlhome, monkeypatch, lang):
+    from streamlit.testing.v1 import AppTest
+
+    from apphelp import ROOT
+
+    monkeypatch.delenv("TLSTUDIO_PASSWORD", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["lang"] = lang
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    sheets = [h.proto.body for h in at.get("html") if "stFileUploaderDropzone" in h.proto.body]
+    assert len(sheets) == (1 if lang == "ko" else 0)
