@@ -271,7 +271,7 @@ def augmentation(ds) -> None:
                                                              seed=st.session_state.get("_aug_seed", 0))
             if original is None:
                 continue
-            st.image([original, *variants], width=110, caption=["original"] + ["augmented"] * len(variants))
+            st.image([original, *variants], width=110, caption=[_("original")] + [_("augmented")] * len(variants))
 
 
 def main() -> None:
