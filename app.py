@@ -32,13 +32,14 @@ from studio import webrtc
 # that loaded TensorFlow first (studio/webrtc.py). Once per server process; a no-op afterwards.
 webrtc.preload()
 
-from studio import access, audience, caches, components as ui, i18n, state  # noqa: E402
+from studio import access, audience, caches, components as ui, i18n, state, widget_words  # noqa: E402
 from studio.i18n import _  # noqa: E402
 
 caches.keep_models_warm()  # no keras clear_session after each run: shared models keep their kernels
 
 i18n.choose()  # the session's language (?lang=, the switch, the browser) before any word is shown
 st.set_page_config(page_title=_("TL Studio"), page_icon=":material/model_training:", layout="wide")
+widget_words.apply()  # Streamlit's own words (the uploader's, the camera's) in a Korean session
 
 PAGES = {
     _("Studio"): [

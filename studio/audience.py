@@ -8,7 +8,8 @@ a refusal. Its uploads are let through the upload gate up to `access.AUDIENCE_UP
 
 All audience sessions of a run share one loaded model (`MODELS`, a
 `tlcore.ship.batching.SharedModels`): their images are classified together by the model's batcher,
-as `tlcore serve` does. A session that leaves (Streamlit forgets it) releases its hold, and a model
+as `tlcore serve` does. A session that leaves releases its hold at once (a session-scoped resource whose
+release Streamlit calls when the session disconnects or ends: `_left`), and a model
 nobody holds is dropped. Grad-CAM is computed on tap only; the live camera is rate-limited to
 `LIVE_PER_SECOND` classifications a second per viewer.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from urllib.parse import urlsplit
 
 import streamlit as st
@@ -32,8 +34,9 @@ PAGE = "views/audience.py"
 LIVE_PER_SECOND = 2.0             # live-camera classifications per second, per viewer
 TOP_K = 3
 MODELS = SharedModels(size=3)     # one model per run, for every audience session of this server
-_TOKEN, _LINK, _RESULTS, _CAM, _LIVE = "_audience_token", "_audience_link", "_audience_results", "_audience_cam", \
-    "_audience_live"
+_TOKEN, _LINK, _RESULTS, _CAM = "_audience_token", "_audience_link", "_audience_results", "_audience_cam"
+_LIVE_CLASSIFIERS: dict[str, tuple] = {}  # session id -> (model key, its live camera's classifier)
+_LIVE_LOCK = threading.Lock()
 
 
 # --- routing (app.py) -------------------------------------------------------------------
@@ -55,6 +58,7 @@ def route(pages: dict) -> bool:
     if not token:
         return False
     sid = ui.session_id()
+    _watch_departure(sid)
     _prune()
     link = access.audience_links().verify(token)
     if link is None:
@@ -74,6 +78,23 @@ def route(pages: dict) -> bool:
     else:
         _refused()
     return True
+
+
+def _left(session_id: str) -> None:
+    """A session has left (Streamlit released its session resources: the browser disconnected or the
+    session ended): its hold on a model ends at once, so a model nobody else holds is dropped now,
+    not when another audience session happens to run. A session that comes back holds again."""
+    access.AUDIENCE.close(session_id)
+    MODELS.release(session_id)
+    with _LIVE_LOCK:
+        _LIVE_CLASSIFIERS.pop(session_id, None)
+
+
+@st.cache_resource(scope="session", on_release=_left, show_spinner=False)
+def _watch_departure(session_id: str) -> str:
+    """A resource of this session whose release (`_left`) is the session's departure: Streamlit
+    releases session-scoped resources when the session disconnects or ends."""
+    return session_id
 
 
 def _prune() -> None:
@@ -116,7 +137,7 @@ def shared_model(link):
     run = Run(link.run_dir)
     path = run.model_path()
     if path is None:
-        raise TLCoreError(f"Run {run.run_id} has no model any more.")
+        raise TLCoreError(_("Run {run_id} has no model any more.").format(run_id=run.run_id))
     return MODELS.hold(ui.session_id(), str(run.path), path)
 
 
@@ -133,7 +154,7 @@ def classify(shared, image) -> dict:
             image.seek(0)
             x = shared.model.load(image)
         except ImageProblem as exc:
-            results[key] = {"name": image.name, "top": None, "error": str(exc)}
+            results[key] = {"name": image.name, "top": None, "error": text.error_words(exc)}
         else:
             probs = shared.probabilities(x[None])[0]
             results[key] = {"name": image.name, "top": top_labels(probs, shared.model.labels, TOP_K), "error": None}
@@ -178,13 +199,16 @@ def live_classifier(shared):
     from tlcore.live.classifier import Classifier
     from tlcore.ship.batching import RateLimit
 
-    kept = st.session_state.get(_LIVE)
+    sid = ui.session_id()
+    with _LIVE_LOCK:
+        kept = _LIVE_CLASSIFIERS.get(sid)
     if kept is None or kept[0] != shared.key:
         rm = shared.model
         classifier = Classifier(RateLimit(shared.probabilities, LIVE_PER_SECOND), rm.labels, rm.input_size,
                                 rm.resize, None, rm.run.run_id).warm_up()
         kept = (shared.key, classifier)
-        st.session_state[_LIVE] = kept
+        with _LIVE_LOCK:  # kept here, not in the session's state: dropped the moment the session leaves
+            _LIVE_CLASSIFIERS[sid] = kept
     return kept[1]
 
 

@@ -3,6 +3,7 @@ and where on a chart's epoch axis the two training stages meet. The Layers page'
 Vega-Lite spec instead (`layer_params`: why, there)."""
 from __future__ import annotations
 from studio.i18n import N_, _
+from studio.text import SPLIT_WORDS
 
 from typing import Mapping, Sequence
 
@@ -64,8 +65,9 @@ def layer_params(rows: Sequence[Mapping], roles: Sequence[str], cut_index: int,
             "color": {"field": "role", "type": "nominal", "legend": {"orient": "top", "title": None, "labelLimit": 0},
                       "scale": {"domain": [str(w) for w in ROLE_WORDS.values()],
                                 "range": [TRAINS, BN_INFERENCE, FROZEN, CUT_AWAY]}},
-            "tooltip": [{"field": "index", "title": "layer"}, {"field": "name"}, {"field": "type"},
-                        {"field": "block"}, {"field": "params", "type": "quantitative", "format": ","}],
+            "tooltip": [{"field": "index", "title": _("layer")}, {"field": "name", "title": _("name")},
+                        {"field": "type", "title": _("type")}, {"field": "block", "title": _("block")},
+                        {"field": "params", "title": _("params"), "type": "quantitative", "format": ","}],
         },
     }
     layers = [bars]
@@ -109,7 +111,8 @@ def training_curves(metrics: Sequence[Mapping], boundary: float | None = None,
             fig.add_trace(go.Scatter(
                 x=epochs, y=ys, mode="lines+markers", name=label, legendgroup=label,
                 showlegend=col == 1, line=dict(color=colour, dash=dash), marker=dict(size=8),
-                hovertemplate=f"epoch %{{x}}<br>{label} {key} %{{y:.4f}}<extra></extra>"), row=1, col=col)
+                hovertemplate=_("epoch %{{x}}<br>{label} {key} %{{y:.4f}}<extra></extra>").format(
+                    label=label, key={"accuracy": _("accuracy"), "loss": _("loss")}[key])), row=1, col=col)
     if boundary is not None:
         for col in (1, 2):
             fig.add_vline(x=boundary, line_color="#7f7f7f", line_dash="dot", row=1, col=col)
@@ -146,7 +149,7 @@ def class_counts(counts: Mapping[str, Mapping[str, int]]) -> go.Figure:
     for split, per_class in counts.items():
         if not any(per_class.values()):
             continue
-        fig.add_trace(go.Bar(x=list(per_class), y=list(per_class.values()), name=split,
+        fig.add_trace(go.Bar(x=list(per_class), y=list(per_class.values()), name=str(SPLIT_WORDS.get(split, split)),
                              marker_color=colours.get(split)))
     fig.update_yaxes(title=_("images"))
     return _layout(fig, 300, barmode="group")
@@ -156,7 +159,7 @@ def confusion_matrix(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> 
     """Counts of true (rows) against predicted (columns) classes."""
     fig = go.Figure(go.Heatmap(
         z=matrix, x=list(labels), y=list(labels), colorscale="Blues", text=matrix,
-        texttemplate="%{text}", hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+        texttemplate="%{text}", hovertemplate=_("true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>")))
     fig.update_xaxes(title=_("predicted"), side="bottom")
     fig.update_yaxes(title=_("true"), autorange="reversed")
     side = max(300, 60 * len(labels) + 120)
@@ -192,13 +195,13 @@ def reliability(bins: Sequence[Mapping], ece: float | None = None) -> go.Figure:
         marker_color=TRAIN, marker_line_width=0,
         customdata=[[b.get("count", 0), b.get("confidence") or 0.0, i * width, (i + 1) * width]
                     for i, b in enumerate(bins)],
-        hovertemplate="confidence %{customdata[2]:.1f}–%{customdata[3]:.1f}<br>accuracy %{y:.1%}"
-                      "<br>mean confidence %{customdata[1]:.1%}<br>%{customdata[0]} images<extra></extra>"))
+        hovertemplate=_("confidence %{customdata[2]:.1f}–%{customdata[3]:.1f}<br>accuracy %{y:.1%}"
+                        "<br>mean confidence %{customdata[1]:.1%}<br>%{customdata[0]} images<extra></extra>")))
     fig.add_trace(go.Scatter(
         x=[b.get("confidence") for b in bins if b.get("count")],
         y=[b.get("accuracy") for b in bins if b.get("count")], mode="markers", name=_("mean confidence"),
         marker=dict(color=VAL, size=9, symbol="diamond"), showlegend=True,
-        hovertemplate="mean confidence %{x:.1%}<br>accuracy %{y:.1%}<extra></extra>"))
+        hovertemplate=_("mean confidence %{x:.1%}<br>accuracy %{y:.1%}<extra></extra>")))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=_("perfectly calibrated"),
                              line=dict(color="#7f7f7f", dash="dash"), hoverinfo="skip"))
     for x, b in zip(centres, bins):  # how many images each bin holds, in a row above the bars
@@ -215,13 +218,13 @@ def lr_finder(lrs: Sequence[float], losses: Sequence[float], suggested: float | 
     """Smoothed loss against the learning rate (log scale), the suggestion marked."""
     fig = go.Figure(go.Scatter(x=list(lrs), y=list(losses), mode="lines", name=_("loss (smoothed)"),
                                line=dict(color=TRAIN),
-                               hovertemplate="learning rate %{x:.2e}<br>loss %{y:.4f}<extra></extra>"))
+                               hovertemplate=_("learning rate %{x:.2e}<br>loss %{y:.4f}<extra></extra>")))
     if suggested is not None and len(lrs):
         i = min(range(len(lrs)), key=lambda j: abs(lrs[j] - suggested))
         fig.add_trace(go.Scatter(x=[suggested], y=[losses[i]], mode="markers+text", name=_("suggestion"),
                                  marker=dict(color="#d62728", size=12), text=[f"  {suggested:.1e}"],
                                  textposition="bottom right",
-                                 hovertemplate="suggested %{x:.2e}<extra></extra>"))
+                                 hovertemplate=_("suggested %{x:.2e}<extra></extra>")))
         fig.add_vline(x=suggested, line_color="#d62728", line_dash="dot")
     fig.update_xaxes(type="log", title=_("learning rate (log scale)"), exponentformat="power")
     fig.update_yaxes(title=_("training loss"))
@@ -235,7 +238,7 @@ def sweep_heatmap(cuts: Sequence[str], unfreezes: Sequence[str], z: Sequence[Seq
         z=[[None if v is None else float(v) for v in row] for row in z], x=list(unfreezes), y=list(cuts),
         colorscale="Viridis", zmin=0, zmax=1, text=text, texttemplate="%{text}",
         colorbar=dict(title=_("val acc"), tickformat=".0%"),
-        hovertemplate="cut %{y}<br>unfreeze from %{x}<br>validation accuracy %{z:.1%}<extra></extra>"))
+        hovertemplate=_("cut %{y}<br>unfreeze from %{x}<br>validation accuracy %{z:.1%}<extra></extra>")))
     fig.update_xaxes(title=_("unfreeze from"), type="category")
     fig.update_yaxes(title=_("cut after"), type="category", autorange="reversed")
     return _layout(fig, min(700, max(260, 70 * len(cuts) + 140)))
@@ -250,8 +253,8 @@ def probe_accuracy(rows: Sequence[Mapping], current: int | None = None,
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="lines+markers", name=_("linear probe"), line=dict(color=TRAIN),
         customdata=[[r["cut"], r["feature_dim"]] for r in rows],
-        hovertemplate="%{customdata[0]} (layer %{x})<br>validation accuracy %{y:.1%}<br>"
-                      "%{customdata[1]} features<extra></extra>"))
+        hovertemplate=_("%{customdata[0]} (layer %{x})<br>validation accuracy %{y:.1%}<br>"
+                        "%{customdata[1]} features<extra></extra>")))
     if suggested is not None:
         row = next((r for r in rows if r["index"] == suggested), None)
         if row is not None:
@@ -280,7 +283,8 @@ def embedding_map(points: Sequence[Mapping], classes: Sequence[str], method: str
             x=[points[k]["x"] for k in idx], y=[points[k]["y"] for k in idx], mode="markers", name=name,
             marker=dict(color=PALETTE[i % len(PALETTE)], size=7, opacity=0.8,
                         symbol=[symbols.get(points[k]["split"], "circle") for k in idx]),
-            customdata=idx, text=[f"{points[k]['split']} · {points[k]['file'].rsplit('/', 1)[-1]}" for k in idx],
+            customdata=idx, text=[f"{SPLIT_WORDS.get(points[k]['split'], points[k]['split'])} · "
+                                  f"{points[k]['file'].rsplit('/', 1)[-1]}" for k in idx],
             hovertemplate="%{text}<extra>" + name + "</extra>"))
     fig.update_xaxes(title=f"{method.upper()} 1", showticklabels=False)
     fig.update_yaxes(title=f"{method.upper()} 2", showticklabels=False)
@@ -300,8 +304,8 @@ def confusion_cells(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> g
             data.append([t, p])
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=data, showlegend=False,
                              marker=dict(size=40, symbol="square", color="rgba(0,0,0,0.01)"),
-                             hovertemplate="true %{y}<br>predicted %{x}<br>click to see the images"
-                                           "<extra></extra>"))
+                             hovertemplate=_("true %{y}<br>predicted %{x}<br>click to see the images"
+                                             "<extra></extra>")))
     return fig
 
 
@@ -320,7 +324,8 @@ def search_points(points: Sequence[Mapping], metric: str = "val_accuracy") -> go
             dims.append(dict(label=name, values=[labels.index(str(v)) for v in values],
                              tickvals=list(range(len(labels))), ticktext=labels))
     score = [float(p[f"{metric}_mean"]) for p in scored]
-    dims.append(dict(label=metric.replace("_", " ") + _(" (mean)"), values=score))
+    shown = {"val_accuracy": _("val accuracy"), "val_loss": _("val loss")}.get(metric, metric.replace("_", " "))
+    dims.append(dict(label=shown + _(" (mean)"), values=score))
     fig = go.Figure(go.Parcoords(line=dict(color=score, colorscale="Viridis", showscale=bool(score)),
                                  dimensions=dims))
     return _layout(fig, 340)
@@ -334,7 +339,7 @@ def label_timeline(results: Sequence[Mapping], labels: Sequence[str]) -> go.Figu
     fig = go.Figure(go.Scatter(x=t, y=y, mode="markers+lines", line={"width": 1, "shape": "hv"},
                                marker={"size": 9, "opacity": 1.0, "color": p, "colorscale": "Blues", "cmin": 0,
                                        "cmax": 1, "showscale": True, "colorbar": {"title": "p"}},
-                               hovertemplate="%{x:.2f} s · %{y}<extra></extra>"))
+                               hovertemplate=_("%{x:.2f} s · %{y}<extra></extra>")))
     fig.update_yaxes(categoryorder="array", categoryarray=list(labels), title=None)
     fig.update_xaxes(title=_("seconds"))
     return _layout(fig, max(220, 60 + 40 * len(labels)))

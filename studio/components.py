@@ -414,7 +414,7 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
                 arrays.append(model.load(f))
                 ok.append(f)
             except ImageProblem as exc:
-                problems[f.file_id] = str(exc)
+                problems[f.file_id] = text.error_words(exc)
         t0 = time.perf_counter()
         probs = model.probabilities(np.stack(arrays), tta=tta) if arrays else []
         if arrays and tta != "none":
@@ -432,7 +432,7 @@ def show_predictions(run, files: list, k: int, with_gradcam: bool = True, tta: s
                     with st.spinner(_("Grad-CAM for {name}…").format(name=text.md(f.name))):
                         cam = gradcam(model, f, (*stamp, f.file_id, None))
                 except TLCoreError as exc:
-                    cam_error = str(exc)
+                    cam_error = text.error_words(exc)
                 except Exception as exc:  # a bug: the prediction still shows
                     LOG.exception("Grad-CAM failed")
                     cam_error = _("Grad-CAM failed unexpectedly ({error}); see the server's log.").format(

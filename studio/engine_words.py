@@ -5,14 +5,15 @@ The engine speaks English and in arguments (`tlcore` never imports the studio); 
 template that produced a sentence and returns it in the session's language, its values (layer names,
 numbers, a nested reason) kept. A sentence no template fits is returned unchanged: new engine words
 show in English until a template is added here (extract, update, translate: docs/OPERATIONS.md).
-Option errors are worded by `studio.text.error_words`.
+The engine's error messages are templates of `studio.engine_errors`; `studio.text.error_words` also
+puts each option's label where the message names it.
 """
 from __future__ import annotations
 
 import functools
 import re
 
-from studio.i18n import N_, _
+from studio.i18n import N_, _, particles
 
 TEMPLATES = [
     # tlcore.recipe.plan: reasons and warnings
@@ -37,6 +38,23 @@ TEMPLATES = [
        "which stay frozen."),
     N_("The freeze patterns freeze every layer that would train."),
     N_("None of the layers between the unfreeze point and the cut has trainable weights."),
+    # tlcore.search.auto and automeasure: auto mode's reason, its phrases joined by "; " (`reason`)
+    N_("point {point} of {points} had the best validation accuracy ({accuracy}) of {trials} trials scored"),
+    N_("no room in the budget for a search: the measured choices alone"),
+    N_("no trial was scored: the measured choices alone"),
+    N_("no {what}: {seconds} s of the budget were gone before it"),
+    N_("no probe: {seconds} s of the budget were gone before it"),
+    N_("no learning-rate range test: {seconds} s of the budget were gone before it"),
+    N_("cut {cut}: the shallowest block end whose linear probe comes within 0.01 of the best ({accuracy} validation "
+       "accuracy, {cuts} cuts probed)"),
+    N_("learning rate around {lr}: the range test's steepest fall (stage {stage})"),
+    N_("learning rate {lr} (the default: the range test failed: {error})"),
+    N_("every scored trial was cut by the budget: chosen on the epochs they finished"),
+    N_("{folds}-fold cross-validation on train+validation (fewer than {images} validation images): point {point} "
+       "averaged {accuracy} over {done} folds"),
+    N_("point {point}: {accuracy}"),
+    N_("{epochs} of {planned} epochs in the final run: {seconds} s of the budget were left for it"),
+    N_("the final run was stopped by the budget and scored on its best epoch so far"),
     # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
     N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "
        "Likely cause: {cause}"),
@@ -90,21 +108,48 @@ TEMPLATES = [
 ]
 
 
+HOLE = re.compile(r"\{(?!option[}:])(\w+)\}")  # a value's place; ``{option}`` / ``{option:NAME}`` mark an option
+
+
+def _regex(template: str) -> re.Pattern:
+    """The sentences `template` makes: its literal text, anything for each ``{name}`` (``{{``/``}}`` are braces)."""
+    parts = HOLE.split(template)
+    return re.compile("".join(re.escape(p.replace("{{", "{").replace("}}", "}")) if i % 2 == 0 else f"(?P<{p}>.+?)"
+                              for i, p in enumerate(parts)), re.DOTALL)
+
+
 @functools.cache
 def _patterns() -> list[tuple[re.Pattern, str]]:
-    out = []
-    for template in TEMPLATES:
-        parts = re.split(r"\{(\w+)\}", template.message)
-        regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.+?)" for i, p in enumerate(parts))
-        out.append((re.compile(regex, re.DOTALL), template.message))
-    return out
+    """Every template as (regex, template), the most specific (most literal text) first, so a
+    template made mostly of values (``{name}: {error}``) only takes what no other one fits."""
+    from studio import engine_errors
+
+    templates = {t.message for t in (*TEMPLATES, *engine_errors.TEMPLATES, *engine_errors.PIECES)}
+    literal = {t: len(HOLE.sub("", t)) for t in templates}
+    return [(_regex(t), t) for t in sorted(templates, key=lambda t: (-literal[t], t)) if literal[t]]
+
+
+def fill(template: str, values: dict) -> str:
+    """`template` with its ``{name}`` places filled and ``{{``/``}}`` as braces (option markers kept;
+    not `str.format`, which would read ``{option:cut}`` as a format spec)."""
+    parts = HOLE.split(template)
+    return "".join(p.replace("{{", "{").replace("}}", "}") if i % 2 == 0 else str(values.get(p, "{" + p + "}"))
+                   for i, p in enumerate(parts))
 
 
 def say(sentence: object) -> str:
-    """An engine sentence in the running session's language (unchanged when no template fits)."""
+    """An engine sentence in the running session's language (unchanged when no template fits), the
+    values in it worded too (a nested reason, a hint). Option markers (``{option}``) stay for
+    `studio.text.error_words`."""
     text = str(sentence)
     for pattern, template in _patterns():
         match = pattern.fullmatch(text)
         if match:
-            return _(template).format(**{k: say(v) for k, v in match.groupdict().items()})
+            return particles(fill(_(template), {k: say(v) for k, v in match.groupdict().items()}))
     return text
+
+
+def reason(text: object, separator: str = "; ") -> str:
+    """A sentence the engine joined from phrases (auto mode's ``reason``: "point 3 of 8 had …; learning
+    rate around 0.001: …"), each phrase in the session's language."""
+    return separator.join(say(phrase) for phrase in str(text or "").split(separator))

@@ -122,6 +122,33 @@ def words(mapping: Mapping[Any, Any]) -> dict:
     return {key: str(value) for key, value in mapping.items()}
 
 
+# --- Korean particles ------------------------------------------------------------------
+
+_PARTICLES = {"은(는)": ("은", "는"), "이(가)": ("이", "가"), "을(를)": ("을", "를"), "과(와)": ("과", "와"),
+              "와(과)": ("과", "와"), "(으)로": ("으로", "로"), "(이)라는": ("이라는", "라는")}
+_PARTICLE = re.compile(r"([^\s])([”’\"')\]]*)(" + "|".join(re.escape(p) for p in _PARTICLES) + ")")
+
+
+def particles(text: str) -> str:
+    """Korean particles written for any word (``{option}은(는)``) fitted to the word before them once a
+    value is in place: ``학습률은``, ``배치 크기는``. After a word that is not Hangul (a number, a file
+    name) both forms stay, as Korean software writes them.
+
+    >>> particles("배치 크기은(는) 1 이상, 학습률은(는) 양수, 파일(으)로, 모델(으)로, x.h5을(를)")
+    '배치 크기는 1 이상, 학습률은 양수, 파일로, 모델로, x.h5을(를)'
+    """
+    def fit(match: re.Match) -> str:
+        last, closing, particle = match.groups()
+        if not "가" <= last <= "힣":
+            return match.group(0)
+        final = (ord(last) - ord("가")) % 28
+        with_final, without = _PARTICLES[particle]
+        chosen = with_final if final and not (particle == "(으)로" and final == 8) else without  # 8: ㄹ
+        return last + closing + chosen
+
+    return _PARTICLE.sub(fit, text)
+
+
 # --- choosing the language ------------------------------------------------------------
 
 def from_accept_language(header: str | None) -> str | None:

@@ -142,7 +142,7 @@ def _results(key: str, live, recorder, playing: bool, presenter: bool, after) ->
         st.caption(_("Model: {model} · {classified} frames classified, {dropped} "
                    "skipped while busy").format(model=text.md(result['model']), classified=result['classified'], dropped=result['dropped']) + (_(" · {latency:.0f} ms from capture to label").format(latency=latency) if latency else ""))
         if result.get("cam") and result["cam"].get("error"):
-            st.caption(_("Grad-CAM: {error}").format(error=result['cam']['error']))
+            st.caption(_("Grad-CAM: {error}").format(error=text.error_words(result['cam']['error'])))
         if st.button(_("Freeze frame"), key=f"{key}_freeze", icon=":material/photo_camera:",
                      help=_("Keep this frame and its prediction as a card below.")):
             frozen = st.session_state.setdefault(f"_frozen_{key}", [])

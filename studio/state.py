@@ -190,7 +190,9 @@ def selection_from_url(params: Mapping[str, Any], roots: Sequence[str | os.PathL
             values[key] = _CHECKS[key](text, values, roots)
         except (TLCoreError, OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             shown = text if len(text) <= 80 else text[:77] + "…"
-            why = exc if isinstance(exc, TLCoreError) else _("it cannot be read on this server ({error}).").format(
+            from studio.text import error_words
+
+            why = error_words(exc) if isinstance(exc, TLCoreError) else _("it cannot be read on this server ({error}).").format(
                 error=type(exc).__name__)
             notices.append(_("The link's {what} `{value}` is left out: {why}").format(what=URL_WORDS[key], value=shown,
                                                                                      why=why))

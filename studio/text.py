@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from studio import engine_words
-from studio.i18n import N_, _, ngettext
+from studio.i18n import N_, _, ngettext, particles
 from tlcore.core.errors import TLCoreError
 
 DEMO_TEXT = N_("Four classes of shapes (circle, square, triangle, star) drawn on textured backgrounds, "
@@ -270,6 +270,9 @@ def run_label(run) -> str:
     return f"{run.run_id}{name} · {state_word(summary['state'])}"
 
 
+SPLIT_WORDS = {"train": N_("train"), "validation": N_("validation"), "test": N_("test")}  # a split's name as shown
+
+
 STATE_WORDS = {"queued": N_("queued"), "running": N_("running"), "completed": N_("completed"), "failed": N_("failed"),
                "stopped": N_("stopped"), "interrupted": N_("interrupted")}
 
@@ -345,6 +348,16 @@ OPTION_WORDS = {
     "class_weights": N_("Class weights"), "feature_cache": N_("The feature cache"), "mixed_precision": N_("Mixed precision"),
     "xla": N_("XLA compilation"), "deterministic": N_("Determinism"), "resize": N_("“Resize images by”"), "name": N_("The run label"),
     "preset": N_("The preset"), "preprocessing": N_("Preprocessing"),
+    # options of auto mode, seeds, search, predict and export; their English is the name as it reads
+    "seeds": N_("Seeds"), "ensemble": N_("Ensemble"), "budget": N_("Budget"), "auto": N_("Auto"),
+    "twin_from_scratch": N_("Twin from scratch"), "top_k": N_("Top k"), "every": N_("Every"), "tta": N_("Tta"),
+    "format": N_("Format"), "quantize": N_("Quantize"), "io": N_("Io"), "include": N_("Include"), "space": N_("Space"),
+    "grid": N_("Grid"), "trials": N_("Trials"), "metric": N_("Metric"), "scheduler": N_("Scheduler"), "split": N_("Split"),
+    "run_dir": N_("Run dir"), "run_id": N_("Run id"), "note": N_("Note"), "token": N_("Token"), "class": N_("Class"),
+    "classes": N_("Classes"), "per_class": N_("Per class"), "out": N_("Out"), "items": N_("Items"), "stage": N_("Stage"),
+    "min_lr": N_("Min lr"), "max_lr": N_("Max lr"), "steps": N_("Steps"), "cuts": N_("Cuts"), "size": N_("Size"),
+    "hold": N_("Hold"), "config": N_("Config"), "duplicate_distance": N_("Duplicate distance"),
+    "background": N_("Background"),
 }
 
 
@@ -353,21 +366,29 @@ def option_word(option: str) -> str:
     return str(OPTION_WORDS.get(option, option.replace("_", " ").capitalize()))
 
 
-def error_words(exc: Exception) -> str:
-    """An engine error as the page says it: every option it names becomes its label (``The cut``
-    at the start of a sentence, ``the cut`` inside one)."""
+def error_words(exc: Exception | str) -> str:
+    """An engine error (or its recorded message) as the page says it: the sentence in the session's
+    language (`engine_words.say`, templates in `studio.engine_errors`), and every option it names as
+    its label (``The cut`` at the start of a sentence, ``the cut`` inside one)."""
     import re
 
-    if not (getattr(exc, "option", None) and hasattr(exc, "phrased")):
-        return str(exc)
-    marked = exc.phrased(lambda option: f"\0{option}\0")
+    if not (getattr(exc, "option", None) and hasattr(exc, "template")):
+        return particles(engine_words.say(exc))
+    marked = re.sub(r"\{option(?::(\w+))?\}", lambda m: f"\0{m.group(1) or exc.option}\0",
+                    engine_words.say(exc.template))
 
     def word(match: re.Match) -> str:
         label = option_word(match.group(1))
         inside = match.start() > 0 and not re.search(r"[.:!?]\s*$", marked[: match.start()])
         return "the" + label[3:] if inside and label.startswith("The ") else label
 
-    return re.sub("\0(\\w+)\0", word, marked)
+    return particles(re.sub("\0(\\w+)\0", word, marked))
+
+
+def problem_rows(problems: Sequence[dict]) -> list[dict]:
+    """A dataset's skipped files (``[{file, reason}]`` of a scan or an import) with each reason in the
+    session's language."""
+    return [{**p, "reason": error_words(p["reason"])} if p.get("reason") else p for p in problems]
 
 
 def run_error_words(status: dict) -> str | None:
@@ -376,7 +397,7 @@ def run_error_words(status: dict) -> str | None:
         from tlcore.core.errors import OptionError
 
         return error_words(OptionError(status["error_option"], status["error_template"]))
-    return status.get("error")
+    return error_words(status["error"]) if status.get("error") else None
 
 
 def export_check(report: dict) -> str:

@@ -114,7 +114,7 @@ def imagenet_status(name: str, size: int | None) -> None:
         with st.spinner(_("Looking for the weights file…")):
             status = weights_status(name, size)
         if status["file"] is None:
-            st.warning(text.md(status.get("error"), lines=True) if status.get("error") else _("Keras publishes no ImageNet weights for {name}.").format(name=name))
+            st.warning(text.md(text.error_words(status["error"]), lines=True) if status.get("error") else _("Keras publishes no ImageNet weights for {name}.").format(name=name))
         elif status["cached"]:
             st.success(_("Already on this machine: `{path}`").format(path=status['path']), icon=":material/check_circle:")
         else:

@@ -22,6 +22,11 @@ AUG_FIELDS = {  # name: (label, min, max, step, help)
     "shear": (N_("Shear"), 0.0, 0.5, 0.05, N_("random shear by up to this fraction")),
     "contrast": (N_("Contrast"), 0.0, 0.5, 0.05, N_("random contrast change by up to this fraction")),
 }
+SPLIT_IMAGES = {"train": N_("Train images"), "validation": N_("Validation images"), "test": N_("Test images")}
+# the augmentation in effect, as its options and values read (English: the names themselves)
+IN_EFFECT = {"flip": N_("flip"), "rotation": N_("rotation"), "zoom": N_("zoom"), "shift": N_("shift"),
+             "shear": N_("shear"), "contrast": N_("contrast"), "horizontal": N_("horizontal"),
+             "vertical": N_("vertical"), "both": N_("both")}
 PRESET_HELP = {"none": N_("no augmentation"), "light": N_("flips, small rotations and zoom"),
                "strong": N_("the classic tutorial recipe: rotation 40, shifts, shear, zoom, flips, contrast"),
                "randaugment": N_("Keras RandAugment: two random operations per image (colour, geometry); "
@@ -35,7 +40,7 @@ def show_import(result: dict) -> None:
                icon=":material/check_circle:")
     if result.get("problems"):
         with st.expander(_("{problems} file(s) not imported").format(problems=len(result['problems']))):
-            st.dataframe(result["problems"], hide_index=True)
+            st.dataframe(text.problem_rows(result["problems"]), hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
 
 
 def upload_folder() -> None:
@@ -176,11 +181,11 @@ def report(ds) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric(_("Classes"), len(ds.classes), border=True)
     for col, split in zip((c2, c3, c4), ("train", "validation", "test")):
-        col.metric(_("{capitalize} images").format(capitalize=split.capitalize()), sum(counts[split].values()), border=True)
+        col.metric(str(SPLIT_IMAGES.get(split, split)), sum(counts[split].values()), border=True)
     st.caption(_("{root} · layout: ").format(root=text.code(ds.root))
                + (_("split folders (train/validation/test)") if ds.layout == "split" else _("one folder per class, split here")))
     if ds.warnings:
-        st.warning("\n".join(f"- {text.md(w)}" for w in ds.warnings), icon=":material/warning:")
+        st.warning("\n".join(f"- {text.md(text.error_words(w))}" for w in ds.warnings), icon=":material/warning:")
     st.plotly_chart(charts.class_counts(counts), key="class_counts")
     st.markdown(_("**Samples**"))
     samples = sample_files(ds, per_class=8)
@@ -196,7 +201,7 @@ def report(ds) -> None:
         st.caption(_("Samples of the first 20 of {classes} classes.").format(classes=len(ds.classes)))
     if ds.problems:
         with st.expander(_("{problems} file(s) skipped").format(problems=len(ds.problems)), icon=":material/block:"):
-            st.dataframe(ds.problems, hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
+            st.dataframe(text.problem_rows(ds.problems), hide_index=True, column_config={"file": _("File"), "reason": _("Why")})
     else:
         st.caption(_("No files skipped."))
 
@@ -251,7 +256,8 @@ def augmentation(ds) -> None:
                                        key=state.bound(name, default, lambda v: isinstance(v, float), float))
             state.put(name, None if value == default else float(value))
     options = augmentation_options(preset, **{k: state.get(k) for k in ("flip", *AUG_FIELDS)})
-    st.caption(_("In effect: ") + (", ".join(f"{k} {v}" for k, v in options.items()) or _("nothing")))
+    st.caption(_("In effect: ") + (", ".join(f"{IN_EFFECT.get(k, k)} {IN_EFFECT.get(v, v) if isinstance(v, str) else v}"
+                                            for k, v in options.items()) or _("nothing")))
     if ds is None or not options:
         return
     samples = [paths[0] for paths in sample_files(ds, per_class=1).values() if paths][:2]
@@ -265,7 +271,7 @@ def augmentation(ds) -> None:
                                                              seed=st.session_state.get("_aug_seed", 0))
             if original is None:
                 continue
-            st.image([original, *variants], width=110, caption=["original"] + ["augmented"] * len(variants))
+            st.image([original, *variants], width=110, caption=[_("original")] + [_("augmented")] * len(variants))
 
 
 def main() -> None:

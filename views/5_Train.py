@@ -12,6 +12,8 @@ from tlcore.recipe.config import TrainConfig
 from tlcore.training.jobs import queued_runs
 from tlcore.core.runs import LIVE_STATES, RunStore
 
+AUGMENT_VALUES = {"none": N_("none"), "light": N_("light"), "strong": N_("strong")}  # the summary's words for --augment
+
 PRESETS = {p.name: p for p in list_presets()}
 
 
@@ -26,13 +28,13 @@ def plan() -> bool:
                         "preprocessing: {value}").format(name=text.code(Path(str(o['backbone_file'])).name), value=o['preprocessing'] or 'auto'))
         else:
             c1.markdown(_("**Backbone**  \n{backbone} · {value} px  \n"
-                        "weights: {value2}").format(backbone=o['backbone'], value=o['input_size'] or 'default', value2=o['weights'] if o['weights'] in ('imagenet', 'none') else text.md(Path(str(o['weights'])).name)))
+                        "weights: {value2}").format(backbone=o['backbone'], value=o['input_size'] or _('default'), value2=o['weights'] if o['weights'] in ('imagenet', 'none') else text.md(Path(str(o['weights'])).name)))
         c2.markdown(_("**Model**  \ncut: {value}"
                     " · unfreeze from: {value2}  \nhead: {pooling} pooling").format(value=text.md(o['cut'] or (_('its old head removed') if o['backbone_file'] else _('last layer'))), value2=text.md(o['unfreeze_from'] or _('last third')), pooling=o['pooling'])
                     + (_(", dense {str}").format(str=', '.join(map(str, o['dense']))) if o["dense"] else "")
                     + _(", dropout {dropout}").format(dropout=o['dropout']) + (_(" · BatchNorm trains") if o["train_bn"] else ""))
         mixing = " · ".join(f"{k} {o[k]:g}" for k in ("mixup", "cutmix") if o.get(k))
-        c3.markdown(_("**Data**  \n{value}  \naugmentation: {augment}").format(value=text.md(Path(data).name) if data else '—', augment=o['augment'])
+        c3.markdown(_("**Data**  \n{value}  \naugmentation: {augment}").format(value=text.md(Path(data).name) if data else '—', augment=AUGMENT_VALUES.get(o['augment'], o['augment']))
                     + (f" · {mixing}" if mixing else "")
                     + _(" · splits {val_split:.0%}/{test_split:.0%} · seed {seed}").format(val_split=o['val_split'], test_split=o['test_split'], seed=o['seed']))
     if not data:
@@ -257,7 +259,7 @@ def auto_panel(folder: str) -> None:
     if state_now == "running" and st.button(_("Stop auto mode"), icon=":material/stop:", key="auto_stop"):
         stop_auto(folder)
     if record.get("error") and state_now != "completed":
-        st.error(_("Auto mode ended: {error}").format(error=text.md(record["error"])))
+        st.error(_("Auto mode ended: {error}").format(error=text.md(text.error_words(record["error"]))))
     plan_ = record.get("plan") or {}
     if plan_ and state_now == "running" and record.get("phase") == "searching":
         st.caption(_("{trials} trials planned, up to {epochs} epochs each").format(
@@ -276,7 +278,7 @@ def auto_choice(auto: dict) -> None:
     st.markdown(_("**What auto chose**"))
     st.dataframe([{"option": k, "value": str(v)} for k, v in (auto.get("chosen") or {}).items()], hide_index=True,
                  column_config={"option": _("option"), "value": _("value")})
-    st.caption(_("Why: {reason}").format(reason=text.md(engine_words.say(auto.get("reason") or ""))))
+    st.caption(_("Why: {reason}").format(reason=text.md(engine_words.reason(auto.get("reason")))))
     trials = auto.get("trials") or []
     if trials:
         st.dataframe([{"run": Path(t["run_dir"]).name, "fold": t.get("fold"),

@@ -235,7 +235,7 @@ def main() -> None:
     ev = run.evaluation()
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     split = c1.segmented_control(_("Split to score"), list(SPLITS), default=(ev or {}).get("split", SPLITS[0]),
-                                 key=f"split_{run.run_id}", required=True)
+                                 format_func=shown(text.SPLIT_WORDS), key=f"split_{run.run_id}", required=True)
     tta = c2.selectbox(_("Test-time augmentation"), list(TTA_MODES), format_func=shown(text.TTA_LABELS),
                        index=TTA_MODES.index(((ev or {}).get("tta") or {}).get("mode", TTA_MODES[0])),
                        key=f"tta_{run.run_id}", help=str(text.TTA_HELP))
@@ -245,7 +245,7 @@ def main() -> None:
         st.info(_("This run has not been scored yet (it did not complete, or had no test images). "
                 "Evaluate it now."), icon=":material/fact_check:")
         return
-    st.caption(_("Scored on the **{split}** split of {name}. ").format(split=ev['split'], name=text.code(Path(run.config().get('options', {}).get('data', '')).name))
+    st.caption(_("Scored on the **{split}** split of {name}. ").format(split=text.SPLIT_WORDS.get(ev['split'], ev['split']), name=text.code(Path(run.config().get('options', {}).get('data', '')).name))
                + text.tta_cost(ev.get("tta"), ev.get("count")))
     scores(run, ev)
     baselines(ev)
