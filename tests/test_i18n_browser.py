@@ -81,6 +81,20 @@ def _nav(page) -> str:
     return page.get_by_test_id("stSidebarNav").inner_text()
 
 
+_WORD = r"[A-Za-z][a-z]+"
+_RUN = re.compile(rf"\b{_WORD}(?:[ ,]+{_WORD}){{2,}}\b")  # three English words or more in a row
+_GLUE = {"the", "a", "an", "is", "are", "to", "of", "and", "in", "for", "on", "with", "no", "not", "be", "this",
+         "that", "from", "your", "you", "it", "has", "was", "can", "will", "or", "at", "by", "as"}
+
+
+def english_sentences(page) -> list[str]:
+    """Runs of English words on the page's main part and sidebar that read as a sentence (they hold a
+    function word: a list of class or package names does not)."""
+    text = page.get_by_test_id("stMain").inner_text() + "\n" + page.get_by_test_id("stSidebar").inner_text()
+    return sorted({m.group(0) for m in _RUN.finditer(text)
+                   if _GLUE & {w.lower() for w in re.findall(r"[A-Za-z]+", m.group(0))}})
+
+
 def test_korean_pages_reload_and_switch_back(server, browser):
     context, page = _open(browser)
     try:
@@ -91,12 +105,14 @@ def test_korean_pages_reload_and_switch_back(server, browser):
         nav = _nav(page)
         assert all(word in nav for word in ["홈", *KOREAN_PAGES]), nav
         assert not any(re.search(rf"\b{link}\b", nav) for link in ENGLISH_LINKS), nav
+        assert not english_sentences(page), english_sentences(page)
         shot(page, "ko-01-home")
         for i, title in enumerate(KOREAN_PAGES, start=2):
             page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
             page.get_by_role("heading", name=title).first.wait_for()
             settle(page)
             assert "lang=ko" in page.url, page.url
+            assert not english_sentences(page), (title, english_sentences(page))
             shot(page, f"ko-{i:02d}-{i}")
 
         page.reload()  # a reload (a fresh session) keeps the language: it is in the URL
@@ -108,6 +124,7 @@ def test_korean_pages_reload_and_switch_back(server, browser):
         page.get_by_role("heading", name="Search").first.wait_for()
         settle(page)
         assert "Home" in _nav(page) and "lang=en" in page.url
+        assert english_sentences(page)  # the check above sees English where there is some
         shot(page, "ko-12-switched-to-english")
     finally:
         context.close()
@@ -125,12 +142,14 @@ def test_run_pages_in_korean(finished_run, browser):
         page.get_by_role("heading", name="평가").first.wait_for()
         page.get_by_text("혼동 행렬").first.wait_for()
         settle(page)
+        assert not english_sentences(page), english_sentences(page)
         shot(page, "ko-21-evaluate-run")
         for title, name in (("예측", "ko-22-predict-run"), ("실행 기록", "ko-23-runs"), ("학습", "ko-24-train-run")):
             page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
             page.get_by_role("heading", name=title).first.wait_for()
             settle(page)
             assert "lang=ko" in page.url
+            assert not english_sentences(page), (title, english_sentences(page))
             shot(page, name)
     finally:
         context.close()
