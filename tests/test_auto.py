@@ -170,18 +170,27 @@ def test_a_plain_train_runs_without_importing_ray(tmp_path):
 
 # --- a real auto run ----------------------------------------------------------------------------
 
-BUDGET = 180
+BUDGET = 60
 
 
 @pytest.mark.slow
 def test_auto_keeps_given_options_stays_in_budget_and_reports_its_choice(tmp_path):
+    """One real auto run, tiny: trial 0 and the search's trials are real runs, the result trains
+    what auto chose (an ensemble of the best points when validation holds it) within the budget."""
     from tlcore.backbones.build import build_backbone
+    from tlcore.backbones.latency import machine_key
 
-    data = write_split(tmp_path / "data", counts=(10, 4, 4))
-    weights = tmp_path / "mobilenet_v2_48_notop.weights.h5"
-    build_backbone("MobileNetV2", 48, weights=None).save_weights(weights)
-    env = dict(os.environ, TLCORE_HOME=str(tmp_path / "home"), TF_CPP_MIN_LOG_LEVEL="2")
-    given = ["--backbone", "MobileNetV2", "--weights", str(weights), "--input-size", "48", "--batch-size", "8"]
+    data = write_split(tmp_path / "data", counts=(6, 3, 3))
+    weights = tmp_path / "mobilenet_v2_32_notop.weights.h5"
+    build_backbone("MobileNetV2", 32, weights=None).save_weights(weights)
+    home = tmp_path / "home"
+    home.mkdir()
+    # this machine's costs, as an earlier auto run measured them: the plan needs no measuring
+    (home / "auto-costs.json").write_text(json.dumps({machine_key(): {"process_s": 4.0,
+                                                                      "ms_per_image": {"MobileNetV2@32": 0.5}}}))
+    env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+    given = ["--backbone", "MobileNetV2", "--weights", str(weights), "--input-size", "32", "--batch-size", "8",
+             "--head-epochs", "1", "--fine-tune-epochs", "1", "--cut", "block_6_expand_relu", "--lr", "0.003"]
     proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), "--auto", "--budget", f"{BUDGET}s",
                            *given, "--seed", "3", "--json"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -190,19 +199,27 @@ def test_auto_keeps_given_options_stays_in_budget_and_reports_its_choice(tmp_pat
     assert set(autoplan_keys()) <= set(auto)
     assert auto["budget_s"] == BUDGET and 0 < auto["used_s"] <= 1.1 * BUDGET, auto
     assert out["state"] in ("completed", "stopped") and Path(out["run_dir"]).is_dir()
-    options = json.loads(Path(out["run_dir"], "config.json").read_text())["options"]
-    assert options["input_size"] == 48 and options["batch_size"] == 8 and options["seed"] == 3
+    config = json.loads(Path(out["run_dir"], "config.json").read_text())
+    options = config["options"]
+    assert options["input_size"] == 32 and options["batch_size"] == 8 and options["seed"] == 3
     assert options["weights"] == str(weights) and options["backbone"] == "MobileNetV2"
-    assert not {"input_size", "batch_size", "weights", "backbone", "seed"} & set(auto["chosen"])
-    assert all(options[k] == v for k, v in auto["chosen"].items())  # the run trained what auto chose
-    assert auto["reason"] and isinstance(auto["trials"], list)
-    for trial in auto["trials"]:  # every trial a normal run, named after its search
+    assert (options["head_epochs"], options["fine_tune_epochs"]) == (1, 1)
+    fixed = {"input_size", "batch_size", "weights", "backbone", "seed", "cut", "lr", "head_epochs", "fine_tune_epochs"}
+    assert not fixed & set(auto["chosen"])
+    assert all(options[k] == v for k, v in auto["chosen"].items())  # the result trained what auto chose
+    assert auto["reason"] and auto["trials"][0]["default"] and auto["trials"][0]["options"] == {}
+    for trial in auto["trials"]:  # every trial a normal run, named after its search, with the given epochs
         assert {"run_dir", "options", "val_accuracy"} <= set(trial)
-        name = json.loads(Path(trial["run_dir"], "config.json").read_text())["options"]["name"]
-        assert name.startswith(("search:", "auto:")), name
+        trial_options = json.loads(Path(trial["run_dir"], "config.json").read_text())["options"]
+        assert trial_options["name"].startswith(("search:", "auto:")), trial_options["name"]
+        assert (trial_options["head_epochs"], trial_options["fine_tune_epochs"]) == (1, 1)
     status = json.loads(Path(out["run_dir"], "status.json").read_text())
     assert status["auto"]["chosen"] == auto["chosen"] and status["auto"]["budget_s"] == BUDGET
-    # the final run repeats from its config.json (the chosen options, no search)
+    if auto["ensemble"] and auto["ensemble"]["chosen"]:  # the result is the ensemble: its config lists its members
+        assert out["run_dir"] == auto["ensemble"]["run_dir"]
+        members = config["ensemble"]["members"]
+        assert len(members) >= 2 and all(m["options"]["seed"] == 3 for m in members)
+    # the result repeats from its config.json (an ensemble's: its best member's options)
     from tlcore.recipe.config import TrainConfig, options_from
 
     repeated = TrainConfig.from_dict(options_from({}, Path(out["run_dir"], "config.json")))
