@@ -231,6 +231,11 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     plan = autoplan.make_plan(kind, base, space, costs, budget_s, config.seed, fold_train, fold_val, k,
                               augment_default=config.augment != "none", default_size=default_size, n_test=n_test)
     k = plan.k  # the plan may hold fewer folds (or none) than the data asked for
+    if not plan.points:
+        notes.append("no room in the budget for a search: the default recipe alone")
+    if plan.head_epochs + plan.fine_tune_epochs < default.head_epochs + default.fine_tune_epochs:
+        notes.append(f"{plan.head_epochs + plan.fine_tune_epochs} of {default.head_epochs + default.fine_tune_epochs} "
+                     "epochs: the budget holds no more")
     record.update(phase="searching", plan=plan.to_dict(), costs={"ms_per_image": costs.ms_per_image,
                                                                  "fixed_s": costs.fixed_s})
     write_json(folder / "auto.json", record)

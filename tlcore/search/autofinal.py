@@ -20,8 +20,8 @@ from datetime import datetime
 from ..core.errors import TLCoreError
 from ..core.runs import Run
 
-ENSEMBLE_CHOSEN = "ensemble of {n}: points {points} (validation accuracy {val:.3f}; the best single {best:.3f})"
-ENSEMBLE_NOT_CHOSEN = ("a single run: point {point} (validation accuracy {best:.3f}; the ensemble of {n} "
+ENSEMBLE_CHOSEN = "ensemble of {n}: points {points} (validation accuracy {val:.3f}, the best single {best:.3f})"
+ENSEMBLE_NOT_CHOSEN = ("a single run: point {point} (validation accuracy {best:.3f}, the ensemble of {n} "
                        "scored {val:.3f})")
 ENSEMBLE_FAILED = "a single run: the ensemble could not be built ({error})"
 NO_TIME_FOR_ENSEMBLE = "a single run: {left:.0f} s of the budget were left, the ensemble needs about {need:.0f} s"
