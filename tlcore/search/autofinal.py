@@ -46,9 +46,10 @@ def members_of(scored: list, k: int) -> list:
         trial = entry[3]
         if trial.get("cut_by_budget") or trial.get("state") != "completed" or size_of(entry) != size:
             continue
-        if entry[2] in seen:
+        same = tuple(sorted((key, str(v)) for key, v in (trial.get("full") or {}).items() if key != "name"))
+        if entry[2] in seen or (same and same in seen):  # a point drawn twice trains the same run
             continue
-        seen.add(entry[2])
+        seen.update({entry[2], same})
         out.append(entry)
     return out[:k]
 

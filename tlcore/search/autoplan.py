@@ -28,6 +28,8 @@ TRANSFER_SIZES = (96, 128, 160, 224)
 SCRATCH_SIZES = (48, 64, 96)
 SCRATCH_CUTS = ("block_6_expand_relu", "block_10_expand_relu")  # MobileNetV2's, as scratch-small
 MAX_TRIALS = 24
+FEATURE_COPIES = 5  # recipe.features.AUGMENTED_COPIES: stage 1's cached augmented copies
+STAGE2_PASSES = 2.0  # a stage-2 image costs about two forward passes (backward through the unfrozen part)
 MAX_HEAD_LR = 0.01  # the head's rates the search tries stay at or under this
 MIN_TRIALS = 2
 
@@ -77,31 +79,44 @@ def folds(files: list[tuple[str, int]], k: int, seed: int) -> list[list[tuple[st
 
 
 def quantize(seconds: float) -> float:
-    """A cost rounded up to the next power of 2^(1/2): small differences of load between two
+    """A cost rounded up to the next power of 2^(1/4): small differences of load between two
     measurements do not change the plan."""
     if seconds <= 0:
         return 0.0
-    return float(2 ** (math.ceil(2 * math.log2(seconds)) / 2))
+    return float(2 ** (math.ceil(4 * math.log2(seconds)) / 4))
 
 
 @dataclass(frozen=True)
 class Costs:
     """What the plan knows of this machine: ms per image of the backbone's forward pass at each
-    input size, and seconds of a training process's fixed part (start, build, evaluation)."""
+    input size, and seconds of a training process's fixed part (start, build, evaluation).
+
+    A trial's time, as a training spends it (checked against the natural photos' default run,
+    docs/RECIPES.md): the fixed part; stage 1 on the feature cache (the features of
+    `FEATURE_COPIES` augmented copies of the training images, or of one without augmentation, then
+    epochs of the head alone, nearly free); stage 2 through the backbone (forward and backward
+    through the unfrozen part: about twice a forward pass); scoring validation and test."""
     ms_per_image: dict
     fixed_s: float
 
     def epoch_s(self, size: int, n_train: int, n_val: int, stage: int, augment: bool) -> float:
         ms = self.ms_per_image[int(size)]
-        if stage == 1 and not augment:  # the feature cache: the head alone on stored features
+        if stage == 1:  # the feature cache: the head alone on stored features
             return 0.0
-        train = 3.0 if stage == 2 else 1.0  # forward and backward through the unfrozen part
-        return (train * n_train + n_val) * ms / 1000.0
+        return (STAGE2_PASSES * n_train + n_val) * ms / 1000.0
+
+    def start_s(self, size: int, n_train: int, n_val: int, head: int, augment: bool) -> float:
+        """The part before the first epoch and after the last: the process, the features, the scoring."""
+        ms = self.ms_per_image[int(size)]
+        copies = FEATURE_COPIES if augment else 1
+        if not head:
+            copies = 0
+        elif augment and head < 2 * FEATURE_COPIES:  # too few epochs to pay for the copies: end to end
+            copies = head
+        return self.fixed_s + (copies * n_train + 3 * n_val) * ms / 1000.0
 
     def trial_s(self, size: int, n_train: int, n_val: int, head: int, fine: int, augment: bool) -> float:
-        ms = self.ms_per_image[int(size)]
-        once = 2 * (n_train + n_val) * ms / 1000.0  # features or first pass, evaluation
-        return quantize(self.fixed_s + once + head * self.epoch_s(size, n_train, n_val, 1, augment)
+        return quantize(self.start_s(size, n_train, n_val, head, augment)
                         + fine * self.epoch_s(size, n_train, n_val, 2, augment))
 
 
@@ -210,10 +225,11 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
         return costs.trial_s(size, n_train, n_val, h, f, augment)
 
     def halving(h, f, n):  # expected cost of n trials under successive halving
-        e = h + f
-        per_epoch = (full(h, f) - costs.fixed_s) / max(e, 1)
-        epochs = sum(max(1, n // 2 ** i) * (r - (rungs(e)[i - 1] if i else 0)) for i, r in enumerate(rungs(e)))
-        return n * costs.fixed_s + per_epoch * epochs
+        e, start = h + f, costs.start_s(big, n_train, n_val, h, augment)
+        stage2 = costs.epoch_s(big, n_train, n_val, 2, augment)
+        reached = [max(1, n // 2 ** i) - (max(1, n // 2 ** (i + 1)) if i + 1 < len(rungs(e)) else 0)
+                   for i in range(len(rungs(e)))]  # how many trials stop at each rung
+        return sum(count * (start + max(0, r - h) * stage2) for count, r in zip(reached, rungs(e)))
 
     ms = costs.ms_per_image[max(default_size, big)]
     ensemble_s = quantize(costs.fixed_s + 2 * ENSEMBLE_MAX * (n_val + n_test) * ms / 1000.0)
