@@ -42,6 +42,8 @@ from .record import new_search_id
 
 AUTO_KEYS = ("budget_s", "used_s", "trials", "chosen", "reason")
 FINAL_STOP = 0.95  # the final run is asked to stop here: its saving, scoring and baselines follow
+STOP_SECONDS = 25.0  # from the search's stop to its end: the cut trial saves its model, Ray shuts down (measured 8-24 s)
+ENSEMBLE_GRACE = 0.04  # the ensemble may start while its estimate ends within 4% past the budget (the limit: 10%)
 
 
 def autos_dir() -> Path:
@@ -241,7 +243,8 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     write_json(folder / "auto.json", record)
     est = plan.estimate_s
     end_s = t0 + budget_s  # the final runs (with folds) and the ensemble are reserved at the end
-    search_end = end_s - est["final"] * (1 + autoplan.RESERVE_MARGIN) - est["ensemble"] - est["cross_validation"]
+    search_end = end_s - est["final"] * (1 + autoplan.RESERVE_MARGIN) - est["ensemble"] - est["cross_validation"] \
+        - (STOP_SECONDS if est["ensemble"] else 0.0)  # a stopped search's trial saves, Ray shuts down
     from .record import searches_dir
     from .tune import run_search, run_trial
 
@@ -352,7 +355,7 @@ def _finish(ranked, best, plan, config, final_config, record, watcher, runs_dir,
     from ..training.train import train
 
     name = config.name or f"auto:{record['auto_id']}"
-    deadline = t0 + budget_s
+    deadline = t0 + budget_s * (1 + ENSEMBLE_GRACE)
     if plan.k:
         finals = []
         for i, entry in enumerate([e for e in ranked if e[3].get("full")][:max(plan.ensemble and autoplan.FINALISTS, 1)]):
