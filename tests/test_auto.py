@@ -110,6 +110,8 @@ def test_k_fold_cross_validation_is_planned_for_a_small_validation_split():
 def test_given_options_stay_out_of_the_space():
     space = autoplan.transfer_space({"lr", "input_size", "augment"}, 1e-3, [96, 128], ["block_13_expand"])
     assert set(space) == {"fine_tune_lr", "unfreeze_from"}
+    assert autoplan.transfer_space(set(), 1e-3, [96], [], fine_tune_epochs=5)["fine_tune_epochs"] == [5, 0]
+    assert "fine_tune_epochs" not in autoplan.transfer_space({"head_epochs"}, 1e-3, [96], [], fine_tune_epochs=5)
     scratch = autoplan.scratch_space(set(), 1e-3, [48, 64], ["a", "b"])
     assert {"fine_tune_lr", "input_size", "cut"} <= set(scratch) and "lr" not in scratch
 
@@ -408,7 +410,13 @@ def test_trial_0_is_the_default_recipe_and_every_trial_trains_its_full_epochs(fa
     assert default["name"].startswith("auto:") and default["input_size"] == 96
     searched = faked["trials"][1:]
     assert searched and all(t["cut"] == "block_13_expand_relu" for t in searched)
-    assert all((t["head_epochs"], t["fine_tune_epochs"]) == (10, 5) for t in faked["trials"])
+    assert (default["head_epochs"], default["fine_tune_epochs"]) == (10, 5)
+    # the plan's epochs, never fewer; stage 2 itself is a choice (5 epochs, or the head alone)
+    assert all(t["head_epochs"] == 10 and t["fine_tune_epochs"] in (5, 0) for t in searched)
+    result = json.loads(Path(out["run_dir"], "config.json").read_text())["options"]
+    best = max(auto["trials"], key=lambda t: t["val_accuracy"])
+    trained = json.loads(Path(best["run_dir"], "config.json").read_text())["options"]
+    assert (result["head_epochs"], result["fine_tune_epochs"]) == (trained["head_epochs"], trained["fine_tune_epochs"])
     assert auto["plan"]["trials"] == len(auto["trials"]) and auto["budget_s"] == 600
 
 

@@ -222,8 +222,8 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         unfreeze = _unfreeze_choices(config, len(ds.classes)) if "unfreeze_from" not in fixed else []
         if unfreeze:
             config = config.replace(unfreeze_from=unfreeze[0])
-        space = autoplan.transfer_space(fixed, lr, sizes, unfreeze,
-                                        augments=not ({"flip", "rotation", "zoom"} & fixed))
+        space = autoplan.transfer_space(fixed, lr, sizes, unfreeze, augments=not ({"flip", "rotation", "zoom"} & fixed),
+                                        fine_tune_epochs=config.fine_tune_epochs)
     else:
         cuts = list(autoplan.SCRATCH_CUTS) if config.backbone == "MobileNetV2" else []
         space = autoplan.scratch_space(fixed, lr, sizes, cuts)

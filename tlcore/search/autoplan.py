@@ -153,9 +153,14 @@ def rungs(epochs: int) -> list[int]:
     return out + [epochs]
 
 
-def transfer_space(given: set, lr: float, sizes: list[int], unfreeze: list[str], augments: bool = True) -> dict:
-    """The choices of a transfer search, around the measured head rate `lr`; given options stay out."""
+def transfer_space(given: set, lr: float, sizes: list[int], unfreeze: list[str], augments: bool = True,
+                   fine_tune_epochs: int = 0) -> dict:
+    """The choices of a transfer search, around the measured head rate `lr`; given options stay out.
+    Stage 2 itself is a choice (its `fine_tune_epochs`, or none: the head alone on the frozen
+    backbone, which the features' logistic-regression baseline says is often as good on small data)."""
     space = {}
+    if fine_tune_epochs and not {"fine_tune_epochs", "head_epochs"} & given:
+        space["fine_tune_epochs"] = [int(fine_tune_epochs), 0]
     if "lr" not in given:
         space["lr"] = sorted({_round(min(x, MAX_HEAD_LR)) for x in (lr / 3, lr, lr * 3)})
     if "fine_tune_lr" not in given:  # fine-tuning a pretrained backbone past 1e-4 undoes it (measured)
