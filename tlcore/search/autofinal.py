@@ -101,8 +101,8 @@ def choose(members: list, best_val: float, n_val: int, runs_dir, name: str, dead
     record = {"run_dir": built["run_dir"], "val_accuracy": val,
               "members": [{"run_dir": m[3]["run_dir"], "point": m[2], "val_accuracy": -m[0],
                            "options": m[3].get("full")} for m in members]}
-    tolerance = 1.0 / max(n_val, 1)
-    if val is not None and val >= best_val - tolerance - 1e-9:
+    n = max(n_val, 1)  # compared in images: the accuracies are float32 fractions of the same n
+    if val is not None and round(val * n) >= round(best_val * n) - 1:
         record["chosen"] = True
         return built, ENSEMBLE_CHOSEN.format(n=len(members), points=points, val=val, best=best_val), record
     record["chosen"] = False
