@@ -111,6 +111,10 @@ def test_given_options_stay_out_of_the_space():
     space = autoplan.transfer_space({"lr", "input_size", "augment"}, 1e-3, [96, 128], ["block_13_expand"])
     assert set(space) == {"fine_tune_lr", "unfreeze_from"}
     assert autoplan.transfer_space(set(), 1e-3, [96], [], fine_tune_epochs=5)["fine_tune_epochs"] == [5, 0]
+    assert autoplan.transfer_space(set(), 1e-3, [96], [])["lr"] == [0.00033, 0.001, 0.003]
+    for found in (0.013, 0.03, 0.3):  # a range test's high rate still leaves three rates, none over the cap
+        rates = autoplan.transfer_space(set(), found, [96], [])["lr"]
+        assert len(rates) == 3 and max(rates) == autoplan.MAX_HEAD_LR, rates
     assert "fine_tune_epochs" not in autoplan.transfer_space({"head_epochs"}, 1e-3, [96], [], fine_tune_epochs=5)
     scratch = autoplan.scratch_space(set(), 1e-3, [48, 64], ["a", "b"])
     assert {"fine_tune_lr", "input_size", "cut"} <= set(scratch) and "lr" not in scratch

@@ -162,7 +162,8 @@ def transfer_space(given: set, lr: float, sizes: list[int], unfreeze: list[str],
     if fine_tune_epochs and not {"fine_tune_epochs", "head_epochs"} & given:
         space["fine_tune_epochs"] = [int(fine_tune_epochs), 0]
     if "lr" not in given:
-        space["lr"] = sorted({_round(min(x, MAX_HEAD_LR)) for x in (lr / 3, lr, lr * 3)})
+        top = min(lr * 3, MAX_HEAD_LR)  # three rates a factor 3 apart, the highest at most MAX_HEAD_LR
+        space["lr"] = sorted({_round(min(top / 9, lr / 3)), _round(min(top / 3, lr)), _round(top)})
     if "fine_tune_lr" not in given:  # fine-tuning a pretrained backbone past 1e-4 undoes it (measured)
         space["fine_tune_lr"] = [_round(min(lr, 1e-3) / d) for d in (10, 30, 100)]
     if "unfreeze_from" not in given and unfreeze:
