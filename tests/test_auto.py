@@ -448,10 +448,34 @@ def test_a_search_that_finds_nothing_better_keeps_the_default_run(faked):
     from tlcore.search.auto import auto_train
 
     faked["scores"] = lambda o: 0.9 if str(o.get("name", "")).endswith(":default") else 0.4
-    faked["ensemble_val"] = 0.5  # the ensemble of the default and weaker points scores below it
     out = auto_train(faked["given"], budget=600)
     auto = out["auto"]
     assert out["run_dir"] == auto["trials"][0]["run_dir"]  # the default run itself, not trained again
-    assert auto["ensemble"] and not auto["ensemble"]["chosen"]
-    assert auto["reason"].startswith("the default recipe (trial 0)") and "a single run" in auto["reason"]
+    assert auto["ensemble"] is None and not faked["ensembles"]  # no point validation cannot tell from it
+    assert auto["reason"].startswith("the default recipe (trial 0)")
     assert out["val_accuracy"] == pytest.approx(0.9)
+
+
+def test_ensemble_members_are_points_validation_cannot_tell_from_the_best():
+    from tlcore.search.autofinal import members_of
+
+    def entry(point, acc, size=96, state="completed"):
+        return (-acc, 0.1, point, {"run_dir": f"r{point}", "state": state, "full": {"input_size": size, "lr": point}}, 5)
+
+    scored = [entry(0, 0.90), entry(1, 0.88), entry(2, 0.86, size=128), entry(3, 0.85, state="stopped"),
+              entry(4, 0.30), entry(5, 0.84)]
+    assert [m[2] for m in members_of(scored, 3, n_val=48)] == [0, 1, 5]  # 0.30 lies outside 0.90's interval
+    assert [m[2] for m in members_of(scored, 3)] == [0, 1, 4]  # without a count: any completed point at the size
+    assert members_of([entry(7, 0.5), entry(8, 0.5, size=128)], 3, 48)[0][2] == 7
+
+
+def test_an_ensemble_that_validation_scores_lower_leaves_the_best_single_run(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: 0.9
+    faked["ensemble_val"] = 0.5
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    assert len(faked["ensembles"]) == 1 and not auto["ensemble"]["chosen"]
+    assert out["run_dir"] == auto["trials"][0]["run_dir"]  # all tie: trial 0, the default, comes first
+    assert "a single run: point 0" in auto["reason"]

@@ -379,7 +379,7 @@ def _finish(ranked, best, plan, config, final_config, record, watcher, runs_dir,
                             "cut_by_budget": Run(got["run_dir"]).stop_requested()}, 0, got))
         if watcher.stopped():
             raise KeyboardInterrupt("stopped")
-        members = autofinal.members_of(finals, autoplan.FINALISTS)
+        members = autofinal.members_of(finals, autoplan.FINALISTS, n_val)
         single = finals[0][5]
         if len(members) < 2 or members[0] is not finals[0]:
             return single, None
@@ -387,7 +387,7 @@ def _finish(ranked, best, plan, config, final_config, record, watcher, runs_dir,
                                               deadline, plan.estimate_s["ensemble"], announce)
         notes.append(phrase)
         return (built or single), ens
-    members = autofinal.members_of(ranked, plan.ensemble)
+    members = autofinal.members_of(ranked, plan.ensemble, n_val)
     if len(members) < 2 or members[0] is not best:
         return autofinal.result_of_run(best[3]["run_dir"]), None
     built, phrase, ens = autofinal.choose(members, -best[0], n_val, runs_dir, f"{name}:ensemble", deadline,

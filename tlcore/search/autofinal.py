@@ -19,6 +19,7 @@ from datetime import datetime
 
 from ..core.errors import TLCoreError
 from ..core.runs import Run
+from ..evaluation.stats import accuracy_interval
 
 ENSEMBLE_CHOSEN = "ensemble of {n}: points {points} (validation accuracy {val:.3f}, the best single {best:.3f})"
 ENSEMBLE_NOT_CHOSEN = ("a single run: point {point} (validation accuracy {best:.3f}, the ensemble of {n} "
@@ -36,15 +37,20 @@ def size_of(entry) -> int | None:
     return int(size) if size else None
 
 
-def members_of(scored: list, k: int) -> list:
+def members_of(scored: list, k: int, n_val: int = 0) -> list:
     """The best `k` scored trials that completed uncut at the best one's input size, best first;
-    one point once (a point cross-validated on several folds counts as one)."""
+    one point once (a point cross-validated on several folds counts as one). With `n_val`, only
+    points whose validation accuracy lies inside the best one's 95% interval (on n_val images):
+    a point validation tells apart from the best is no member."""
     if not scored:
         return []
     size, seen, out = size_of(scored[0]), set(), []
+    floor = (accuracy_interval(-scored[0][0], n_val) or [0.0])[0] if n_val else 0.0
     for entry in scored:
         trial = entry[3]
         if trial.get("cut_by_budget") or trial.get("state") != "completed" or size_of(entry) != size:
+            continue
+        if -entry[0] < floor and entry is not scored[0]:
             continue
         same = tuple(sorted((key, str(v)) for key, v in (trial.get("full") or {}).items() if key != "name"))
         if entry[2] in seen or (same and same in seen):  # a point drawn twice trains the same run
