@@ -63,20 +63,41 @@ def test_the_plan_is_a_function_of_seed_budget_and_costs():
         assert all(point[k] in SPACE[k] for k in SPACE)
 
 
-def test_a_larger_budget_buys_more_trials_and_a_small_one_fewer_epochs():
-    sizes = [len(autoplan.make_plan("transfer", BASE, SPACE, COSTS, b, 0, 400, 100, 0).points)
-             for b in (300, 900, 3600)]
+def test_a_larger_budget_buys_more_trials_never_fewer_epochs():
+    plans = [autoplan.make_plan("transfer", BASE, SPACE, COSTS, b, 0, 400, 100, 0) for b in (120, 300, 900, 3600)]
+    sizes = [len(p.points) for p in plans]
     assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
-    tight = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 120, 0, 400, 100, 0)
-    roomy = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 3600, 0, 400, 100, 0)
-    assert tight.head_epochs + tight.fine_tune_epochs < roomy.head_epochs + roomy.fine_tune_epochs
-    assert roomy.to_dict()["rungs"][-1] == roomy.head_epochs + roomy.fine_tune_epochs
+    for plan in plans:  # every budget here holds the default run: the epochs stay the given ones
+        assert (plan.head_epochs, plan.fine_tune_epochs) == (10, 5)
+        assert plan.to_dict()["rungs"][-1] == 15 and plan.to_dict()["trials"] == len(plan.points) + 1
 
 
-def test_no_room_for_a_search_leaves_the_measured_choices_alone():
+def test_a_budget_holding_the_default_run_several_times_never_shrinks_its_epochs():
+    """The natural-photo case that shrank the epochs to 3+1: the default run about 40 s, 10 minutes."""
+    costs = autoplan.Costs({160: 10.0}, fixed_s=22.6)
+    plan = autoplan.make_plan("transfer", dict(BASE, input_size=160), {"lr": [1e-3, 3e-3], "augment": ["none", "light"]},
+                              costs, 600, 0, 126, 42, autoplan.fold_count(168, 42), default_size=160, n_test=42)
+    assert 600 / plan.estimate_s["default"] >= 4  # the budget holds the default run several times over
+    assert (plan.head_epochs, plan.fine_tune_epochs) == (10, 5) and len(plan.points) >= autoplan.MIN_TRIALS
+    assert plan.ensemble >= 2 and plan.estimate_s["ensemble"] > 0
+    total = sum(plan.estimate_s.values()) + autoplan.RAY_SECONDS
+    assert total <= 600  # trial 0, the search and the ensemble planned inside the budget
+
+
+def test_fewer_trials_before_fewer_epochs_and_epochs_only_when_one_run_does_not_fit():
+    costs = autoplan.Costs({96: 4.0}, fixed_s=8.0)
+    space = {"lr": [1e-3, 3e-3], "augment": ["none", "light"]}
+    one = autoplan.make_plan("transfer", BASE, space, costs, 30, 0, 400, 100, 0, default_size=96)
+    assert one.points == [] and one.head_epochs + one.fine_tune_epochs < 15  # not even the default run fits
+    roomier = autoplan.make_plan("transfer", BASE, space, costs, 2 * one.estimate_s["default"] + 60, 0, 400, 100, 0,
+                                 default_size=96)
+    assert (roomier.head_epochs, roomier.fine_tune_epochs) == (10, 5)
+
+
+def test_no_room_for_a_search_leaves_the_default_run_alone():
     plan = autoplan.make_plan("transfer", BASE, SPACE, autoplan.Costs({96: 50.0, 48: 50.0, 64: 50.0, 128: 50.0}, 60.0),
                               60, 0, 400, 100, 0)
-    assert plan.points == [] and plan.k == 0
+    assert plan.points == [] and plan.k == 0 and plan.ensemble == 0
 
 
 def test_k_fold_cross_validation_is_planned_for_a_small_validation_split():
@@ -89,6 +110,12 @@ def test_k_fold_cross_validation_is_planned_for_a_small_validation_split():
 def test_given_options_stay_out_of_the_space():
     space = autoplan.transfer_space({"lr", "input_size", "augment"}, 1e-3, [96, 128], ["block_13_expand"])
     assert set(space) == {"fine_tune_lr", "unfreeze_from"}
+    assert autoplan.transfer_space(set(), 1e-3, [96], [], fine_tune_epochs=5)["fine_tune_epochs"] == [5, 0]
+    assert autoplan.transfer_space(set(), 1e-3, [96], [])["lr"] == [0.00033, 0.001, 0.003]
+    for found in (0.013, 0.03, 0.3):  # a range test's high rate still leaves three rates, none over the cap
+        rates = autoplan.transfer_space(set(), found, [96], [])["lr"]
+        assert len(rates) == 3 and max(rates) == autoplan.MAX_HEAD_LR, rates
+    assert "fine_tune_epochs" not in autoplan.transfer_space({"head_epochs"}, 1e-3, [96], [], fine_tune_epochs=5)
     scratch = autoplan.scratch_space(set(), 1e-3, [48, 64], ["a", "b"])
     assert {"fine_tune_lr", "input_size", "cut"} <= set(scratch) and "lr" not in scratch
 
@@ -149,18 +176,27 @@ def test_a_plain_train_runs_without_importing_ray(tmp_path):
 
 # --- a real auto run ----------------------------------------------------------------------------
 
-BUDGET = 180
+BUDGET = 60
 
 
 @pytest.mark.slow
 def test_auto_keeps_given_options_stays_in_budget_and_reports_its_choice(tmp_path):
+    """One real auto run, tiny: trial 0 and the search's trials are real runs, the result trains
+    what auto chose (an ensemble of the best points when validation holds it) within the budget."""
     from tlcore.backbones.build import build_backbone
+    from tlcore.backbones.latency import machine_key
 
-    data = write_split(tmp_path / "data", counts=(10, 4, 4))
-    weights = tmp_path / "mobilenet_v2_48_notop.weights.h5"
-    build_backbone("MobileNetV2", 48, weights=None).save_weights(weights)
-    env = dict(os.environ, TLCORE_HOME=str(tmp_path / "home"), TF_CPP_MIN_LOG_LEVEL="2")
-    given = ["--backbone", "MobileNetV2", "--weights", str(weights), "--input-size", "48", "--batch-size", "8"]
+    data = write_split(tmp_path / "data", counts=(6, 3, 3))
+    weights = tmp_path / "mobilenet_v2_32_notop.weights.h5"
+    build_backbone("MobileNetV2", 32, weights=None).save_weights(weights)
+    home = tmp_path / "home"
+    home.mkdir()
+    # this machine's costs, as an earlier auto run measured them: the plan needs no measuring
+    (home / "auto-costs.json").write_text(json.dumps({machine_key(): {"process_s": 4.0,
+                                                                      "ms_per_image": {"MobileNetV2@32": 0.5}}}))
+    env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+    given = ["--backbone", "MobileNetV2", "--weights", str(weights), "--input-size", "32", "--batch-size", "8",
+             "--head-epochs", "1", "--fine-tune-epochs", "1", "--cut", "block_6_expand_relu", "--lr", "0.003"]
     proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), "--auto", "--budget", f"{BUDGET}s",
                            *given, "--seed", "3", "--json"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -169,19 +205,27 @@ def test_auto_keeps_given_options_stays_in_budget_and_reports_its_choice(tmp_pat
     assert set(autoplan_keys()) <= set(auto)
     assert auto["budget_s"] == BUDGET and 0 < auto["used_s"] <= 1.1 * BUDGET, auto
     assert out["state"] in ("completed", "stopped") and Path(out["run_dir"]).is_dir()
-    options = json.loads(Path(out["run_dir"], "config.json").read_text())["options"]
-    assert options["input_size"] == 48 and options["batch_size"] == 8 and options["seed"] == 3
+    config = json.loads(Path(out["run_dir"], "config.json").read_text())
+    options = config["options"]
+    assert options["input_size"] == 32 and options["batch_size"] == 8 and options["seed"] == 3
     assert options["weights"] == str(weights) and options["backbone"] == "MobileNetV2"
-    assert not {"input_size", "batch_size", "weights", "backbone", "seed"} & set(auto["chosen"])
-    assert all(options[k] == v for k, v in auto["chosen"].items())  # the run trained what auto chose
-    assert auto["reason"] and isinstance(auto["trials"], list)
-    for trial in auto["trials"]:  # every trial a normal run, named after its search
+    assert (options["head_epochs"], options["fine_tune_epochs"]) == (1, 1)
+    fixed = {"input_size", "batch_size", "weights", "backbone", "seed", "cut", "lr", "head_epochs", "fine_tune_epochs"}
+    assert not fixed & set(auto["chosen"])
+    assert all(options[k] == v for k, v in auto["chosen"].items())  # the result trained what auto chose
+    assert auto["reason"] and auto["trials"][0]["default"] and auto["trials"][0]["options"] == {}
+    for trial in auto["trials"]:  # every trial a normal run, named after its search, with the given epochs
         assert {"run_dir", "options", "val_accuracy"} <= set(trial)
-        name = json.loads(Path(trial["run_dir"], "config.json").read_text())["options"]["name"]
-        assert name.startswith(("search:", "auto:")), name
+        trial_options = json.loads(Path(trial["run_dir"], "config.json").read_text())["options"]
+        assert trial_options["name"].startswith(("search:", "auto:")), trial_options["name"]
+        assert (trial_options["head_epochs"], trial_options["fine_tune_epochs"]) == (1, 1)
     status = json.loads(Path(out["run_dir"], "status.json").read_text())
     assert status["auto"]["chosen"] == auto["chosen"] and status["auto"]["budget_s"] == BUDGET
-    # the final run repeats from its config.json (the chosen options, no search)
+    if auto["ensemble"] and auto["ensemble"]["chosen"]:  # the result is the ensemble: its config lists its members
+        assert out["run_dir"] == auto["ensemble"]["run_dir"]
+        members = config["ensemble"]["members"]
+        assert len(members) >= 2 and all(m["options"]["seed"] == 3 for m in members)
+    # the result repeats from its config.json (an ensemble's: its best member's options)
     from tlcore.recipe.config import TrainConfig, options_from
 
     repeated = TrainConfig.from_dict(options_from({}, Path(out["run_dir"], "config.json")))
@@ -261,12 +305,12 @@ def test_cross_validation_picks_the_best_mean_over_the_folds(tmp_path, monkeypat
     watcher = auto._Watcher(folder / "stop")
     trials = []
     try:
-        winner, note = auto._cross_validate(scored, plan, ["f0", "f1", "f2"], None, str(tmp_path / "runs"), False,
+        ranked, note = auto._cross_validate(scored, plan, ["f0", "f1", "f2"], None, str(tmp_path / "runs"), False,
                                             watcher, {"auto_id": "a", "auto_dir": str(folder)}, trials,
                                             time.time() + 600)
     finally:
         watcher.done.set()
-    assert winner[2] == 1 and "3-fold" in note  # means: point 0 (0.8+0.5+0.5)/3 = 0.6, point 1 0.833
+    assert [r[2] for r in ranked] == [1, 0] and "3-fold" in note  # means: point 0 (0.8+0.5+0.5)/3 = 0.6, point 1 0.833
     assert sorted((t["point"], t["fold"]) for t in trials) == [(0, 1), (0, 2), (1, 1), (1, 2)]
     names = [json.loads(Path(t["run_dir"], "config.json").read_text())["options"]["name"] for t in trials]
     assert all(n.startswith("auto:a:") for n in names)
@@ -290,3 +334,148 @@ def test_without_room_for_a_search_the_final_run_keeps_the_epochs_its_share_hold
     costs = autoplan.Costs({96: 1.0}, fixed_s=20.0)
     plan = autoplan.make_plan("transfer", BASE, {"lr": [0.001, 0.003]}, costs, 100, 0, 400, 100, 0)
     assert plan.points == [] and (plan.head_epochs, plan.fine_tune_epochs) == (10, 5)  # 10+5 fit in 100 s
+
+
+# --- the procedure with its trainings faked: trial 0, the epochs, the ensemble -----------------
+
+def _fake_run(root: Path, run_id: str, options: dict, accuracy: float) -> Path:
+    from tlcore.core.jsonio import append_jsonl, write_json
+
+    run = root / run_id
+    run.mkdir(parents=True)
+    write_json(run / "config.json", {"options": options})
+    write_json(run / "status.json", {"state": "completed", "started_at": "2026-12-05T00:00:00Z",
+                                     "ended_at": "2026-12-05T00:00:10Z"})
+    for epoch in range(1, int(options["head_epochs"]) + int(options["fine_tune_epochs"]) + 1):
+        append_jsonl(run / "metrics.jsonl", {"epoch": epoch, "val_accuracy": accuracy * epoch / 15, "val_loss": 0.1})
+    return run
+
+
+@pytest.fixture
+def faked(tmp_path, monkeypatch):
+    """auto_train with every training faked: trials score `scores(options)`; the ensemble scores `ensemble_val`."""
+    from tlcore.search import auto, autoplan as plan_module, tune
+    from tlcore.training import ensemble
+
+    monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
+    state = {"scores": lambda options: 0.5, "ensemble_val": 0.9, "ensembles": [], "trials": []}
+    monkeypatch.setattr(auto, "_costs", lambda config, sizes: plan_module.Costs({int(s): 1.0 for s in sizes}, 2.0))
+    monkeypatch.setattr(auto, "_probe_cut", lambda config, notes: "block_13_expand_relu")
+    monkeypatch.setattr(auto, "_find_lr", lambda config, stage, notes: 0.003)
+    monkeypatch.setattr(auto, "_unfreeze_choices", lambda config, n: ["block_10_expand", "block_12_expand"])
+
+    def run_trial(options, run_id, runs_dir, queue, stop_file, report=None, stage1_dir=None):
+        state["trials"].append(dict(options))
+        _fake_run(Path(runs_dir), run_id, options, state["scores"](options))
+        return {"state": "completed"}
+
+    def run_search(base, space, trials, seeds, scheduler, runs_dir, search_id):
+        from tlcore.core.runs import RunStore
+
+        root, out = RunStore(runs_dir).root, []
+        for i, point in enumerate(plan_module.draw_points(space, trials, base["seed"])):
+            options = dict(base, **point, name=f"search:{search_id}:{i}:0")
+            state["trials"].append(options)
+            run = _fake_run(root, f"{search_id}-p{i}-s0", options, state["scores"](options))
+            out.append({"run_dir": str(run), "options": point, "state": "completed", "point": i, "epochs": 15})
+        return {"search_dir": str(tmp_path / "home" / "searches" / search_id), "trials": out}
+
+    def build_ensemble(run_dirs, runs_dir=None, name=None, announce=None, **kw):
+        state["ensembles"].append(list(run_dirs))
+        run = Path(run_dirs[0]).parent / f"ensemble-{len(state['ensembles'])}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"options": json.loads(Path(run_dirs[0], "config.json").read_text())
+                                                     ["options"], "ensemble": {"members": list(run_dirs)}}))
+        (run / "status.json").write_text(json.dumps({"state": "completed", "val_accuracy": state["ensemble_val"]}))
+        return {"run_dir": str(run), "state": "completed", "epochs": 0, "val_accuracy": state["ensemble_val"],
+                "test_accuracy": None, "seconds": 1.0}
+
+    monkeypatch.setattr(tune, "run_trial", run_trial)
+    monkeypatch.setattr(tune, "run_search", run_search)
+    monkeypatch.setattr(ensemble, "build_ensemble", build_ensemble)
+    # 100 validation images: no folds, the validation split alone chooses
+    state["data"] = write_split(tmp_path / "data", counts=(4, 100, 2))
+    weights = tmp_path / "mobilenet_v2_96_notop.weights.h5"
+    weights.write_bytes(b"")  # never read: the trainings are faked
+    state["given"] = {"data": str(state["data"]), "backbone": "MobileNetV2", "weights": str(weights), "input_size": 96,
+                      "seed": 0}
+    return state
+
+
+def test_trial_0_is_the_default_recipe_and_every_trial_trains_its_full_epochs(faked):
+    from tlcore.search.auto import auto_train
+
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    first = auto["trials"][0]
+    assert first["default"] and first["point"] == 0 and first["options"] == {}
+    default = faked["trials"][0]  # the given options and the defaults, none of the measured choices
+    assert default["lr"] == 1e-3 and default["cut"] is None and default["unfreeze_from"] is None
+    assert default["name"].startswith("auto:") and default["input_size"] == 96
+    searched = faked["trials"][1:]
+    assert searched and all(t["cut"] == "block_13_expand_relu" for t in searched)
+    assert (default["head_epochs"], default["fine_tune_epochs"]) == (10, 5)
+    # the plan's epochs, never fewer; stage 2 itself is a choice (5 epochs, or the head alone)
+    assert all(t["head_epochs"] == 10 and t["fine_tune_epochs"] in (5, 0) for t in searched)
+    result = json.loads(Path(out["run_dir"], "config.json").read_text())["options"]
+    best = max(auto["trials"], key=lambda t: t["val_accuracy"])
+    trained = json.loads(Path(best["run_dir"], "config.json").read_text())["options"]
+    assert (result["head_epochs"], result["fine_tune_epochs"]) == (trained["head_epochs"], trained["fine_tune_epochs"])
+    assert auto["plan"]["trials"] == len(auto["trials"]) and auto["budget_s"] == 600
+
+
+def test_the_ensemble_of_the_best_different_points_is_the_result_when_validation_holds_it(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: {"none": 0.8, "light": 0.9, "strong": 0.7}[o["augment"]] - 1e-4 * (o["lr"] or 0)
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    assert len(faked["ensembles"]) == 1
+    members = faked["ensembles"][0]
+    assert 2 <= len(members) <= 3 and len(set(members)) == len(members)
+    points = [m["point"] for m in auto["ensemble"]["members"]]
+    assert len(set(points)) == len(points)
+    vals = [m["val_accuracy"] for m in auto["ensemble"]["members"]]
+    assert vals == sorted(vals, reverse=True) and vals[0] == max(t["val_accuracy"] for t in auto["trials"])
+    assert out["run_dir"] == auto["ensemble"]["run_dir"] and auto["ensemble"]["chosen"]
+    assert auto["reason"].count("ensemble of") == 1
+    assert all(m["options"]["seed"] == 0 and m["options"]["input_size"] == 96 for m in auto["ensemble"]["members"])
+    status = json.loads(Path(out["run_dir"], "status.json").read_text())
+    assert status["auto"]["chosen"] == auto["chosen"]
+
+
+def test_a_search_that_finds_nothing_better_keeps_the_default_run(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: 0.9 if str(o.get("name", "")).endswith(":default") else 0.4
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    assert out["run_dir"] == auto["trials"][0]["run_dir"]  # the default run itself, not trained again
+    assert auto["ensemble"] is None and not faked["ensembles"]  # no point validation cannot tell from it
+    assert auto["reason"].startswith("the default recipe (trial 0)")
+    assert out["val_accuracy"] == pytest.approx(0.9)
+
+
+def test_ensemble_members_are_points_validation_cannot_tell_from_the_best():
+    from tlcore.search.autofinal import members_of
+
+    def entry(point, acc, size=96, state="completed"):
+        return (-acc, 0.1, point, {"run_dir": f"r{point}", "state": state, "full": {"input_size": size, "lr": point}}, 5)
+
+    scored = [entry(0, 0.90), entry(1, 0.88), entry(2, 0.86, size=128), entry(3, 0.85, state="stopped"),
+              entry(4, 0.30), entry(5, 0.84)]
+    assert [m[2] for m in members_of(scored, 3, n_val=48)] == [0, 1, 5]  # 0.30 lies outside 0.90's interval
+    assert [m[2] for m in members_of(scored, 3)] == [0, 1, 4]  # without a count: any completed point at the size
+    assert members_of([entry(7, 0.5), entry(8, 0.5, size=128)], 3, 48)[0][2] == 7
+
+
+def test_an_ensemble_that_validation_scores_lower_leaves_the_best_single_run(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: 0.9
+    faked["ensemble_val"] = 0.5
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    assert len(faked["ensembles"]) == 1 and not auto["ensemble"]["chosen"]
+    assert out["run_dir"] == auto["trials"][0]["run_dir"]  # all tie: trial 0, the default, comes first
+    assert "a single run: point 0" in auto["reason"]

@@ -362,7 +362,9 @@ def _tune(plan, seed_list, metric, scheduler, address, max_concurrent, folder: P
         if scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
-            epochs = int(plan["base"].get("head_epochs") or 0) + int(plan["base"].get("fine_tune_epochs") or 0)
+            # the longest point's epochs (a space may hold head_epochs or fine_tune_epochs itself)
+            epochs = max(int(o.get("head_epochs") or 0) + int(o.get("fine_tune_epochs") or 0)
+                         for o in [dict(plan["base"], **point) for point in plan["points"] or [{}]])
             # max_t past the last epoch: a trial that reaches its end finishes as a normal run
             sched = ASHAScheduler(time_attr="training_iteration", max_t=epochs + 1,
                                   grace_period=1, reduction_factor=2)

@@ -101,7 +101,8 @@ def build_ensemble(run_dirs, runs_dir=None, run_id: str | None = None, name: str
     cfg = first.run.config()
     member_list = [{"run_dir": str(rm.run.path), "val_accuracy": s["val_accuracy"], "test_accuracy": s["test_accuracy"]}
                    for rm, s in zip(members, summaries)]
-    write_json(run.file("config.json"), {**cfg, "ensemble": {"members": member_list}, "versions": versions(),
+    repeat = [dict(m, options=rm.run.config().get("options")) for m, rm in zip(member_list, members)]
+    write_json(run.file("config.json"), {**cfg, "ensemble": {"members": repeat}, "versions": versions(),
                                          "created_at": now_iso()})
     write_json(run.file("labels.json"), first.labels)
     status = {"state": "running", "pid": os.getpid(), "host": socket.gethostname(), "started_at": now_iso(), "ended_at": None, "stage": "ensemble", "error": None,
