@@ -258,7 +258,7 @@ def engine_errors(root: Path = ROOT) -> list[dict]:
     return found
 
 
-AUTO_SOURCES = ("tlcore/search/auto.py", "tlcore/search/automeasure.py")
+AUTO_SOURCES = ("tlcore/search/auto.py", "tlcore/search/automeasure.py", "tlcore/search/autofinal.py")
 
 
 def auto_phrases(root: Path = ROOT, sources=AUTO_SOURCES) -> list[dict]:
@@ -282,6 +282,12 @@ def auto_phrases(root: Path = ROOT, sources=AUTO_SOURCES) -> list[dict]:
             elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "reason" for t in node.targets):
                 texts += [(node.lineno, c) for c in ast.walk(node.value)
                           if isinstance(c, ast.Constant) and isinstance(c.value, str) and len(c.value) > 3]
+        for node in tree.body:  # phrase constants, filled in with str.format (autofinal's ENSEMBLE_CHOSEN...)
+            if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                    and node.targets[0].id.isupper() and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str) and " " in node.value.value):
+                shape = re.sub(r"\{[^{}]*\}", HOLE, node.value.value).rstrip(HOLE)
+                found.append({"where": f"{source}:{node.lineno}", "shape": shape})
         for lineno, node in texts:
             for part in ([node.body, node.orelse] if isinstance(node, ast.IfExp) else [node]):
                 parts = _shape(part, {})

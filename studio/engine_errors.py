@@ -217,6 +217,7 @@ TEMPLATES = [
     N_('Auto mode did not start within two minutes; see its log under TLCORE_HOME/logs.'),
     N_('Auto mode did not start: {spawn_error}'),
     N_('Auto mode needs training images of at least 2 classes; see `tlcore scan`.'),
+    N_('Auto mode scored no trial: {value}'),
     # tlcore/search/autoplan.py
     N_('{option} must be at least {MIN_BUDGET} seconds. Received: {value}'),
     N_('{option} must be seconds, or a number with m (minutes) or h (hours), e.g. 600, 10m, 1.5h. Received: {value}'),

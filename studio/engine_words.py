@@ -55,6 +55,17 @@ TEMPLATES = [
     N_("point {point}: {accuracy}"),
     N_("{epochs} of {planned} epochs in the final run: {seconds} s of the budget were left for it"),
     N_("the final run was stopped by the budget and scored on its best epoch so far"),
+    N_("the default recipe (trial 0) had the best validation accuracy ({accuracy}) of {trials} trials scored"),
+    N_("no room in the budget for a search: the default recipe alone"),
+    N_("{epochs} of {planned} epochs: the budget holds no more"),
+    N_("the default recipe failed: {error}"),
+    N_("no search: {seconds} s of the budget were gone before it"),
+    # tlcore.search.autofinal: the result, an ensemble or a single run
+    N_("ensemble of {n}: points {points} (validation accuracy {val}, the best single {best})"),
+    N_("a single run: point {point} (validation accuracy {best}, the ensemble of {n} scored {val})"),
+    N_("a single run: the ensemble could not be built ({error})"),
+    N_("a single run: {left} s of the budget were left, the ensemble needs about {need} s"),
+    N_("the result was stopped by the budget and scored on its best epoch so far"),
     # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
     N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "
        "Likely cause: {cause}"),

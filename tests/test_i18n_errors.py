@@ -169,7 +169,8 @@ def test_every_phrase_of_auto_modes_reason_has_a_korean_template():
     found = tool.auto_phrases()
     assert len(found) >= 8  # the scan saw auto mode's phrases at all
     korean = i18n.translations("ko")
-    templates = {tool.error_shape(t.message): t.message for t in engine_words.TEMPLATES}
+    # the scan leaves a phrase's trailing value out ("the default recipe failed: {error}")
+    templates = {tool.error_shape(t.message).rstrip("\0"): t.message for t in engine_words.TEMPLATES}
     missing = [f"{p['where']}: {p['shape']!r}" for p in found if p["shape"] not in templates
                or english_sentences(korean.gettext(templates[p["shape"]]))]
     assert missing == []
@@ -185,3 +186,17 @@ def test_auto_modes_reason_in_korean(korean):
     said = engine_words.reason(reason)
     assert said.count("; ") == reason.count("; ") and english_sentences(said) == [], said
     assert "0.850" in said and "0.001" in said and "지점 5: 0.800" in said
+
+
+def test_auto_modes_result_phrases_in_korean(korean):
+    from studio import engine_words
+    from tlcore.search import autofinal
+
+    reason = "; ".join([
+        "the default recipe (trial 0) had the best validation accuracy (0.905) of 11 trials scored",
+        autofinal.ENSEMBLE_CHOSEN.format(n=3, points="8, 3, 2", val=0.929, best=0.905),
+        autofinal.NO_TIME_FOR_ENSEMBLE.format(left=3, need=31),
+        "the default recipe failed: Run abc has no labels.json."])
+    said = engine_words.reason(reason)
+    assert said.count("; ") == reason.count("; ") and english_sentences(said) == [], said
+    assert "8, 3, 2" in said and "0.929" in said and "31" in said and "labels.json" in said
