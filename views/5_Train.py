@@ -283,7 +283,8 @@ def auto_choice(auto: dict) -> None:
     if trials:
         st.dataframe([{"run": Path(t["run_dir"]).name, "fold": t.get("fold"),
                        "validation accuracy": t.get("val_accuracy"),
-                       "options": ", ".join(f"{k} {v}" for k, v in (t.get("options") or {}).items()),
+                       "options": _("the default recipe") if t.get("default") else
+                       ", ".join(f"{k} {v}" for k, v in (t.get("options") or {}).items()),
                        "cut by the budget": bool(t.get("cut_by_budget"))} for t in trials], hide_index=True,
                      column_config={"run": _("run"), "fold": _("fold"), "validation accuracy": _("validation accuracy"),
                                     "options": _("options"), "cut by the budget": _("cut by the budget")})
