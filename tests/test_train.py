@@ -48,6 +48,15 @@ def _wait(pred, timeout=180):
     raise AssertionError("timed out")
 
 
+def _zombie(pid: int) -> bool:
+    """True once `pid` has died but is not reaped yet (its state in /proc is Z)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @pytest.mark.slow
 def test_stop_request_ends_within_a_batch_and_keeps_the_model(tmp_path):
     data = write_split(tmp_path / "data", counts=(40, 4, 0))
@@ -89,7 +98,7 @@ def test_sigkill_leaves_an_interrupted_run_that_resumes(tmp_path):
     _wait(lambda: (run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3
           and (run / "checkpoint.keras").exists())
     os.kill(proc.pid, signal.SIGKILL)
-    time.sleep(0.5)  # not reaped yet: a zombie, which must still read as interrupted
+    _wait(lambda: _zombie(proc.pid))  # dead, not reaped yet: a zombie, which must still read as interrupted
     assert Run(run).status()["state"] == "interrupted"
     proc.wait()
     done = len((run / "metrics.jsonl").read_text().splitlines())
