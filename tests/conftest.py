@@ -152,7 +152,19 @@ TRAINING_FIXTURES = {"shared_run", "copy_run", "trained", "run", "finished", "st
                      "cli_results", "two_runs", "queue_setup", "colours", "built"}
 
 
+# The files that take longest (each over a minute on 2 cores), heaviest first. `-n 2 --dist loadfile`
+# hands whole files to the workers in collection order, so these run first and the end of the
+# session is made of short files that even out the two workers; alphabetical order left a heavy
+# file (test_train.py, say) for last on one worker while the other sat idle.
+HEAVY_FIRST = ("test_auto.py", "test_browser.py", "test_train.py", "test_search_reuse.py", "test_insight.py",
+               "test_api.py", "test_multiworker.py", "test_examples.py", "test_ship.py", "test_first_run.py",
+               "test_live_browser.py", "test_search.py", "test_seeds.py", "test_recipe.py", "test_app.py",
+               "test_bad_inputs.py", "test_readme.py", "test_features.py", "test_hardening.py", "test_quantize.py")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("browser") or TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order stays
