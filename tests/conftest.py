@@ -152,7 +152,26 @@ TRAINING_FIXTURES = {"shared_run", "copy_run", "trained", "run", "finished", "st
                      "cli_results", "two_runs", "queue_setup", "colours", "built"}
 
 
+# The files that take longest (each over a minute on 2 cores), heaviest first. `-n 2 --dist loadfile`
+# hands whole files to the workers in collection order (see `pytest_configure`), so these run
+# first and the end of the session is made of short files that even out the two workers.
+HEAVY_FIRST = ("test_auto.py", "test_browser.py", "test_train.py", "test_search_reuse.py", "test_insight.py",
+               "test_api.py", "test_multiworker.py", "test_examples.py", "test_ship.py", "test_first_run.py",
+               "test_live_browser.py", "test_search.py", "test_seeds.py", "test_recipe.py", "test_app.py",
+               "test_bad_inputs.py", "test_readme.py", "test_features.py", "test_hardening.py", "test_quantize.py")
+
+
+def pytest_configure(config):
+    # pytest-xdist (3.7 on) hands out files by their number of tests, most first, unless told not
+    # to: that left the few-but-long tests (test_train.py, test_multiworker.py) for the end. Keep
+    # the collection order (HEAVY_FIRST) unless the command line asks for xdist's own.
+    if hasattr(config.option, "loadscopereorder") and "--loadscope-reorder" not in config.invocation_params.args:
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("browser") or TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's own order stays
