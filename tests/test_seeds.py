@@ -160,6 +160,30 @@ def test_predict_export_and_gradcam_take_the_ensemble(grouped, tmp_path):
 
 
 @pytest.mark.slow
+def test_serve_onnx_and_the_live_view_take_the_ensemble(grouped, tmp_path):
+    from tlcore.ship.export import export_run
+    from tlcore.ship.predict import RunModel
+    from tlcore.ship.serve import Classifier
+
+    run_dir = grouped.out["run_dir"]
+    image = next((grouped.data / "test" / "green").iterdir())
+    rm = RunModel(run_dir)
+    want = rm.probabilities(rm.load(image)[None])[0]
+    served = Classifier(run_dir)  # what `tlcore serve` classifies with
+    got = served.probabilities(served.load(image.read_bytes())[None])[0]
+    assert served.labels == rm.labels and np.allclose(got, want, atol=1e-5)
+    from PIL import Image
+
+    from tlcore.live.classifier import Classifier as LiveModel
+
+    live = LiveModel.of_run(rm).warm_up()  # the live view's, on a camera frame
+    frame = np.asarray(Image.open(image).convert("RGB"))
+    assert np.allclose(live.probabilities(live.prepare(frame)[None])[0], want, atol=1e-5)
+    exported = export_run(run_dir, "onnx", tmp_path / "m.onnx")
+    assert exported["top1_agreement"] == 1.0 and exported["max_probability_difference"] < 1e-4
+
+
+@pytest.mark.slow
 def test_ensemble_command_refuses_what_it_cannot_average(grouped):
     run = grouped.out["seeds"]["runs"][0]["run_dir"]
     code, out, err = _cli(["ensemble", run, run], grouped.env)
