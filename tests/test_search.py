@@ -134,8 +134,10 @@ def test_a_search_on_local_ray_stops_a_bad_trial_early_survives_a_killed_one_and
     home = tmp_path / "home"
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"lr": [0.01, 1e-7]}))
+    # --feature-cache off: every epoch runs the backbone. On stored features, 16 epochs of these 24
+    # images take a fraction of a second, all done before a trial's first report reaches ASHA.
     proc = _tl_search(home, data, "--space", space, "--grid", "--seeds", "2", "--scheduler", "asha",
-                      "--head-epochs", str(EPOCHS), "--fine-tune-epochs", "0", *FAST)
+                      "--head-epochs", str(EPOCHS), "--fine-tune-epochs", "0", *FAST, "--feature-cache", "off")
     runs = home / "runs"
     killed = None
     deadline = time.time() + 240
