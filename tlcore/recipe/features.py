@@ -208,8 +208,8 @@ def computed(extractor, images, batch_size: int = 32, augment: list | None = Non
 def dataset(features, labels: np.ndarray, num_classes: int, batch_size: int,
             shuffle: bool = False, seed: int = DEFAULT_SEED, one_hot: bool = False):
     """tf.data over cached features [copies, n, ...] (an array or `mapped.DiskRows`), read by index:
-    one random copy of each image per epoch, repeated without end: `fit` takes `steps` of it per
-    epoch and keeps ONE iterator for the whole stage. (A new iterator every epoch, Keras' way with a
+    one random copy of each image per epoch, repeated without end: `fit` takes
+    `optimizer.steps_per_epoch` batches of it per epoch and keeps ONE iterator for the whole stage. (A new iterator every epoch, Keras' way with a
     finite dataset, costs more than the head's own step on a small dataset: 30 head epochs of 168
     images took 1.6 s CPU that way, 1.2 s repeated.)"""
     from ..data.mapped import PREFETCH_BATCHES, DiskRows, index_dataset
@@ -225,10 +225,6 @@ def dataset(features, labels: np.ndarray, num_classes: int, batch_size: int,
 
 VAL_BATCHES = 4  # training batches per validation batch on stored features
 
-
-def steps(n: int, batch_size: int) -> int:
-    """Batches of an epoch over n items (the last one short): what `fit` takes of `dataset`."""
-    return max(1, -(-int(n) // int(batch_size)))
 
 
 def first_copy(features):

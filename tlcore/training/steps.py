@@ -311,9 +311,9 @@ def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epoc
 
     repeated = {}
     if copies:  # the feature datasets repeat: one iterator for the stage (features.dataset)
-        repeated = {"steps_per_epoch": features.steps(len(x_train), config.batch_size),
-                    "validation_steps": features.steps(len(job.val[0]), features.VAL_BATCHES * config.batch_size)
-                    if fit_val else None}
+        val_batch = features.VAL_BATCHES * config.batch_size
+        repeated = {"steps_per_epoch": recipe.steps_per_epoch(len(x_train), config.batch_size),
+                    "validation_steps": recipe.steps_per_epoch(len(job.val[0]), val_batch) if fit_val else None}
     fit_model.fit(fit_train, validation_data=fit_val, epochs=first + n_epochs,
                   initial_epoch=max(first, epochs_done), **repeated,
                   class_weight=None if job.multi_worker else job.class_weights,  # per_worker: in the batches
