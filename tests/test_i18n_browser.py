@@ -14,6 +14,7 @@ import pytest
 
 from apphelp import streamlit_server
 from test_browser import ARGS, SHOTS, settle, shot
+from test_i18n import english_sentences as _english
 
 pytestmark = pytest.mark.browser
 
@@ -81,18 +82,11 @@ def _nav(page) -> str:
     return page.get_by_test_id("stSidebarNav").inner_text()
 
 
-_WORD = r"[A-Za-z][a-z]+"
-_RUN = re.compile(rf"\b{_WORD}(?:[ ,]+{_WORD}){{2,}}\b")  # three English words or more in a row
-_GLUE = {"the", "a", "an", "is", "are", "to", "of", "and", "in", "for", "on", "with", "no", "not", "be", "this",
-         "that", "from", "your", "you", "it", "has", "was", "can", "will", "or", "at", "by", "as"}
-
-
 def english_sentences(page) -> list[str]:
-    """Runs of English words on the page's main part and sidebar that read as a sentence (they hold a
-    function word: a list of class or package names does not)."""
+    """English on the page's main part and sidebar, by the catalog test's rule (`test_i18n.english_sentences`:
+    word pairs holding a function word; a list of class or package names holds none)."""
     text = page.get_by_test_id("stMain").inner_text() + "\n" + page.get_by_test_id("stSidebar").inner_text()
-    return sorted({m.group(0) for m in _RUN.finditer(text)
-                   if _GLUE & {w.lower() for w in re.findall(r"[A-Za-z]+", m.group(0))}})
+    return [pair for line in text.splitlines() for pair in _english(line)]  # a pair within one line of text
 
 
 def test_korean_pages_reload_and_switch_back(server, browser):
