@@ -258,7 +258,8 @@ def engine_errors(root: Path = ROOT) -> list[dict]:
     return found
 
 
-AUTO_SOURCES = ("tlcore/search/auto.py", "tlcore/search/automeasure.py", "tlcore/search/autofinal.py")
+AUTO_SOURCES = ("tlcore/search/auto.py", "tlcore/search/automeasure.py", "tlcore/search/autofinal.py",
+                "tlcore/search/autoprobe.py")
 
 
 def auto_phrases(root: Path = ROOT, sources=AUTO_SOURCES) -> list[dict]:

@@ -66,6 +66,13 @@ TEMPLATES = [
     N_("a single run: the ensemble could not be built ({error})"),
     N_("a single run: {left} s of the budget were left, the ensemble needs about {need} s"),
     N_("the result was stopped by the budget and scored on its best epoch so far"),
+    # tlcore.search.autoprobe: the linear probe, the reference the search's result must beat
+    N_("the linear probe (validation accuracy {probe}): the search's best ({best}) is not significantly better on "
+       "the same {n} validation images (McNemar p = {p})"),
+    N_("the search's best ({best}) is significantly better than the linear probe ({probe}) on the same {n} "
+       "validation images (McNemar p = {p})"),
+    N_("no linear probe: {error}"),
+    N_("no linear probe: it ended {state}"),
     # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
     N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "
        "Likely cause: {cause}"),

@@ -336,7 +336,7 @@ def gradcam_note(cam: dict) -> str | None:
 OPTION_WORDS = {
     "cut": N_("The cut"), "unfreeze_from": N_("The unfreeze point"), "unfreeze": N_("“Also train in stage 2”"),
     "freeze": N_("“Keep frozen in stage 2”"), "input_size": N_("The input size"), "weights": N_("The weights"),
-    "head_epochs": N_("Head epochs"), "fine_tune_epochs": N_("Fine-tuning epochs"), "lr": N_("The learning rate"),
+    "head_epochs": N_("Head epochs"), "head_fit": N_("Head fitted by"), "fine_tune_epochs": N_("Fine-tuning epochs"), "lr": N_("The learning rate"),
     "fine_tune_lr": N_("The fine-tuning learning rate"), "batch_size": N_("The batch size"), "dropout": N_("Dropout"),
     "dense": N_("Dense layer"), "val_split": N_("The validation share"), "test_split": N_("The test share"),
     "seed": N_("The seed"), "early_stopping": N_("Early stopping patience"), "rotation": N_("Rotation"), "zoom": N_("Zoom"),

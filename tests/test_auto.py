@@ -122,11 +122,11 @@ def test_given_options_stay_out_of_the_space():
 
 def test_fold_datasets_hold_train_and_validation_once_each(tmp_path):
     from tlcore.data.pipeline import scan
-    from tlcore.search.auto import _write_folds
+    from tlcore.search.autoplan import write_folds
 
     data = write_split(tmp_path / "data", counts=(6, 3, 2))
     ds = scan(str(data))
-    roots = _write_folds(ds, 3, 0, tmp_path / "folds")
+    roots = write_folds(ds, 3, 0, tmp_path / "folds")
     def ids(paths):  # the same file (linked, or copied with its bytes) whatever its name
         return sorted((p.parent.name, p.read_bytes()) for p in paths)
 
@@ -354,7 +354,7 @@ def _fake_run(root: Path, run_id: str, options: dict, accuracy: float) -> Path:
 @pytest.fixture
 def faked(tmp_path, monkeypatch):
     """auto_train with every training faked: trials score `scores(options)`; the ensemble scores `ensemble_val`."""
-    from tlcore.search import auto, autoplan as plan_module, tune
+    from tlcore.search import auto, autoplan as plan_module, autoprobe, tune
     from tlcore.training import ensemble
 
     monkeypatch.setenv("TLCORE_HOME", str(tmp_path / "home"))
@@ -393,6 +393,9 @@ def faked(tmp_path, monkeypatch):
     monkeypatch.setattr(tune, "run_trial", run_trial)
     monkeypatch.setattr(tune, "run_search", run_search)
     monkeypatch.setattr(ensemble, "build_ensemble", build_ensemble)
+    # which validation images a run gets right (None: not known, the search's result stays)
+    state["correct"] = lambda run_dir: None
+    monkeypatch.setattr(autoprobe, "validation_correct", lambda run_dir: state["correct"](run_dir))
     # 100 validation images: no folds, the validation split alone chooses
     state["data"] = write_split(tmp_path / "data", counts=(4, 100, 2))
     weights = tmp_path / "mobilenet_v2_96_notop.weights.h5"
@@ -412,7 +415,12 @@ def test_trial_0_is_the_default_recipe_and_every_trial_trains_its_full_epochs(fa
     default = faked["trials"][0]  # the given options and the defaults, none of the measured choices
     assert default["lr"] == 1e-3 and default["cut"] is None and default["unfreeze_from"] is None
     assert default["name"].startswith("auto:") and default["input_size"] == 96
-    searched = faked["trials"][1:]
+    probe = faked["trials"][1]  # the linear probe: trial 0's options, its head fitted in one step, no stage 2
+    assert probe["head_fit"] == "logistic" and probe["fine_tune_epochs"] == 0 and probe["name"].endswith(":probe")
+    assert {k: v for k, v in probe.items() if k not in ("head_fit", "fine_tune_epochs", "name")} == \
+        {k: v for k, v in default.items() if k not in ("head_fit", "fine_tune_epochs", "name")}
+    assert [t["point"] for t in auto["trials"][:2]] == [0, -1] and auto["trials"][1]["probe"]
+    searched = faked["trials"][2:]
     assert searched and all(t["cut"] == "block_13_expand_relu" for t in searched)
     assert (default["head_epochs"], default["fine_tune_epochs"]) == (10, 5)
     # the plan's epochs, never fewer; stage 2 itself is a choice (5 epochs, or the head alone)
@@ -479,3 +487,61 @@ def test_an_ensemble_that_validation_scores_lower_leaves_the_best_single_run(fak
     assert len(faked["ensembles"]) == 1 and not auto["ensemble"]["chosen"]
     assert out["run_dir"] == auto["trials"][0]["run_dir"]  # all tie: trial 0, the default, comes first
     assert "a single run: point 0" in auto["reason"]
+
+
+def _correct(right: int, n: int = 100, offset: int = 0):
+    import numpy as np
+
+    out = np.zeros(n, bool)
+    out[offset:offset + right] = True
+    return out
+
+
+def test_the_linear_probe_stays_the_result_unless_the_search_is_significantly_better(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: 0.94 if o.get("augment") == "light" and o.get("head_fit") != "logistic" else 0.9
+    faked["ensemble_val"] = 0.5  # the best single run is the search's result
+    # the result: 4 images right that the probe gets wrong, 2 the other way (p = 0.69)
+    faked["correct"] = lambda run_dir: _correct(90) if run_dir.endswith("-probe") else _correct(92, offset=2)
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    probe = next(t for t in auto["trials"] if t.get("probe"))
+    assert out["run_dir"] == probe["run_dir"]
+    assert auto["probe"]["result_only"] == 4 and auto["probe"]["probe_only"] == 2 and auto["probe"]["p_value"] > 0.5
+    assert "the linear probe" in auto["reason"] and "not significantly better" in auto["reason"]
+    assert auto["chosen"]["head_fit"] == "logistic" and auto["chosen"]["fine_tune_epochs"] == 0
+    result = json.loads(Path(out["run_dir"], "config.json").read_text())["options"]
+    assert all(result[k] == v for k, v in auto["chosen"].items())
+
+
+def test_a_search_significantly_better_than_the_probe_stays_the_result(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: 0.99 if o.get("augment") == "light" and o.get("head_fit") != "logistic" else 0.8
+    faked["ensemble_val"] = 0.5
+    # 12 images right only by the result, none only by the probe: p < 0.001
+    faked["correct"] = lambda run_dir: _correct(80) if run_dir.endswith("-probe") else _correct(92)
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    assert not out["run_dir"].endswith("-probe") and "significantly better than the linear probe" in auto["reason"]
+    assert auto["probe"]["result_only"] == 12 and auto["probe"]["p_value"] < 0.001
+    assert auto["chosen"].get("head_fit", "epochs") == "epochs"
+
+
+def test_no_probe_where_the_user_fixed_the_head(faked):
+    from tlcore.search import autoprobe
+
+    full0 = {"head_epochs": 10, "fine_tune_epochs": 5, "dense": [], "name": "auto:x:default"}
+    assert autoprobe.options(full0, set(), "transfer")["fine_tune_epochs"] == 0
+    assert autoprobe.options(full0, {"fine_tune_epochs"}, "transfer")["fine_tune_epochs"] == 5  # LP-FT, as given
+    assert autoprobe.options(dict(full0, dense=[64]), {"dense"}, "transfer") is None
+    assert autoprobe.options(full0, {"head_fit"}, "transfer") is None
+    assert autoprobe.options(full0, set(), "scratch") is None
+
+
+def test_the_plan_reserves_the_probe():
+    without = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 300, 0, 400, 100, 0)
+    with_probe = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 300, 0, 400, 100, 0, probe=True)
+    assert with_probe.estimate_s["probe"] > 0 and without.estimate_s["probe"] == 0
+    assert len(with_probe.points) <= len(without.points)

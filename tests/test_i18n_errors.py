@@ -190,13 +190,15 @@ def test_auto_modes_reason_in_korean(korean):
 
 def test_auto_modes_result_phrases_in_korean(korean):
     from studio import engine_words
-    from tlcore.search import autofinal
+    from tlcore.search import autofinal, autoprobe
 
     reason = "; ".join([
         "the default recipe (trial 0) had the best validation accuracy (0.905) of 11 trials scored",
         autofinal.ENSEMBLE_CHOSEN.format(n=3, points="8, 3, 2", val=0.929, best=0.905),
         autofinal.NO_TIME_FOR_ENSEMBLE.format(left=3, need=31),
+        autoprobe.PROBE_KEPT.format(probe=0.929, best=0.952, n=42, p=1.0),
         "the default recipe failed: Run abc has no labels.json."])
     said = engine_words.reason(reason)
     assert said.count("; ") == reason.count("; ") and english_sentences(said) == [], said
     assert "8, 3, 2" in said and "0.929" in said and "31" in said and "labels.json" in said
+    assert "McNemar p = 1.00" in said and "선형 프로브" in said

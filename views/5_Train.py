@@ -122,6 +122,15 @@ def hyperparameters() -> None:
                                  help=_("Keras CutMix: pastes a patch of another image, labels mixed by area. "
                                       "0 = off, 1.0 is usual. With MixUp too, batches alternate."))
         c1, c2, c3, c4 = st.columns(4)
+        fits = state.choices("head_fit")
+        head_fit = c1.selectbox(_("Head fitted by"), fits, key=state.bound("head_fit", valid=lambda v: v in fits),
+                                format_func={"epochs": _("Epochs of gradient descent"),
+                                             "logistic": _("Logistic regression (linear probe)")}.get,
+                                help=_("Stage 1. Logistic regression fits the output layer in one step on the frozen "
+                                       "backbone's features, its strength chosen by cross-validation: the same "
+                                       "data always gives the same head. It needs no hidden dense layer. Stage 2, "
+                                       "if any, fine-tunes from it."))
+        c1, c2, c3, c4 = st.columns(4)
         weights = c1.selectbox(_("Class weights"), state.choices("class_weights"), key=state.bound("class_weights"),
                                help=_("auto: balance imbalanced classes"))
         mp = c2.selectbox(_("Mixed precision"), state.choices("mixed_precision"), key=state.bound("mixed_precision"),
@@ -134,7 +143,7 @@ def hyperparameters() -> None:
                        ("class_weights", weights), ("mixed_precision", mp), ("xla", bool(xla)),
                        ("schedule", schedule), ("warmup_epochs", int(warmup)),
                        ("label_smoothing", float(smoothing)), ("weight_decay", float(decay) or None),
-                       ("mixup", float(mixup)), ("cutmix", float(cutmix)),
+                       ("mixup", float(mixup)), ("cutmix", float(cutmix)), ("head_fit", head_fit),
                        ("name", name or None)):
         state.put(key, value)
 

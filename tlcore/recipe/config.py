@@ -28,6 +28,7 @@ from ..data.splits import DEFAULT_SEED, DEFAULT_TEST_SPLIT, DEFAULT_VAL_SPLIT
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle")
 POOLINGS = ("avg", "max", "flatten")
+HEAD_FITS = ("epochs", "logistic")
 AUTO_ON_OFF = ("auto", "on", "off")
 CLASS_WEIGHTS = ("auto", "none")
 MAX_DENSE_UNITS = 65536
@@ -69,6 +70,9 @@ class TrainConfig:
     freeze: list = _opt([], "keep these frozen in stage 2 (applied last): globs or re:REGEX", nargs="+")
     head_epochs: int = _opt(10, "stage 1: epochs training the head on the frozen backbone", type=int)
     fine_tune_epochs: int = _opt(5, "stage 2: epochs fine-tuning from the unfreeze point", type=int)
+    head_fit: str = _opt("epochs", "stage 1: how the head is fitted: epochs of gradient descent, or logistic "
+                         "(a linear probe: an L2-regularised logistic regression on the frozen backbone's features of "
+                         "the training images, its strength chosen by cross-validation, in one step)", choices=HEAD_FITS)
     lr: float = _opt(1e-3, "stage 1 learning rate", type=float)
     fine_tune_lr: float | None = _opt(None, "stage 2 learning rate (default: lr / 10)", type=float)
     optimizer: str = _opt("adam", "optimizer (sgd with momentum 0.9; adamw: Adam with decoupled weight decay)",
@@ -194,6 +198,10 @@ class TrainConfig:
                 raise OptionError(name, f"must be a whole number, 0 or more. Received: {value!r}")
         if self.head_epochs + self.fine_tune_epochs == 0:
             raise OptionError("head_epochs", "Nothing to train: {option} and {option:fine_tune_epochs} are both 0.")
+        if self.head_fit == "logistic" and (not self.head_epochs or self.dense):
+            raise OptionError("head_fit", "{option} logistic fits the head's one output layer on the frozen backbone in stage 1: "
+                              "it needs {option:head_epochs} of at least 1 and no hidden dense layers "
+                              f"({{option:dense}}). Received: head_epochs {self.head_epochs}, dense {list(self.dense)}.")
         if not _whole(self.batch_size) or not 1 <= self.batch_size <= 4096:
             raise OptionError("batch_size", f"must be a whole number from 1 to 4096. Received: {self.batch_size!r}")
         for name in ("lr", "fine_tune_lr"):

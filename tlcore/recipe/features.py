@@ -300,6 +300,16 @@ def lookup(key: str):
     return rows
 
 
+def split_rows(extractor, key: dict, split: str, images, batch_size: int = 32):
+    """The stage-1 features of every image of a split, unaugmented, [n, ...]: the stage-1 cache's
+    entry (`key` is `stage1_key`'s), computed with `extractor` and cached when missing."""
+    name = cache_key(split=split, copies=1, augment={}, **key)
+    rows = lookup(name)
+    if rows is None:
+        rows = cached(name, into=computed(extractor, images, batch_size))
+    return first_copy(rows)
+
+
 def pooled_split(extractor, key: dict, split: str, images, batch_size: int = 32, keep=None) -> np.ndarray:
     """The stage-1 features of a split's images, pooled [n, c] (rows `keep` only, when given):
     read from the stage-1 cache entry of the whole split (`key` is `stage1_key`'s), else computed
@@ -307,13 +317,11 @@ def pooled_split(extractor, key: dict, split: str, images, batch_size: int = 32,
     without a cache entry is computed alone and not cached.
 
     The baselines read them: the pooled features of the pretrained backbone, as stage 1 saw them."""
-    name = cache_key(split=split, copies=1, augment={}, **key)
-    rows = lookup(name)
-    if rows is None and keep is None:
-        rows = cached(name, into=computed(extractor, images, batch_size))
+    if keep is None:
+        return pooled(split_rows(extractor, key, split, images, batch_size))
+    rows = lookup(cache_key(split=split, copies=1, augment={}, **key))
     if rows is not None:
-        rows = first_copy(rows)
-        return pooled(rows if keep is None else rows[np.asarray(keep)])
+        return pooled(first_copy(rows)[np.asarray(keep)])
     part = images.read(keep) if hasattr(images, "read") else np.asarray(images)[np.asarray(keep)]
     return pooled(compute(extractor, part, batch_size)[0])
 

@@ -7,7 +7,8 @@ successive-halving search (Ray Tune's ASHA through `tune.run_search`, one trial 
 the unfreeze point, learning rates, augmentation and input size (or, without pretrained weights,
 over small networks trained from scratch: scratch-small's family). Trial 0 is always the default
 recipe with the given options, scored like every trial, so a search that finds nothing better
-keeps it. Every trial runs the plan's epochs (the given or default ones; only a budget that cannot
+keeps it. On a pretrained backbone the linear probe (`autoprobe`) follows: the result replaces it
+only when the validation images say it is significantly better (McNemar). Every trial runs the plan's epochs (the given or default ones; only a budget that cannot
 hold one run shrinks them), so the result never trains fewer epochs than it was chosen by. The
 plan (points, trials, folds) is fixed at the start by `autoplan.make_plan` from the seed and
 costs measured on this machine. Selection reads validation accuracy only; with fewer than 100
@@ -36,7 +37,7 @@ from ..core import home
 from ..core.errors import OptionError, TLCoreError
 from ..core.jsonio import read_json, write_json
 from ..core.runs import Run, RunStore
-from . import autofinal, autoplan
+from . import autofinal, autoplan, autoprobe
 from .automeasure import _costs, _family, _find_lr, _probe_cut, _sizes, _unfreeze_choices
 from .record import new_search_id
 
@@ -58,33 +59,6 @@ def process_started() -> float:
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return time.time()
-
-
-# --- folds -----------------------------------------------------------------------------
-
-def _write_folds(ds, k: int, seed: int, folder: Path) -> list[str]:
-    """k folder datasets (train/ and validation/ per class) of train+validation, stratified;
-    files are hard links (copies where linking fails)."""
-    import shutil
-
-    files = list(ds.files.get("train", [])) + list(ds.files.get("validation", []))
-    parts = autoplan.folds(files, k, seed)
-    out = []
-    for j in range(k):
-        root = folder / f"fold{j}"
-        for split, members in (("validation", parts[j]),
-                               ("train", [f for i, p in enumerate(parts) if i != j for f in p])):
-            for n, (path, label) in enumerate(members):
-                target = root / split / ds.classes[label] / f"{n:05d}_{Path(path).name}"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if target.exists():
-                    continue
-                try:
-                    os.link(path, target)
-                except OSError:
-                    shutil.copyfile(path, target)
-        out.append(str(root))
-    return out
 
 
 # --- the procedure -----------------------------------------------------------------------
@@ -231,7 +205,8 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     if kind == "scratch" and "fine_tune_lr" not in fixed:  # from scratch, every epoch runs at stage 2's rate
         base["fine_tune_lr"] = lr
     plan = autoplan.make_plan(kind, base, space, costs, budget_s, config.seed, fold_train, fold_val, k,
-                              augment_default=config.augment != "none", default_size=default_size, n_test=n_test)
+                              augment_default=config.augment != "none", default_size=default_size, n_test=n_test,
+                              probe=autoprobe.applies(config.to_dict(), fixed, kind))
     k = plan.k  # the plan may hold fewer folds (or none) than the data asked for
     if not plan.points:
         notes.append("no room in the budget for a search: the default recipe alone")
@@ -249,7 +224,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     from .tune import run_search, run_trial
 
     store = RunStore(runs_dir)
-    fold_dirs = _write_folds(ds, k, config.seed, folder / "folds") if k else []
+    fold_dirs = autoplan.write_folds(ds, k, config.seed, folder / "folds") if k else []
     data = fold_dirs[0] if k else config.data
     search_id = f"{record['auto_id']}-search"
     stage1_dir = searches_dir() / search_id / "stage1"
@@ -281,6 +256,12 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         notes.append(f"the default recipe failed: {exc}")
         if (store.root / id0).exists():
             add(store.root / id0, {}, full0, 0, "failed")
+    probe_opts, probe = autoprobe.options(full0, fixed, kind), None
+    if probe_opts is not None and not watcher.stopped():  # the reference the search must beat
+        watcher.at(search_end if plan.points else t0 + FINAL_STOP * budget_s, folder / "probe-stop")
+        probe = autoprobe.train(probe_opts, config.data, config.val_split, config.test_split, f"{search_id}-probe",
+                                runs_dir, queue, str(folder / "probe-stop"), notes)
+        trials.extend([probe] if probe else [])
     if watcher.stopped():
         raise KeyboardInterrupt("stopped")
     if plan.points and time.time() < search_end:
@@ -324,6 +305,13 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     if result.get("state") == "stopped" and result.get("epochs") and not watcher.stopped():
         autofinal.scored_when_stopped(result)  # stopped by the budget, not by the user: scored as `evaluate` does
         notes.append(autofinal.RESULT_STOPPED)
+    if probe is not None and result.get("run_dir") != probe["run_dir"] and not watcher.stopped():
+        keep, phrase, record["probe"] = autoprobe.gate(result, probe)
+        notes.extend([phrase] if phrase else [])
+        if not keep:
+            result, final_config = autofinal.result_of_run(probe["run_dir"]), TrainConfig.from_dict(probe["full"])
+            if ens_record:
+                ens_record["chosen"] = False
     searched = set(plan.space) | {"cut", "lr", "head_epochs", "fine_tune_epochs", "unfreeze_from"}
     chosen = {key: v for key, v in final_config.to_dict().items() if key not in fixed and
               key not in ("data", "name", "seed", "val_split", "test_split") and
@@ -331,7 +319,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
     reason = "; ".join([why, *notes])
     auto = {"budget_s": budget_s, "used_s": round(time.time() - t0, 1), "trials": [_public(t) for t in trials],
             "chosen": chosen, "reason": reason, "folds": plan.k, "kind": kind, "plan": plan.to_dict(),
-            "auto_dir": str(folder), "ensemble": ens_record}
+            "auto_dir": str(folder), "ensemble": ens_record, "probe": record.get("probe")}
     Run(result["run_dir"]).write_status(auto=auto)
     record.update(state="completed", phase="done", used_s=auto["used_s"], run_dir=result["run_dir"], chosen=chosen,
                   reason=reason, ensemble=ens_record)
@@ -343,7 +331,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
 
 def _public(trial: dict) -> dict:
     return {key: trial.get(key) for key in ("run_dir", "options", "val_accuracy", "fold", "cut_by_budget", "point",
-                                            "default")}
+                                            "default", "probe")}
 
 
 def _finish(ranked, best, plan, config, final_config, record, watcher, runs_dir, run_id, queue, announce, notes,

@@ -78,6 +78,33 @@ def folds(files: list[tuple[str, int]], k: int, seed: int) -> list[list[tuple[st
     return out
 
 
+def write_folds(ds, k: int, seed: int, folder) -> list[str]:
+    """k folder datasets (train/ and validation/ per class) of train+validation, stratified;
+    files are hard links (copies where linking fails). `folder` is a Path."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    files = list(ds.files.get("train", [])) + list(ds.files.get("validation", []))
+    parts = folds(files, k, seed)
+    out = []
+    for j in range(k):
+        root = folder / f"fold{j}"
+        for split, members in (("validation", parts[j]),
+                               ("train", [f for i, p in enumerate(parts) if i != j for f in p])):
+            for n, (path, label) in enumerate(members):
+                target = root / split / ds.classes[label] / f"{n:05d}_{Path(path).name}"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    continue
+                try:
+                    os.link(path, target)
+                except OSError:
+                    shutil.copyfile(path, target)
+        out.append(str(root))
+    return out
+
+
 def quantize(seconds: float) -> float:
     """A cost rounded up to the next power of 2^(1/4): small differences of load between two
     measurements do not change the plan."""
@@ -134,10 +161,11 @@ class AutoPlan:
     finalists: int
     estimate_s: dict = field(default_factory=dict)  # default, search, cross_validation, final, ensemble
     ensemble: int = ENSEMBLE_MAX  # members of the result's ensemble (at most; 0: a single run)
+    probe: bool = False  # the linear probe trains after trial 0 (`autoprobe`)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "space": self.space, "points": self.points,
-                "trials": len(self.points) + 1, "trial0": "the default recipe",
+                "trials": len(self.points) + 1 + int(self.probe), "trial0": "the default recipe", "probe": self.probe,
                 "epochs_per_trial": self.head_epochs + self.fine_tune_epochs,
                 "rungs": rungs(self.head_epochs + self.fine_tune_epochs), "folds": self.k,
                 "finalists": self.finalists if self.k else 0, "ensemble": self.ensemble,
@@ -203,12 +231,13 @@ def draw_points(space: dict, n: int, seed: int) -> list[dict]:
 
 def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float, seed: int,
               n_train: int, n_val: int, k: int, augment_default: bool = True, default_size: int | None = None,
-              n_test: int | None = None) -> AutoPlan:
+              n_test: int | None = None, probe: bool = False) -> AutoPlan:
     """The trial plan: how many search points, folds, ensemble members; from the budget and `costs` only.
 
     Trial 0, the default recipe, always runs (at `default_size`); every trial runs the given epochs
     (successive halving stops the weak ones early), and the result is never trained for fewer
-    epochs than the trials it was chosen by. Reserved first: trial 0, Ray's start, the ensemble's
+    epochs than the trials it was chosen by. Reserved first: trial 0, the linear probe (`probe`,
+    `autoprobe`), Ray's start, the ensemble's
     building and scoring, and, with folds, the finalists' cross-validation and their final runs on
     the dataset as given. The rest holds as many search points as successive halving's expected
     cost allows (each trial to the first rung, half of them to the second, ...), at most
@@ -239,11 +268,14 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
 
     ms = costs.ms_per_image[max(default_size, big)]
     ensemble_s = quantize(costs.fixed_s + 2 * ENSEMBLE_MAX * (n_val + n_test) * ms / 1000.0)
+    # the linear probe: a process, the features of every image, and its comparison with the result
+    probe_s = quantize(costs.fixed_s + (n_train + 3 * n_val + n_test) * ms / 1000.0) if probe else 0.0
 
     def reserved(h, f, k):
         finals = FINALISTS * full(h, f) * (1 + RESERVE_MARGIN) if k else 0.0  # trained again on the data as given
         cv = FINALISTS * (k - 1) * full(h, f) if k else 0.0
-        return full(h, f, default_size) + RAY_SECONDS + ensemble_s + finals + cv + costs.fixed_s  # fixed_s: probe, lr-find
+        return full(h, f, default_size) + RAY_SECONDS + ensemble_s + finals + cv + probe_s \
+            + costs.fixed_s  # fixed_s: the cut's probe, the range test
 
     def fits(h, f, n, k):
         return budget_s - reserved(h, f, k) >= halving(h, f, n)
@@ -257,7 +289,7 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
     if not n:
         # no room for a search: trial 0, the default recipe, is the result, with as many of the
         # given epochs as the budget holds
-        while head + fine > 1 and full(head, fine, default_size) * (1 + RESERVE_MARGIN) + costs.fixed_s > budget_s:
+        while head + fine > 1 and full(head, fine, default_size) * (1 + RESERVE_MARGIN) + costs.fixed_s + probe_s > budget_s:
             head, fine = (max(head * 2 // 3, 1 if head else 0), max(fine * 2 // 3, 1 if fine else 0))
             if head + fine <= 2:
                 break
@@ -267,6 +299,6 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
                 "search": round(halving(head, fine, len(points)) + RAY_SECONDS, 1) if points else 0.0,
                 "cross_validation": round(FINALISTS * (k - 1) * final, 1) if (k and points) else 0.0,
                 "final": round(FINALISTS * final, 1) if (k and points) else 0.0,
-                "ensemble": round(ensemble_s, 1) if points else 0.0}
+                "ensemble": round(ensemble_s, 1) if points else 0.0, "probe": round(probe_s, 1)}
     return AutoPlan(kind, dict(base, head_epochs=head, fine_tune_epochs=fine), space, points, head, fine,
-                    k if points else 0, FINALISTS, estimate, ENSEMBLE_MAX if points else 0)
+                    k if points else 0, FINALISTS, estimate, ENSEMBLE_MAX if points else 0, probe)
