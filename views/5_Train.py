@@ -121,9 +121,8 @@ def hyperparameters() -> None:
         cutmix = c2.number_input(_("CutMix alpha"), 0.0, 10.0, step=0.1, key=state.bound("cutmix", coerce=float),
                                  help=_("Keras CutMix: pastes a patch of another image, labels mixed by area. "
                                       "0 = off, 1.0 is usual. With MixUp too, batches alternate."))
-        c1, c2, c3, c4 = st.columns(4)
         fits = state.choices("head_fit")
-        head_fit = c1.selectbox(_("Head fitted by"), fits, key=state.bound("head_fit", valid=lambda v: v in fits),
+        head_fit = c3.selectbox(_("Head fitted by"), fits, key=state.bound("head_fit", valid=lambda v: v in fits),
                                 format_func={"epochs": _("Epochs of gradient descent"),
                                              "logistic": _("Logistic regression (linear probe)")}.get,
                                 help=_("Stage 1. Logistic regression fits the output layer in one step on the frozen "
