@@ -383,6 +383,9 @@ TEMPLATES += [  # the linear probe (tlcore.training.headfit, head_fit in tlcore.
        "(TF_CONFIG), or with head_fit epochs."),
     N_("The linear probe (head_fit logistic) needs training images of at least 2 classes; this dataset's training "
        "split has {len}."),
+    N_("{option} pixels fits a model of the raw pixels in one step, without the backbone: it needs {option:head_epochs} "
+       "of at least 1 and {option:fine_tune_epochs} 0 (nothing to fine-tune). Received: head_epochs {head_epochs}, "
+       "fine_tune_epochs {fine_tune_epochs}."),
 ]
 
 # Pieces the engine puts into the sentences above (a hint, a unit, a kind of thing); `say` words them too.

@@ -72,6 +72,13 @@ TEMPLATES = [
     N_("the search's best ({best}) is significantly better than the linear probe ({probe}) on the same {n} "
        "validation images (McNemar p = {p})"),
     N_("no linear probe: {error}"),
+    N_("the pixel model (validation accuracy {probe}): the search's best ({best}) is not significantly better on "
+       "the same {n} validation images (McNemar p = {p})"),
+    N_("the search's best ({best}) is significantly better than the pixel model ({probe}) on the same {n} "
+       "validation images (McNemar p = {p})"),
+    N_("the pixel model (head_fit pixels, validation accuracy {pixels}) is the reference: the linear probe scored "
+       "{probe}"),
+    N_("no pixel model: {error}"),
     N_("no linear probe: it ended {state}"),
     # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
     N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "

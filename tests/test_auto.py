@@ -420,8 +420,11 @@ def test_trial_0_is_the_default_recipe_and_every_trial_trains_its_full_epochs(fa
     assert {k: v for k, v in probe.items() if k not in ("head_fit", "fine_tune_epochs", "name")} == \
         {k: v for k, v in default.items() if k not in ("head_fit", "fine_tune_epochs", "name")}
     assert [t["point"] for t in auto["trials"][:2]] == [0, -1] and auto["trials"][1]["probe"]
-    searched = faked["trials"][2:]
-    assert searched and all(t["cut"] == "block_13_expand_relu" for t in searched)
+    pixels = faked["trials"][2]  # the pixel model: no backbone, no stage 2
+    assert pixels["head_fit"] == "pixels" and pixels["fine_tune_epochs"] == 0 and pixels["name"].endswith(":pixels")
+    assert [t["point"] for t in auto["trials"][:3]] == [0, -1, -2] and auto["trials"][2]["pixels"]
+    searched = faked["trials"][3:]
+    assert searched and all(t["cut"] == "block_13_expand_relu" and t["head_fit"] == "epochs" for t in searched)
     assert (default["head_epochs"], default["fine_tune_epochs"]) == (10, 5)
     # the plan's epochs, never fewer; stage 2 itself is a choice (5 epochs, or the head alone)
     assert all(t["head_epochs"] == 10 and t["fine_tune_epochs"] in (5, 0) for t in searched)
@@ -500,7 +503,7 @@ def _correct(right: int, n: int = 100, offset: int = 0):
 def test_the_linear_probe_stays_the_result_unless_the_search_is_significantly_better(faked):
     from tlcore.search.auto import auto_train
 
-    faked["scores"] = lambda o: 0.94 if o.get("augment") == "light" and o.get("head_fit") != "logistic" else 0.9
+    faked["scores"] = lambda o: 0.94 if o.get("augment") == "light" and o.get("head_fit") == "epochs" else 0.9
     faked["ensemble_val"] = 0.5  # the best single run is the search's result
     # the result: 4 images right that the probe gets wrong, 2 the other way (p = 0.69)
     faked["correct"] = lambda run_dir: _correct(90) if run_dir.endswith("-probe") else _correct(92, offset=2)
@@ -518,7 +521,7 @@ def test_the_linear_probe_stays_the_result_unless_the_search_is_significantly_be
 def test_a_search_significantly_better_than_the_probe_stays_the_result(faked):
     from tlcore.search.auto import auto_train
 
-    faked["scores"] = lambda o: 0.99 if o.get("augment") == "light" and o.get("head_fit") != "logistic" else 0.8
+    faked["scores"] = lambda o: 0.99 if o.get("augment") == "light" and o.get("head_fit") == "epochs" else 0.8
     faked["ensemble_val"] = 0.5
     # 12 images right only by the result, none only by the probe: p < 0.001
     faked["correct"] = lambda run_dir: _correct(80) if run_dir.endswith("-probe") else _correct(92)
@@ -529,19 +532,36 @@ def test_a_search_significantly_better_than_the_probe_stays_the_result(faked):
     assert auto["chosen"].get("head_fit", "epochs") == "epochs"
 
 
-def test_no_probe_where_the_user_fixed_the_head(faked):
+def test_no_reference_where_the_user_fixed_what_it_cannot_keep():
     from tlcore.search import autoprobe
 
     full0 = {"head_epochs": 10, "fine_tune_epochs": 5, "dense": [], "name": "auto:x:default"}
+
+    def fits(fixed, kind="transfer", **changes):
+        return [c["head_fit"] for c in autoprobe.candidates(dict(full0, **changes), fixed, kind)]
+
     assert autoprobe.options(full0, set(), "transfer")["fine_tune_epochs"] == 0
     assert autoprobe.options(full0, {"fine_tune_epochs"}, "transfer")["fine_tune_epochs"] == 5  # LP-FT, as given
-    assert autoprobe.options(dict(full0, dense=[64]), {"dense"}, "transfer") is None
-    assert autoprobe.options(full0, {"head_fit"}, "transfer") is None
-    assert autoprobe.options(full0, set(), "scratch") is None
+    assert fits(set()) == ["logistic", "pixels"]
+    assert fits({"fine_tune_epochs"}) == ["logistic"]  # the pixel model has no stage 2 to keep
+    assert fits({"dense"}, dense=[64]) == ["pixels"] and fits({"head_fit"}) == []
+    assert fits(set(), "scratch", head_epochs=0) == ["pixels"]
+    assert autoprobe.candidates(dict(full0, head_epochs=0), set(), "scratch")[0]["head_epochs"] == 1
+
+
+def test_the_reference_is_the_better_of_probe_and_pixel_model():
+    from tlcore.search import autoprobe
+
+    probe = {"probe": True, "val_accuracy": 0.9}
+    notes = []
+    assert autoprobe.reference([probe, {"pixels": True, "val_accuracy": 0.9}], notes) is probe and not notes
+    pixels = {"pixels": True, "val_accuracy": 0.95}
+    assert autoprobe.reference([probe, pixels], notes) is pixels and "the pixel model" in notes[0]
+    assert autoprobe.reference([pixels], []) is pixels and autoprobe.reference([], []) is None
 
 
 def test_the_plan_reserves_the_probe():
     without = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 300, 0, 400, 100, 0)
-    with_probe = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 300, 0, 400, 100, 0, probe=True)
+    with_probe = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 300, 0, 400, 100, 0, references=2)
     assert with_probe.estimate_s["probe"] > 0 and without.estimate_s["probe"] == 0
     assert len(with_probe.points) <= len(without.points)

@@ -62,6 +62,9 @@ def test_hidden_dense_layers_or_no_stage_1_are_refused_by_name():
     with pytest.raises(OptionError) as info:
         TrainConfig(data="x", backbone="MobileNetV2", head_fit="sgd").check(data=False)
     assert info.value.option == "head_fit"
+    with pytest.raises(OptionError) as info:  # the pixel model has no backbone to fine-tune
+        TrainConfig(data="x", backbone="MobileNetV2", head_fit="pixels", fine_tune_epochs=2).check(data=False)
+    assert info.value.option == "head_fit" and "fine_tune_epochs 2" in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,8 @@ def probe_runs(tmp_path_factory):
               "--cut", "block_6_expand_relu", "--head-fit", "logistic", "--json"]
     env = {"TLCORE_HOME": str(home)}
     out = {"data": data, "home": home}
-    for name, extra in (("probe", ["--fine-tune-epochs", "0", "--seed", "1"]),
+    for name, extra in (("pixels", ["--fine-tune-epochs", "0", "--head-fit", "pixels", "--seed", "1"]),
+                        ("probe", ["--fine-tune-epochs", "0", "--seed", "1"]),
                         ("again", ["--fine-tune-epochs", "0", "--seed", "5"]),
                         ("lpft", ["--fine-tune-epochs", "1", "--head-epochs", "3", "--seed", "1"])):
         proc = _tlcore(["train", str(data), *common, *extra], env)
@@ -148,3 +152,26 @@ def test_a_hidden_dense_layer_with_logistic_is_a_usage_error_without_traceback(t
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "--head-fit logistic" in proc.stderr and "(--dense)" in proc.stderr and "dense [16]" in proc.stderr
     assert not (tmp_path / "home" / "runs").exists() or not any((tmp_path / "home" / "runs").iterdir())
+
+
+def test_the_pixel_model_is_the_pixel_baseline_as_a_network(probe_runs):
+    import keras
+
+    from tlcore.data.pipeline import scan, split_arrays
+    from tlcore.evaluation.baselines import pixel_vectors
+
+    out = probe_runs["pixels"]
+    run = Path(out["run_dir"])
+    status = json.loads((run / "status.json").read_text())
+    assert status["head_fit"]["method"] == "pixels" and status["head_fit"]["centres"] == 24
+    model = keras.models.load_model(run / "model.keras", compile=False, safe_mode=True)  # standard layers only
+    assert "backbone" not in [layer.name for layer in model.layers]
+    ds = scan(str(probe_runs["data"]))
+    x_test, y_test, _, _ = split_arrays(ds, "test", 32)
+    inner = keras.Model(model.inputs, model.get_layer("pixels_vector").output)
+    np.testing.assert_allclose(inner.predict(x_test.astype("float32"), verbose=0), pixel_vectors(x_test), atol=1e-5)
+    probs = model.predict(x_test.astype("float32"), verbose=0)
+    assert out["test_accuracy"] == pytest.approx((probs.argmax(axis=1) == y_test).mean())
+    assert out["test_accuracy"] >= 0.9  # three colours: the pixels tell them apart
+    kinds = {b["kind"] for b in out["baselines"]}
+    assert kinds == {"features", "pixels"}  # the backbone's features baseline is still beside it

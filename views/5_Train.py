@@ -124,11 +124,14 @@ def hyperparameters() -> None:
         fits = state.choices("head_fit")
         head_fit = c3.selectbox(_("Head fitted by"), fits, key=state.bound("head_fit", valid=lambda v: v in fits),
                                 format_func={"epochs": _("Epochs of gradient descent"),
-                                             "logistic": _("Logistic regression (linear probe)")}.get,
+                                             "logistic": _("Logistic regression (linear probe)"),
+                                             "pixels": _("Pixel model (no backbone)")}.get,
                                 help=_("Stage 1. Logistic regression fits the output layer in one step on the frozen "
                                        "backbone's features, its strength chosen by cross-validation: the same "
                                        "data always gives the same head. It needs no hidden dense layer. Stage 2, "
-                                       "if any, fine-tunes from it."))
+                                       "if any, fine-tunes from it. The pixel model leaves the backbone out: a "
+                                       "kernel logistic regression on the raw pixels (the pixel baseline as a "
+                                       "network), often the best on small greyscale sets; no stage 2."))
         c1, c2, c3, c4 = st.columns(4)
         weights = c1.selectbox(_("Class weights"), state.choices("class_weights"), key=state.bound("class_weights"),
                                help=_("auto: balance imbalanced classes"))

@@ -28,7 +28,7 @@ from ..data.splits import DEFAULT_SEED, DEFAULT_TEST_SPLIT, DEFAULT_VAL_SPLIT
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "onecycle")
 POOLINGS = ("avg", "max", "flatten")
-HEAD_FITS = ("epochs", "logistic")
+HEAD_FITS = ("epochs", "logistic", "pixels")
 AUTO_ON_OFF = ("auto", "on", "off")
 CLASS_WEIGHTS = ("auto", "none")
 MAX_DENSE_UNITS = 65536
@@ -72,7 +72,9 @@ class TrainConfig:
     fine_tune_epochs: int = _opt(5, "stage 2: epochs fine-tuning from the unfreeze point", type=int)
     head_fit: str = _opt("epochs", "stage 1: how the head is fitted: epochs of gradient descent, or logistic "
                          "(a linear probe: an L2-regularised logistic regression on the frozen backbone's features of "
-                         "the training images, its strength chosen by cross-validation, in one step)", choices=HEAD_FITS)
+                         "the training images, its strength chosen by cross-validation, in one step), or pixels (no backbone: "
+                         "a kernel logistic regression on the raw pixels, the pixel baseline as a network)",
+                         choices=HEAD_FITS)
     lr: float = _opt(1e-3, "stage 1 learning rate", type=float)
     fine_tune_lr: float | None = _opt(None, "stage 2 learning rate (default: lr / 10)", type=float)
     optimizer: str = _opt("adam", "optimizer (sgd with momentum 0.9; adamw: Adam with decoupled weight decay)",
@@ -202,6 +204,11 @@ class TrainConfig:
             raise OptionError("head_fit", "{option} logistic fits the head's one output layer on the frozen backbone in stage 1: "
                               "it needs {option:head_epochs} of at least 1 and no hidden dense layers "
                               f"({{option:dense}}). Received: head_epochs {self.head_epochs}, dense {list(self.dense)}.")
+        if self.head_fit == "pixels" and (not self.head_epochs or self.fine_tune_epochs):
+            raise OptionError("head_fit", "{option} pixels fits a model of the raw pixels in one step, without the "
+                              "backbone: it needs {option:head_epochs} of at least 1 and {option:fine_tune_epochs} 0 "
+                              f"(nothing to fine-tune). Received: head_epochs {self.head_epochs}, "
+                              f"fine_tune_epochs {self.fine_tune_epochs}.")
         if not _whole(self.batch_size) or not 1 <= self.batch_size <= 4096:
             raise OptionError("batch_size", f"must be a whole number from 1 to 4096. Received: {self.batch_size!r}")
         for name in ("lr", "fine_tune_lr"):

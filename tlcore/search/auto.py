@@ -7,8 +7,8 @@ successive-halving search (Ray Tune's ASHA through `tune.run_search`, one trial 
 the unfreeze point, learning rates, augmentation and input size (or, without pretrained weights,
 over small networks trained from scratch: scratch-small's family). Trial 0 is always the default
 recipe with the given options, scored like every trial, so a search that finds nothing better
-keeps it. On a pretrained backbone the linear probe (`autoprobe`) follows: the result replaces it
-only when the validation images say it is significantly better (McNemar). Every trial runs the plan's epochs (the given or default ones; only a budget that cannot
+keeps it. The references follow (`autoprobe`: the linear probe, the pixel model): the result
+replaces the better of them only when the validation images say it is significantly better. Every trial runs the plan's epochs (the given or default ones; only a budget that cannot
 hold one run shrinks them), so the result never trains fewer epochs than it was chosen by. The
 plan (points, trials, folds) is fixed at the start by `autoplan.make_plan` from the seed and
 costs measured on this machine. Selection reads validation accuracy only; with fewer than 100
@@ -206,7 +206,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         base["fine_tune_lr"] = lr
     plan = autoplan.make_plan(kind, base, space, costs, budget_s, config.seed, fold_train, fold_val, k,
                               augment_default=config.augment != "none", default_size=default_size, n_test=n_test,
-                              probe=autoprobe.applies(config.to_dict(), fixed, kind))
+                              references=len(autoprobe.candidates(config.to_dict(), fixed, kind)))
     k = plan.k  # the plan may hold fewer folds (or none) than the data asked for
     if not plan.points:
         notes.append("no room in the budget for a search: the default recipe alone")
@@ -256,12 +256,13 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         notes.append(f"the default recipe failed: {exc}")
         if (store.root / id0).exists():
             add(store.root / id0, {}, full0, 0, "failed")
-    probe_opts, probe = autoprobe.options(full0, fixed, kind), None
-    if probe_opts is not None and not watcher.stopped():  # the reference the search must beat
+    probe = None
+    if not watcher.stopped():  # the references the search must beat: the linear probe, the pixel model
         watcher.at(search_end if plan.points else t0 + FINAL_STOP * budget_s, folder / "probe-stop")
-        probe = autoprobe.train(probe_opts, config.data, config.val_split, config.test_split, f"{search_id}-probe",
-                                runs_dir, queue, str(folder / "probe-stop"), notes)
-        trials.extend([probe] if probe else [])
+        references = autoprobe.train_references(full0, fixed, kind, config.data, config.val_split, config.test_split,
+                                                search_id, runs_dir, queue, str(folder / "probe-stop"), notes)
+        trials.extend(references)
+        probe = autoprobe.reference(references, notes)
     if watcher.stopped():
         raise KeyboardInterrupt("stopped")
     if plan.points and time.time() < search_end:
@@ -331,7 +332,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
 
 def _public(trial: dict) -> dict:
     return {key: trial.get(key) for key in ("run_dir", "options", "val_accuracy", "fold", "cut_by_budget", "point",
-                                            "default", "probe")}
+                                            "default", "probe", "pixels")}
 
 
 def _finish(ranked, best, plan, config, final_config, record, watcher, runs_dir, run_id, queue, announce, notes,

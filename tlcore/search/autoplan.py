@@ -161,11 +161,12 @@ class AutoPlan:
     finalists: int
     estimate_s: dict = field(default_factory=dict)  # default, search, cross_validation, final, ensemble
     ensemble: int = ENSEMBLE_MAX  # members of the result's ensemble (at most; 0: a single run)
-    probe: bool = False  # the linear probe trains after trial 0 (`autoprobe`)
+    references: int = 0  # how many references (linear probe, pixel model) train after trial 0 (`autoprobe`)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "space": self.space, "points": self.points,
-                "trials": len(self.points) + 1 + int(self.probe), "trial0": "the default recipe", "probe": self.probe,
+                "trials": len(self.points) + 1 + self.references, "trial0": "the default recipe",
+                "references": self.references,
                 "epochs_per_trial": self.head_epochs + self.fine_tune_epochs,
                 "rungs": rungs(self.head_epochs + self.fine_tune_epochs), "folds": self.k,
                 "finalists": self.finalists if self.k else 0, "ensemble": self.ensemble,
@@ -231,13 +232,13 @@ def draw_points(space: dict, n: int, seed: int) -> list[dict]:
 
 def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float, seed: int,
               n_train: int, n_val: int, k: int, augment_default: bool = True, default_size: int | None = None,
-              n_test: int | None = None, probe: bool = False) -> AutoPlan:
+              n_test: int | None = None, references: int = 0) -> AutoPlan:
     """The trial plan: how many search points, folds, ensemble members; from the budget and `costs` only.
 
     Trial 0, the default recipe, always runs (at `default_size`); every trial runs the given epochs
     (successive halving stops the weak ones early), and the result is never trained for fewer
-    epochs than the trials it was chosen by. Reserved first: trial 0, the linear probe (`probe`,
-    `autoprobe`), Ray's start, the ensemble's
+    epochs than the trials it was chosen by. Reserved first: trial 0, the `references`
+    (`autoprobe`'s linear probe and pixel model), Ray's start, the ensemble's
     building and scoring, and, with folds, the finalists' cross-validation and their final runs on
     the dataset as given. The rest holds as many search points as successive halving's expected
     cost allows (each trial to the first rung, half of them to the second, ...), at most
@@ -268,8 +269,8 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
 
     ms = costs.ms_per_image[max(default_size, big)]
     ensemble_s = quantize(costs.fixed_s + 2 * ENSEMBLE_MAX * (n_val + n_test) * ms / 1000.0)
-    # the linear probe: a process, the features of every image, and its comparison with the result
-    probe_s = quantize(costs.fixed_s + (n_train + 3 * n_val + n_test) * ms / 1000.0) if probe else 0.0
+    # the references: two processes, the features of every image, and the comparison with the result
+    probe_s = quantize(references * costs.fixed_s + (n_train + 3 * n_val + n_test) * ms / 1000.0) if references else 0.0
 
     def reserved(h, f, k):
         finals = FINALISTS * full(h, f) * (1 + RESERVE_MARGIN) if k else 0.0  # trained again on the data as given
@@ -301,4 +302,4 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
                 "final": round(FINALISTS * final, 1) if (k and points) else 0.0,
                 "ensemble": round(ensemble_s, 1) if points else 0.0, "probe": round(probe_s, 1)}
     return AutoPlan(kind, dict(base, head_epochs=head, fine_tune_epochs=fine), space, points, head, fine,
-                    k if points else 0, FINALISTS, estimate, ENSEMBLE_MAX if points else 0, probe)
+                    k if points else 0, FINALISTS, estimate, ENSEMBLE_MAX if points else 0, references)

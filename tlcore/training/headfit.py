@@ -44,7 +44,8 @@ def representation(head, rows) -> np.ndarray:
     return np.concatenate(parts, axis=0) if parts else np.zeros((0, width), np.float32)
 
 
-def fit(x: np.ndarray, y: np.ndarray, num_classes: int, class_weight: dict | None = None, seed: int = 0) -> dict:
+def fit(x: np.ndarray, y: np.ndarray, num_classes: int, class_weight: dict | None = None, seed: int = 0,
+        cs=CS) -> dict:
     """The probe of features `x` [n, d] with labels `y`: {kernel [d, units], bias [units], C, folds,
     fitted}, where units is `outputs.output_units(num_classes)` and the logits are x @ kernel + bias.
 
@@ -72,7 +73,7 @@ def fit(x: np.ndarray, y: np.ndarray, num_classes: int, class_weight: dict | Non
         warnings.simplefilter("ignore")
         if folds >= 2:
             model = sklearn.linear_model.LogisticRegressionCV(
-                Cs=list(CS), cv=sklearn.model_selection.StratifiedKFold(folds), scoring="neg_log_loss",
+                Cs=list(cs), cv=sklearn.model_selection.StratifiedKFold(folds), scoring="neg_log_loss",
                 max_iter=2000, class_weight=weight, random_state=seed).fit(z, y)
             c = float(np.atleast_1d(model.C_)[0])
         else:
@@ -133,20 +134,23 @@ def fit_stage(job, first: int, n_epochs: int) -> None:
     t0 = time.time()
     apply_stage(model, job.plan, 1)
     run.write_status(stage=1, epoch=first, parameters=parameter_counts(model), head_fit="fitting")
-    head = model.get_layer("head")
-    extractor = feature_extractor(model)
-    key = stage1_key(job.source, config, job.ds, model)
     (x_train, y_train), (x_val, y_val) = job.train, job.val
-    train = representation(head, split_rows(extractor, key, "train", x_train, config.batch_size))
-    got = fit(train, y_train, job.n_classes, job.class_weights, config.seed)
-    head.get_layer("predictions").set_weights([got["kernel"], got["bias"]])
-    loss, acc = scores(probabilities(train, got["kernel"], got["bias"]), y_train)
-    record = {"stage": 1, "epoch": first + n_epochs, "loss": loss, "accuracy": acc, "val_loss": None,
-              "val_accuracy": None, "lr": None}
-    if len(y_val):
-        val = representation(head, split_rows(extractor, key, "validation", x_val, config.batch_size))
-        record["val_loss"], record["val_accuracy"] = scores(probabilities(val, got["kernel"], got["bias"]), y_val)
-    record["seconds"] = round(time.time() - t0, 3)
+    if config.head_fit == "pixels":
+        record, got = _pixels(job)
+    else:
+        head = model.get_layer("head")
+        extractor = feature_extractor(model)
+        key = stage1_key(job.source, config, job.ds, model)
+        train = representation(head, split_rows(extractor, key, "train", x_train, config.batch_size))
+        got = fit(train, y_train, job.n_classes, job.class_weights, config.seed)
+        head.get_layer("predictions").set_weights([got["kernel"], got["bias"]])
+        loss, acc = scores(probabilities(train, got["kernel"], got["bias"]), y_train)
+        record = {"loss": loss, "accuracy": acc, "val_loss": None, "val_accuracy": None}
+        if len(y_val):
+            val = representation(head, split_rows(extractor, key, "validation", x_val, config.batch_size))
+            record["val_loss"], record["val_accuracy"] = scores(probabilities(val, got["kernel"], got["bias"]), y_val)
+    model = job.model
+    record = {"stage": 1, "epoch": first + n_epochs, **record, "lr": None, "seconds": round(time.time() - t0, 3)}
     run.append_metric(record)
     log = EpochLog(run.file("tb"))
     log.write(first + n_epochs - 1, record)
@@ -154,7 +158,36 @@ def fit_stage(job, first: int, n_epochs: int) -> None:
     job.best.update(val_loss=record["val_loss"], epoch=first + n_epochs)
     job.checkpoint.improved(model)
     run.write_status(stage=1, epoch=first + n_epochs, epochs_total=config.epochs_total,
-                     head_fit={"method": "logistic", "C": got["C"], "folds": got["folds"], "fitted": got["fitted"],
-                               "seconds": record["seconds"]})
+                     head_fit={"method": config.head_fit, "seconds": record["seconds"],
+                               **{k: got[k] for k in ("C", "folds", "fitted", "centres") if k in got}})
     if config.fine_tune_epochs > 0:
         job.checkpoint.flush()
+
+
+def _pixels(job) -> tuple[dict, dict]:
+    """`head_fit: pixels` (`pixelfit`): the features baseline's pooled features are held first,
+    while the network is there; then the pixel model becomes the job's model."""
+    from ..data.mapped import chunks
+    from . import pixelfit
+    from .steps import _hold_features
+    from .train import Checkpointer
+
+    (x_train, y_train), (x_val, y_val) = job.train, job.val
+    _hold_features(job)  # the baselines beside the run: the backbone's features as well as the pixels
+    model, got = pixelfit.fit(x_train, y_train, job.n_classes, job.source.input_size, job.class_weights,
+                              job.config.seed)
+    job.model = model
+    job.checkpoint = Checkpointer(model, job.run.file("checkpoint.keras"))
+    record = {}
+    for prefix, x, y in (("", x_train, y_train), ("val_", x_val, y_val)):
+        if len(y):
+            probs = _two_columns(np.concatenate([model.predict(np.asarray(b, np.float32), verbose=0, batch_size=64)
+                                                 for b in chunks(x)]))
+            record[prefix + "loss"], record[prefix + "accuracy"] = scores(probs, y)
+        else:
+            record[prefix + "loss"], record[prefix + "accuracy"] = None, None
+    return record, got
+
+
+def _two_columns(probs: np.ndarray) -> np.ndarray:
+    return np.concatenate([1 - probs, probs], axis=1) if probs.shape[1] == 1 else probs

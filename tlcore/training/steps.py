@@ -280,7 +280,7 @@ def _fit_stage(job: _Job, stage: int, n_epochs: int, lr: float, first: int, epoc
     from ..recipe.surgery import parameter_counts
 
     config, run, model, checkpoint = job.config, job.run, job.model, job.checkpoint
-    if stage == 1 and config.head_fit == "logistic":  # the linear probe: one step, no epochs
+    if stage == 1 and config.head_fit in ("logistic", "pixels"):  # one step, no epochs
         from .headfit import fit_stage
 
         return fit_stage(job, first, n_epochs)
