@@ -386,6 +386,10 @@ TEMPLATES += [  # the linear probe (tlcore.training.headfit, head_fit in tlcore.
     N_("{option} pixels fits a model of the raw pixels in one step, without the backbone: it needs {option:head_epochs} "
        "of at least 1 and {option:fine_tune_epochs} 0 (nothing to fine-tune). Received: head_epochs {head_epochs}, "
        "fine_tune_epochs {fine_tune_epochs}."),
+    N_("A pixel model (head_fit pixels) reads the raw pixels, with no backbone: it has no feature maps, so Grad-CAM "
+       "has nothing to show for it."),
+    N_("Run {run_id}'s head was fitted by scikit-learn (head_fit {head_fit}), which the script, Keras alone, does not "
+       "do: export its model instead (--format onnx, savedmodel, tflite or bundle)."),
 ]
 
 # Pieces the engine puts into the sentences above (a hint, a unit, a kind of thing); `say` words them too.

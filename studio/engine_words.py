@@ -79,6 +79,8 @@ TEMPLATES = [
     N_("the pixel model (head_fit pixels, validation accuracy {pixels}) is the reference: the linear probe scored "
        "{probe}"),
     N_("no pixel model: {error}"),
+    N_("no trial of the search scored in time: the linear probe (validation accuracy {val}) is the result"),
+    N_("no trial of the search scored in time: the pixel model (validation accuracy {val}) is the result"),
     N_("no linear probe: it ended {state}"),
     # tlcore.training.train: a loss or accuracy stuck at chance, and its likely cause
     N_("The validation accuracy never rose clearly above chance (1/{classes}): best {best} in {epochs} epochs. "

@@ -347,7 +347,8 @@ def _fake_run(root: Path, run_id: str, options: dict, accuracy: float) -> Path:
     write_json(run / "status.json", {"state": "completed", "started_at": "2026-12-05T00:00:00Z",
                                      "ended_at": "2026-12-05T00:00:10Z"})
     for epoch in range(1, int(options["head_epochs"]) + int(options["fine_tune_epochs"]) + 1):
-        append_jsonl(run / "metrics.jsonl", {"epoch": epoch, "val_accuracy": accuracy * epoch / 15, "val_loss": 0.1})
+        append_jsonl(run / "metrics.jsonl", {"epoch": epoch, "val_loss": 0.1} if accuracy is None else
+                     {"epoch": epoch, "val_accuracy": accuracy * epoch / 15, "val_loss": 0.1})
     return run
 
 
@@ -565,3 +566,14 @@ def test_the_plan_reserves_the_probe():
     with_probe = autoplan.make_plan("transfer", BASE, SPACE, COSTS, 300, 0, 400, 100, 0, references=2)
     assert with_probe.estimate_s["probe"] > 0 and without.estimate_s["probe"] == 0
     assert len(with_probe.points) <= len(without.points)
+
+
+def test_with_no_trial_scored_in_time_the_reference_is_the_result(faked):
+    from tlcore.search.auto import auto_train
+
+    faked["scores"] = lambda o: 0.8 if o.get("head_fit") in ("logistic", "pixels") else None
+    out = auto_train(faked["given"], budget=600)
+    auto = out["auto"]
+    assert out["run_dir"] == next(t for t in auto["trials"] if t.get("probe"))["run_dir"]  # a tie: the probe
+    assert auto["reason"].startswith("no trial of the search scored in time: the linear probe")
+    assert auto["chosen"]["head_fit"] == "logistic"

@@ -164,10 +164,12 @@ def test_the_pixel_model_is_the_pixel_baseline_as_a_network(probe_runs):
     run = Path(out["run_dir"])
     status = json.loads((run / "status.json").read_text())
     assert status["head_fit"]["method"] == "pixels" and status["head_fit"]["centres"] == 24
+    from tlcore.training.pixelfit import SIZE
     model = keras.models.load_model(run / "model.keras", compile=False, safe_mode=True)  # standard layers only
     assert "backbone" not in [layer.name for layer in model.layers]
     ds = scan(str(probe_runs["data"]))
-    x_test, y_test, _, _ = split_arrays(ds, "test", 32)
+    x_test, y_test, _, _ = split_arrays(ds, "test", SIZE)
+    assert model.input_shape[1:] == (SIZE, SIZE, 3)
     inner = keras.Model(model.inputs, model.get_layer("pixels_vector").output)
     np.testing.assert_allclose(inner.predict(x_test.astype("float32"), verbose=0), pixel_vectors(x_test), atol=1e-5)
     probs = model.predict(x_test.astype("float32"), verbose=0)
@@ -175,3 +177,19 @@ def test_the_pixel_model_is_the_pixel_baseline_as_a_network(probe_runs):
     assert out["test_accuracy"] >= 0.9  # three colours: the pixels tell them apart
     kinds = {b["kind"] for b in out["baselines"]}
     assert kinds == {"features", "pixels"}  # the backbone's features baseline is still beside it
+
+
+def test_a_pixel_run_says_why_it_has_no_grad_cam_and_no_script(probe_runs, tmp_path):
+    run = probe_runs["pixels"]["run_dir"]
+    env = {"TLCORE_HOME": str(probe_runs["home"])}
+    image = next((probe_runs["data"] / "test").rglob("*.png"))
+    proc = _tlcore(["explain", run, str(image), "--out", str(tmp_path / "cam.png")], env)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "no feature maps" in proc.stderr
+    proc = _tlcore(["export", run, "--format", "code", "--out", str(tmp_path / "train_run.py")], env)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "head_fit pixels" in proc.stderr
+    assert not (tmp_path / "train_run.py").exists()
+    proc = _tlcore(["predict", run, str(image), "--json"], env)  # predict takes it like any run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _tlcore(["export", run, "--format", "onnx", "--out", str(tmp_path / "pixels.onnx"), "--json"], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # every layer converts; the export checks its agreement
+    assert json.loads(proc.stdout)["top1_agreement"] == 1.0

@@ -39,6 +39,9 @@ def gradcam(model, image: np.ndarray, class_index: int | None = None) -> tuple[n
     try:
         backbone, head = model.get_layer("backbone"), model.get_layer("head")
     except ValueError:
+        if model.name == "pixels":  # training.pixelfit's model
+            raise TLCoreError("A pixel model (head_fit pixels) reads the raw pixels, with no backbone: it has no "
+                              "feature maps, so Grad-CAM has nothing to show for it.") from None
         raise TLCoreError("This model was not built by the studio (no backbone/head parts); "
                           "Grad-CAM needs a studio run.") from None
     x = tf.constant(np.asarray(image, dtype=np.float32)[None])

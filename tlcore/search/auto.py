@@ -283,8 +283,39 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
         scored = partial
         notes.append("every scored trial was cut by the budget: chosen on the epochs they finished")
     scored.sort(key=lambda s: (s[3]["state"] != "completed", *s[:3]))  # full-length trials first
-    if not scored:
+    if not scored and probe is None:
         raise TLCoreError("Auto mode scored no trial: " + ("; ".join(notes) or "no validation accuracy was recorded"))
+    if not scored:  # nothing of the search scored in time: the reference is the result
+        why = (autoprobe.ONLY_PIXELS if probe.get("pixels") else autoprobe.ONLY_PROBE).format(val=probe["val_accuracy"])
+        result, ens_record = autofinal.result_of_run(probe["run_dir"]), None
+        final_config = TrainConfig.from_dict(probe["full"])
+    else:
+        result, ens_record, final_config, why = _choose(scored, plan, k, fold_dirs, config, runs_dir, run_id, queue,
+                                                        announce, watcher, record, trials, notes, probe, t0, budget_s,
+                                                        end_s, est, n_val, folder)
+    searched = set(plan.space) | {"cut", "lr", "head_epochs", "fine_tune_epochs", "unfreeze_from"}
+    chosen = {key: v for key, v in final_config.to_dict().items() if key not in fixed and
+              key not in ("data", "name", "seed", "val_split", "test_split") and
+              (key in searched or v != TrainConfig().to_dict().get(key))}
+    reason = "; ".join([why, *notes])
+    auto = {"budget_s": budget_s, "used_s": round(time.time() - t0, 1), "trials": [_public(t) for t in trials],
+            "chosen": chosen, "reason": reason, "folds": plan.k, "kind": kind, "plan": plan.to_dict(),
+            "auto_dir": str(folder), "ensemble": ens_record, "probe": record.get("probe")}
+    Run(result["run_dir"]).write_status(auto=auto)
+    record.update(state="completed", phase="done", used_s=auto["used_s"], run_dir=result["run_dir"], chosen=chosen,
+                  reason=reason, ensemble=ens_record)
+    write_json(folder / "auto.json", record)
+    result["auto"] = auto
+    auto["used_s"] = round(time.time() - t0, 1)
+    return result
+
+
+def _choose(scored, plan, k, fold_dirs, config, runs_dir, run_id, queue, announce, watcher, record, trials, notes,
+            probe, t0, budget_s, end_s, est, n_val, folder):
+    """The search's best (cross-validated with folds), its result (`_finish`), then the gate
+    against the reference (`autoprobe.gate`): (result, ensemble record, final config, why)."""
+    from ..recipe.config import TrainConfig
+
     best = scored[0]
     if k and len(scored) > 1:
         ranked, cv_note = _cross_validate(scored, plan, fold_dirs, config, runs_dir, queue, watcher, record, trials,
@@ -313,21 +344,7 @@ def _auto(config, kind, fixed, budget_s, t0, folder, record, watcher, runs_dir, 
             result, final_config = autofinal.result_of_run(probe["run_dir"]), TrainConfig.from_dict(probe["full"])
             if ens_record:
                 ens_record["chosen"] = False
-    searched = set(plan.space) | {"cut", "lr", "head_epochs", "fine_tune_epochs", "unfreeze_from"}
-    chosen = {key: v for key, v in final_config.to_dict().items() if key not in fixed and
-              key not in ("data", "name", "seed", "val_split", "test_split") and
-              (key in searched or v != TrainConfig().to_dict().get(key))}
-    reason = "; ".join([why, *notes])
-    auto = {"budget_s": budget_s, "used_s": round(time.time() - t0, 1), "trials": [_public(t) for t in trials],
-            "chosen": chosen, "reason": reason, "folds": plan.k, "kind": kind, "plan": plan.to_dict(),
-            "auto_dir": str(folder), "ensemble": ens_record, "probe": record.get("probe")}
-    Run(result["run_dir"]).write_status(auto=auto)
-    record.update(state="completed", phase="done", used_s=auto["used_s"], run_dir=result["run_dir"], chosen=chosen,
-                  reason=reason, ensemble=ens_record)
-    write_json(folder / "auto.json", record)
-    result["auto"] = auto
-    auto["used_s"] = round(time.time() - t0, 1)
-    return result
+    return result, ens_record, final_config, why
 
 
 def _public(trial: dict) -> dict:

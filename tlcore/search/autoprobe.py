@@ -42,6 +42,8 @@ PIXELS_REFERENCE = ("the pixel model (head_fit pixels, validation accuracy {pixe
 PROBE_FAILED = "no linear probe: {error}"
 PROBE_ENDED = "no linear probe: it ended {state}"
 PIXELS_FAILED = "no pixel model: {error}"
+ONLY_PROBE = "no trial of the search scored in time: the linear probe (validation accuracy {val:.3f}) is the result"
+ONLY_PIXELS = "no trial of the search scored in time: the pixel model (validation accuracy {val:.3f}) is the result"
 
 
 def candidates(full0: dict, fixed: set, kind: str) -> list[dict]:

@@ -48,6 +48,10 @@ def script_values(run_dir, runs_dir=None) -> dict:
     if not options:
         raise TLCoreError(f"Run {run.run_id} has no config.json options to write as code.")
     config = TrainConfig.from_dict(options)
+    if config.head_fit != "epochs":
+        raise TLCoreError(f"Run {run.run_id}'s head was fitted by scikit-learn (head_fit {config.head_fit}), which the "
+                          "script, Keras alone, does not do: export its model instead (--format onnx, savedmodel, "
+                          "tflite or bundle).")
     resolved = cfg.get("resolved") or {}
     if config.backbone_file:
         recorded = _check_backbone_file(Path(config.backbone_file).expanduser(), resolved.get("backbone_source") or {})

@@ -168,14 +168,15 @@ def _pixels(job) -> tuple[dict, dict]:
     """`head_fit: pixels` (`pixelfit`): the features baseline's pooled features are held first,
     while the network is there; then the pixel model becomes the job's model."""
     from ..data.mapped import chunks
+    from ..data.pipeline import split_arrays
     from . import pixelfit
     from .steps import _hold_features
     from .train import Checkpointer
 
-    (x_train, y_train), (x_val, y_val) = job.train, job.val
     _hold_features(job)  # the baselines beside the run: the backbone's features as well as the pixels
-    model, got = pixelfit.fit(x_train, y_train, job.n_classes, job.source.input_size, job.class_weights,
-                              job.config.seed)
+    (x_train, y_train), (x_val, y_val) = [split_arrays(job.ds, split, pixelfit.SIZE, job.config.resize)[:2]
+                                          for split in ("train", "validation")]
+    model, got = pixelfit.fit(x_train, y_train, job.n_classes, job.class_weights, job.config.seed)
     job.model = model
     job.checkpoint = Checkpointer(model, job.run.file("checkpoint.keras"))
     record = {}

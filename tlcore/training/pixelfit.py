@@ -5,29 +5,31 @@ network a pretrained backbone gives (`evaluation.baselines`). This fits that kin
 writes it as a Keras model of standard layers, so that it is a normal run: `predict`, `serve`,
 the exports and the live view take it (Grad-CAM has no feature maps to show).
 
-The pixels are the baselines' (`baselines.pixel_vectors`): the image at 0-1, area-averaged to
-16x16 in colour and, in grey (ITU-R 601 weights, `tf.image.rgb_to_grayscale`'s), to 32x32;
-standardised. The classifier is a kernel logistic regression: RBF similarities
-exp(-gamma |z - c|^2) to at most `MAX_CENTRES` training images (a stratified sample; gamma = 1/d,
-scikit-learn's "scale" for standardised vectors), then a logistic regression on them
-(`headfit.fit`, its strength chosen by cross-validation from `CS`). As layers: Rescaling,
-Resizing(area), a fixed 1x1 convolution for grey, Normalization, the squared norm through
-Multiply and a Dense of constants, the cross term through a Dense of the centres, Add,
-exponential, and the output Dense.
+The pixels are the baselines' (`baselines.pixel_vectors`) of the images decoded at `SIZE` (32)
+pixels: the image at 0-1, area-averaged to 16x16 in colour, and in grey (ITU-R 601 weights,
+`tf.image.rgb_to_grayscale`'s) at 32x32; standardised. The classifier is a kernel logistic
+regression: RBF similarities exp(-gamma |z - c|^2) to at most `MAX_CENTRES` training images (a
+stratified sample; gamma = 1/d, scikit-learn's "scale" for standardised vectors), then a logistic
+regression on them (`headfit.fit`, its strength chosen by cross-validation from `CS`). As layers,
+each one ONNX and TFLite convert: the model takes 32x32 images (`predict` and the exports resize
+to the model's input), Rescaling, a 2x2 average pooling (the area average), a fixed 1x1
+convolution for grey, Rescaling by the standardisation's per-feature scale and offset, the
+squared norm through Multiply and a Dense of constants, the cross term through a Dense of the
+centres, Add, exponential, and the output Dense.
 """
 from __future__ import annotations
 
 import numpy as np
 
 CS = (0.1, 0.3, 1.0, 3.0, 10.0)
+SIZE = 32  # the model's input: the baselines' grey size, twice their colour size
 MAX_CENTRES = 1000
 GREY = (0.2989, 0.5870, 0.1140)
 
 
-def fit(images, labels: np.ndarray, num_classes: int, input_size: int, class_weight: dict | None = None,
-        seed: int = 0):
-    """The fitted pixel model for decoded images [n, s, s, 3] (0-255; an array or `mapped.Rows`):
-    (keras model, {C, folds, fitted, centres})."""
+def fit(images, labels: np.ndarray, num_classes: int, class_weight: dict | None = None, seed: int = 0):
+    """The fitted pixel model for images decoded at SIZE [n, 32, 32, 3] (0-255; an array or
+    `mapped.Rows`): (keras model, {C, folds, fitted, centres})."""
     from ..evaluation.baselines import pixel_vectors, stratified_sample
     from . import headfit
 
@@ -41,7 +43,7 @@ def fit(images, labels: np.ndarray, num_classes: int, input_size: int, class_wei
     gamma = 1.0 / z.shape[1]
     kernel = _similarity(z, centres, gamma)
     got = headfit.fit(kernel, labels, num_classes, class_weight, seed, cs=CS)
-    model = build(input_size, mean, scale, centres, gamma, got["kernel"], got["bias"], num_classes)
+    model = build(mean, scale, centres, gamma, got["kernel"], got["bias"], num_classes)
     return model, {"C": got["C"], "folds": got["folds"], "fitted": got["fitted"], "centres": int(len(centres))}
 
 
@@ -50,26 +52,24 @@ def _similarity(z: np.ndarray, centres: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(-gamma * np.maximum(sq, 0.0))
 
 
-def build(input_size: int, mean, scale, centres, gamma: float, out_kernel, out_bias, num_classes: int):
+def build(mean, scale, centres, gamma: float, out_kernel, out_bias, num_classes: int):
     """The Keras model of the fitted pixel classifier (see the module doc)."""
     import keras
 
     from ..data.outputs import activation
 
-    small, grey_size = 16, 32
     d, m = len(mean), len(centres)
     f32 = "float32"
-    inputs = keras.Input(shape=(input_size, input_size, 3), name="image", dtype=f32)
+    inputs = keras.Input(shape=(SIZE, SIZE, 3), name="image", dtype=f32)
     x = keras.layers.Rescaling(1.0 / 255.0, name="pixels_scale", dtype=f32)(inputs)
-    colour = keras.layers.Resizing(small, small, interpolation="area", name="pixels_colour", dtype=f32)(x)
+    colour = keras.layers.AveragePooling2D(SIZE // 16, name="pixels_colour", dtype=f32)(x)
     grey_layer = keras.layers.Conv2D(1, 1, use_bias=False, name="pixels_grey", dtype=f32)
-    grey = grey_layer(x)
-    grey = keras.layers.Resizing(grey_size, grey_size, interpolation="area", name="pixels_grey_size", dtype=f32)(grey)
     vector = keras.layers.Concatenate(name="pixels_vector", dtype=f32)(
         [keras.layers.Flatten(name="pixels_colour_flat", dtype=f32)(colour),
-         keras.layers.Flatten(name="pixels_grey_flat", dtype=f32)(grey)])
-    z = keras.layers.Normalization(mean=np.asarray(mean, np.float32), variance=np.asarray(scale, np.float32) ** 2,
-                                   name="pixels_standardise", dtype=f32)(vector)
+         keras.layers.Flatten(name="pixels_grey_flat", dtype=f32)(grey_layer(x))])
+    scale = np.asarray(scale, np.float32)
+    z = keras.layers.Rescaling(1.0 / scale, -np.asarray(mean, np.float32) / scale, name="pixels_standardise",
+                               dtype=f32)(vector)
     squares = keras.layers.Multiply(name="pixels_square", dtype=f32)([z, z])
     norm_layer = keras.layers.Dense(m, use_bias=False, name="kernel_norm", dtype=f32)
     cross_layer = keras.layers.Dense(m, name="kernel_cross", dtype=f32)
