@@ -197,7 +197,7 @@ TRAINING_FIXTURES = {"shared_run", "copy_run", "small_two_stage_run", "trained",
 # hands whole files to the workers in collection order (see `pytest_configure`), so these run
 # first and the end of the session is made of short files that even out the two workers.
 HEAVY_FIRST = ("test_auto.py", "test_browser.py", "test_train.py", "test_search_reuse.py", "test_insight.py",
-               "test_api.py", "test_multiworker.py", "test_examples.py", "test_ship.py", "test_first_run.py",
+               "test_api.py", "test_multiworker.py", "test_examples.py", "test_ship.py",
                "test_live_browser.py", "test_search.py", "test_seeds.py", "test_recipe.py", "test_app.py",
                "test_bad_inputs.py", "test_readme.py", "test_features.py", "test_hardening.py", "test_quantize.py")
 
