@@ -117,24 +117,65 @@ SHARED_RUN_OPTIONS = ["--backbone", "ResNet50", "--weights", "none", "--input-si
                       "--pooling", "max", "--batch-size", "8", "--augment", "none", "--early-stopping", "0"]
 
 
-@pytest.fixture(scope="session")
-def shared_run(tmp_path_factory):
-    """{base, home, data, out (the train JSON), proc, run_dir}: see SHARED_RUN_OPTIONS."""
+def session_folder(tmp_path_factory, name: str) -> Path:
+    """A folder of the whole test session, the same for every pytest-xdist worker (the parent of
+    the workers' own base folders), so a worker may build once what the others then read."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+
+
+def trained_once(tmp_path_factory, name: str, counts: tuple, options: list[str]):
+    """`tlcore train` on a split dataset of `counts` (train, validation, test images per class)
+    with `options`, once per test session: whichever xdist worker asks first trains, the others
+    wait on a file lock and read what it left (the command's exit code, stdout and stderr).
+
+    Returns:
+        {base, home, data, out (the train JSON), proc, run_dir}
+    """
     import json
     import subprocess
     from types import SimpleNamespace
 
+    from filelock import FileLock
+
     from datagen import write_split
 
-    base = tmp_path_factory.mktemp("shared-run")
-    data = write_split(base / "data", counts=(12, 6, 4))
-    env = dict(os.environ, TLCORE_HOME=str(base / "home"))
-    proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *SHARED_RUN_OPTIONS, "--json"],
-                          capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    base = session_folder(tmp_path_factory, name)
+    done = base / "train-command.json"  # written last: its presence means the run is complete
+    with FileLock(f"{base}.lock"):
+        if not done.exists():
+            shutil.rmtree(base, ignore_errors=True)  # what a worker that failed half-way left
+            data = write_split(base / "data", counts=counts)
+            env = dict(os.environ, TLCORE_HOME=str(base / "home"))
+            proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), *options, "--json"],
+                                  capture_output=True, text=True, env=env, timeout=900)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            done.write_text(json.dumps({"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout,
+                                        "stderr": proc.stderr}))
+    record = json.loads(done.read_text())
+    proc = subprocess.CompletedProcess(record["args"], record["returncode"], record["stdout"], record["stderr"])
     out = json.loads(proc.stdout)
-    return SimpleNamespace(base=base, home=base / "home", data=data, out=out, proc=proc,
+    return SimpleNamespace(base=base, home=base / "home", data=base / "data", out=out, proc=proc,
                            run_dir=out["run_dir"])
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory):
+    """{base, home, data, out (the train JSON), proc, run_dir}: see SHARED_RUN_OPTIONS."""
+    return trained_once(tmp_path_factory, "shared-run", (12, 6, 4), SHARED_RUN_OPTIONS)
+
+
+# A completed two-stage run that only the app's pages read (their tables, panels, charts): MobileNetV2
+# without pretrained weights at 32 px, one epoch per stage, on 4 / 2 / 2 images of 3 classes. A module
+# copies it into a home of its own before its pages write there.
+SMALL_RUN_OPTIONS = ["--backbone", "MobileNetV2", "--weights", "none", "--input-size", "32", "--head-epochs", "1",
+                     "--fine-tune-epochs", "1", "--batch-size", "4", "--augment", "none", "--early-stopping", "0"]
+
+
+@pytest.fixture(scope="session")
+def small_two_stage_run(tmp_path_factory):
+    """{base, home, data, out, proc, run_dir}: see SMALL_RUN_OPTIONS. Read it, never change it."""
+    return trained_once(tmp_path_factory, "small-two-stage-run", (4, 2, 2), SMALL_RUN_OPTIONS)
 
 
 @pytest.fixture
@@ -148,15 +189,15 @@ def copy_run(shared_run, tmp_path):
 # `-m "not slow"` is the quick subset (under 3 minutes on 2 cores): a test is slow when it drives
 # the browser, or trains a model, itself (marked in its file) or through one of these fixtures, or
 # builds every backbone of the catalog (`built`).
-TRAINING_FIXTURES = {"shared_run", "copy_run", "trained", "run", "finished", "studio_home", "cam_run",
-                     "cli_results", "two_runs", "queue_setup", "colours", "built"}
+TRAINING_FIXTURES = {"shared_run", "copy_run", "small_two_stage_run", "trained", "run", "finished", "studio_home",
+                     "cam_run", "cli_results", "two_runs", "queue_setup", "colours", "built"}
 
 
 # The files that take longest (each over a minute on 2 cores), heaviest first. `-n 2 --dist loadfile`
 # hands whole files to the workers in collection order (see `pytest_configure`), so these run
 # first and the end of the session is made of short files that even out the two workers.
 HEAVY_FIRST = ("test_auto.py", "test_browser.py", "test_train.py", "test_search_reuse.py", "test_insight.py",
-               "test_api.py", "test_multiworker.py", "test_examples.py", "test_ship.py", "test_first_run.py",
+               "test_api.py", "test_multiworker.py", "test_examples.py", "test_ship.py",
                "test_live_browser.py", "test_search.py", "test_seeds.py", "test_recipe.py", "test_app.py",
                "test_bad_inputs.py", "test_readme.py", "test_features.py", "test_hardening.py", "test_quantize.py")
 

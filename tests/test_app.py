@@ -1,8 +1,8 @@
 """Every page of the studio through streamlit.testing.v1.AppTest: empty, and with a finished run.
 
-The finished run is trained once per module with the engine itself (MobileNetV2 without
-pretrained weights at 32 px, one epoch per stage) on a tiny generated dataset, in a run
-store under a temporary TLCORE_HOME. Its features end 1 x 1, so Grad-CAM has no map there;
+The finished run is the session's small two-stage run (conftest.py: MobileNetV2 without
+pretrained weights at 32 px, one epoch per stage, on a tiny generated dataset), copied into
+a run store under this module's own TLCORE_HOME. Its features end 1 x 1, so Grad-CAM has no map there;
 `cam_run` (ResNet50 at 64 px cut at conv4_block6_out, 4 x 4 features) is the run for maps.
 Where a page would start training processes (compare, sweep), `fake_starts` stands in for
 `tlcore.training.jobs.start_training` and writes completed runs.
@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import zipfile
 from pathlib import Path
@@ -37,24 +36,13 @@ SMALL = {"backbone": "MobileNetV2", "input_size": 32, "weights": "none"}
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A completed two-stage run in its own home, and the dataset it was trained on."""
-    from tlcore.recipe.config import TrainConfig
-    from tlcore.training.train import train
-
-    base = tmp_path_factory.mktemp("studio")
-    home = base / "home"
-    data = write_split(base / "data", counts=(4, 2, 2))
-    sigterm = signal.getsignal(signal.SIGTERM)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TLCORE_HOME", str(home))
-        result = train(TrainConfig(data=str(data), backbone="MobileNetV2", weights="none", input_size=32,
-                                   head_epochs=1, fine_tune_epochs=1, batch_size=4, augment="none",
-                                   early_stopping=0), runs_dir=str(home / "runs"))
-    signal.signal(signal.SIGTERM, sigterm)  # train() installs its own stop handler
-    assert result["state"] == "completed"
-    return SimpleNamespace(home=home, data=data, run_dir=result["run_dir"],
-                           run_id=Path(result["run_dir"]).name)
+def finished(tmp_path_factory, small_two_stage_run):
+    """A completed two-stage run (the session's small one, conftest.py) copied into a home of this
+    module's own, and the dataset it was trained on."""
+    home = tmp_path_factory.mktemp("studio") / "home"
+    run_dir = home / "runs" / Path(small_two_stage_run.run_dir).name
+    shutil.copytree(small_two_stage_run.run_dir, run_dir)
+    return SimpleNamespace(home=home, data=small_two_stage_run.data, run_dir=str(run_dir), run_id=run_dir.name)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 
 from datagen import write_flat, write_split
+from ownlines import foreign_lines, user_shell
 
 # ResNet50 with random weights still gives image-dependent features at 32 px (MobileNets do not).
 FAST = ["--backbone", "ResNet50", "--weights", "none", "--input-size", "32", "--batch-size", "8",
         "--augment", "none", "--early-stopping", "0"]
 
 
-def tl(*args, home: Path, check_json=True, timeout=600):
-    env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
+def tl(*args, home: Path, check_json=True, timeout=600, as_user=False):
+    """`tlcore ARGS` in a home; `as_user`: in a user's shell, without TF_CPP_MIN_LOG_LEVEL (ownlines.py)."""
+    env = user_shell(TLCORE_HOME=str(home)) if as_user else dict(os.environ, TLCORE_HOME=str(home),
+                                                                   TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, "-m", "tlcore", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=timeout)
     if check_json and "--json" in args:
@@ -66,14 +69,16 @@ def test_train_json_and_run_store(trained):
 
 def test_predict_agrees_with_evaluate(trained):
     base, data, out, _ = trained
-    proc, ev = tl("evaluate", out["run_dir"], "--json", home=base / "home")
+    proc, ev = tl("evaluate", out["run_dir"], "--json", home=base / "home", as_user=True)
     assert proc.returncode == 0
+    assert not foreign_lines(proc.stderr), proc.stderr[-3000:]
     assert ev["split"] == "test" and set(ev["labels"]) == {"red", "green", "blue"}
     assert {"split", "loss", "accuracy", "per_class", "confusion_matrix", "labels", "misclassified"} <= set(ev)
     assert sum(map(sum, ev["confusion_matrix"])) == 12
     proc, pred = tl("predict", out["run_dir"], data / "test", "--top-k", "2", "--csv", base / "p.csv",
-                    "--json", home=base / "home")
+                    "--json", home=base / "home", as_user=True)
     assert proc.returncode == 0 and len(pred) == 12
+    assert not foreign_lines(proc.stderr), proc.stderr[-3000:]
     assert all(len(p["top"]) == 2 for p in pred)
     correct = sum(p["top"][0]["label"] == Path(p["image"]).parent.name for p in pred)
     assert correct / 12 == pytest.approx(ev["accuracy"])
@@ -85,8 +90,10 @@ def test_predict_agrees_with_evaluate(trained):
 def test_exports_agree(trained, fmt, quant):
     base, data, out, _ = trained
     dest = base / f"export-{fmt}-{quant}{'' if fmt == 'savedmodel' else '.' + fmt}"
+    # a SavedModel and a float TFLite file as in a user's shell (TensorFlow's C++ lines filtered), the rest
+    # with TF_CPP_MIN_LOG_LEVEL=2: stderr empty either way
     proc, res = tl("export", out["run_dir"], "--format", fmt, "--quantize", quant, "--out", dest,
-                   "--json", home=base / "home")
+                   "--json", home=base / "home", as_user=(fmt, quant) in (("savedmodel", "none"), ("tflite", "none")))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not proc.stderr.strip(), proc.stderr[-2000:]  # no Python warning, no LiteRT/XNNPACK line
     assert res["format"] == fmt and Path(res["path"]).exists()

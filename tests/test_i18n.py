@@ -262,25 +262,15 @@ def test_engine_sentences_the_pages_show_have_korean_templates(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def korean_run(tmp_path_factory):
-    """A completed two-stage run (MobileNetV2 at 32 px, random weights) in a home of its own."""
-    import signal
+def korean_run(tmp_path_factory, small_two_stage_run):
+    """A completed two-stage run (the session's small one, conftest.py: MobileNetV2 at 32 px, random
+    weights) copied into a home of its own."""
+    import shutil
 
-    from datagen import write_split
-    from tlcore.recipe.config import TrainConfig
-    from tlcore.training.train import train
-
-    base = tmp_path_factory.mktemp("korean-run")
-    data = write_split(base / "data", counts=(4, 2, 2))
-    sigterm = signal.getsignal(signal.SIGTERM)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TLCORE_HOME", str(base / "home"))
-        result = train(TrainConfig(data=str(data), backbone="MobileNetV2", weights="none", input_size=32,
-                                   head_epochs=1, fine_tune_epochs=1, batch_size=4, augment="none",
-                                   early_stopping=0), runs_dir=str(base / "home" / "runs"))
-    signal.signal(signal.SIGTERM, sigterm)  # train() installs its own stop handler
-    assert result["state"] == "completed"
-    return base / "home", data, result["run_dir"]
+    home = tmp_path_factory.mktemp("korean-run") / "home"
+    run_dir = home / "runs" / Path(small_two_stage_run.run_dir).name
+    shutil.copytree(small_two_stage_run.run_dir, run_dir)
+    return home, small_two_stage_run.data, str(run_dir)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -36,28 +37,17 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def finished_run(server, tmp_path_factory):
-    """A completed run in a home of its own (MobileNetV2 at 32 px, random weights), served by a
-    second studio: its Evaluate, Predict and Runs pages in Korean."""
-    import subprocess
-    import sys
-
-    from datagen import write_split
-
-    base = tmp_path_factory.mktemp("i18n-run")
-    data = write_split(base / "data", counts=(4, 2, 2))
-    env = dict(os.environ, TLCORE_HOME=str(base / "home"), TF_CPP_MIN_LOG_LEVEL="2")
+def finished_run(server, tmp_path_factory, small_two_stage_run):
+    """A completed run (the session's small one, conftest.py: MobileNetV2 at 32 px, random weights)
+    copied into a home of its own, served by a second studio: its Evaluate, Predict and Runs pages
+    in Korean."""
+    home = tmp_path_factory.mktemp("i18n-run") / "home"
+    run_dir = home / "runs" / Path(small_two_stage_run.run_dir).name
+    shutil.copytree(small_two_stage_run.run_dir, run_dir)
+    env = dict(os.environ, TLCORE_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TLSTUDIO_PASSWORD", None)
-    proc = subprocess.run([sys.executable, "-m", "tlcore", "train", str(data), "--backbone", "MobileNetV2",
-                           "--weights", "none", "--input-size", "32", "--head-epochs", "1", "--fine-tune-epochs", "1",
-                           "--batch-size", "4", "--augment", "none", "--early-stopping", "0", "--json"],
-                          capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    import json
-
-    run_dir = json.loads(proc.stdout)["run_dir"]
-    with streamlit_server(base / "home", env) as url:
-        yield url, run_dir, data
+    with streamlit_server(home, env) as url:
+        yield url, str(run_dir), small_two_stage_run.data
 
 
 @pytest.fixture(scope="module")

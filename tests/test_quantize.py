@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ownlines import foreign_lines
 from test_cli import tl
 
 
@@ -116,8 +117,9 @@ def test_export_int8_reports_test_accuracy_and_agreement_with_the_float_model(sh
 
     dest = tmp_path / "m.tflite"
     proc, res = tl("export", shared_run.run_dir, "--format", "tflite", "--quantize", "int8", "--out", dest,
-                   "--json", home=shared_run.home, timeout=900)
+                   "--json", home=shared_run.home, timeout=900, as_user=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not foreign_lines(proc.stderr), proc.stderr[-3000:]  # in a user's shell: tlcore's own lines only
     report = res["int8"]
     assert set(report) == {"split", "n", "test_accuracy", "float_test_accuracy", "agreement"}
     test = sorted(p for p in (shared_run.data / "test").rglob("*.png"))

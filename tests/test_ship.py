@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from datagen import write_split
+from ownlines import foreign_lines
 from test_cli import tl
 
 # A child Python in which `import tlcore` fails: what a user without the studio has.
@@ -85,8 +86,10 @@ def test_bundle_onnx_and_int8_tflite_agree_with_predict_without_tlcore(small_run
     home = small_run.home
     dest = tmp_path / "model.zip"
     proc, res = tl("export", small_run.run_dir, "--format", "bundle", "--include", "keras,tflite,onnx",
-                   "--quantize", "int8", "--io", "uint8", "--out", dest, "--json", home=home, timeout=900)
+                   "--quantize", "int8", "--io", "uint8", "--out", dest, "--json", home=home, timeout=900,
+                   as_user=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not foreign_lines(proc.stderr), proc.stderr[-3000:]  # in a user's shell: tlcore's own lines only
     assert res["files"] == [str(dest)] and res["bytes"] == dest.stat().st_size
     assert res["checked_on"] == {"split": "validation", "data": str(small_run.data), "images": 18}
     assert set(res["checks"]) == {"keras", "tflite", "onnx"} and res["checks"]["keras"]["top1_agreement"] == 1.0
@@ -99,6 +102,17 @@ def test_bundle_onnx_and_int8_tflite_agree_with_predict_without_tlcore(small_run
                      "evaluation.json", "MODEL_CARD.md"}
     assert pre["tflite_input_quantization"]["dtype"] == "uint8"
     assert "| red | 12 | 6 | 4 |" in card and "ResNet50" in card and "conv3_block4_out" in card
+    # Issue 27: evaluation.json held every scored image's absolute path, MODEL_CARD.md the data folder.
+    # Every file of the bundle, binaries included, is searched for the paths of this machine.
+    machine = {str(tmp_path), str(small_run.base), str(small_run.data), str(Path.home()), "/tmp/"}
+    with zipfile.ZipFile(dest) as zf:
+        evaluation = json.loads(zf.read("evaluation.json"))
+        assert evaluation["predictions"] and not any(p["file"].startswith("/") for p in evaluation["predictions"])
+        for name in zf.namelist():
+            data = zf.read(name)
+            for path in machine:
+                assert path.encode() not in data, (name, path)
+    assert small_run.data.name in card
     # a plain environment, fed RGB 0-255, agrees with `tlcore predict` on the test images
     images = sorted(str(p) for p in (small_run.data / "test").rglob("*.png"))
     proc, pred = tl("predict", small_run.run_dir, *images, "--json", home=home)
@@ -245,8 +259,10 @@ def test_batcher_answers_requests_arriving_together_in_one_call():
 @pytest.mark.slow
 def test_the_run_as_code_trains_the_same_model_without_tlcore(small_run, tmp_path):
     out = tmp_path / "train_run.py"
-    proc, res = tl("export", small_run.run_dir, "--format", "code", "--out", out, "--json", home=small_run.home)
+    proc, res = tl("export", small_run.run_dir, "--format", "code", "--out", out, "--json", home=small_run.home,
+                   as_user=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not foreign_lines(proc.stderr), proc.stderr[-3000:]
     assert res["files"] == [str(out)]
     text = out.read_text()
     assert "import tlcore" not in text and "from tlcore" not in text
