@@ -32,7 +32,9 @@ def plan() -> bool:
         c2.markdown(_("**Model**  \ncut: {value}"
                     " · unfreeze from: {value2}  \nhead: {pooling} pooling").format(value=text.md(o['cut'] or (_('its old head removed') if o['backbone_file'] else _('last layer'))), value2=text.md(o['unfreeze_from'] or _('last third')), pooling=o['pooling'])
                     + (_(", dense {str}").format(str=', '.join(map(str, o['dense']))) if o["dense"] else "")
-                    + _(", dropout {dropout}").format(dropout=o['dropout']) + (_(" · BatchNorm trains") if o["train_bn"] else ""))
+                    + _(", dropout {dropout}").format(dropout=o['dropout']) + (_(" · BatchNorm trains") if o["train_bn"] else "")
+                    + {"logistic": _(" · fitted by logistic regression"),
+                       "pixels": _(" · a pixel model instead (no backbone)")}.get(o.get("head_fit"), ""))
         mixing = " · ".join(f"{k} {o[k]:g}" for k in ("mixup", "cutmix") if o.get(k))
         c3.markdown(_("**Data**  \n{value}  \naugmentation: {augment}").format(value=text.md(Path(data).name) if data else '—', augment=AUGMENT_VALUES.get(o['augment'], o['augment']))
                     + (f" · {mixing}" if mixing else "")
