@@ -379,7 +379,7 @@ TEMPLATES += [  # the linear probe (tlcore.training.headfit, head_fit in tlcore.
     N_("{option} logistic fits the head's one output layer on the frozen backbone in stage 1: it needs "
        "{option:head_epochs} of at least 1 and no hidden dense layers ({option:dense}). Received: head_epochs "
        "{head_epochs}, dense {list}."),
-    N_("{option} logistic runs on one machine: it fits on every training image at once. Train it without a cluster "
+    N_("{option} {head_fit} runs on one machine: it fits on every training image at once. Train it without a cluster "
        "(TF_CONFIG), or with head_fit epochs."),
     N_("The linear probe (head_fit logistic) needs training images of at least 2 classes; this dataset's training "
        "split has {len}."),

@@ -541,8 +541,8 @@ def test_no_reference_where_the_user_fixed_what_it_cannot_keep():
     def fits(fixed, kind="transfer", **changes):
         return [c["head_fit"] for c in autoprobe.candidates(dict(full0, **changes), fixed, kind)]
 
-    assert autoprobe.options(full0, set(), "transfer")["fine_tune_epochs"] == 0
-    assert autoprobe.options(full0, {"fine_tune_epochs"}, "transfer")["fine_tune_epochs"] == 5  # LP-FT, as given
+    assert autoprobe.candidates(full0, set(), "transfer")[0]["fine_tune_epochs"] == 0
+    assert autoprobe.candidates(full0, {"fine_tune_epochs"}, "transfer")[0]["fine_tune_epochs"] == 5  # LP-FT, as given
     assert fits(set()) == ["logistic", "pixels"]
     assert fits({"fine_tune_epochs"}) == ["logistic"]  # the pixel model has no stage 2 to keep
     assert fits({"dense"}, dense=[64]) == ["pixels"] and fits({"head_fit"}) == []

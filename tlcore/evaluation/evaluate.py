@@ -112,6 +112,23 @@ def evaluate_run(run_dir, data: str | None = None, split: str | None = None, run
     return result
 
 
+def validation_correct(run_dir, runs_dir=None, model=None) -> np.ndarray | None:
+    """Whether the run's model (or `model`) is right on each image of the run's own validation
+    split, in file order; None without validation images. Reads nothing of evaluation.json."""
+    from ..data.pipeline import scan, split_arrays
+    from ..data.splits import of_run
+
+    rm = RunModel(run_dir, runs_dir, model=model)
+    cfg = rm.run.config()
+    ds = scan((cfg.get("options") or {}).get("data"), check_files=False, **of_run(cfg))
+    if not ds.files.get("validation"):
+        return None
+    images, labels, _, _ = split_arrays(ds, "validation", rm.input_size, rm.resize)
+    if not len(labels):
+        return None
+    return rm.probabilities(images).argmax(axis=1) == labels
+
+
 def run_record(ev: dict | None, val_accuracy: float | None, val_count: int | None) -> tuple[dict, list[str]]:
     """The honest numbers a finished training records in status.json (and `tlcore train --json`
     returns): {val_accuracy_interval, val_count, test_accuracy_interval, test_count, baselines},

@@ -269,7 +269,7 @@ def make_plan(kind: str, base: dict, space: dict, costs: Costs, budget_s: float,
 
     ms = costs.ms_per_image[max(default_size, big)]
     ensemble_s = quantize(costs.fixed_s + 2 * ENSEMBLE_MAX * (n_val + n_test) * ms / 1000.0)
-    # the references: two processes, the features of every image, and the comparison with the result
+    # the references: a process each, the features of every image, and the comparison with the result
     probe_s = quantize(references * costs.fixed_s + (n_train + 3 * n_val + n_test) * ms / 1000.0) if references else 0.0
 
     def reserved(h, f, k):

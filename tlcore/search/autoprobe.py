@@ -21,10 +21,9 @@ constants below.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..core.errors import TLCoreError
 from ..core.runs import RunStore
+from ..evaluation.evaluate import validation_correct
 
 ALPHA = 0.05
 POINT = -1  # the probe's point number in auto's record (trial 0 is the default recipe)
@@ -64,11 +63,6 @@ def candidates(full0: dict, fixed: set, kind: str) -> list[dict]:
         out.append(dict(full0, head_fit="pixels", fine_tune_epochs=0, head_epochs=max(1, int(full0.get("head_epochs") or 0)),
                         name=name.replace(":default", ":pixels")))
     return out
-
-
-def options(full0: dict, fixed: set, kind: str) -> dict | None:
-    """The linear probe's options (`candidates`), or None where there is none."""
-    return next((c for c in candidates(full0, fixed, kind) if c["head_fit"] == "logistic"), None)
 
 
 def train(opts: dict, data: str, val_split, test_split, run_id: str, runs_dir, queue: bool, stop_file: str,
@@ -117,24 +111,6 @@ def reference(trained: list[dict], notes: list) -> dict | None:
             notes.append(PIXELS_REFERENCE.format(pixels=pixels["val_accuracy"], probe=probe["val_accuracy"]))
         return pixels
     return probe
-
-
-def validation_correct(run_dir: str) -> np.ndarray | None:
-    """Whether the run's model is right on each image of its validation split (in file order);
-    None without validation images."""
-    from ..data.pipeline import scan, split_arrays
-    from ..data.splits import of_run
-    from ..ship.predict import RunModel
-
-    rm = RunModel(run_dir)
-    cfg = rm.run.config()
-    ds = scan((cfg.get("options") or {}).get("data"), check_files=False, **of_run(cfg))
-    if not ds.files.get("validation"):
-        return None
-    images, labels, _, _ = split_arrays(ds, "validation", rm.input_size, rm.resize)
-    if not len(labels):
-        return None
-    return rm.probabilities(images).argmax(axis=1) == labels
 
 
 def gate(result: dict, probe: dict) -> tuple[bool, str, dict]:

@@ -136,18 +136,10 @@ def build_ensemble(run_dirs, runs_dir=None, run_id: str | None = None, name: str
 def _validation_accuracy(run: Run, model, runs_dir) -> float | None:
     """The ensemble's accuracy on the validation images (recorded with their count), read
     without touching evaluation.json."""
-    from ..data.pipeline import scan, split_arrays
-    from ..data.splits import of_run
-    from ..ship.predict import RunModel
+    from ..evaluation.evaluate import validation_correct
 
-    cfg = run.config()
-    ds = scan((cfg.get("options") or {}).get("data"), check_files=False, **of_run(cfg))
-    if not ds.files.get("validation"):
+    correct = validation_correct(run.path, runs_dir, model=model)
+    if correct is None:
         return None
-    rm = RunModel(run.path, runs_dir, model=model)
-    images, labels, _, _ = split_arrays(ds, "validation", rm.input_size, rm.resize)
-    if not len(labels):
-        return None
-    accuracy = float((rm.probabilities(images).argmax(axis=1) == labels).mean())
-    run.write_status(val_count=int(len(labels)))
-    return accuracy
+    run.write_status(val_count=int(len(correct)))
+    return float(correct.mean())

@@ -101,10 +101,11 @@ def fit(x: np.ndarray, y: np.ndarray, num_classes: int, class_weight: dict | Non
 
 def probabilities(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """The output layer's probabilities for features `x`: softmax rows, or [n, 2] for one sigmoid unit."""
+    from ..data.outputs import probabilities as per_class
+
     logits = np.asarray(x, np.float64) @ kernel + bias
     if logits.shape[1] == 1:
-        p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-        return np.stack([1.0 - p1, p1], axis=1)
+        return per_class(1.0 / (1.0 + np.exp(-logits)), 2)
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=1, keepdims=True)
@@ -129,8 +130,8 @@ def fit_stage(job, first: int, n_epochs: int) -> None:
 
     config, run, model = job.config, job.run, job.model
     if job.multi_worker:
-        raise OptionError("head_fit", "logistic runs on one machine: it fits on every training image at once. "
-                          "Train it without a cluster (TF_CONFIG), or with head_fit epochs.")
+        raise OptionError("head_fit", f"{{option}} {config.head_fit} runs on one machine: it fits on every training "
+                          "image at once. Train it without a cluster (TF_CONFIG), or with head_fit epochs.")
     t0 = time.time()
     apply_stage(model, job.plan, 1)
     run.write_status(stage=1, epoch=first, parameters=parameter_counts(model), head_fit="fitting")
@@ -167,7 +168,7 @@ def fit_stage(job, first: int, n_epochs: int) -> None:
 def _pixels(job) -> tuple[dict, dict]:
     """`head_fit: pixels` (`pixelfit`): the features baseline's pooled features are held first,
     while the network is there; then the pixel model becomes the job's model."""
-    from ..data.mapped import chunks
+    from ..data.outputs import predict_probabilities
     from ..data.pipeline import split_arrays
     from . import pixelfit
     from .steps import _hold_features
@@ -181,14 +182,6 @@ def _pixels(job) -> tuple[dict, dict]:
     job.checkpoint = Checkpointer(model, job.run.file("checkpoint.keras"))
     record = {}
     for prefix, x, y in (("", x_train, y_train), ("val_", x_val, y_val)):
-        if len(y):
-            probs = _two_columns(np.concatenate([model.predict(np.asarray(b, np.float32), verbose=0, batch_size=64)
-                                                 for b in chunks(x)]))
-            record[prefix + "loss"], record[prefix + "accuracy"] = scores(probs, y)
-        else:
-            record[prefix + "loss"], record[prefix + "accuracy"] = None, None
+        record[prefix + "loss"], record[prefix + "accuracy"] = \
+            scores(predict_probabilities(model, x, job.n_classes), y) if len(y) else (None, None)
     return record, got
-
-
-def _two_columns(probs: np.ndarray) -> np.ndarray:
-    return np.concatenate([1 - probs, probs], axis=1) if probs.shape[1] == 1 else probs
